@@ -1,0 +1,217 @@
+"""Azure DevOps logging commands: the only place that prints ``##vso[...]`` and ``##[...]`` lines.
+
+Inside Azure Pipelines (``TF_BUILD`` is set) the functions print logging commands that the agent parses;
+outside it they print plain, readable lines (secrets as ``***``) so the scripts are pleasant to run by hand.
+
+Escaping follows the agent's decoder (``CommandStringConvertor``): ``%`` becomes ``%AZP25`` first, then CR,
+LF, ``;`` and ``]`` become ``%0D``, ``%0A``, ``%3B`` and ``%5D``. The full set is applied to property values
+and to data alike, so any value round-trips and none can end a command early or start a new one.
+
+Secrets: ``set_variable(..., secret=True)`` registers the value with ``issecret=true``. The agent refuses a
+multi-line value there ("Secrets cannot contain multiple lines") and masks output line by line, so a
+multi-line secret is first registered line by line with ``task.setsecret`` and then exported on one line:
+JSON is compacted (still the same JSON), anything else is base64-encoded (standard alphabet, UTF-8), and the
+encoded form is registered too. A consumer decodes it with ``base64 -d``. See README "Secrets".
+
+Text relayed from elsewhere (pip output, notebook output, API error messages) must go through
+`neutralise` (or `relay`) so that it cannot inject commands: the agent finds ``##vso[`` anywhere in a line,
+on stdout and stderr.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+from errors import UsageError
+
+ISSUE_TYPES = ("error", "warning")
+RESULTS = ("Succeeded", "SucceededWithIssues", "Failed")
+_RESERVED_PREFIXES = ("endpoint", "input", "secret", "path", "securefile")
+_VARIABLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+# '##vso[' and '##[' start agent commands wherever they appear in a line (any case).
+_COMMAND_START = re.compile(r"##(?=(?:vso)?\[)", re.IGNORECASE)
+_ZERO_WIDTH_SPACE = "\u200b"
+
+
+def in_pipeline() -> bool:
+    """True when running as an Azure Pipelines step (the agent sets ``TF_BUILD=True`` for every step)."""
+    return os.environ.get("TF_BUILD", "").strip().lower() == "true"
+
+
+def escape(value: str) -> str:
+    """Escape a property value or data for a logging command, the way the agent decodes it."""
+    return (
+        str(value)
+        .replace("%", "%AZP25")
+        .replace("\r", "%0D")
+        .replace("\n", "%0A")
+        .replace(";", "%3B")
+        .replace("]", "%5D")
+    )
+
+
+def neutralise(text: str) -> str:
+    """Make relayed text inert: ``##vso[`` and ``##[`` gain a zero-width space between the two ``#``."""
+    return _COMMAND_START.sub("#" + _ZERO_WIDTH_SPACE + "#", str(text))
+
+
+def relay(text: str, stream: TextIO | None = None) -> None:
+    """Print text that came from elsewhere (tool output, notebook output), neutralised."""
+    stream = stream or sys.stdout
+    stream.write(neutralise(text))
+    if text and not text.endswith("\n"):
+        stream.write("\n")
+    stream.flush()
+
+
+def _emit(line: str, stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
+    print(line, file=stream, flush=True)
+
+
+def _command(name: str, properties: dict[str, str] | None, data: str = "") -> str:
+    props = ";".join(f"{key}={escape(value)}" for key, value in (properties or {}).items())
+    return f"##vso[{name}{' ' + props if props else ''}]{escape(data)}"
+
+
+def check_variable_name(name: str) -> str:
+    """Return the name if Azure Pipelines can use it as a variable, else raise `UsageError`."""
+    if not _VARIABLE_NAME.match(name or ""):
+        raise UsageError(
+            f"invalid pipeline variable name {name!r}",
+            hint="use letters, digits, '_', '.' and '-', starting with a letter, digit or '_'",
+        )
+    if name.lower().startswith(_RESERVED_PREFIXES):
+        raise UsageError(
+            f"pipeline variable name {name!r} starts with a reserved prefix",
+            hint="names starting with endpoint, input, secret, path or securefile are hidden from steps; rename it",
+        )
+    return name
+
+
+def single_line_secret(value: str) -> tuple[str, str | None]:
+    """The one-line form a multi-line secret is exported in, and the encoding used (None if unchanged)."""
+    if "\n" not in value and "\r" not in value:
+        return value, None
+    try:
+        return json.dumps(json.loads(value), separators=(",", ":"), ensure_ascii=False), "json"
+    except ValueError:
+        return base64.b64encode(value.encode("utf-8")).decode("ascii"), "base64"
+
+
+def set_secret(value: str) -> None:
+    """Register a value with the agent's masker (every line of it); prints nothing outside a pipeline."""
+    if not in_pipeline():
+        return
+    for line in re.split(r"\r\n|\r|\n", str(value)):
+        if line.strip():
+            _emit(_command("task.setsecret", None, line))
+
+
+def set_variable(
+    name: str, value: str, *, secret: bool = False, output: bool = False, readonly: bool = False
+) -> None:
+    """Set a pipeline variable for the following steps (``task.setvariable``)."""
+    check_variable_name(name)
+    value = "" if value is None else str(value)
+    encoding = None
+    if secret:
+        single_line, encoding = single_line_secret(value)
+        if encoding:
+            # Register every line, and the one-line form, before anything could print them.
+            set_secret(value)
+            set_secret(single_line)
+        value = single_line
+    if not in_pipeline():
+        shown = "***" if secret else value.replace("\r", "\\r").replace("\n", "\\n")
+        flags = [flag for flag, on in (("secret", secret), ("output", output), ("readonly", readonly)) if on]
+        if encoding:
+            flags.append(f"{encoding}-encoded")
+        suffix = f" ({', '.join(flags)})" if flags else ""
+        _emit(f"[set variable] {name}={shown}{suffix}")
+        return
+    properties = {"variable": name}
+    if secret:
+        properties["issecret"] = "true"
+    if output:
+        properties["isoutput"] = "true"
+    if readonly:
+        properties["isreadonly"] = "true"
+    _emit(_command("task.setvariable", properties, value))
+    if encoding:
+        log_issue("warning", f"secret variable {name} had several lines; it is exported {encoding}-encoded on one line")
+
+
+def log_issue(type: str, message: str, source_path: str | None = None, line: int | None = None) -> None:
+    """Report an error or warning (``task.logissue``). It does not change the step result by itself."""
+    kind = type.lower()
+    if kind not in ISSUE_TYPES:
+        raise ValueError(f"issue type must be one of {ISSUE_TYPES}, not {type!r}")
+    if not in_pipeline():
+        where = f"{source_path}{f':{line}' if line else ''}: " if source_path else ""
+        _emit(f"{kind}: {where}{message}", sys.stderr)
+        return
+    properties = {"type": kind}
+    if source_path:
+        properties["sourcepath"] = str(source_path)
+    if line:
+        properties["linenumber"] = str(int(line))
+    _emit(_command("task.logissue", properties, message))
+
+
+def complete(result: str, message: str = "") -> None:
+    """Set the step result (``task.complete``); the worst result of a step wins."""
+    if result not in RESULTS:
+        raise ValueError(f"result must be one of {RESULTS}, not {result!r}")
+    if not in_pipeline():
+        _emit(f"[result] {result}{f': {message}' if message else ''}")
+        return
+    _emit(_command("task.complete", {"result": result}, message))
+
+
+@contextlib.contextmanager
+def group(title: str) -> Iterator[None]:
+    """A collapsible section of the log. Azure Pipelines does not nest groups, so do not nest them."""
+    if in_pipeline():
+        _emit(f"##[group]{neutralise(title)}")
+    else:
+        _emit(f"== {title} ==")
+    try:
+        yield
+    finally:
+        if in_pipeline():
+            _emit("##[endgroup]")
+
+
+def set_progress(percent: float, text: str = "") -> None:
+    """Report progress of a long operation (``task.setprogress``), clamped to 0..100."""
+    value = max(0, min(100, int(percent)))
+    if not in_pipeline():
+        _emit(f"[progress] {value}%{f' {text}' if text else ''}")
+        return
+    _emit(_command("task.setprogress", {"value": str(value)}, text))
+
+
+def upload_summary(markdown_path: str | os.PathLike[str]) -> None:
+    """Attach a markdown file to the run summary (``task.uploadsummary``); the path is made absolute."""
+    path = os.path.abspath(os.fspath(markdown_path))
+    if not in_pipeline():
+        _emit(f"[summary] {path}")
+        return
+    _emit(_command("task.uploadsummary", None, path))
+
+
+def add_build_tag(tag: str) -> None:
+    """Tag the run (``build.addbuildtag``). Tags cannot contain a colon."""
+    if ":" in tag:
+        raise UsageError(f"build tag {tag!r} contains ':'", hint="Azure DevOps does not accept ':' in build tags")
+    if not in_pipeline():
+        _emit(f"[build tag] {tag}")
+        return
+    _emit(_command("build.addbuildtag", None, tag.strip()))

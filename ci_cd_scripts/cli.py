@@ -1,0 +1,118 @@
+"""What every script shares on the command line: the entry wrapper and the argument groups.
+
+A script looks like this::
+
+    @cli.entry
+    def main(argv: list[str] | None = None) -> int:
+        parser = cli.parser("deploy_notebooks.py", __doc__)
+        cli.add_config_args(parser)
+        args = parser.parse_args(argv)
+        ...
+        return 0
+
+    if __name__ == "__main__":
+        sys.exit(main())
+
+`entry` turns the `errors.CICDError` family into one line ``error: <message>`` on stderr and the class's
+exit code (2 bad input, 1 operation failed); argparse errors become `errors.UsageError` the same way.
+Secrets never come from argv: options that need one read it from the environment.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+import ado
+from errors import CICDError, UsageError
+
+Main = Callable[[Sequence[str] | None], int]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error raises `UsageError` (one line, exit 2) instead of printing usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}", hint=f"see {self.prog} --help")
+
+
+def parser(prog: str, doc: str | None) -> ArgumentParser:
+    """A parser whose --help shows the script's docstring: first line as description, rest as epilog."""
+    lines = (doc or "").strip().splitlines()
+    description = lines[0] if lines else None
+    epilog = "\n".join(lines[1:]).strip() or None
+    return ArgumentParser(
+        prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+def report(error: CICDError) -> int:
+    """Print the one-line message for an expected error and return its exit code."""
+    print(f"error: {ado.neutralise(error.one_line())}", file=sys.stderr, flush=True)
+    return error.exit_code
+
+
+def entry(main: Main) -> Main:
+    """Wrap a script's main so expected errors become ``error: ...`` + exit code, never a traceback."""
+
+    @functools.wraps(main)
+    def wrapper(argv: Sequence[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except CICDError as error:
+            return report(error)
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr, flush=True)
+            return 130
+
+    return wrapper
+
+
+def parse_assignment(text: str, option: str = "--var") -> tuple[str, str]:
+    """Split ``NAME=VALUE`` at the first ``=``; raise `UsageError` without one."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise UsageError(f"{option} expects NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    """--config, -t/--target and --var: which configuration and target a step resolves."""
+    group = parser.add_argument_group("configuration")
+    group.add_argument(
+        "--config",
+        default="config.json",
+        help="config file, or a folder holding config.json/databricks.yml (default: config.json)",
+    )
+    group.add_argument(
+        "-t",
+        "--target",
+        default=None,
+        help="target to resolve (default: $DATABRICKS_BUNDLE_TARGET, else the target marked default)",
+    )
+    group.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a variable; repeatable; beats BUNDLE_VAR_<name> and the config",
+    )
+
+
+def add_workspace_args(parser: argparse.ArgumentParser) -> None:
+    """--host and --auth: where and how to reach the Databricks workspace (tokens come from the environment)."""
+    group = parser.add_argument_group("workspace")
+    group.add_argument("--host", default=None, help="workspace URL (default: $DATABRICKS_HOST, else config workspace.host)")
+    group.add_argument(
+        "--auth",
+        default=None,
+        choices=["auto", "pat", "azure-pipelines", "azure-cli", "azure-client-secret", "azure-msi"],
+        help="authentication (default: $DATABRICKS_AUTH_TYPE, else auto-detected); a PAT is read from $DATABRICKS_TOKEN",
+    )
+
+
+def add_dry_run(parser: argparse.ArgumentParser) -> None:
+    """--dry-run: print the plan, make no writes."""
+    parser.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")

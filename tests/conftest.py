@@ -1,0 +1,10 @@
+"""Shared fixtures. Fixture modules of each area are imported here so every test file can use them."""
+from __future__ import annotations
+
+import sys
+
+from helpers import SCRIPTS
+
+# Appended, not prepended: databricks-sdk's `databricks` package must keep its name in the test process.
+if str(SCRIPTS) not in sys.path:
+    sys.path.append(str(SCRIPTS))

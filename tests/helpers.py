@@ -1,0 +1,81 @@
+"""Helpers shared by the tests: paths, a clean environment, and running a script the way a pipeline does."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "ci_cd_scripts"
+SHARED = ROOT.parent / "shared"
+
+# Variables that change how the scripts behave; tests start without them and set what they need.
+_AMBIENT_PREFIXES = ("TF_BUILD", "DATABRICKS_", "BUNDLE_VAR_", "AZURE_", "ARM_", "SYSTEM_", "REQUESTS_CA_BUNDLE")
+
+
+def script_env(**overrides: str | None) -> dict[str, str]:
+    """The current environment without pipeline/Databricks/Azure variables, plus `overrides` (None removes)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(_AMBIENT_PREFIXES)}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def run_script(
+    name: str,
+    *args: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    input: str | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python ci_cd_scripts/<name> ARGS...`` as a subprocess and capture its output as text."""
+    script = SCRIPTS / name
+    return subprocess.run(
+        [sys.executable, str(script), *map(str, args)],
+        env=env if env is not None else script_env(),
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+    )
+
+
+def load_module(name: str) -> ModuleType:
+    """Import ``ci_cd_scripts/<name>.py`` in-process.
+
+    ``ci_cd_scripts`` is appended to ``sys.path`` (see conftest) so that its modules can import each other,
+    while the real ``databricks`` package (databricks-sdk) keeps its name in the test process; our
+    ``databricks.py`` is therefore loaded under the alias ``cicd_databricks``.
+    """
+    if name != "databricks":
+        return importlib.import_module(name)
+    alias = "cicd_databricks"
+    if alias in sys.modules:
+        return sys.modules[alias]
+    spec = importlib.util.spec_from_file_location(alias, SCRIPTS / "databricks.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[alias] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int = 2, contains: str = "") -> str:
+    """Assert the process failed with `code` and a single ``error: ...`` line on stderr; return that line."""
+    assert result.returncode == code, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, f"expected one 'error: ' line, got stderr:\n{result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+    assert contains in errors[0], f"{contains!r} not in {errors[0]!r}"
+    return errors[0]

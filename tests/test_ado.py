@@ -1,0 +1,184 @@
+"""ado.py: escaping, secrets and injection, checked against a decoder that follows the agent's rules."""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from agent_decoder import parse_line, parse_output
+
+import ado
+from errors import UsageError
+
+HOSTILE = [
+    "a;b]c",
+    "line1\r\nline2",
+    "100%",
+    "%3B literal",
+    "%AZP25 literal",
+    "x%0Ay",
+    "ends with]",
+    "  leading and trailing  ",
+    "x\n##vso[task.setvariable variable=pwned]1",
+    "]##vso[task.complete result=Succeeded]done",
+    "%5D%0A%0D%AZP25;;]]",
+    "ünïcödé = ok",
+    "",
+]
+
+
+@pytest.fixture
+def pipeline(monkeypatch):
+    monkeypatch.setenv("TF_BUILD", "True")
+
+
+@pytest.fixture
+def local(monkeypatch):
+    monkeypatch.delenv("TF_BUILD", raising=False)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_variable_value_round_trips_and_injects_nothing(pipeline, capsys, value):
+    ado.set_variable("target_var", value)
+    out = capsys.readouterr().out
+    commands = parse_output(out)
+    assert len(commands) == 1, out
+    command = commands[0]
+    assert (command.area, command.event) == ("task", "setvariable")
+    assert command.properties == {"variable": "target_var"}
+    assert command.data == value
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_property_values_round_trip(pipeline, capsys, value):
+    ado.log_issue("warning", "message", source_path=value or "x", line=3)
+    command = parse_line(capsys.readouterr().out.strip())
+    assert command.properties["sourcepath"] == (value or "x")
+    assert command.properties["linenumber"] == "3"
+    assert command.data == "message"
+
+
+@pytest.mark.parametrize("value", [v for v in HOSTILE if v and "\n" not in v and "\r" not in v])
+def test_single_line_secret_only_inside_issecret_command(pipeline, capsys, value):
+    ado.set_variable("token", value, secret=True)
+    captured = capsys.readouterr()
+    commands = parse_output(captured.out)
+    assert [(c.event, c.properties) for c in commands] == [
+        ("setvariable", {"variable": "token", "issecret": "true"})
+    ]
+    assert commands[0].data == value
+    assert captured.err == ""
+
+
+def test_multiline_secret_is_registered_per_line_then_exported_on_one_line(pipeline, capsys):
+    pem = "-----BEGIN KEY-----\nabc%;]def\n-----END KEY-----\n"
+    ado.set_variable("cert", pem, secret=True)
+    out = capsys.readouterr().out
+    commands = parse_output(out)
+    secrets = [c.data for c in commands if c.event == "setsecret"]
+    assert secrets[:3] == ["-----BEGIN KEY-----", "abc%;]def", "-----END KEY-----"]
+    (setvar,) = [c for c in commands if c.event == "setvariable"]
+    assert setvar.properties == {"variable": "cert", "issecret": "true"}
+    assert "\n" not in setvar.data and "\r" not in setvar.data
+    assert base64.b64decode(setvar.data).decode() == pem
+    # The encoded form is registered before the variable command that carries it.
+    assert secrets[-1] == setvar.data
+    assert out.index("task.setsecret]" + ado.escape(setvar.data)) < out.index("task.setvariable")
+    # No line carries a raw value line outside setsecret/setvariable commands.
+    for line in out.splitlines():
+        if "abc%" in line or "abc%AZP25" in line:
+            assert parse_line(line).event == "setsecret"
+
+
+def test_multiline_json_secret_is_compacted(pipeline, capsys):
+    value = '{\n  "a": 1,\n  "b": "x;y]"\n}'
+    ado.set_variable("cfg", value, secret=True)
+    commands = parse_output(capsys.readouterr().out)
+    (setvar,) = [c for c in commands if c.event == "setvariable"]
+    assert json.loads(setvar.data) == json.loads(value)
+    assert "\n" not in setvar.data
+
+
+def test_secret_is_never_shown_outside_a_pipeline(local, capsys):
+    ado.set_variable("token", "dapi-SECRET-123", secret=True)
+    ado.set_secret("dapi-SECRET-123")
+    captured = capsys.readouterr()
+    assert "dapi-SECRET-123" not in captured.out + captured.err
+    assert captured.out.strip() == "[set variable] token=*** (secret)"
+
+
+def test_plain_lines_outside_a_pipeline(local, capsys):
+    ado.set_variable("host", "https://x", output=True)
+    ado.set_progress(150, "almost")
+    ado.complete("Failed", "boom")
+    ado.add_build_tag("release")
+    with ado.group("Build"):
+        pass
+    captured = capsys.readouterr()
+    assert "##" not in captured.out
+    assert captured.out.splitlines() == [
+        "[set variable] host=https://x (output)",
+        "[progress] 100% almost",
+        "[result] Failed: boom",
+        "[build tag] release",
+        "== Build ==",
+    ]
+
+
+def test_commands_in_a_pipeline(pipeline, capsys, tmp_path):
+    summary = tmp_path / "summary.md"
+    summary.write_text("# hi\n")
+    ado.set_variable("name", "v", output=True, readonly=True)
+    ado.set_progress(-5, "start")
+    ado.complete("SucceededWithIssues")
+    ado.upload_summary(summary)
+    ado.add_build_tag("rc")
+    with ado.group("Group ##vso[x.y]"):
+        print("inside")
+    out = capsys.readouterr().out
+    commands = parse_output(out)
+    assert [(c.event, c.properties, c.data) for c in commands] == [
+        ("setvariable", {"variable": "name", "isoutput": "true", "isreadonly": "true"}, "v"),
+        ("setprogress", {"value": "0"}, "start"),
+        ("complete", {"result": "SucceededWithIssues"}, ""),
+        ("uploadsummary", {}, str(summary)),
+        ("addbuildtag", {}, "rc"),
+    ]
+    assert "##[group]" in out and "##[endgroup]" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pip says ##vso[task.setvariable variable=pwned]1",
+        "##VSO[task.complete result=Succeeded]",
+        "nested ##vso[task.setvariable variable=a]##vso[task.setvariable variable=b]",
+        "##[error]fake error and ##[group]fake group",
+    ],
+)
+def test_neutralised_text_injects_nothing(text):
+    safe = ado.neutralise(text)
+    assert parse_line(safe) is None
+    assert "##[" not in safe
+    # Readable: only zero-width spaces were added.
+    assert safe.replace("\u200b", "") == text
+
+
+def test_relay_prints_neutralised_lines(pipeline, capsys):
+    ado.relay("ok\nbad ##vso[task.setvariable variable=x]y")
+    assert parse_output(capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x;y", "a]b", "secretThing", "PATH_extra", "-lead"])
+def test_bad_variable_names_are_refused(pipeline, capsys, name):
+    with pytest.raises(UsageError):
+        ado.set_variable(name, "v")
+    assert capsys.readouterr().out == ""
+
+
+def test_bad_issue_type_and_result_are_refused():
+    with pytest.raises(ValueError):
+        ado.log_issue("info", "x")
+    with pytest.raises(ValueError):
+        ado.complete("succeeded")
