@@ -1,0 +1,390 @@
+"""Unit tests for the pure decisions of workspace_sync: scan, manifest, plan, next manifest, path checks."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import workspace_sync as ws
+from errors import InputError, OperationFailed
+
+PY_HEADER = "# Databricks notebook source\n"
+
+
+def write(root: Path, relative: str, text: str) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    root = tmp_path / "src"
+    write(root, "etl/load.py", PY_HEADER + "print(1)\n")
+    write(root, "etl/query.sql", "-- Databricks notebook source\nselect 1\n")
+    write(root, "etl/helpers.py", "def f():\n    return 1\n")
+    write(root, "reports/deep/nb.scala", "// Databricks notebook source\nprintln(1)\n")
+    write(root, "reports/r_nb.R", PY_HEADER + "x <- 1\n")
+    write(root, "explore.ipynb", '{"cells": [], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}')
+    write(root, "init.sh", "#!/bin/sh\n")
+    write(root, ".hidden/x.py", PY_HEADER)
+    write(root, "etl/__pycache__/load.cpython-311.pyc", "x")
+    write(root, ".gitignore", "x")
+    return root
+
+
+def test_scan_classifies_notebooks_files_and_skips_hidden(source: Path) -> None:
+    tree = ws.scan(source)
+    kinds = {path: (item.object_type, item.format, item.language) for path, item in tree.objects.items()}
+    assert kinds == {
+        "etl/load": ("NOTEBOOK", "SOURCE", "PYTHON"),
+        "etl/query": ("NOTEBOOK", "SOURCE", "SQL"),
+        "etl/helpers.py": ("FILE", "RAW", None),
+        "reports/deep/nb": ("NOTEBOOK", "SOURCE", "SCALA"),
+        "reports/r_nb": ("NOTEBOOK", "SOURCE", "R"),
+        "explore": ("NOTEBOOK", "JUPYTER", None),
+        "init.sh": ("FILE", "RAW", None),
+    }
+    assert tree.folders == {"etl", "reports", "reports/deep"}
+    item = tree.objects["etl/load"]
+    assert item.size == len((PY_HEADER + "print(1)\n").encode())
+    assert item.sha256 == ws.hash_file(source / "etl/load.py")[0]
+
+
+def test_header_with_bom_and_crlf_is_a_notebook() -> None:
+    assert ws.classify("a.py", "\ufeff# Databricks notebook source\r\n")[1] == "NOTEBOOK"
+    assert ws.classify("a.py", "# Databricks notebook source extra\n")[1] == "FILE"
+    assert ws.classify(".py", PY_HEADER)[1] == "FILE"
+
+
+def test_scan_refuses_two_files_on_one_workspace_path(tmp_path: Path) -> None:
+    write(tmp_path, "a.py", PY_HEADER)
+    write(tmp_path, "a.sql", "-- Databricks notebook source\n")
+    with pytest.raises(InputError, match="would both be deployed as 'a'"):
+        ws.scan(tmp_path)
+
+
+def test_scan_refuses_notebook_named_like_a_folder(tmp_path: Path) -> None:
+    write(tmp_path, "a.py", PY_HEADER)
+    write(tmp_path, "a/b.py", PY_HEADER)
+    with pytest.raises(InputError, match="also a folder"):
+        ws.scan(tmp_path)
+
+
+def test_scan_missing_folder_and_oversized_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not exist"):
+        ws.scan(tmp_path / "nope")
+    big = tmp_path / "big"
+    big.mkdir()
+    with open(big / "data.bin", "wb") as handle:
+        handle.truncate(ws.MAX_IMPORT_BYTES + 1)
+    with pytest.raises(InputError, match="at most"):
+        ws.scan(big)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_scan_unreadable_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.py", PY_HEADER)
+    path.chmod(0)
+    try:
+        with pytest.raises(InputError, match="cannot read"):
+            ws.scan(tmp_path)
+    finally:
+        path.chmod(0o644)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/Workspace/Shared/app",
+        "/Workspace/Shared/app/notebooks/",
+        "/Shared/app",
+        "/Users/me@example.com/app",
+        "/Workspace/Users/me@example.com/app",
+        "/Workspace/Projects/app",
+    ],
+)
+def test_allowed_workspace_dirs(path: str) -> None:
+    assert ws.check_workspace_dir(path) == path.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("Shared/app", "not an absolute path"),
+        ("/Workspace/Shared/../Users/x", "'..'"),
+        ("/Shared//app", "empty"),
+        ("/Shared/./app", "'.'"),
+        ("/Repos/me/app", "Repos"),
+        ("/Workspace/Repos/me/app", "Repos"),
+        ("/Shared", "root folder"),
+        ("/Workspace/Shared", "root folder"),
+        ("/Users/me@example.com", "root folder"),
+        ("/Workspace", "root folder"),
+        ("/Volumes/main/default/v", "outside"),
+        ("/tmp/x", "outside"),
+        ("", "not an absolute path"),
+    ],
+)
+def test_refused_workspace_dirs(path: str, message: str) -> None:
+    with pytest.raises(InputError, match=message.replace(".", r"\.")):
+        ws.check_workspace_dir(path)
+
+
+def test_ancestors_and_depth() -> None:
+    assert ws.ancestors("a/b/c") == ["a", "a/b"]
+    assert ws.ancestors("c") == []
+    assert ws.depth("") == 0 and ws.depth("a/b") == 2
+
+
+# --- manifest ---------------------------------------------------------------------------------------------
+
+
+def test_manifest_round_trip_is_stable() -> None:
+    manifest = ws.Manifest(
+        objects={
+            "b/nb": ws.ManifestEntry("NOTEBOOK", "h1", modified_at=5, object_id=7, language="PYTHON"),
+            "a.txt": ws.ManifestEntry("FILE", "h2", modified_at=6, object_id=8),
+        },
+        folders=frozenset({"b"}),
+    )
+    text = ws.manifest_to_json(manifest, "/Shared/x")
+    assert ws.manifest_from_json(text) == manifest
+    assert ws.manifest_to_json(ws.manifest_from_json(text), "/Shared/x") == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        b"\xff\xfe",
+        "[]",
+        '{"version": 99, "objects": {}}',
+        '{"version": 1, "objects": []}',
+        '{"version": 1, "objects": {"../x": {"object_type": "FILE", "sha256": "h"}}}',
+        '{"version": 1, "objects": {"x": {"sha256": "h"}}}',
+        '{"version": 1, "objects": {"x": {"object_type": "FILE", "sha256": "h", "modified_at": "soon"}}}',
+        '{"version": 1, "objects": {}, "folders": ["a/../b"]}',
+    ],
+)
+def test_corrupt_manifest_is_refused(text: str | bytes) -> None:
+    with pytest.raises(ws.ManifestError):
+        ws.manifest_from_json(text)
+
+
+# --- plan -------------------------------------------------------------------------------------------------
+
+
+def local_object(path: str, sha: str = "h", object_type: str = "NOTEBOOK", language: str | None = "PYTHON") -> ws.LocalObject:
+    fmt = "SOURCE" if object_type == "NOTEBOOK" else "RAW"
+    return ws.LocalObject(path, Path("/src") / path, object_type, fmt, language, sha, 1)
+
+
+def local_tree(*items: ws.LocalObject) -> ws.LocalTree:
+    objects = {item.relative_path: item for item in items}
+    return ws.LocalTree(objects, frozenset(f for p in objects for f in ws.ancestors(p)))
+
+
+def deployed(local: ws.LocalTree, *, folders: set[str] | None = None) -> tuple[ws.Manifest, ws.RemoteTree]:
+    """A manifest and a remote tree as a previous deploy of `local` would have left them."""
+    objects = {}
+    remote = {}
+    for index, (path, item) in enumerate(sorted(local.objects.items())):
+        objects[path] = ws.ManifestEntry(item.object_type, item.sha256, modified_at=1000 + index, object_id=index, language=item.language)
+        remote[path] = ws.RemoteObject(item.object_type, modified_at=1000 + index, object_id=index, language=item.language)
+    for folder in local.folders:
+        remote[folder] = ws.RemoteObject("DIRECTORY", object_id=500 + len(folder))
+    manifest = ws.Manifest(objects, frozenset(local.folders if folders is None else folders))
+    listed = frozenset({""} | set(local.folders))
+    return manifest, ws.RemoteTree(remote, listed, root_exists=True)
+
+
+def test_fresh_deploy_uploads_everything_and_creates_folders_parents_first() -> None:
+    local = local_tree(local_object("a/b/c/nb"), local_object("a/x"), local_object("top"), local_object("z/y"))
+    result = ws.plan(local, None, ws.RemoteTree())
+    assert [u.relative_path for u in result.uploads] == ["a/b/c/nb", "a/x", "top", "z/y"]
+    assert {u.reason for u in result.uploads} == {"no manifest"}
+    assert result.folders_to_create == ["", "a", "z", "a/b", "a/b/c"]
+    assert not result.deletes and not result.conflicts
+    assert result.writes == 9
+
+
+def test_existing_folders_are_not_created_again() -> None:
+    local = local_tree(local_object("a/nb"), local_object("b/nb"))
+    remote = ws.RemoteTree({"a": ws.RemoteObject("DIRECTORY")}, frozenset({"", "a"}), root_exists=True)
+    assert ws.plan(local, None, remote).folders_to_create == ["b"]
+
+
+def test_unchanged_deploy_plans_nothing() -> None:
+    local = local_tree(local_object("a/nb"), local_object("a/f.txt", object_type="FILE", language=None), local_object("top"))
+    manifest, remote = deployed(local)
+    result = ws.plan(local, manifest, remote)
+    assert result.empty and result.writes == 0
+    assert result.skipped == ["a/f.txt", "a/nb", "top"]
+
+
+def test_full_uploads_everything_even_when_unchanged() -> None:
+    local = local_tree(local_object("a/nb"), local_object("top"))
+    manifest, remote = deployed(local)
+    result = ws.plan(local, manifest, remote, full=True)
+    assert [(u.relative_path, u.reason) for u in result.uploads] == [("a/nb", "full deploy"), ("top", "full deploy")]
+    assert result.folders_to_create == []
+
+
+def test_local_change_new_object_and_language_change() -> None:
+    old = local_tree(local_object("a/nb"), local_object("b"), local_object("c"))
+    manifest, remote = deployed(old)
+    new = local_tree(local_object("a/nb", sha="other"), local_object("b", language="SQL"), local_object("c"), local_object("d"))
+    result = ws.plan(new, manifest, remote)
+    assert [(u.relative_path, u.reason) for u in result.uploads] == [
+        ("a/nb", "changed locally"),
+        ("b", "changed locally"),
+        ("d", "new"),
+    ]
+    assert result.skipped == ["c"]
+
+
+def test_drift_in_workspace_is_detected() -> None:
+    local = local_tree(local_object("edited"), local_object("recreated"), local_object("deleted"), local_object("same"))
+    manifest, remote = deployed(local)
+    objects = dict(remote.objects)
+    objects["edited"] = dataclass_replace(objects["edited"], modified_at=999_999)
+    objects["recreated"] = dataclass_replace(objects["recreated"], object_id=4242)
+    del objects["deleted"]
+    result = ws.plan(local, manifest, ws.RemoteTree(objects, remote.listed, True))
+    assert [(u.relative_path, u.reason, u.replace) for u in result.uploads] == [
+        ("deleted", "missing in workspace", False),
+        ("edited", "changed in workspace", False),
+        ("recreated", "changed in workspace", False),
+    ]
+    assert result.skipped == ["same"]
+
+
+def test_type_changed_in_workspace_is_replaced_only_when_ours() -> None:
+    local = local_tree(local_object("ours"), local_object("theirs"))
+    manifest, remote = deployed(local_tree(local_object("ours")))
+    objects = dict(remote.objects)
+    objects["ours"] = ws.RemoteObject("FILE", modified_at=1, object_id=1)
+    objects["theirs"] = ws.RemoteObject("FILE", modified_at=1, object_id=2)
+    result = ws.plan(local, manifest, ws.RemoteTree(objects, remote.listed, True))
+    assert [(u.relative_path, u.replace) for u in result.uploads] == [("ours", True)]
+    assert result.conflicts == ["'theirs' is a file in the workspace that this deployment did not create"]
+    assert result.writes == 2
+
+
+def test_folder_in_the_way_is_a_conflict_never_deleted() -> None:
+    local = local_tree(local_object("nb"))
+    manifest, remote = deployed(local)
+    objects = dict(remote.objects)
+    objects["nb"] = ws.RemoteObject("DIRECTORY", object_id=9)
+    result = ws.plan(local, manifest, ws.RemoteTree(objects, remote.listed, True))
+    assert not result.uploads and not result.deletes
+    assert result.conflicts == ["'nb' is a directory in the workspace that this deployment did not create"]
+
+
+def test_local_folder_where_a_foreign_object_is_is_a_conflict() -> None:
+    local = local_tree(local_object("pkg/nb"))
+    remote = ws.RemoteTree({"pkg": ws.RemoteObject("NOTEBOOK")}, frozenset({""}), True)
+    result = ws.plan(local, None, remote)
+    assert result.conflicts == ["'pkg' is a notebook in the workspace but a folder locally"]
+
+
+def test_own_notebook_replaced_by_local_folder_is_deleted_first() -> None:
+    manifest, remote = deployed(local_tree(local_object("pkg")))
+    local = local_tree(local_object("pkg/nb"))
+    result = ws.plan(local, manifest, remote)
+    assert [(d.relative_path, d.reason) for d in result.deletes] == [("pkg", "replaced by a folder")]
+    assert result.folders_to_create == ["pkg"]
+    assert [u.relative_path for u in result.uploads] == ["pkg/nb"]
+    assert result.stale == []
+
+
+def test_prune_deletes_only_recorded_objects_of_the_recorded_type() -> None:
+    old = local_tree(local_object("keep"), local_object("gone"), local_object("retyped"), local_object("vanished"), local_object("old/nb"))
+    manifest, remote = deployed(old, folders={"old"})
+    objects = dict(remote.objects)
+    objects["retyped"] = ws.RemoteObject("FILE", modified_at=3, object_id=3)
+    del objects["vanished"]
+    objects["foreign"] = ws.RemoteObject("NOTEBOOK", modified_at=4, object_id=77)
+    objects["old/foreign"] = ws.RemoteObject("NOTEBOOK", modified_at=4, object_id=78)
+    remote = ws.RemoteTree(objects, remote.listed, True)
+    local = local_tree(local_object("keep"))
+
+    without = ws.plan(local, manifest, remote)
+    assert without.deletes == [] and without.stale == ["gone", "old/nb"]
+    assert without.folders_to_delete == []
+
+    result = ws.plan(local, manifest, remote, prune=True)
+    assert [d.relative_path for d in result.deletes] == ["gone", "old/nb"]
+    assert result.folders_to_delete == []  # old/ still holds someone else's notebook
+    assert result.stale == []
+
+
+def test_prune_removes_emptied_recorded_folders_deepest_first() -> None:
+    old = local_tree(local_object("a/b/nb"), local_object("a/nb2"), local_object("keep"))
+    manifest, remote = deployed(old)
+    local = local_tree(local_object("keep"))
+    result = ws.plan(local, manifest, remote, prune=True)
+    assert [d.relative_path for d in result.deletes] == ["a/b/nb", "a/nb2"]
+    assert result.folders_to_delete == ["a/b", "a"]
+
+
+def test_prune_keeps_folders_it_did_not_create() -> None:
+    old = local_tree(local_object("a/nb"), local_object("keep"))
+    manifest, remote = deployed(old, folders=set())
+    result = ws.plan(local_tree(local_object("keep")), manifest, remote, prune=True)
+    assert [d.relative_path for d in result.deletes] == ["a/nb"]
+    assert result.folders_to_delete == []
+
+
+def test_prune_without_manifest_deletes_nothing() -> None:
+    remote = ws.RemoteTree({"old": ws.RemoteObject("NOTEBOOK")}, frozenset({""}), True)
+    result = ws.plan(local_tree(local_object("new")), None, remote, prune=True)
+    assert result.deletes == [] and result.folders_to_delete == []
+
+
+def test_folders_to_list_covers_local_and_previous_deployment() -> None:
+    manifest = ws.Manifest({"x/y/nb": ws.ManifestEntry("NOTEBOOK", "h")}, frozenset({"old"}))
+    local = local_tree(local_object("a/b/nb"))
+    assert ws.folders_to_list(local, manifest) == {"", "a", "a/b", "x", "x/y", "old"}
+    assert ws.folders_to_list(local, None) == {"", "a", "a/b"}
+
+
+# --- next manifest ----------------------------------------------------------------------------------------
+
+
+def test_next_manifest_takes_fresh_listing_for_uploads_and_keeps_stale_entries() -> None:
+    old = local_tree(local_object("a/nb"), local_object("same"), local_object("stale"))
+    manifest, remote = deployed(old, folders={"a", "gone-folder"})
+    local = local_tree(local_object("a/nb", sha="new"), local_object("same"), local_object("b/new"))
+    result = ws.plan(local, manifest, remote)
+    after = {"a/nb": ws.RemoteObject("NOTEBOOK", 5000, 50), "b/new": ws.RemoteObject("NOTEBOOK", 5001, 51)}
+    new = ws.next_manifest(local, result, manifest, remote, after, uploaded_hashes={"b/new": "sent"})
+    assert new.objects["a/nb"] == ws.ManifestEntry("NOTEBOOK", "new", 5000, 50, "PYTHON")
+    assert new.objects["b/new"].sha256 == "sent"
+    assert new.objects["same"] == manifest.objects["same"]
+    assert new.objects["stale"] == manifest.objects["stale"]
+    assert new.folders == {"a", "b"}  # b created now; gone-folder no longer exists
+
+
+def test_next_manifest_refuses_an_upload_the_workspace_does_not_list() -> None:
+    local = local_tree(local_object("nb"))
+    result = ws.plan(local, None, ws.RemoteTree())
+    with pytest.raises(OperationFailed, match="does not list it"):
+        ws.next_manifest(local, result, None, ws.RemoteTree(), {})
+
+
+def test_unchanged_deploy_produces_identical_manifest_text() -> None:
+    local = local_tree(local_object("a/nb"), local_object("top"))
+    manifest, remote = deployed(local)
+    result = ws.plan(local, manifest, remote)
+    new = ws.next_manifest(local, result, manifest, remote, {})
+    assert ws.manifest_to_json(new, "/Shared/x") == ws.manifest_to_json(manifest, "/Shared/x")
+
+
+def dataclass_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
