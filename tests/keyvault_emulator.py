@@ -1,0 +1,280 @@
+"""A local HTTPS Azure Key Vault (secrets only) that the real ``azure-keyvault-secrets`` client accepts unchanged.
+
+Follows shared/reference/keyvault-and-identity.md, section 3: TLS on 127.0.0.1 with a trustme certificate
+(the CA is written to ``ca_pem`` for ``REQUESTS_CA_BUNDLE``/``--ca-bundle``), the 401 challenge with
+``WWW-Authenticate`` for any request without ``Bearer <token>``, ``api-version`` required, paging with an
+absolute ``nextLink`` and ``$skiptoken``, secret versions, 403 ``Forbidden``/``SecretDisabled`` for a disabled
+secret, 404 ``SecretNotFound``, and expired secrets still served with 200 (as the real service does).
+Every request is logged in ``requests`` (method, path, query, status, authorized) — never the token.
+
+Use::
+
+    with KeyVaultEmulator(token="kv-token") as vault:
+        vault.add_secret("databricks-token", "dapi...")
+        ... vault.url, vault.ca_pem ...
+
+or by hand: ``python tests/keyvault_emulator.py --secret databricks-token=dapi123`` prints the URL and the CA file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import ssl
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import trustme
+
+TENANT = "72f988bf-0000-4000-8000-000000000001"
+RESOURCE = "https://vault.azure.net"
+DEFAULT_PAGE_SIZE = 25
+
+
+@dataclass
+class SecretVersion:
+    version: str
+    value: str
+    enabled: bool = True
+    content_type: str | None = None
+    expires: int | None = None
+    not_before: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+@dataclass
+class LoggedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    authorized: bool
+
+
+class KeyVaultEmulator:
+    """An HTTPS Key Vault data plane for secrets on an ephemeral loopback port (fresh per instance)."""
+
+    def __init__(self, token: str = "kv-test-token", *, tenant: str = TENANT, page_size: int = DEFAULT_PAGE_SIZE,
+                 challenge_form: str = "resource") -> None:
+        self.token = token
+        self.tenant = tenant
+        self.page_size = page_size
+        self.challenge_form = challenge_form
+        self.secrets: dict[str, list[SecretVersion]] = {}
+        self.requests: list[LoggedRequest] = []
+        self._lock = threading.Lock()
+        self._tmp = tempfile.TemporaryDirectory(prefix="kv-emulator-")
+        self._ca = trustme.CA()
+        self.ca_pem = Path(self._tmp.name) / "ca.pem"
+        self._ca.cert_pem.write_to_path(str(self.ca_pem))
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- store ---------------------------------------------------------------------------------------------
+    def add_secret(self, name: str, value: str, *, enabled: bool = True, content_type: str | None = "text/plain",
+                   expires: int | None = None, not_before: int | None = None,
+                   tags: dict[str, str] | None = None) -> str:
+        """Add a new (current) version of `name`; return its version id."""
+        version = SecretVersion(uuid.uuid4().hex, value, enabled, content_type, expires, not_before, dict(tags or {}))
+        with self._lock:
+            self.secrets.setdefault(name, []).append(version)
+        return version.version
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    # -- server ----------------------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "emulator not started"
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self) -> KeyVaultEmulator:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        emulator = self
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def finish_request(self, request, client_address):  # TLS handshake in the worker thread
+                try:
+                    request = context.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return
+                super().finish_request(request, client_address)
+
+            def handle_error(self, request, client_address):  # clients hanging up are not errors here
+                pass
+
+        class Handler(_Handler):
+            vault = emulator
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="kv-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self._tmp.cleanup()
+
+    def __enter__(self) -> KeyVaultEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- protocol --------------------------------------------------------------------------------------------
+    def _attributes(self, version: SecretVersion) -> dict:
+        attributes = {"enabled": version.enabled, "created": version.created, "updated": version.created,
+                      "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}
+        if version.expires is not None:
+            attributes["exp"] = version.expires
+        if version.not_before is not None:
+            attributes["nbf"] = version.not_before
+        return attributes
+
+    def _item(self, name: str, version: SecretVersion, with_version: bool) -> dict:
+        item = {"id": f"{self.url}/secrets/{quote(name)}" + (f"/{version.version}" if with_version else ""),
+                "attributes": self._attributes(version), "tags": version.tags}
+        if version.content_type:
+            item["contentType"] = version.content_type
+        return item
+
+    def _page(self, items: list[dict], base: str, query: dict[str, str]) -> tuple[int, dict]:
+        try:
+            size = int(query.get("maxresults") or self.page_size)
+            start = int(query.get("$skiptoken") or 0)
+        except ValueError:
+            return 400, _error("BadParameter", "maxresults and $skiptoken must be integers")
+        size = max(1, min(size, DEFAULT_PAGE_SIZE))
+        end = start + size
+        next_link = None
+        if end < len(items):
+            next_link = f"{self.url}{base}?api-version={quote(query['api-version'])}&$skiptoken={end}&maxresults={size}"
+        return 200, {"value": items[start:end], "nextLink": next_link}
+
+    def respond(self, method: str, path: str, query: dict[str, str], authorization: str | None
+                ) -> tuple[int, dict, dict[str, str]]:
+        """(status, JSON body, extra headers) for one request."""
+        if authorization != f"Bearer {self.token}":
+            form = (f'scope="{RESOURCE}/.default"' if self.challenge_form == "scope" else f'resource="{RESOURCE}"')
+            challenge = f'Bearer authorization="https://login.microsoftonline.com/{self.tenant}", {form}'
+            return 401, _error("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."), {
+                "WWW-Authenticate": challenge}
+        if not query.get("api-version"):
+            return 400, _error("BadParameter", "The api-version query parameter is required."), {}
+        if method != "GET":
+            return 405, _error("MethodNotAllowed", f"{method} is not supported by this emulator"), {}
+        parts = [unquote(part) for part in path.split("/")]
+        # '/secrets' -> ['', 'secrets']; '/secrets/x/' -> ['', 'secrets', 'x', '']
+        if len(parts) < 2 or parts[1] != "secrets":
+            return 404, _error("NotFound", "unknown path"), {}
+        rest = parts[2:]
+        if rest and rest[-1] == "":
+            rest = rest[:-1]
+        with self._lock:
+            store = {name: list(versions) for name, versions in self.secrets.items()}
+        if not rest:
+            items = [self._item(name, store[name][-1], False) for name in sorted(store, key=str.lower)]
+            return (*self._page(items, "/secrets", query), {})
+        name = rest[0]
+        versions = store.get(name) or next((v for k, v in store.items() if k.lower() == name.lower()), None)
+        if len(rest) == 2 and rest[1] == "versions":
+            if not versions:
+                return 404, _not_found(name), {}
+            items = [self._item(name, version, True) for version in versions]
+            return (*self._page(items, f"/secrets/{quote(name)}/versions", query), {})
+        if len(rest) > 2 or not versions:
+            return 404, _not_found(name), {}
+        if len(rest) == 2:
+            version = next((v for v in versions if v.version == rest[1]), None)
+            if version is None:
+                return 404, _not_found(f"{name}/{rest[1]}"), {}
+        else:
+            version = versions[-1]
+        if not version.enabled:
+            body = _error("Forbidden", "Operation get is not allowed on a disabled secret.")
+            body["error"]["innererror"] = {"code": "SecretDisabled"}
+            return 403, body, {}
+        bundle = self._item(name, version, True)
+        bundle["value"] = version.value
+        return 200, bundle, {}
+
+
+def _error(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def _not_found(name: str) -> dict:
+    return _error("SecretNotFound", f"A secret with (name/id) {name} was not found in this key vault. If you "
+                  "recently deleted this secret you may be able to recover it using the correct recovery command.")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out without the ~40 ms delayed-ACK stall
+    vault: KeyVaultEmulator
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        parts = urlsplit(self.path)
+        query = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        authorization = self.headers.get("Authorization")
+        status, body, headers = self.vault.respond(self.command, parts.path, query, authorization)
+        with self.vault._lock:
+            self.vault.requests.append(LoggedRequest(self.command, parts.path, query, status,
+                                                     authorization == f"Bearer {self.vault.token}"))
+        payload = json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("x-ms-keyvault-service-version", "1.9.0.0")
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run a local HTTPS Key Vault emulator until Ctrl-C.")
+    parser.add_argument("--token", default="kv-test-token", help="bearer token to accept (give it as AZURE_ACCESS_TOKEN)")
+    parser.add_argument("--secret", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE)
+    args = parser.parse_args()
+    with KeyVaultEmulator(args.token, page_size=args.page_size) as vault:
+        for assignment in args.secret:
+            name, _, value = assignment.partition("=")
+            vault.add_secret(name, value)
+        print(vault.url, flush=True)
+        print(f"CA bundle: {vault.ca_pem} (export REQUESTS_CA_BUNDLE={vault.ca_pem})", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
