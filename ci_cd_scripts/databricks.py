@@ -1,0 +1,945 @@
+"""Every HTTP call to Databricks: host, authentication, session, timeouts, retries, rate limits and errors.
+
+Owns the wire: one `requests.Session` per client (one client per workspace host) with a connection pool sized to
+the concurrency, a (connect, read) timeout on every call, ONE retry loop (`Client.request`), a client-side rate
+limiter per endpoint family, and the mapping of error answers to the `errors.ApiError` family. On top of that,
+small typed helpers per API family (`client.workspace`, `.dbfs`, `.files`, `.clusters`, `.libraries`, `.jobs`,
+`.me()`) and one deadline-bounded waiter (`Client.poll`). It does not decide what to deploy (scripts and their
+modules do) and does not choose Azure credentials (`azure_auth.py` does).
+
+Authentication (``--auth``, else ``DATABRICKS_AUTH_TYPE``, else ``auto``):
+
+* ``pat`` — ``Authorization: Bearer $DATABRICKS_TOKEN``.
+* ``azure-pipelines`` | ``azure-cli`` | ``azure-client-secret`` | ``azure-msi`` (and ``azure_auth``'s own names
+  ``pipelines``, ``environment``, ``managed-identity``, ``token``) — a Microsoft Entra ID token for the
+  AzureDatabricks application (scope `DATABRICKS_SCOPE`) from the credential `azure_auth.credential` builds,
+  refreshed `REFRESH_MARGIN_SECONDS` before it expires. With ``DATABRICKS_AZURE_RESOURCE_ID`` set, every call also
+  carries the service-principal management headers (an ARM token and the workspace resource id) so that a
+  principal that is not yet a workspace member is provisioned on first use.
+* ``auto`` — ``pat`` when ``DATABRICKS_TOKEN`` is set, else the Entra mode `azure_auth.detect` finds (pipelines
+  workload identity, inside AzureCLI@2, client secret from ``AZURE_*``/``ARM_*``, platform managed identity,
+  ``AZURE_ACCESS_TOKEN``, a developer's ``az login``), else a one-line error saying what to set.
+
+Retry policy (all in `Client.request`): 429 and 503 are retried for every call, honouring ``Retry-After`` (else
+exponential backoff with jitter); 500/502/504, connection errors and timeouts only for idempotent calls (GET, HEAD,
+PUT, DELETE, and POSTs declared idempotent: ``mkdirs``, overwriting imports, ``runs/submit`` with its
+``idempotency_token``...); all within a total retry budget per call (default 300 s), after which the last error is
+raised saying how many attempts were made. Until the host has answered once, a failed connection is retried only
+twice (a wrong ``--host`` fails in seconds, not minutes). Request bodies that are files are rewound before a retry.
+
+Secrets: tokens live only in the auth object and the request headers; they never appear in a repr, an exception,
+a log record or the request log. Service messages are scrubbed of known secret values before they are raised.
+
+Import note: in the test process ``databricks`` is databricks-sdk; load this module with
+``helpers.load_module("databricks")``. Other modules take a `Client` as a parameter instead of importing this one.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import logging
+import os
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from email.utils import parsedate_to_datetime
+from typing import IO, Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import requests
+import requests.auth
+from requests.adapters import HTTPAdapter
+
+import azure_auth
+from errors import ApiError, ConfigError, ConnectionFailed, InputError, UsageError, WaitTimedOut, api_error
+
+log = logging.getLogger("databricks_client")
+
+DATABRICKS_SCOPE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"
+MANAGEMENT_SCOPE = "https://management.core.windows.net/.default"
+REFRESH_MARGIN_SECONDS = 300
+AUTH_CHOICES = ("auto", "pat", "azure-pipelines", "azure-cli", "azure-client-secret", "azure-msi")
+DEFAULT_TIMEOUT = (5.0, 60.0)
+DEFAULT_RETRY_BUDGET_SECONDS = 300.0
+DEFAULT_BACKOFF = (1.0, 10.0)
+DEFAULT_POLL_SECONDS = (1.0, 10.0)
+
+# Requests per second per endpoint family, kept under the documented per-workspace limits (most specific prefix
+# wins; a family missing here is not limited). Override with connect(rate_limits={...}) or deploy.rate_limits;
+# a value of 0 or None switches a family off.
+DEFAULT_RATE_LIMITS: dict[str, float] = {
+    "workspace/import": 25,
+    "workspace/export": 50,
+    "workspace": 50,
+    "dbfs": 25,
+    "fs": 50,
+    "clusters": 20,
+    "libraries": 20,
+    "jobs/runs/submit": 30,
+    "jobs/runs/get": 80,
+    "jobs": 20,
+}
+
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_RETRY_ALWAYS = frozenset({429, 503})
+_RETRY_IF_IDEMPOTENT = frozenset({500, 502, 504})
+_T = TypeVar("_T")
+
+
+# --- authentication ----------------------------------------------------------------------------------------
+
+
+class Auth(requests.auth.AuthBase):
+    """Adds credentials to each request. `describe` is safe to print; nothing here shows a token."""
+
+    mode = "none"
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def secrets(self) -> list[str]:
+        """Values that must never be shown (scrubbed from relayed messages)."""
+        return []
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self.headers())
+        return request
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.mode}: {self.description}>"
+
+
+class PatAuth(Auth):
+    """A personal access token (or any bearer token given as-is)."""
+
+    mode = "pat"
+
+    def __init__(self, token: str, description: str = "personal access token from DATABRICKS_TOKEN") -> None:
+        super().__init__(description)
+        self._header = {"Authorization": f"Bearer {token}"}
+        self._token = token
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._header)
+
+    def secrets(self) -> list[str]:
+        return [self._token]
+
+
+class EntraAuth(Auth):
+    """Microsoft Entra ID tokens from an azure-identity credential, refreshed before they expire."""
+
+    mode = "entra"
+
+    def __init__(self, credential: Any, description: str, *, resource_id: str | None = None) -> None:
+        super().__init__(description + (" + SP management headers" if resource_id else ""))
+        self._credential = credential
+        self._resource_id = resource_id
+        self._lock = threading.Lock()
+        self._tokens: dict[str, Any] = {}
+
+    def _token(self, scope: str) -> str:
+        with self._lock:
+            cached = self._tokens.get(scope)
+            if cached is None or cached.expires_on - time.time() < REFRESH_MARGIN_SECONDS:
+                try:
+                    cached = self._credential.get_token(scope)
+                except Exception as error:  # azure-identity raises several unrelated classes
+                    first = azure_auth.scrub(str(error)).strip().splitlines()
+                    raise ConnectionFailed(
+                        f"Entra ID login failed ({self.description}): {first[0] if first else type(error).__name__}",
+                        hint="check the service connection / az login / AZURE_* variables, or use DATABRICKS_TOKEN",
+                    ) from None
+                self._tokens[scope] = cached
+            return cached.token
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self._token(DATABRICKS_SCOPE)}"}
+        if self._resource_id:
+            headers["X-Databricks-Azure-SP-Management-Token"] = self._token(MANAGEMENT_SCOPE)
+            headers["X-Databricks-Azure-Workspace-Resource-Id"] = self._resource_id
+        return headers
+
+    def secrets(self) -> list[str]:
+        with self._lock:
+            return [token.token for token in self._tokens.values()]
+
+
+def resolve_auth(auth: str | None = None, environ: Mapping[str, str] | None = None) -> Auth:
+    """The `Auth` for ``--auth`` (else ``DATABRICKS_AUTH_TYPE``, else auto); see the module docstring."""
+    environ = os.environ if environ is None else environ
+    mode = (auth or environ.get("DATABRICKS_AUTH_TYPE") or "auto").strip().lower()
+    token = (environ.get("DATABRICKS_TOKEN") or "").strip()
+    if mode == "auto" and token:
+        mode = "pat"
+    if mode == "pat":
+        if not token:
+            raise ConfigError(
+                "no Databricks token: DATABRICKS_TOKEN is not set",
+                hint="map the secret into the step's env (env: DATABRICKS_TOKEN: $(databricks-token)) or choose --auth",
+            )
+        return PatAuth(token)
+    try:
+        azure_mode = azure_auth.normalise_mode(mode)
+    except UsageError:
+        raise UsageError(
+            f"unknown auth type {mode!r}", hint=f"use one of {', '.join(AUTH_CHOICES)} (--auth or DATABRICKS_AUTH_TYPE)"
+        ) from None
+    if azure_mode == "auto":
+        try:
+            azure_mode = azure_auth.detect(environ)
+        except UsageError as error:
+            raise ConfigError(
+                "no Databricks credentials found: DATABRICKS_TOKEN is not set and no Entra ID login was detected",
+                hint=f"set DATABRICKS_TOKEN, or {error.hint}" if error.hint else "set DATABRICKS_TOKEN or choose --auth",
+            ) from None
+    credential, description = azure_auth.credential(azure_mode, environ)
+    resource_id = (environ.get("DATABRICKS_AZURE_RESOURCE_ID") or "").strip() or None
+    return EntraAuth(credential, f"Entra ID via {description}", resource_id=resource_id)
+
+
+# --- host and remote paths ---------------------------------------------------------------------------------
+
+
+def resolve_host(host: str | None = None, config: Any = None, environ: Mapping[str, str] | None = None) -> str:
+    """``--host``, else ``DATABRICKS_HOST``, else config ``workspace.host``; normalised to ``scheme://netloc``."""
+    environ = os.environ if environ is None else environ
+    value = (host or environ.get("DATABRICKS_HOST") or getattr(config, "host", None) or "").strip()
+    if not value:
+        raise ConfigError(
+            "no Databricks workspace host", hint="pass --host, set DATABRICKS_HOST, or set workspace.host in the config"
+        )
+    if "://" not in value:
+        value = "https://" + value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        raise ConfigError(f"invalid workspace host {value!r}", hint="use https://adb-<id>.<n>.azuredatabricks.net")
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigError(f"invalid port in workspace host {value!r}") from None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@dataclasses.dataclass(frozen=True)
+class RemotePath:
+    """A path in the workspace: `kind` is ``workspace``, ``volumes`` or ``dbfs``; `path` as the APIs take it."""
+
+    kind: str
+    path: str
+
+    def join(self, *names: str) -> RemotePath:
+        return remote_path("/".join([self.path.rstrip("/"), *names]))
+
+
+_WORKSPACE_ROOTS = ("/Workspace/", "/Users/", "/Shared/", "/Repos/")
+
+
+def remote_path(path: str, *, allowed: tuple[str, ...] = ("workspace", "volumes", "dbfs")) -> RemotePath:
+    """Classify and check a remote path; raise `InputError` for relative paths, ``..``/``.`` parts or other roots."""
+    text = str(path).strip()
+    kind = None
+    if text.startswith("dbfs:/"):
+        kind, body = "dbfs", text[len("dbfs:"):]
+    elif text.startswith("/Volumes/"):
+        kind, body = "volumes", text
+    elif text.startswith(_WORKSPACE_ROOTS) or text == "/Workspace":
+        kind, body = "workspace", text
+    else:
+        body = text
+    roots = {"workspace": "/Workspace/...", "volumes": "/Volumes/<catalog>/<schema>/<volume>/...", "dbfs": "dbfs:/..."}
+    allowed_roots = " or ".join(roots[name] for name in allowed)
+    if kind is None or kind not in allowed:
+        raise InputError(f"remote path {text!r} is outside the allowed roots", hint=f"use {allowed_roots}")
+    segments = body.split("/")[1:]
+    if any(segment in ("..", ".") for segment in segments) or "\\" in body or "\x00" in body:
+        raise InputError(f"remote path {text!r} contains '..', '.' or a backslash", hint="give a plain absolute path")
+    if any(segment == "" for segment in segments[:-1]):
+        raise InputError(f"remote path {text!r} contains an empty segment ('//')")
+    if kind == "volumes" and len([s for s in segments if s]) < 4:
+        raise InputError(f"remote path {text!r} is not inside a volume", hint="use /Volumes/<catalog>/<schema>/<volume>/...")
+    normalised = text.rstrip("/") if len(text) > 1 and not text.endswith(":/") else text
+    return RemotePath(kind, normalised)
+
+
+# --- rate limiting -----------------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """Token buckets per endpoint family (requests per second, burst of one second's worth).
+
+    A caller reserves a token and sleeps until its slot, so concurrent threads are spaced out evenly instead of
+    bouncing off 429s. Families are path prefixes after ``/api/<version>/``; the most specific one applies.
+    """
+
+    def __init__(self, limits: Mapping[str, float | None]) -> None:
+        self._lock = threading.Lock()
+        self._rates = {family.strip("/"): float(rate) for family, rate in limits.items() if rate}
+        self._tokens = {family: max(1.0, rate) for family, rate in self._rates.items()}
+        self._stamp = {family: time.monotonic() for family in self._rates}
+        self._families = sorted(self._rates, key=len, reverse=True)
+
+    def family(self, path: str) -> str | None:
+        match = re.match(r"^/api/[^/]+/(.*)$", path)
+        rest = match.group(1) if match else path.lstrip("/")
+        for family in self._families:
+            if rest == family or rest.startswith(family + "/"):
+                return family
+        return None
+
+    def reserve(self, path: str) -> float:
+        """Take a token for `path`; return how many seconds to wait before sending."""
+        family = self.family(path)
+        if family is None:
+            return 0.0
+        rate = self._rates[family]
+        with self._lock:
+            now = time.monotonic()
+            self._tokens[family] = min(max(1.0, rate), self._tokens[family] + (now - self._stamp[family]) * rate)
+            self._stamp[family] = now
+            self._tokens[family] -= 1.0
+            return 0.0 if self._tokens[family] >= 0 else -self._tokens[family] / rate
+
+    def wait(self, path: str) -> None:
+        delay = self.reserve(path)
+        if delay > 0:
+            time.sleep(delay)
+
+
+# --- the client --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Stats:
+    """What a client did, for the scripts' summaries."""
+
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+
+
+class Client:
+    """A Databricks workspace: `request` (the one retry loop), `get`/`post`, and typed helpers per API family."""
+
+    def __init__(
+        self,
+        host: str,
+        auth: Auth,
+        *,
+        concurrency: int = 8,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS,
+        backoff: tuple[float, float] = DEFAULT_BACKOFF,
+        rate_limits: Mapping[str, float | None] | None = None,
+        poll_seconds: tuple[float, float] = DEFAULT_POLL_SECONDS,
+        read_only: bool = False,
+    ) -> None:
+        self.host = host
+        self.auth = auth
+        self.concurrency = max(1, int(concurrency))
+        self.timeout = timeout
+        self.retry_budget_seconds = float(retry_budget_seconds)
+        self.backoff = backoff
+        self.poll_seconds = poll_seconds
+        self.read_only = read_only
+        self.stats = Stats()
+        self._reached = False
+        self._stats_lock = threading.Lock()
+        limits = dict(DEFAULT_RATE_LIMITS)
+        limits.update(rate_limits or {})
+        self.rate_limiter = RateLimiter(limits)
+        self._session = requests.Session()
+        self._session.trust_env = True
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.concurrency, pool_block=True, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.headers["User-Agent"] = f"databricks-ci-cd/1.0 python-requests/{requests.__version__}"
+        self.workspace = Workspace(self)
+        self.dbfs = Dbfs(self)
+        self.files = Files(self)
+        self.clusters = Clusters(self)
+        self.libraries = Libraries(self)
+        self.jobs = Jobs(self)
+
+    def __repr__(self) -> str:
+        return f"<databricks.Client {self.host} auth={self.auth.description!r}>"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- the one place that sends and retries --
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        data: bytes | IO[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """Send one API call, retrying per the module's policy; return the 2xx response or raise `ApiError`.
+
+        `body` is sent as JSON, `data` as raw bytes or a file (streamed; rewound before a retry if seekable).
+        `idempotent` defaults to True for GET/HEAD/PUT/DELETE and False for POST.
+        """
+        method = method.upper()
+        if self.read_only and method not in ("GET", "HEAD"):
+            raise RuntimeError(f"dry run: refusing to send {method} {path}")  # a bug in the caller, not a user error
+        if idempotent is None:
+            idempotent = method in _IDEMPOTENT_METHODS
+        rewind_to = None
+        if data is not None and hasattr(data, "read"):
+            try:
+                rewind_to = data.tell() if data.seekable() else None
+            except (AttributeError, OSError):
+                rewind_to = None
+        replayable = data is None or isinstance(data, (bytes, bytearray)) or rewind_to is not None
+        url = self.host + quote(path, safe="/:@!$&'()*+,;=-._~")
+        clean_params = {key: _param(value) for key, value in (params or {}).items() if value is not None}
+        deadline = time.monotonic() + self.retry_budget_seconds
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            self.rate_limiter.wait(path)
+            if attempt > 1 and rewind_to is not None:
+                data.seek(rewind_to)  # type: ignore[union-attr]
+            self._count(requests=1, retries=1 if attempt > 1 else 0)
+            retry_after = None
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=clean_params or None,
+                    json=body if data is None and body is not None else None,
+                    data=data,
+                    headers=dict(headers or {}),
+                    timeout=self.timeout,
+                    auth=self.auth,
+                    stream=stream,
+                    allow_redirects=False,
+                )
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+                kind = "timed out" if isinstance(error, requests.Timeout) else "connection failed"
+                failure: Exception = ConnectionFailed(
+                    f"{method} {path}: {kind} ({type(error).__name__}) talking to {self.host}",
+                    hint="check --host / DATABRICKS_HOST and the network",
+                )
+                # Until the host has answered once, a failed connection most likely means a wrong host: fail fast.
+                retryable = idempotent and (self._reached or attempt < 3)
+            else:
+                self._reached = True
+                log.debug("%s %s -> %s (attempt %d)", method, path, response.status_code, attempt)
+                if response.status_code < 300 or (300 <= response.status_code < 400 and stream):
+                    return response
+                failure = self._error(response, method, path)
+                status = response.status_code
+                if status == 429:
+                    self._count(throttled=1)
+                retryable = status in _RETRY_ALWAYS or (idempotent and status in _RETRY_IF_IDEMPOTENT)
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+                response.close()
+            if retryable and replayable:
+                delay = self._delay(attempt, retry_after)
+                if time.monotonic() + delay <= deadline:
+                    log.info("retrying %s %s in %.1fs after: %s", method, path, delay, failure)
+                    time.sleep(delay)
+                    continue
+            if attempt > 1 and isinstance(failure, (ApiError, ConnectionFailed)):
+                note = f"gave up after {attempt} attempts in {time.monotonic() - started:.0f}s"
+                if retryable and replayable:
+                    note += f", retry budget {self.retry_budget_seconds:g}s"
+                failure.hint = f"{note}; {failure.hint}" if failure.hint else note
+            raise failure
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        initial, maximum = self.backoff
+        if retry_after is not None:
+            return retry_after + random.uniform(0, min(1.0, initial))
+        ceiling = min(maximum, initial * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _count(self, **increments: int) -> None:
+        with self._stats_lock:
+            for name, value in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + value)
+
+    def _error(self, response: requests.Response, method: str, path: str) -> ApiError:
+        error_code, message = None, ""
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict):
+            error_code = payload.get("error_code")
+            message = str(payload.get("message") or payload.get("error") or "")
+        if not message:
+            text = response.text or ""
+            found = re.search(r"<pre>(.*?)</pre>", text, re.S) or re.search(r"<title>(.*?)</title>", text, re.S)
+            message = (found.group(1) if found else text).strip() or response.reason or f"HTTP {response.status_code}"
+        message = " ".join(message.split())
+        if len(message) > 500:
+            message = message[:500] + "..."
+        message = azure_auth.scrub(message, self.auth.secrets())
+        return api_error(response.status_code, error_code, message, method=method, path=path)
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """GET a JSON API; `{}` for an empty body."""
+        return _json(self.request("GET", path, params=params))
+
+    def post(self, path: str, body: Mapping[str, Any] | None = None, *, idempotent: bool = False) -> dict[str, Any]:
+        """POST JSON; say `idempotent=True` when repeating the call has the same effect (then it is retried)."""
+        return _json(self.request("POST", path, body=dict(body or {}), idempotent=idempotent))
+
+    def me(self) -> dict[str, Any]:
+        """The calling identity (SCIM Me): ``userName``, ``id``, ``displayName``..."""
+        return self.get("/api/2.0/preview/scim/v2/Me")
+
+    # -- waiting --
+
+    def poll(
+        self,
+        fetch: Callable[[], _T],
+        done: Callable[[_T], bool],
+        *,
+        timeout: float,
+        what: str,
+        describe: Callable[[_T], str] = str,
+        on_poll: Callable[[_T, float], None] | None = None,
+    ) -> _T:
+        """Call `fetch` until `done(value)` is true (it may raise to fail early), or raise `WaitTimedOut`.
+
+        Sleeps grow from `poll_seconds[0]` to `poll_seconds[1]`; the last sleep is cut to the deadline.
+        `on_poll(value, elapsed_seconds)` is called after every fetch (progress reporting).
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        interval, maximum = self.poll_seconds
+        while True:
+            value = fetch()
+            if done(value):
+                return value
+            now = time.monotonic()
+            if on_poll is not None:
+                on_poll(value, now - started)
+            if now >= deadline:
+                raise WaitTimedOut(
+                    f"{what}: still {describe(value)} after {now - started:.0f}s (deadline {timeout:g}s)",
+                    hint="raise --timeout, or look at it in the workspace",
+                )
+            time.sleep(min(interval, deadline - now))
+            interval = min(maximum, interval * 1.5)
+
+
+def _param(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    if not response.content:
+        return {}
+    try:
+        payload = response.json()
+    except ValueError:
+        raise ApiError(
+            "the answer is not JSON (is --host a Databricks workspace?)",
+            status=response.status_code,
+            method=response.request.method or "",
+            path=urlsplit(response.request.url or "").path,
+        ) from None
+    return payload if isinstance(payload, dict) else {"value": payload}
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+# --- typed helpers per API family --------------------------------------------------------------------------
+
+
+class _Family:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+
+class Workspace(_Family):
+    """Workspace API 2.0: notebooks, files and folders under /Workspace (and /Users, /Shared...)."""
+
+    def import_(
+        self,
+        path: str,
+        content: bytes,
+        *,
+        format: str = "SOURCE",
+        language: str | None = None,
+        overwrite: bool = True,
+    ) -> None:
+        """Import one object (JSON, base64). With overwrite the call is idempotent and retried."""
+        body = {"path": path, "format": format, "overwrite": overwrite, "content": base64.b64encode(content).decode()}
+        if language:
+            body["language"] = language
+        self._client.post("/api/2.0/workspace/import", body, idempotent=overwrite)
+
+    def export(self, path: str, *, format: str = "SOURCE") -> bytes:
+        answer = self._client.get("/api/2.0/workspace/export", {"path": path, "format": format})
+        return base64.b64decode(answer.get("content") or "")
+
+    def mkdirs(self, path: str) -> None:
+        self._client.post("/api/2.0/workspace/mkdirs", {"path": path}, idempotent=True)
+
+    def list(self, path: str) -> list[dict[str, Any]]:
+        """Objects directly in a folder (``objects`` is omitted for an empty folder: then [])."""
+        return list(self._client.get("/api/2.0/workspace/list", {"path": path}).get("objects") or [])
+
+    def get_status(self, path: str) -> dict[str, Any]:
+        return self._client.get("/api/2.0/workspace/get-status", {"path": path})
+
+    def delete(self, path: str, *, recursive: bool = False) -> None:
+        self._client.post("/api/2.0/workspace/delete", {"path": path, "recursive": recursive}, idempotent=True)
+
+
+DBFS_BLOCK_SIZE = 1024 * 1024
+
+
+class Dbfs(_Family):
+    """DBFS API 2.0 (legacy; prefer Volumes or workspace files). Paths may carry ``dbfs:``."""
+
+    @staticmethod
+    def _path(path: str) -> str:
+        return path[len("dbfs:"):] if path.startswith("dbfs:") else path
+
+    def put(self, path: str, content: bytes, *, overwrite: bool = True) -> None:
+        """One-call upload of at most 1 MB."""
+        body = {"path": self._path(path), "contents": base64.b64encode(content).decode(), "overwrite": overwrite}
+        self._client.post("/api/2.0/dbfs/put", body, idempotent=overwrite)
+
+    def create(self, path: str, *, overwrite: bool = True) -> int:
+        answer = self._client.post("/api/2.0/dbfs/create", {"path": self._path(path), "overwrite": overwrite})
+        return int(answer["handle"])
+
+    def add_block(self, handle: int, data: bytes) -> None:
+        """Append a block (≤ 1 MB). Not idempotent: retried only on 429/503, never after a lost connection."""
+        self._client.post("/api/2.0/dbfs/add-block", {"handle": handle, "data": base64.b64encode(data).decode()})
+
+    def close(self, handle: int) -> None:
+        self._client.post("/api/2.0/dbfs/close", {"handle": handle})
+
+    def upload(self, path: str, stream: IO[bytes], *, overwrite: bool = True, block_size: int = DBFS_BLOCK_SIZE) -> int:
+        """Streamed create → add-block per 1 MB → close; memory independent of the file size. Returns bytes sent."""
+        handle = self.create(path, overwrite=overwrite)
+        sent = 0
+        while True:
+            block = stream.read(block_size)
+            if not block:
+                break
+            self.add_block(handle, block)
+            sent += len(block)
+        self.close(handle)
+        return sent
+
+    def get_status(self, path: str) -> dict[str, Any]:
+        return self._client.get("/api/2.0/dbfs/get-status", {"path": self._path(path)})
+
+    def list(self, path: str) -> list[dict[str, Any]]:
+        return list(self._client.get("/api/2.0/dbfs/list", {"path": self._path(path)}).get("files") or [])
+
+    def mkdirs(self, path: str) -> None:
+        self._client.post("/api/2.0/dbfs/mkdirs", {"path": self._path(path)}, idempotent=True)
+
+    def delete(self, path: str, *, recursive: bool = False) -> None:
+        self._client.post("/api/2.0/dbfs/delete", {"path": self._path(path), "recursive": recursive}, idempotent=True)
+
+    def read(self, path: str, *, offset: int = 0, length: int = DBFS_BLOCK_SIZE) -> bytes:
+        answer = self._client.get("/api/2.0/dbfs/read", {"path": self._path(path), "offset": offset, "length": length})
+        return base64.b64decode(answer.get("data") or "")
+
+
+@dataclasses.dataclass(frozen=True)
+class FileMetadata:
+    """What ``HEAD fs/files`` says about a file."""
+
+    path: str
+    size: int | None
+    last_modified: str | None
+    content_type: str | None
+
+
+class Files(_Family):
+    """Files API 2.0 for /Volumes/... and /Workspace/... files: streamed uploads and downloads."""
+
+    @staticmethod
+    def _url(kind: str, path: str) -> str:
+        return f"/api/2.0/fs/{kind}{path if path.startswith('/') else '/' + path}"
+
+    def upload(self, path: str, content: bytes | IO[bytes], *, overwrite: bool = True) -> None:
+        """PUT the bytes or the (seekable) file, streamed; with overwrite the call is retried after a failure."""
+        self._client.request(
+            "PUT",
+            self._url("files", path),
+            params={"overwrite": overwrite},
+            data=content,
+            headers={"Content-Type": "application/octet-stream"},
+            idempotent=overwrite,
+        )
+
+    def head(self, path: str) -> FileMetadata | None:
+        """Metadata of a file, or None when it does not exist."""
+        from errors import NotFound
+
+        try:
+            response = self._client.request("HEAD", self._url("files", path))
+        except NotFound:
+            return None
+        size = response.headers.get("Content-Length")
+        return FileMetadata(
+            path=path,
+            size=int(size) if size and size.isdigit() else None,
+            last_modified=response.headers.get("Last-Modified"),
+            content_type=response.headers.get("Content-Type"),
+        )
+
+    def get(self, path: str) -> bytes:
+        return self._client.request("GET", self._url("files", path)).content
+
+    def download(self, path: str, destination: IO[bytes], *, chunk_size: int = DBFS_BLOCK_SIZE) -> int:
+        """Stream a file into `destination`; returns the bytes written."""
+        written = 0
+        with self._client.request("GET", self._url("files", path), stream=True) as response:
+            for chunk in response.iter_content(chunk_size):
+                destination.write(chunk)
+                written += len(chunk)
+        return written
+
+    def mkdirs(self, path: str) -> None:
+        self._client.request("PUT", self._url("directories", path))
+
+    def list_directory(self, path: str) -> Iterator[dict[str, Any]]:
+        """Entries of a directory (``path``, ``name``, ``is_directory``, ``file_size``, ``last_modified``), all pages."""
+        token = None
+        while True:
+            answer = self._client.get(self._url("directories", path), {"page_token": token})
+            yield from answer.get("contents") or []
+            token = answer.get("next_page_token")
+            if not token:
+                return
+
+    def delete(self, path: str) -> None:
+        self._client.request("DELETE", self._url("files", path))
+
+
+CLUSTER_EDITABLE_FIELDS = (
+    "cluster_id", "cluster_name", "spark_version", "spark_conf", "node_type_id", "driver_node_type_id",
+    "num_workers", "autoscale", "autotermination_minutes", "azure_attributes", "aws_attributes", "gcp_attributes",
+    "ssh_public_keys", "custom_tags", "cluster_log_conf", "init_scripts", "spark_env_vars", "instance_pool_id",
+    "driver_instance_pool_id", "policy_id", "apply_policy_default_values", "enable_elastic_disk",
+    "enable_local_disk_encryption", "data_security_mode", "single_user_name", "runtime_engine", "docker_image",
+    "workload_type", "kind", "use_ml_runtime", "is_single_node", "clone_from", "remote_disk_throughput",
+    "total_initial_remote_disk_size",
+)
+
+
+class Clusters(_Family):
+    """Clusters API 2.0: read, start, restart, edit, and wait for a state under a deadline."""
+
+    def get(self, cluster_id: str) -> dict[str, Any]:
+        """The cluster's details; `ResourceDoesNotExist` for an unknown id (the service answers 400)."""
+        return self._client.get("/api/2.0/clusters/get", {"cluster_id": cluster_id})
+
+    def start(self, cluster_id: str) -> None:
+        """Start a TERMINATED cluster (a retried start that raced answers `InvalidState`)."""
+        self._client.post("/api/2.0/clusters/start", {"cluster_id": cluster_id})
+
+    def restart(self, cluster_id: str) -> None:
+        self._client.post("/api/2.0/clusters/restart", {"cluster_id": cluster_id})
+
+    def edit(self, spec: Mapping[str, Any]) -> None:
+        """Replace the cluster's configuration with `spec` (a full spec: start from `editable_spec`)."""
+        self._client.post("/api/2.0/clusters/edit", dict(spec), idempotent=True)
+
+    @staticmethod
+    def editable_spec(details: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields of a `get` answer that `edit` accepts; `num_workers` is dropped when autoscale is set."""
+        spec = {key: details[key] for key in CLUSTER_EDITABLE_FIELDS if key in details}
+        if "autoscale" in spec:
+            spec.pop("num_workers", None)
+        return spec
+
+    def wait_for_state(
+        self,
+        cluster_id: str,
+        states: tuple[str, ...] = ("RUNNING",),
+        *,
+        timeout: float,
+        fail_states: tuple[str, ...] = ("ERROR", "TERMINATED", "TERMINATING", "UNKNOWN"),
+        on_poll: Callable[[dict[str, Any], float], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the cluster is in one of `states`; `OperationFailed` in a fail state, `WaitTimedOut` at the deadline."""
+        from errors import OperationFailed
+
+        def done(details: dict[str, Any]) -> bool:
+            state = details.get("state", "UNKNOWN")
+            if state in states:
+                return True
+            if state in fail_states:
+                reason = details.get("state_message") or (details.get("termination_reason") or {}).get("code") or ""
+                raise OperationFailed(
+                    f"cluster {cluster_id} is {state} while waiting for {'/'.join(states)}"
+                    + (f": {' '.join(str(reason).split())}" if reason else "")
+                )
+            return False
+
+        return self._client.poll(
+            lambda: self.get(cluster_id),
+            done,
+            timeout=timeout,
+            what=f"cluster {cluster_id} did not reach {'/'.join(states)}",
+            describe=lambda details: details.get("state", "UNKNOWN"),
+            on_poll=on_poll,
+        )
+
+
+class Libraries(_Family):
+    """Libraries API 2.0. A library is a dict like ``{"whl": "/Volumes/.../x.whl"}`` or ``{"pypi": {"package": ...}}``."""
+
+    def install(self, cluster_id: str, libraries: list[Mapping[str, Any]]) -> None:
+        self._client.post(
+            "/api/2.0/libraries/install", {"cluster_id": cluster_id, "libraries": list(libraries)}, idempotent=True
+        )
+
+    def uninstall(self, cluster_id: str, libraries: list[Mapping[str, Any]]) -> None:
+        self._client.post(
+            "/api/2.0/libraries/uninstall", {"cluster_id": cluster_id, "libraries": list(libraries)}, idempotent=True
+        )
+
+    def cluster_status(self, cluster_id: str) -> list[dict[str, Any]]:
+        """``library_statuses`` of the cluster ([] when none): each has ``library``, ``status``, ``messages``."""
+        answer = self._client.get("/api/2.0/libraries/cluster-status", {"cluster_id": cluster_id})
+        return list(answer.get("library_statuses") or [])
+
+
+RUN_TERMINAL_STATES = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
+
+
+class Jobs(_Family):
+    """Jobs API 2.1: one-off runs (``runs/submit`` with an idempotency token), their state and output."""
+
+    def submit(self, spec: Mapping[str, Any], *, idempotency_token: str | None = None) -> int:
+        """Submit a one-time run; returns its run_id. The idempotency token (a fresh one unless given) makes the
+        call safe to retry: the service answers a repeated submit with the same run."""
+        body = dict(spec)
+        body["idempotency_token"] = idempotency_token or body.get("idempotency_token") or uuid.uuid4().hex
+        answer = self._client.post("/api/2.1/jobs/runs/submit", body, idempotent=True)
+        return int(answer["run_id"])
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        return self._client.get("/api/2.1/jobs/runs/get", {"run_id": run_id})
+
+    def get_output(self, run_id: int) -> dict[str, Any]:
+        """Output of a task run (for a multi-task run, call it with each ``tasks[i].run_id``)."""
+        return self._client.get("/api/2.1/jobs/runs/get-output", {"run_id": run_id})
+
+    def cancel_run(self, run_id: int) -> None:
+        self._client.post("/api/2.1/jobs/runs/cancel", {"run_id": run_id}, idempotent=True)
+
+    def wait_for_run(
+        self, run_id: int, *, timeout: float, on_poll: Callable[[dict[str, Any], float], None] | None = None
+    ) -> dict[str, Any]:
+        """Poll until the run is in a terminal life-cycle state; returns the run (check ``state.result_state``)."""
+        return self._client.poll(
+            lambda: self.get_run(run_id),
+            lambda run: (run.get("state") or {}).get("life_cycle_state") in RUN_TERMINAL_STATES,
+            timeout=timeout,
+            what=f"run {run_id} did not finish",
+            describe=lambda run: (run.get("state") or {}).get("life_cycle_state", "UNKNOWN"),
+            on_poll=on_poll,
+        )
+
+
+# --- construction ------------------------------------------------------------------------------------------
+
+
+def connect(
+    host: str | None = None,
+    auth: str | Auth | None = None,
+    config: Any = None,
+    concurrency: int = 8,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS,
+    rate_limits: Mapping[str, float | None] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    backoff: tuple[float, float] = DEFAULT_BACKOFF,
+    poll_seconds: tuple[float, float] = DEFAULT_POLL_SECONDS,
+    read_only: bool = False,
+) -> Client:
+    """A client for the workspace: host from `host`/DATABRICKS_HOST/config, auth per `resolve_auth`.
+
+    No request is sent here; the first call shows whether host and credentials work. `rate_limits` (requests per
+    second per endpoint family) are merged over `DEFAULT_RATE_LIMITS` and the config's ``deploy.rate_limits``.
+    `read_only` (dry runs) makes any write a programming error.
+    """
+    resolved_host = resolve_host(host, config, environ)
+    resolved_auth = auth if isinstance(auth, Auth) else resolve_auth(auth, environ)
+    limits: dict[str, float | None] = {}
+    deploy = getattr(config, "deploy", None) or {}
+    if isinstance(deploy.get("rate_limits"), Mapping):
+        limits.update(deploy["rate_limits"])
+    limits.update(rate_limits or {})
+    return Client(
+        resolved_host,
+        resolved_auth,
+        concurrency=concurrency,
+        timeout=timeout,
+        retry_budget_seconds=retry_budget_seconds,
+        backoff=backoff,
+        rate_limits=limits,
+        poll_seconds=poll_seconds,
+        read_only=read_only,
+    )
+
+
+def connect_from_args(args: Any, config: Any = None, *, concurrency: int | None = None) -> Client:
+    """The client a script gets from its parsed ``--host``/``--auth`` (`cli.add_workspace_args`), the config and
+    ``--dry-run`` (read only). Concurrency: the argument, else ``--concurrency``, else deploy.concurrency, else 8.
+    ``--poll-interval`` (if the script has it) caps the time between status polls."""
+    deploy = getattr(config, "deploy", None) or {}
+    chosen = concurrency or getattr(args, "concurrency", None) or deploy.get("concurrency") or 8
+    poll_max = getattr(args, "poll_interval", None)
+    poll_seconds = DEFAULT_POLL_SECONDS if not poll_max else (min(DEFAULT_POLL_SECONDS[0], poll_max), poll_max)
+    return connect(
+        host=getattr(args, "host", None),
+        auth=getattr(args, "auth", None),
+        config=config,
+        concurrency=int(chosen),
+        poll_seconds=poll_seconds,
+        read_only=bool(getattr(args, "dry_run", False)),
+    )
+
