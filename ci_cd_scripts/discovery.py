@@ -1,0 +1,243 @@
+"""Finding files and packages in a repository: one pruned directory walk that every CI step shares.
+
+Owns: which directories are never entered (`.git`, virtualenvs, `node_modules`, build output, caches and
+anything ignored by the repo's ``.gitignore`` files), gitignore-style matching of the caller's patterns,
+and what counts as a Python package (`find_packages`). It does not install, build or copy anything.
+
+Speed comes from pruning: a pruned directory is never listed, so a ``.venv`` or ``node_modules`` with
+hundreds of thousands of files costs one ``stat``. The walk uses ``os.scandir`` and does not follow
+symlinked directories (no loops, no escaping the root).
+
+Patterns use ``.gitignore`` syntax (pathspec's `GitIgnoreSpec`), matched against paths relative to the root:
+``*/requirements/*.txt`` (a slash inside anchors it to the root: one folder deep), ``**/setup.py`` (any
+depth), ``setup.py`` (no slash: any depth), ``!pattern`` excludes again.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+from errors import InputError
+
+# Directory names never entered: VCS metadata, virtualenvs, JS dependencies, build output, caches.
+PRUNED_DIR_NAMES = frozenset(
+    {
+        ".git", ".hg", ".svn", ".bzr",
+        ".venv", "venv", "env", ".env", ".conda", "site-packages",
+        "node_modules", "bower_components",
+        "build", "dist", ".eggs", "__pycache__",
+        ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis", ".ipynb_checkpoints",
+    }
+)
+PRUNED_DIR_SUFFIXES = (".egg-info", ".dist-info")
+# A directory holding this file is a virtualenv, whatever its name (PEP 405).
+VENV_MARKER = "pyvenv.cfg"
+PACKAGE_MARKERS = ("pyproject.toml", "setup.py")
+_BUILD_TABLE = re.compile(r"^\s*\[\s*(project|build-system)\s*\]", re.MULTILINE)
+
+
+def is_pruned_dir(name: str, path: str | os.PathLike[str]) -> bool:
+    """True for a directory the walk never enters (by name, suffix, or because it is a virtualenv)."""
+    if name in PRUNED_DIR_NAMES or name.endswith(PRUNED_DIR_SUFFIXES):
+        return True
+    return os.path.isfile(os.path.join(path, VENV_MARKER))
+
+
+@dataclass(frozen=True)
+class _IgnoreFile:
+    """The patterns of one ``.gitignore``; `prefix` is its folder relative to the walk root ("" or "a/b/")."""
+
+    prefix: str
+    spec: pathspec.GitIgnoreSpec
+
+    def verdict(self, relative: str) -> bool | None:
+        """True (ignored), False (re-included by ``!``) or None (no pattern of this file says anything)."""
+        if not relative.startswith(self.prefix):
+            return None
+        return self.spec.check_file(relative[len(self.prefix):]).include
+
+
+@dataclass(frozen=True)
+class _Rebased(_IgnoreFile):
+    """An ancestor's ``.gitignore``: `prefix` is prepended to root-relative paths instead of stripped."""
+
+    def verdict(self, relative: str) -> bool | None:
+        return self.spec.check_file(self.prefix + relative).include
+
+
+def _read_ignore_file(path: str, prefix: str) -> _IgnoreFile | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    return _IgnoreFile(prefix, spec) if len(spec.patterns) else None
+
+
+def _is_ignored(relative: str, ignore_files: tuple[_IgnoreFile, ...]) -> bool:
+    # The deepest .gitignore that has an opinion wins, as in git.
+    for ignore_file in reversed(ignore_files):
+        verdict = ignore_file.verdict(relative)
+        if verdict is not None:
+            return verdict
+    return False
+
+
+def _ancestor_ignore_files(root: Path, ignore_root: Path | None) -> tuple[_IgnoreFile, ...]:
+    """``.gitignore`` files of the folders from `ignore_root` down to (not including) `root`, as seen from `root`.
+
+    Patterns of an ancestor's file are re-based: they apply to `root`'s entries with the path between them
+    as a prefix, which we express by matching `root`-relative paths prefixed with that path.
+    """
+    if ignore_root is None or ignore_root == root or ignore_root not in root.parents:
+        return ()
+    found: list[_IgnoreFile] = []
+    folder = root.parent
+    chain = []
+    while True:
+        chain.append(folder)
+        if folder == ignore_root:
+            break
+        folder = folder.parent
+    for folder in reversed(chain):
+        between = root.relative_to(folder).as_posix() + "/"
+        ignore_file = _read_ignore_file(str(folder / ".gitignore"), "")
+        if ignore_file:
+            found.append(_Rebased(between, ignore_file.spec))
+    return tuple(found)
+
+
+def walk_files(
+    root: str | os.PathLike[str], *, respect_gitignore: bool = True, ignore_root: str | os.PathLike[str] | None = None
+) -> Iterator[tuple[str, str]]:
+    """Yield ``(relative_posix_path, absolute_path)`` for every file under `root` that is not pruned.
+
+    `ignore_root`: an ancestor folder (e.g. the repository root) whose ``.gitignore`` files, from there down
+    to `root`, apply too. Files are yielded in no particular order; callers sort.
+    """
+    root_path = Path(root).resolve()
+    if not root_path.is_dir():
+        raise InputError(f"{root} is not a folder", hint="pass the repository (or package) folder to search")
+    inherited = (
+        _ancestor_ignore_files(root_path, Path(ignore_root).resolve() if ignore_root else None)
+        if respect_gitignore
+        else ()
+    )
+    if respect_gitignore:
+        exclude = root_path / ".git" / "info" / "exclude"
+        if exclude.is_file():
+            extra = _read_ignore_file(str(exclude), "")
+            inherited = inherited + ((extra,) if extra else ())
+    stack: list[tuple[str, str, tuple[_IgnoreFile, ...]]] = [(str(root_path), "", inherited)]
+    while stack:
+        folder, prefix, ignore_files = stack.pop()
+        if respect_gitignore:
+            local = _read_ignore_file(os.path.join(folder, ".gitignore"), prefix)
+            if local:
+                ignore_files = ignore_files + (local,)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # unreadable folder: nothing we could use in it
+        for entry in entries:
+            relative = prefix + entry.name
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_dir:
+                if is_pruned_dir(entry.name, entry.path):
+                    continue
+                if ignore_files and _is_ignored(relative + "/", ignore_files):
+                    continue
+                stack.append((entry.path, relative + "/", ignore_files))
+            elif entry.is_file():
+                if ignore_files and _is_ignored(relative, ignore_files):
+                    continue
+                yield relative, entry.path
+
+
+def compile_patterns(patterns: Iterable[str]) -> pathspec.GitIgnoreSpec:
+    """Compile gitignore-style patterns; raise `InputError` when there is none or one is malformed."""
+    patterns = [pattern for pattern in patterns if pattern and pattern.strip()]
+    if not patterns:
+        raise InputError("no pattern given", hint="e.g. '*/requirements/*.txt' or '**/setup.py'")
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(patterns)
+    except Exception as error:  # pathspec raises several types for a bad pattern
+        raise InputError(f"invalid pattern: {error}", hint="patterns use .gitignore syntax") from None
+
+
+def find_files(
+    root: str | os.PathLike[str],
+    patterns: Iterable[str],
+    *,
+    respect_gitignore: bool = True,
+    ignore_root: str | os.PathLike[str] | None = None,
+) -> list[Path]:
+    """Absolute paths of the files under `root` matching the gitignore-style `patterns`, sorted."""
+    spec = compile_patterns(patterns)
+    matches = [
+        absolute
+        for relative, absolute in walk_files(root, respect_gitignore=respect_gitignore, ignore_root=ignore_root)
+        if spec.match_file(relative)
+    ]
+    return [Path(path) for path in sorted(matches)]
+
+
+def is_package_dir(folder: str | os.PathLike[str]) -> bool:
+    """A folder is a package when it has a ``setup.py``, or a ``pyproject.toml`` that declares a build.
+
+    A ``pyproject.toml`` holding only tool settings (ruff, black...) does not make a package.
+    """
+    folder = Path(folder)
+    if (folder / "setup.py").is_file():
+        return True
+    pyproject = folder / "pyproject.toml"
+    if not pyproject.is_file():
+        return False
+    try:
+        return bool(_BUILD_TABLE.search(pyproject.read_text(encoding="utf-8", errors="replace")))
+    except OSError:
+        return False
+
+
+def find_packages(root: str | os.PathLike[str], *, respect_gitignore: bool = True) -> list[Path]:
+    """Folders under `root` (root included) holding a package (see `is_package_dir`), sorted, none pruned."""
+    markers = find_files(root, PACKAGE_MARKERS, respect_gitignore=respect_gitignore)
+    folders = sorted({marker.parent for marker in markers})
+    return [folder for folder in folders if is_package_dir(folder)]
+
+
+_NAME_WORDS = re.compile(r"[^A-Za-z0-9_]+")
+_BUILD_FILES = {"setup.py", "setup.cfg", "pyproject.toml"}
+
+
+def default_variable_name(patterns: Iterable[str]) -> str:
+    """The pipeline variable a list of matches goes into, named like the seed did.
+
+    ``*/requirements/*.txt`` → ``requirements_files``; ``**/setup.py`` or ``**/pyproject.toml`` →
+    ``setup_files``; ``dist/*.whl`` → ``dist_files``; ``*.whl`` → ``whl_files``; ``config.json`` →
+    ``json_files``; anything else → ``files``.
+    """
+    patterns = [pattern.strip().rstrip("/") for pattern in patterns if pattern.strip()]
+    if not patterns:
+        return "files"
+    if all(pattern.split("/")[-1] in _BUILD_FILES for pattern in patterns):
+        return "setup_files"
+    parts = patterns[0].lstrip("!/").split("/")
+    last = parts[-1]
+    if any(char in last for char in "*?[") and len(parts) > 1 and not any(c in parts[-2] for c in "*?["):
+        stem = parts[-2]  # requirements/*.txt, dist/*.whl: the folder says what they are
+    elif "." in last and not any(char in last.rsplit(".", 1)[1] for char in "*?["):
+        stem = last.rsplit(".", 1)[1]  # *.whl → whl_files, config.json → json_files (as the seed did)
+    else:
+        stem = ""
+    stem = _NAME_WORDS.sub("_", stem).strip("_").lower()
+    return f"{stem}_files" if stem else "files"
