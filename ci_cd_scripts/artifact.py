@@ -1,0 +1,325 @@
+"""The deployment artifact: what goes into the zip, how it is written reproducibly, and how CD checks it.
+
+Owns the layout (the contract between CI and CD)::
+
+    wheels/<name>.whl            one wheel per package (build_packages.py)
+    init/init.sh                 the cluster init script (create_init_script.py), mode 0755
+    requirements.txt             merged common requirements (merge_requirements.py)
+    config.json                  the root config, plus its `include` files at their paths relative to it
+    ci_cd_scripts/**             the scripts the CD stages run, with ci_cd_scripts/requirements.txt
+    notebooks/<package>/...      notebooks (copy_notebooks.py)
+    MANIFEST.json                {"format": 1, "files": [{"path", "size", "sha256"}, ...]} for every other entry
+
+Reproducible: entries sorted by path, timestamps 1980-01-01 00:00:00, permissions 0644 (0755 for
+``init/init.sh``), Unix attributes, deflate level 6, no extra fields → the same inputs give a byte-identical
+zip. Written to a temp file next to the target, verified, then renamed over it.
+
+Does not build, merge or copy anything itself; it packages a staging folder the earlier steps filled.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import json
+import os
+import posixpath
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+import atomic
+from errors import InputError
+
+MANIFEST = "MANIFEST.json"
+MANIFEST_FORMAT = 1
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+EXECUTABLE = frozenset({"init/init.sh"})
+CONFIG_NAMES = ("config.json", "databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
+_SKIPPED_SCRIPT_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+_SKIPPED_SCRIPT_SUFFIXES = (".pyc", ".pyo")
+
+
+@dataclass(frozen=True)
+class ArtifactFile:
+    """A file to package: its path inside the zip (POSIX) and where it is read from."""
+
+    path: str
+    source: Path
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str
+    size: int
+    sha256: str
+
+
+# --- what goes in ------------------------------------------------------------------------------------------------
+
+def check_entry_path(path: str) -> str:
+    """`path` if it is a safe relative POSIX path inside the artifact; `InputError` otherwise."""
+    pure = PurePosixPath(path)
+    if not path or pure.is_absolute() or "\\" in path or any(part in ("", ".", "..") for part in path.split("/")):
+        raise InputError(f"artifact path {path!r} is not a plain relative path")
+    return path
+
+
+def _files_under(folder: Path, prefix: str, skip=lambda relative: False) -> list[ArtifactFile]:
+    found = []
+    for directory, subdirs, names in os.walk(folder):
+        subdirs[:] = sorted(d for d in subdirs if d not in _SKIPPED_SCRIPT_PARTS)
+        for name in names:
+            source = Path(directory) / name
+            relative = source.relative_to(folder).as_posix()
+            if not skip(relative) and source.is_file():
+                found.append(ArtifactFile(f"{prefix}/{relative}", source))
+    return found
+
+
+def staging_files(staging: Path) -> tuple[list[ArtifactFile], list[str]]:
+    """The files of a staging folder (wheels/, init/init.sh, requirements.txt, notebooks/) and warnings.
+
+    Required: at least one wheel, ``init/init.sh`` and ``requirements.txt``. Anything else at the top of
+    the staging folder is left out with a warning; anything unexpected inside ``wheels/`` or ``init/`` is
+    an error (it would be deployed by mistake or silently lost).
+    """
+    if not staging.is_dir():
+        raise InputError(f"SRC_DIR {staging} is not a folder", hint="fill it with the earlier CI steps first")
+    files: list[ArtifactFile] = []
+    wheels_dir = staging / "wheels"
+    wheels = sorted(wheels_dir.glob("*.whl")) if wheels_dir.is_dir() else []
+    if not wheels:
+        raise InputError(f"no wheels in {wheels_dir}", hint="build them with build_packages.py --out-dir SRC_DIR/wheels")
+    others = sorted(p.name for p in wheels_dir.iterdir() if not (p.suffix == ".whl" and p.is_file()))
+    if others:
+        raise InputError(f"{wheels_dir} holds more than wheels: {', '.join(others)}", hint="keep only the built .whl files there")
+    files += [ArtifactFile(f"wheels/{wheel.name}", wheel) for wheel in wheels]
+
+    init = staging / "init" / "init.sh"
+    if not init.is_file():
+        raise InputError(f"{init} does not exist", hint="write it with create_init_script.py --out SRC_DIR/init/init.sh")
+    extra_init = sorted(p.name for p in init.parent.iterdir() if p.name != "init.sh")
+    if extra_init:
+        raise InputError(f"{init.parent} holds more than init.sh: {', '.join(extra_init)}")
+    files.append(ArtifactFile("init/init.sh", init))
+
+    merged = staging / "requirements.txt"
+    if not merged.is_file():
+        raise InputError(f"{merged} does not exist", hint="write it with merge_requirements.py --out SRC_DIR/requirements.txt")
+    files.append(ArtifactFile("requirements.txt", merged))
+
+    notebooks = staging / "notebooks"
+    if notebooks.is_dir():
+        files += _files_under(notebooks, "notebooks")
+
+    known = {"wheels", "init", "requirements.txt", "notebooks"}
+    warnings = [f"{staging / name} is not part of the artifact layout: left out"
+                for name in sorted(os.listdir(staging)) if name not in known]
+    return files, warnings
+
+
+def _root_config_file(config: Path) -> Path:
+    if config.is_dir():
+        found = [config / name for name in CONFIG_NAMES if (config / name).is_file()]
+        if not found:
+            raise InputError(f"no config file ({', '.join(CONFIG_NAMES)}) in {config}")
+        return found[0]
+    if not config.is_file():
+        raise InputError(f"config file {config} does not exist", hint="pass --config PATH")
+    return config
+
+
+def _included_files(root_file: Path) -> list[Path]:
+    """The root file's `include` entries (globs relative to its folder, no ``**``), as config semantics say."""
+    try:
+        tree = yaml.safe_load(root_file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise InputError(f"cannot read config {root_file}: {error}") from None
+    entries = tree.get("include") or [] if isinstance(tree, dict) else []
+    if not isinstance(entries, list):
+        raise InputError(f"{root_file}: include must be a list of relative paths")
+    found: list[Path] = []
+    for entry in entries:
+        entry = str(entry)
+        if os.path.isabs(entry):
+            raise InputError(f"{root_file}: include {entry}: includes must be relative paths")
+        matches = sorted(glob.glob(glob.escape(str(root_file.parent)) + os.sep + entry))
+        if not matches and not glob.has_magic(entry):
+            raise InputError(f"{root_file}: {entry} defined in 'include' section does not match any files")
+        found += [Path(match) for match in matches]
+    return found
+
+
+def config_files(config: str | os.PathLike[str]) -> list[ArtifactFile]:
+    """The root config file and every file it includes, at their paths relative to the root file's folder."""
+    root_file = _root_config_file(Path(config))
+    try:
+        import config as config_module  # the config area's loader, when present: the one place that knows includes
+
+        loaded_files = list(config_module.load(str(root_file)).files)
+    except ImportError:
+        loaded_files = [root_file, *_included_files(root_file)]
+    base = root_file.resolve().parent
+    files: list[ArtifactFile] = []
+    for path in loaded_files:
+        relative = os.path.relpath(Path(path).resolve(), base).replace(os.sep, "/")
+        if relative.startswith("../"):
+            raise InputError(f"config file {path} is outside the config folder {base}",
+                             hint="keep included config files next to or below the root config")
+        if relative not in {f.path for f in files}:
+            files.append(ArtifactFile(check_entry_path(relative), Path(path)))
+    return files
+
+
+def script_files(scripts_dir: Path, scripts_requirements: Path | None = None) -> list[ArtifactFile]:
+    """``ci_cd_scripts/**`` without caches, plus ``ci_cd_scripts/requirements.txt``.
+
+    The scripts' requirements are `scripts_requirements`, else ``<scripts_dir>/requirements.txt``, else the
+    repository's ``requirements.txt`` next to the scripts folder (where this repo keeps them).
+    """
+    if not scripts_dir.is_dir():
+        raise InputError(f"scripts folder {scripts_dir} does not exist", hint="pass --scripts-dir")
+    files = _files_under(scripts_dir, "ci_cd_scripts", skip=lambda relative: relative.endswith(_SKIPPED_SCRIPT_SUFFIXES))
+    requirements = scripts_requirements or next(
+        (p for p in (scripts_dir / "requirements.txt", scripts_dir.parent / "requirements.txt") if p.is_file()), None
+    )
+    if requirements is None or not requirements.is_file():
+        raise InputError(f"no requirements file for {scripts_dir}", hint="pass --scripts-requirements FILE")
+    files = [f for f in files if f.path != "ci_cd_scripts/requirements.txt"]
+    files.append(ArtifactFile("ci_cd_scripts/requirements.txt", requirements))
+    return files
+
+
+def check_unique(files: Iterable[ArtifactFile]) -> list[ArtifactFile]:
+    """Files sorted by path; `InputError` when two sources claim the same path or one claims MANIFEST.json."""
+    by_path: dict[str, ArtifactFile] = {}
+    for file in files:
+        check_entry_path(file.path)
+        if file.path == MANIFEST:
+            raise InputError(f"{file.source} would overwrite the artifact's {MANIFEST}")
+        if file.path in by_path:
+            raise InputError(f"two files for artifact path {file.path}: {by_path[file.path].source} and {file.source}")
+        by_path[file.path] = file
+    return [by_path[path] for path in sorted(by_path)]
+
+
+# --- writing -----------------------------------------------------------------------------------------------------
+
+def _zip_info(path: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(path, date_time=FIXED_TIME)
+    info.create_system = 3  # Unix, whatever machine builds it
+    info.external_attr = ((0o100755 if path in EXECUTABLE else 0o100644) & 0xFFFF) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
+def manifest_text(entries: Iterable[ManifestEntry]) -> str:
+    files = [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in sorted(entries, key=lambda e: e.path)]
+    return json.dumps({"format": MANIFEST_FORMAT, "files": files}, indent=2, sort_keys=True) + "\n"
+
+
+def zip_bytes(files: Iterable[ArtifactFile]) -> tuple[bytes, list[ManifestEntry]]:
+    """The reproducible zip of `files` plus MANIFEST.json, and the manifest entries."""
+    ordered = check_unique(files)
+    contents: dict[str, bytes] = {}
+    for file in ordered:
+        try:
+            contents[file.path] = file.source.read_bytes()
+        except OSError as error:
+            raise InputError(f"cannot read {file.source}: {error.strerror or error}") from None
+    entries = [ManifestEntry(path, len(data), hashlib.sha256(data).hexdigest()) for path, data in contents.items()]
+    contents[MANIFEST] = manifest_text(entries).encode("utf-8")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(contents):
+            archive.writestr(_zip_info(path), contents[path], compress_type=zipfile.ZIP_DEFLATED, compresslevel=6)
+    return buffer.getvalue(), entries
+
+
+def write_artifact(files: Iterable[ArtifactFile], out: str | os.PathLike[str]) -> list[ManifestEntry]:
+    """Write the zip atomically, after checking the bytes about to land verify against their manifest."""
+    data, entries = zip_bytes(files)
+    problems = verify_zip(io.BytesIO(data))
+    if problems:  # a bug, not a user error: never publish an artifact that fails its own check
+        raise AssertionError("artifact failed its own verification: " + "; ".join(problems))
+    atomic.write_bytes(out, data)
+    return entries
+
+
+# --- checking (used by CD before it deploys anything) ----------------------------------------------------------
+
+def read_manifest(archive: zipfile.ZipFile) -> list[ManifestEntry]:
+    try:
+        document = json.loads(archive.read(MANIFEST).decode("utf-8"))
+        if document.get("format") != MANIFEST_FORMAT:
+            raise ValueError(f"unknown manifest format {document.get('format')!r}")
+        return [ManifestEntry(str(f["path"]), int(f["size"]), str(f["sha256"])) for f in document["files"]]
+    except KeyError:
+        raise InputError(f"artifact has no {MANIFEST}") from None
+    except (ValueError, TypeError, AttributeError) as error:
+        raise InputError(f"artifact {MANIFEST} is malformed: {error}") from None
+
+
+def verify_zip(source: str | os.PathLike[str] | io.BytesIO) -> list[str]:
+    """Problems found when comparing the zip's content with its MANIFEST.json; empty when they match.
+
+    Checks: the zip opens and its CRCs hold, every entry path is a plain relative path, every manifest
+    entry exists with the listed size and sha256, and no file is present that the manifest does not list.
+    """
+    try:
+        archive = zipfile.ZipFile(source)
+    except (OSError, zipfile.BadZipFile) as error:
+        return [f"not a readable zip: {error}"]
+    problems: list[str] = []
+    with archive:
+        names = archive.namelist()
+        if len(names) != len(set(names)):
+            problems.append("duplicate entries in the zip")
+        for name in names:
+            try:
+                check_entry_path(name.rstrip("/") if name.endswith("/") else name)
+            except InputError as error:
+                problems.append(error.message)
+        try:
+            manifest = read_manifest(archive)
+        except InputError as error:
+            return problems + [error.message]
+        listed = {entry.path: entry for entry in manifest}
+        for entry in manifest:
+            if entry.path not in names:
+                problems.append(f"{entry.path}: listed in {MANIFEST} but missing")
+                continue
+            try:
+                data = archive.read(entry.path)
+            except (zipfile.BadZipFile, OSError) as error:
+                problems.append(f"{entry.path}: unreadable ({error})")
+                continue
+            if len(data) != entry.size:
+                problems.append(f"{entry.path}: size {len(data)} != manifest {entry.size}")
+            elif hashlib.sha256(data).hexdigest() != entry.sha256:
+                problems.append(f"{entry.path}: sha256 differs from {MANIFEST}")
+        for name in names:
+            if name != MANIFEST and not name.endswith("/") and name not in listed:
+                problems.append(f"{name}: present but not listed in {MANIFEST}")
+    return problems
+
+
+def extract_artifact(zip_path: str | os.PathLike[str], dest: str | os.PathLike[str]) -> list[ManifestEntry]:
+    """Verify the zip, then extract it into `dest` (init/init.sh executable); `InputError` when it fails."""
+    problems = verify_zip(zip_path)
+    if problems:
+        raise InputError(f"artifact {zip_path} does not match its {MANIFEST}: {problems[0]}"
+                         + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+    target = Path(dest)
+    with zipfile.ZipFile(zip_path) as archive:
+        manifest = read_manifest(archive)
+        for entry in manifest + [ManifestEntry(MANIFEST, 0, "")]:
+            path = target.joinpath(*posixpath.normpath(entry.path).split("/"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(archive.read(entry.path))
+            path.chmod(0o755 if entry.path in EXECUTABLE else 0o644)
+    return manifest
