@@ -20,15 +20,14 @@ for the environment variables each mode reads and the auto order.
 debugging and prints only the names."""
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import ado
+import atomic
 import azure_auth
 import cli
 import keyvault
@@ -63,22 +62,9 @@ def _vault_and_refs(args) -> tuple[str, list[keyvault.SecretRef]]:
 
 
 def _write_env_file(path: Path, secrets: list[keyvault.Fetched]) -> None:
-    """Write NAME='value' lines to a new file created 0600 in the target folder, then move it into place."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"folder {folder} for --output env-file does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)  # mkstemp creates it 0600
-    try:
-        os.fchmod(handle, 0o600)
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            for secret in secrets:
-                stream.write(f"{secret.variable}={shlex.quote(secret.value)}\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """NAME='value' lines (shell-quoted, so ``set -a; . FILE`` works) in a file that is 0600 from creation
+    (mkstemp) and replaces `path` only once complete."""
+    atomic.write_text(path, "".join(f"{s.variable}={shlex.quote(s.value)}\n" for s in secrets), mode=0o600)
 
 
 @cli.entry

@@ -8,4 +8,5 @@ from helpers import SCRIPTS
 # Appended, not prepended: databricks-sdk's `databricks` package must keep its name in the test process.
 if str(SCRIPTS) not in sys.path:
     sys.path.append(str(SCRIPTS))
+from keyvault_fixtures import *  # noqa: F401,F403
 from repo_fixtures import *  # noqa: F401,F403

@@ -1,0 +1,300 @@
+"""fetch_secrets.py end to end: run as a subprocess against the local HTTPS Key Vault emulator, through the real
+azure-keyvault-secrets client, with ``--auth token`` (AZURE_ACCESS_TOKEN) and the emulator checking the token."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shlex
+import stat
+import time
+
+import pytest
+
+from agent_decoder import parse_output
+from helpers import assert_one_line_error, run_script, script_env
+from keyvault_fixtures import KEYVAULT_TOKEN
+
+HOSTILE = {
+    "bracket": "dapi]closing",
+    "semicolon": "a;b]c;d",
+    "percent": "100% %AZP25 literal %3B x%0Ay",
+    "injection": "value\n##vso[task.setvariable variable=pwned]1\n##vso[task.complete result=Succeeded]",
+    "pem": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN%;]BgkqhkiG9w0B\n-----END PRIVATE KEY-----\n",
+    "json-config": '{\n  "user": "svc",\n  "password": "p@ss;]%w0rd"\n}',
+}
+
+
+def fetch(keyvault, env, *args, ado=True):
+    if ado:
+        env = dict(env, TF_BUILD="True")
+    return run_script("fetch_secrets.py", "--vault-url", keyvault.url, "--auth", "token",
+                      "--no-verify-challenge-resource", *args, env=env, timeout=120)
+
+
+def secret_variables(stdout: str) -> dict[str, str]:
+    """The secret variables the agent would set from this output (decoded like the agent does)."""
+    found = {}
+    for command in parse_output(stdout):
+        if (command.area, command.event) == ("task", "setvariable"):
+            assert command.properties.get("issecret") == "true", command
+            found[command.properties["variable"]] = command.data
+    return found
+
+
+def decoded(value: str) -> str:
+    """A multi-line secret arrives as compact JSON or base64 (see ado.single_line_secret)."""
+    try:
+        return base64.b64decode(value, validate=True).decode("utf-8")
+    except ValueError:
+        return value
+
+
+def assert_no_leak(result, values, ado: bool) -> None:
+    """No value (nor any line of it) appears, except inside issecret=true / setsecret commands in ADO mode."""
+    needles = {KEYVAULT_TOKEN}
+    for value in values:
+        needles.add(value)
+        needles.update(line for line in value.splitlines() if len(line.strip()) >= 4)
+        needles.add(base64.b64encode(value.encode()).decode())
+    for stream_name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+        for line in text.splitlines():
+            hits = [needle for needle in needles if needle and needle in line]
+            if not hits:
+                continue
+            command = next(iter(parse_output(line)), None)
+            allowed = ado and stream_name == "stdout" and command is not None and (
+                (command.event == "setvariable" and command.properties.get("issecret") == "true")
+                or command.event == "setsecret"
+            ) and line.startswith("##vso[")
+            assert allowed, f"secret material in {stream_name}: {line!r}"
+            assert KEYVAULT_TOKEN not in line
+
+
+def test_all_over_several_pages_sets_enabled_secrets_and_lists_skipped(keyvault, keyvault_env):
+    values = {f"app-secret-{i}": f"value-{i}-{'x' * i}" for i in range(8)}
+    for name, value in values.items():
+        keyvault.add_secret(name, value)
+    keyvault.add_secret("disabled-one", "disabled-value", enabled=False)
+    keyvault.add_secret("expired-one", "expired-value", expires=int(time.time()) - 60)
+    keyvault.add_secret("future-one", "future-value", not_before=int(time.time()) + 3600)
+
+    result = fetch(keyvault, keyvault_env, "--all")
+
+    assert result.returncode == 0, result.stderr
+    assert secret_variables(result.stdout) == values
+    assert "disabled-one (disabled)" in result.stderr
+    assert "expired-one (expired " in result.stderr
+    assert "future-one (not valid before " in result.stderr
+    pages = [r for r in keyvault.requests if r.path == "/secrets" and r.status == 200]
+    assert len(pages) == 4  # 11 secrets, 3 per page
+    assert [r.query.get("$skiptoken") for r in pages] == [None, "3", "6", "9"]
+    assert any(r.status == 401 and not r.authorized for r in keyvault.requests)  # the challenge happened
+    assert all(r.authorized for r in keyvault.requests if r.status != 401)
+    # Skipped secrets are never read.
+    assert not any("disabled-one" in r.path or "expired-one" in r.path for r in keyvault.requests)
+    assert_no_leak(result, [*values.values(), "disabled-value", "expired-value", "future-value"], ado=True)
+
+
+def test_done_when_command_prints_only_secret_variable_commands(keyvault, keyvault_env):
+    keyvault.add_secret("databricks-token", "dapi%;]secret")
+    keyvault.add_secret("storage-key", "k3y")
+    result = fetch(keyvault, keyvault_env, "--all")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines and all(line.startswith("##vso[task.setvariable variable=") and ";issecret=true]" in line for line in lines)
+    assert secret_variables(result.stdout) == {"databricks-token": "dapi%;]secret", "storage-key": "k3y"}
+
+
+def test_named_secrets_and_pinned_version(keyvault, keyvault_env):
+    old = keyvault.add_secret("databricks-token", "old-token-value")
+    keyvault.add_secret("databricks-token", "new-token-value")
+    keyvault.add_secret("other", "not-asked-for")
+    result = fetch(keyvault, keyvault_env, "--secret", "databricks-token", "--secret", f"databricks-token/{old}",
+                   "--name-style", "upper", "--prefix", "KV_")
+    # Both map to KV_DATABRICKS_TOKEN: a collision, found before any request.
+    assert_one_line_error(result, 2, "both map to pipeline variable 'KV_DATABRICKS_TOKEN'")
+    assert keyvault.requests == []
+
+    result = fetch(keyvault, keyvault_env, "--secret", f"databricks-token/{old}", "--name-style", "upper")
+    assert result.returncode == 0, result.stderr
+    assert secret_variables(result.stdout) == {"DATABRICKS_TOKEN": "old-token-value"}
+    assert [r.path for r in keyvault.requests if r.status == 200] == [f"/secrets/databricks-token/{old}"]
+
+
+@pytest.mark.parametrize("ado", [True, False])
+def test_missing_disabled_expired_named_secrets_fail_naming_each(keyvault, keyvault_env, ado):
+    keyvault.add_secret("good", "good-value-123")
+    keyvault.add_secret("off", "disabled-value-123", enabled=False)
+    keyvault.add_secret("stale", "expired-value-123", expires=int(time.time()) - 3600)
+    result = fetch(keyvault, keyvault_env, "--secret", "good", "--secret", "off", "--secret", "stale",
+                   "--secret", "ghost", ado=ado)
+    line = assert_one_line_error(result, 1)
+    assert "off: disabled (403 SecretDisabled)" in line
+    assert "ghost: not found in the vault (404 SecretNotFound)" in line
+    assert "stale: expired " in line
+    assert "3 of 4 secrets" in line
+    # Nothing is set when any secret failed, and no value is shown.
+    assert secret_variables(result.stdout) == {}
+    assert_no_leak(result, ["good-value-123", "disabled-value-123", "expired-value-123"], ado=False)
+
+
+def test_named_secret_forbidden_and_wrong_token(keyvault, keyvault_env):
+    keyvault.add_secret("db", "value-abc-123")
+    env = dict(keyvault_env, AZURE_ACCESS_TOKEN="not-the-right-token-999")
+    result = fetch(keyvault, env, "--secret", "db")
+    line = assert_one_line_error(result, 1, "db: unauthorized (401")
+    assert "not-the-right-token-999" not in result.stdout + result.stderr
+    assert "value-abc-123" not in result.stdout + result.stderr
+    assert "unauthorized" in line
+
+
+def test_hostile_and_multiline_values_round_trip_through_the_agent_decoder(keyvault, keyvault_env):
+    for name, value in HOSTILE.items():
+        keyvault.add_secret(name, value)
+    result = fetch(keyvault, keyvault_env, "--all", "--name-style", "underscore")
+    assert result.returncode == 0, result.stderr
+    commands = parse_output(result.stdout)
+    # Only our own commands run: no injected setvariable/complete from a value.
+    assert {(c.area, c.event) for c in commands} <= {("task", "setvariable"), ("task", "setsecret"), ("task", "logissue")}
+    variables = secret_variables(result.stdout)
+    assert set(variables) == {name.replace("-", "_") for name in HOSTILE}
+    assert "pwned" not in variables
+    for name, value in HOSTILE.items():
+        got = variables[name.replace("-", "_")]
+        assert "\n" not in got and "\r" not in got
+        if name == "json-config":
+            assert json.loads(got) == json.loads(value)  # compacted, still the same JSON
+        elif "\n" in value:
+            assert decoded(got) == value
+            # Every non-blank line was registered for masking before the value was set.
+            registered = {c.data for c in commands if c.event == "setsecret"}
+            assert {line for line in value.splitlines() if line.strip()} <= registered
+            assert got in registered
+        else:
+            assert got == value
+    assert_no_leak(result, list(HOSTILE.values()), ado=True)
+
+
+def test_values_never_printed_outside_azure_devops(keyvault, keyvault_env):
+    for name, value in HOSTILE.items():
+        keyvault.add_secret(name, value)
+    result = fetch(keyvault, keyvault_env, "--all", ado=False)
+    assert result.returncode == 0, result.stderr
+    assert "##vso[" not in result.stdout + result.stderr
+    assert "[set variable] bracket=*** (secret)" in result.stdout
+    assert "nothing was exported" in result.stderr
+    assert_no_leak(result, list(HOSTILE.values()), ado=False)
+
+
+@pytest.mark.parametrize(
+    "style,prefix,expected",
+    [
+        ("keep", "", {"databricks-token": "t1", "sql-password": "t2"}),
+        ("underscore", "", {"databricks_token": "t1", "sql_password": "t2"}),
+        ("upper", "KV_", {"KV_DATABRICKS_TOKEN": "t1", "KV_SQL_PASSWORD": "t2"}),
+    ],
+)
+def test_name_styles(keyvault, keyvault_env, style, prefix, expected):
+    keyvault.add_secret("databricks-token", "t1")
+    keyvault.add_secret("sql-password", "t2")
+    args = ["--all", "--name-style", style] + (["--prefix", prefix] if prefix else [])
+    result = fetch(keyvault, keyvault_env, *args)
+    assert result.returncode == 0, result.stderr
+    assert secret_variables(result.stdout) == expected
+
+
+def test_collision_in_listing_fails_before_reading_any_value(keyvault, keyvault_env):
+    # The emulator (like other stores) allows names Key Vault would not; a clash must not pick one silently.
+    keyvault.add_secret("db-token", "first-value-1")
+    keyvault.add_secret("DB_TOKEN", "second-value-2")
+    result = fetch(keyvault, keyvault_env, "--all", "--name-style", "upper")
+    line = assert_one_line_error(result, 2, "both map to pipeline variable 'DB_TOKEN'")
+    assert "'DB_TOKEN'" in line and "'db-token'" in line
+    assert not any(r.path.startswith("/secrets/") for r in keyvault.requests)
+    assert secret_variables(result.stdout) == {}
+
+
+def test_reserved_variable_prefix_is_refused_with_a_hint(keyvault, keyvault_env):
+    keyvault.add_secret("secret-key", "abc-value-1")
+    result = fetch(keyvault, keyvault_env, "--secret", "secret-key")
+    assert_one_line_error(result, 2, "reserved prefix")
+    result = fetch(keyvault, keyvault_env, "--secret", "secret-key", "--prefix", "kv-")
+    assert result.returncode == 0, result.stderr
+    assert secret_variables(result.stdout) == {"kv-secret-key": "abc-value-1"}
+
+
+def test_env_file_is_0600_holds_values_and_prints_only_names(keyvault, keyvault_env, tmp_path):
+    for name, value in HOSTILE.items():
+        keyvault.add_secret(name, value)
+    target = tmp_path / "secrets.env"
+    result = fetch(keyvault, keyvault_env, "--all", "--name-style", "upper", "--output", "env-file", str(target), ado=False)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    parsed = {}
+    for token in shlex.split(target.read_text(encoding="utf-8")):
+        name, _, value = token.partition("=")
+        parsed[name] = value
+    assert parsed == {name.replace("-", "_").upper(): value for name, value in HOSTILE.items()}
+    assert "BRACKET" in result.stdout and "wrote 6 secrets" in result.stdout
+    assert_no_leak(result, list(HOSTILE.values()), ado=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["secrets.env"]  # no temp file left behind
+
+
+def test_env_file_refused_in_pipelines_and_for_unusable_names(keyvault, keyvault_env, tmp_path):
+    keyvault.add_secret("db-token", "abc-value-1")
+    target = tmp_path / "out.env"
+    result = fetch(keyvault, keyvault_env, "--all", "--output", "env-file", str(target), ado=True)
+    assert_one_line_error(result, 2, "local debugging only")
+    result = fetch(keyvault, keyvault_env, "--all", "--output", "env-file", str(target), ado=False)
+    assert_one_line_error(result, 2, "db-token cannot be environment variable names")
+    assert not target.exists()
+    assert "abc-value-1" not in result.stdout + result.stderr
+
+
+def test_ca_bundle_option_and_tls_failure(keyvault, keyvault_env):
+    keyvault.add_secret("db", "abc-value-1")
+    without_ca = {k: v for k, v in keyvault_env.items() if k != "REQUESTS_CA_BUNDLE"}
+    result = fetch(keyvault, without_ca, "--secret", "db")
+    assert_one_line_error(result, 1, "TLS certificate not trusted")
+    result = fetch(keyvault, without_ca, "--secret", "db", "--ca-bundle", str(keyvault.ca_pem))
+    assert result.returncode == 0, result.stderr
+    assert secret_variables(result.stdout) == {"db": "abc-value-1"}
+
+
+def test_challenge_resource_is_verified_by_default(keyvault, keyvault_env):
+    keyvault.add_secret("db", "abc-value-1")
+    result = run_script("fetch_secrets.py", "--vault-url", keyvault.url, "--auth", "token", "--all",
+                        env=keyvault_env, timeout=120)
+    assert_one_line_error(result, 1, "--no-verify-challenge-resource")
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--vault-url", "http://127.0.0.1:1", "--all"], "is not https://"),
+        (["--vault-name", "x", "--all"], "invalid Key Vault name"),
+        (["--vault-url", "https://kv.vault.azure.net", "--secret", "bad_name!"], "invalid secret name"),
+        (["--vault-url", "https://kv.vault.azure.net", "--all", "--ca-bundle", "/nonexistent/ca.pem"], "does not exist"),
+        (["--vault-url", "https://kv.vault.azure.net", "--all", "--output", "xml"], "--output xml is not valid"),
+        (["--vault-url", "https://kv.vault.azure.net", "--all", "--auth", "device-code"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
+    result = run_script("fetch_secrets.py", *args, env=script_env(), cwd=tmp_path, timeout=60)
+    assert_one_line_error(result, 2, message)
+
+
+def test_auto_auth_without_any_credential_is_a_usage_error(tmp_path):
+    env = script_env(TF_BUILD="True", PATH=os.path.dirname(os.sys.executable))
+    result = run_script("fetch_secrets.py", "--vault-url", "https://kv.vault.azure.net", "--all", env=env, cwd=tmp_path, timeout=60)
+    assert_one_line_error(result, 2, "no Azure credential found for --auth auto")
+
+
+def test_auto_auth_picks_the_token_and_says_so(keyvault, keyvault_env):
+    keyvault.add_secret("db", "abc-value-1")
+    env = dict(keyvault_env, TF_BUILD="True", PATH=os.path.dirname(os.sys.executable))
+    result = run_script("fetch_secrets.py", "--vault-url", keyvault.url, "--secret", "db",
+                        "--no-verify-challenge-resource", env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "access token from AZURE_ACCESS_TOKEN (auto-detected: AZURE_ACCESS_TOKEN is set)" in result.stderr
