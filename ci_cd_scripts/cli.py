@@ -116,3 +116,15 @@ def add_workspace_args(parser: argparse.ArgumentParser) -> None:
 def add_dry_run(parser: argparse.ArgumentParser) -> None:
     """--dry-run: print the plan, make no writes."""
     parser.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")
+
+
+def load_config(args: argparse.Namespace, current_user: str | None = None):
+    """The resolved `config.Config` for ``--config``/``-t``/``--var`` (see `add_config_args`)."""
+    import config  # imported here: scripts that never read a config do not pay for YAML/pathspec
+
+    return config.load(
+        getattr(args, "config", None) or "config.json",
+        target=getattr(args, "target", None),
+        variables=getattr(args, "var", None) or (),
+        current_user=current_user,
+    )

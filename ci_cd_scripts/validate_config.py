@@ -1,0 +1,85 @@
+"""Resolve config.json for one target and report what is wrong (like `databricks bundle validate`).
+
+Loads the config (or a folder's config.json / databricks.yml), selects the target, assigns variables,
+resolves ${...} references and applies modes and presets. Warnings go to stderr; a config error is one
+line `error: ...` on stderr and exit code 2.
+
+The current user (for ~/ paths and ${workspace.current_user.*}) comes from --current-user; otherwise, when
+DATABRICKS_HOST and a credential (DATABRICKS_TOKEN or DATABRICKS_AUTH_TYPE) are set, from the workspace's
+SCIM Me endpoint; otherwise it stays unresolved with a warning.
+
+Examples:
+  python ci_cd_scripts/validate_config.py --current-user you@example.com
+  python ci_cd_scripts/validate_config.py -t prod --current-user you@example.com --output json
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import ado
+import cli
+import config
+from errors import ConfigError
+
+
+def _fetch_current_user(environ: dict[str, str] | os._Environ) -> dict[str, Any] | None:
+    """The SCIM Me document when credentials are present, else None."""
+    if not environ.get("DATABRICKS_HOST") or not (environ.get("DATABRICKS_TOKEN") or environ.get("DATABRICKS_AUTH_TYPE")):
+        return None
+    import databricks  # our client (ci_cd_scripts/databricks.py); imported only when it is needed
+
+    return databricks.connect().me()
+
+
+def _text_report(loaded, warning_count: int) -> str:
+    tree = loaded.tree
+    workspace = tree.get("workspace") or {}
+    user = (workspace.get("current_user") or {}).get("userName", "(unknown)")
+    lines = [
+        f"Name: {(tree.get('bundle') or {}).get('name', '')}",
+        f"Target: {loaded.target}",
+        "Workspace:",
+        f"  Host: {workspace.get('host', '')}",
+        f"  User: {user}",
+        f"  Path: {workspace.get('root_path', '')}",
+        "",
+    ]
+    if warning_count:
+        lines.append(f"Found {warning_count} warning{'s' if warning_count != 1 else ''}")
+    else:
+        lines.append("Validation OK!")
+    return "\n".join(lines)
+
+
+@cli.entry
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("validate_config.py", __doc__)
+    cli.add_config_args(parser)
+    parser.add_argument("--current-user", metavar="USERNAME", default=None,
+                        help="userName for workspace.current_user (default: SCIM Me when credentials are set)")
+    parser.add_argument("--output", choices=["text", "json"], default="text",
+                        help="text summary, or the whole resolved configuration as JSON (default: text)")
+    parser.add_argument("--strict", action="store_true", help="fail (exit 2) when there are warnings")
+    args = parser.parse_args(argv)
+
+    current_user: Any = args.current_user or _fetch_current_user(os.environ)
+    loaded = cli.load_config(args, current_user=current_user)
+    _, sync_warnings = loaded.sync_files()
+    warnings = [*loaded.warnings, *sync_warnings]
+    for warning in warnings:
+        ado.log_issue("warning", warning)
+    if args.strict and warnings:
+        count = len(warnings)
+        raise ConfigError(
+            f"{count} warning{' was' if count == 1 else 's were'} found. Warnings are not allowed in strict mode")
+    if args.output == "json":
+        print(config.to_json(loaded.tree))
+    else:
+        print(_text_report(loaded, len(warnings)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
