@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
 import ado
@@ -118,7 +119,7 @@ def add_dry_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")
 
 
-def load_config(args: argparse.Namespace, current_user: str | None = None):
+def load_config(args: argparse.Namespace, current_user: str | Mapping | None = None):
     """The resolved `config.Config` for ``--config``/``-t``/``--var`` (see `add_config_args`)."""
     import config  # imported here: scripts that never read a config do not pay for YAML/pathspec
 
@@ -128,3 +129,17 @@ def load_config(args: argparse.Namespace, current_user: str | None = None):
         variables=getattr(args, "var", None) or (),
         current_user=current_user,
     )
+
+
+def current_user(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str | dict | None:
+    """``--current-user`` if given; else the SCIM ``Me`` document when DATABRICKS_HOST and a credential
+    (DATABRICKS_TOKEN or DATABRICKS_AUTH_TYPE) are set; else None (the config then warns and leaves
+    ``${workspace.current_user.*}`` unresolved)."""
+    environ = os.environ if environ is None else environ
+    if getattr(args, "current_user", None):
+        return args.current_user
+    if not environ.get("DATABRICKS_HOST") or not (environ.get("DATABRICKS_TOKEN") or environ.get("DATABRICKS_AUTH_TYPE")):
+        return None
+    import databricks  # our client, ci_cd_scripts/databricks.py (scripts run with this folder first on sys.path)
+
+    return databricks.connect(host=getattr(args, "host", None), auth=getattr(args, "auth", None)).me()

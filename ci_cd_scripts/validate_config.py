@@ -14,23 +14,12 @@ Examples:
 """
 from __future__ import annotations
 
-import os
 import sys
-from typing import Any
 
 import ado
 import cli
 import config
 from errors import ConfigError
-
-
-def _fetch_current_user(environ: dict[str, str] | os._Environ) -> dict[str, Any] | None:
-    """The SCIM Me document when credentials are present, else None."""
-    if not environ.get("DATABRICKS_HOST") or not (environ.get("DATABRICKS_TOKEN") or environ.get("DATABRICKS_AUTH_TYPE")):
-        return None
-    import databricks  # our client (ci_cd_scripts/databricks.py); imported only when it is needed
-
-    return databricks.connect().me()
 
 
 def _text_report(loaded, warning_count: int) -> str:
@@ -64,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="fail (exit 2) when there are warnings")
     args = parser.parse_args(argv)
 
-    current_user: Any = args.current_user or _fetch_current_user(os.environ)
+    current_user = cli.current_user(args)
     loaded = cli.load_config(args, current_user=current_user)
     _, sync_warnings = loaded.sync_files()
     warnings = [*loaded.warnings, *sync_warnings]

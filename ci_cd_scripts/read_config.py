@@ -1,0 +1,82 @@
+"""Export the resolved config of one target as pipeline variables for the following steps.
+
+Sets bundle_name, bundle_target, workspace_host, workspace_root_path, every config variable by its name
+(maps and lists of complex variables as compact JSON) and every key of the `deploy` section flattened
+with '_' (deploy_clusters, deploy_keyvault_name, ...; lists joined by ','). Inside Azure Pipelines these
+are `##vso[task.setvariable]` commands; elsewhere readable `[set variable] name=value` lines.
+Nothing else is printed but warnings and a count.
+
+Examples:
+  python ci_cd_scripts/read_config.py -t dev
+  python ci_cd_scripts/read_config.py -t prod --var catalog=main --output-variables
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import ado
+import cli
+import config
+from errors import CICDError, ConfigError
+
+BUILT_IN = ("bundle_name", "bundle_target", "workspace_host", "workspace_root_path")
+
+
+def pipeline_variables(loaded: config.Config) -> list[tuple[str, str]]:
+    """The (name, value) pairs to export, in order; names checked for Azure Pipelines before anything is set."""
+    tree = loaded.tree
+    bundle = tree.get("bundle") or {}
+    workspace = tree.get("workspace") or {}
+    pairs: list[tuple[str, str]] = [
+        ("bundle_name", config.scalar_text(bundle.get("name"))),
+        ("bundle_target", loaded.target),
+        ("workspace_host", config.scalar_text(workspace.get("host"))),
+        ("workspace_root_path", config.scalar_text(workspace.get("root_path"))),
+    ]
+    for name, declaration in (tree.get("variables") or {}).items():
+        pairs.append((name, config.scalar_text(_value(declaration))))
+    for key, value in loaded.deploy.items():
+        pairs.extend(config.flatten(f"deploy_{key}", value))
+    seen: dict[str, str] = {}
+    for name, _ in pairs:
+        where = "the config variable" if name in (tree.get("variables") or {}) else "the setting"
+        try:
+            ado.check_variable_name(name)
+        except CICDError as error:
+            raise ConfigError(f"{where} {name!r} cannot be exported as a pipeline variable: {error.message}",
+                              hint=error.hint) from None
+        key = name.lower()  # Azure Pipelines variable names are case-insensitive
+        if key in seen:
+            raise ConfigError(f"config variable {name!r} clashes with {seen[key]!r}, which read_config.py also sets",
+                              hint="rename the variable in config.json")
+        seen[key] = name
+    return pairs
+
+
+def _value(declaration: Any) -> Any:
+    return declaration.get("value") if isinstance(declaration, dict) else None
+
+
+@cli.entry
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("read_config.py", __doc__)
+    cli.add_config_args(parser)
+    parser.add_argument("--current-user", metavar="USERNAME", default=None,
+                        help="userName for ~/ paths (default: SCIM Me when credentials are set)")
+    parser.add_argument("--output-variables", action="store_true",
+                        help="mark the variables isoutput=true (for later jobs: dependencies.<job>.outputs[...])")
+    args = parser.parse_args(argv)
+
+    loaded = cli.load_config(args, current_user=cli.current_user(args))
+    pairs = pipeline_variables(loaded)
+    for warning in loaded.warnings:
+        ado.log_issue("warning", warning)
+    for name, value in pairs:
+        ado.set_variable(name, value, output=args.output_variables)
+    print(f"read_config: {len(pairs)} variables set for target {loaded.target}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
