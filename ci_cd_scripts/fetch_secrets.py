@@ -46,6 +46,10 @@ def _vault_and_refs(args) -> tuple[str, list[keyvault.SecretRef]]:
     url = keyvault.vault_url(args.vault_url, args.vault_name) if (args.vault_url or args.vault_name) else None
     if url and (named or args.all):
         return url, named
+    if not Path(args.config).exists() and not args.target:
+        if url is None:
+            raise UsageError("no Key Vault given", hint=f"pass --vault-url or --vault-name, or set deploy.keyvault in {args.config}")
+        raise UsageError("no secrets to fetch", hint="name them with --secret (or deploy.keyvault.secrets in the config) or use --all")
     settings = cli.load_config(args).deploy.get("keyvault") or {}
     if not isinstance(settings, dict):
         raise UsageError("config deploy.keyvault must be an object", hint='e.g. {"name": "kv-dev", "secrets": ["databricks-token"]}')

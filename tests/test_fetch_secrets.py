@@ -298,3 +298,35 @@ def test_auto_auth_picks_the_token_and_says_so(keyvault, keyvault_env):
                         "--no-verify-challenge-resource", env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "access token from AZURE_ACCESS_TOKEN (auto-detected: AZURE_ACCESS_TOKEN is set)" in result.stderr
+
+
+def test_vault_and_secrets_from_config_deploy_keyvault(keyvault, keyvault_env, tmp_path):
+    keyvault.add_secret("databricks-token", "dapi-from-config")
+    keyvault.add_secret("sql-password", "sql-from-config")
+    keyvault.add_secret("unlisted", "never-fetched")
+    config = {
+        "bundle": {"name": "demo"},
+        "deploy": {"keyvault": {"name": "kv-common", "secrets": ["databricks-token"]}},
+        "targets": {
+            "dev": {"default": True, "deploy": {"keyvault": {"url": keyvault.url, "secrets": ["sql-password"]}}},
+            "prod": {"deploy": {"keyvault": {"name": "kv-prod"}}},
+        },
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    env = dict(keyvault_env, TF_BUILD="True")
+    args = ["--auth", "token", "--no-verify-challenge-resource", "--name-style", "upper"]
+    result = run_script("fetch_secrets.py", "-t", "dev", *args, env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert secret_variables(result.stdout) == {"DATABRICKS_TOKEN": "dapi-from-config", "SQL_PASSWORD": "sql-from-config"}
+    # Explicit flags win over the config: vault URL from the flag, secrets still from the config.
+    result = run_script("fetch_secrets.py", "-t", "prod", "--vault-url", keyvault.url, *args, env=env, cwd=tmp_path, timeout=120)
+    assert secret_variables(result.stdout) == {"DATABRICKS_TOKEN": "dapi-from-config"}
+    result = run_script("fetch_secrets.py", "-t", "prod", "--vault-url", keyvault.url, "--secret", "unlisted", *args,
+                        env=env, cwd=tmp_path, timeout=120)
+    assert secret_variables(result.stdout) == {"UNLISTED": "never-fetched"}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_script("fetch_secrets.py", "--all", env=env, cwd=empty, timeout=60)
+    assert_one_line_error(result, 2, "no Key Vault given (pass --vault-url or --vault-name, or set deploy.keyvault in config.json)")
+    result = run_script("fetch_secrets.py", "--vault-url", keyvault.url, env=env, cwd=empty, timeout=60)
+    assert_one_line_error(result, 2, "no secrets to fetch")
