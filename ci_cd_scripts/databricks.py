@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import logging
 import os
 import random
@@ -755,17 +754,6 @@ class Files(_Family):
         self._client.request("DELETE", self._url("files", path))
 
 
-CLUSTER_EDITABLE_FIELDS = (
-    "cluster_id", "cluster_name", "spark_version", "spark_conf", "node_type_id", "driver_node_type_id",
-    "num_workers", "autoscale", "autotermination_minutes", "azure_attributes", "aws_attributes", "gcp_attributes",
-    "ssh_public_keys", "custom_tags", "cluster_log_conf", "init_scripts", "spark_env_vars", "instance_pool_id",
-    "driver_instance_pool_id", "policy_id", "apply_policy_default_values", "enable_elastic_disk",
-    "enable_local_disk_encryption", "data_security_mode", "single_user_name", "runtime_engine", "docker_image",
-    "workload_type", "kind", "use_ml_runtime", "is_single_node", "clone_from", "remote_disk_throughput",
-    "total_initial_remote_disk_size",
-)
-
-
 class Clusters(_Family):
     """Clusters API 2.0: read, start, restart, edit, and wait for a state under a deadline."""
 
@@ -781,16 +769,8 @@ class Clusters(_Family):
         self._client.post("/api/2.0/clusters/restart", {"cluster_id": cluster_id})
 
     def edit(self, spec: Mapping[str, Any]) -> None:
-        """Replace the cluster's configuration with `spec` (a full spec: start from `editable_spec`)."""
+        """Replace the cluster's configuration with `spec` (a full spec: start from `cluster_spec.editable_spec`)."""
         self._client.post("/api/2.0/clusters/edit", dict(spec), idempotent=True)
-
-    @staticmethod
-    def editable_spec(details: Mapping[str, Any]) -> dict[str, Any]:
-        """The fields of a `get` answer that `edit` accepts; `num_workers` is dropped when autoscale is set."""
-        spec = {key: details[key] for key in CLUSTER_EDITABLE_FIELDS if key in details}
-        if "autoscale" in spec:
-            spec.pop("num_workers", None)
-        return spec
 
     def wait_for_state(
         self,

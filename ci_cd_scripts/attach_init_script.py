@@ -1,0 +1,103 @@
+"""Attach a workspace-file or volume init script to clusters (get → edit, keeping every other field).
+
+Reads each cluster's spec, appends the script to its init_scripts (a ``workspace`` destination for /Workspace,
+/Users, /Shared paths, a ``volumes`` destination for /Volumes paths) unless it is already there, and writes the
+full spec back with clusters/edit. Every other editable field is kept as it was. DBFS init scripts are
+end-of-life and refused. A RUNNING cluster restarts when its spec is edited; a TERMINATED one runs the script at
+its next start: the step says which.
+
+Defaults from the config: --cluster-id from deploy.clusters, --script from deploy.init_script_path.
+On standard (shared) access mode Unity Catalog clusters the script's path must be in the init-script allowlist.
+
+Exit codes: 0 done, 1 the edit failed, 2 bad input (unknown cluster, missing script, dbfs or bad path)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import ado
+import cli
+import cluster_spec
+import databricks
+import summary
+from errors import InputError, NotFound, ResourceDoesNotExist, UsageError
+
+SETTLED = ("RUNNING", "TERMINATED")
+
+
+def _config(args):
+    """The resolved config when one is given or present (it only supplies defaults here)."""
+    if args.config != "config.json" or args.target or args.var or Path("config.json").exists():
+        return cli.load_config(args)
+    return None
+
+
+@cli.entry
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("attach_init_script.py", __doc__)
+    parser.add_argument("--cluster-id", action="append", default=[], metavar="ID", help="cluster to edit; repeatable (default: deploy.clusters)")
+    parser.add_argument("--script", metavar="REMOTE_PATH", help="init script path (default: deploy.init_script_path)")
+    parser.add_argument("--timeout", type=float, default=600, metavar="SECONDS", help="how long to wait for a cluster that is starting or restarting (default 600)")
+    parser.add_argument("--poll-interval", type=float, default=None, metavar="SECONDS", help="longest wait between status polls (default 10)")
+    cli.add_config_args(parser)
+    cli.add_workspace_args(parser)
+    cli.add_dry_run(parser)
+    args = parser.parse_args(argv)
+    config = _config(args)
+    deploy = (config.deploy if config else None) or {}
+    cluster_ids = list(dict.fromkeys(args.cluster_id or deploy.get("clusters") or []))
+    script = args.script or deploy.get("init_script_path")
+    if not cluster_ids:
+        raise UsageError("no cluster given", hint="pass --cluster-id or set deploy.clusters in the config")
+    if not script:
+        raise UsageError("no init script given", hint="pass --script or set deploy.init_script_path in the config")
+    remote = databricks.remote_path(script)
+    entry = cluster_spec.init_script_entry(remote.kind, remote.path)
+    path = next(iter(entry.values()))["destination"]
+
+    report = summary.Summary("attach_init_script", "Attach init script", dry_run=args.dry_run)
+    with databricks.connect_from_args(args, config) as client:
+        try:
+            found = client.files.head(path)
+        except NotFound:
+            found = None
+        if found is None:
+            raise InputError(f"init script {path} does not exist in the workspace", hint="upload it first (upload_files.py)")
+        plans = []
+        for cluster_id in cluster_ids:  # read everything first: a bad id stops the step before any write
+            try:
+                details = client.clusters.get(cluster_id)
+            except ResourceDoesNotExist:
+                raise InputError(f"cluster {cluster_id} does not exist in {client.host}", hint="check --cluster-id / deploy.clusters") from None
+            spec, changed = cluster_spec.with_init_script(details, entry)
+            plans.append((cluster_id, details, spec, changed))
+        for cluster_id, details, spec, changed in plans:
+            name = ado.neutralise(str(details.get("cluster_name") or cluster_id))
+            if not changed:
+                print(f"cluster {cluster_id} ({name}): {path} already attached", flush=True)
+                report.skip(f"{cluster_id}: already attached")
+                continue
+            if args.dry_run:
+                print(f"cluster {cluster_id} ({name}): would attach {path}", flush=True)
+                report.change(f"{cluster_id}: attach {path}")
+                continue
+            state = details.get("state")
+            if state not in SETTLED:
+                details = client.clusters.wait_for_state(cluster_id, SETTLED, timeout=args.timeout, fail_states=("ERROR", "UNKNOWN"))
+                spec, changed = cluster_spec.with_init_script(details, entry)
+                state = details.get("state")
+            client.clusters.edit(spec)
+            if state == "RUNNING":
+                notice = f"cluster {cluster_id} restarts now to apply the init script (editing a running cluster restarts it)"
+            else:
+                notice = f"cluster {cluster_id} is {state}: the init script runs at its next start"
+            print(f"cluster {cluster_id} ({name}): attached {path}", flush=True)
+            print(f"notice: {notice}", flush=True)
+            report.change(f"{cluster_id}: attached {path}")
+            report.note(notice)
+    report.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Install wheels (and PyPI requirements) on clusters, replacing older versions with exactly one restart per cluster.
+
+Per cluster, concurrently: find installed libraries of the same distributions (matched by the wheel's normalised
+distribution name), uninstall them in one call, install the new wheels and requirements in one call, restart
+once if anything was uninstalled (start the cluster if it is TERMINATED), then wait until it is RUNNING and every
+library is INSTALLED, before --timeout. A library that FAILS, or a cluster in ERROR, fails the step with the
+service's message. Libraries already installed with the same spec are left alone, so a re-run changes nothing.
+
+--wheel takes a remote path (/Volumes/..., /Workspace/..., legacy dbfs:/...) or a file name relative to the
+config's deploy.libraries_path. --requirements takes a local requirements file (installed as PyPI libraries) or a
+remote one (/Volumes/..., /Workspace/...). Cluster ids default to deploy.clusters, --timeout to
+deploy.timeout_seconds (else 1200).
+
+Exit codes: 0 done, 1 the rollout failed (library FAILED, cluster ERROR, deadline, API error), 2 bad input
+(unknown cluster, missing wheel, bad path, no credentials)."""
+from __future__ import annotations
+
+import concurrent.futures
+import sys
+import time
+from pathlib import Path
+
+import ado
+import cli
+import databricks
+import libraries
+import summary
+from errors import CICDError, InputError, NotFound, OperationFailed, UsageError
+from libraries import Library
+
+DEFAULT_TIMEOUT_SECONDS = 1200
+
+
+def _config(args):
+    """The resolved config when one is given or present (it only supplies defaults here)."""
+    if args.config != "config.json" or args.target or args.var or Path("config.json").exists():
+        return cli.load_config(args)
+    return None
+
+
+def _wanted(args, deploy: dict) -> list[Library]:
+    wanted: list[Library] = []
+    for wheel in args.wheel:
+        if not wheel.startswith(("/", "dbfs:")):
+            base = deploy.get("libraries_path")
+            if not base:
+                raise UsageError(f"--wheel {wheel!r} is not a remote path", hint="give /Volumes/..., /Workspace/... or set deploy.libraries_path")
+            wheel = base.rstrip("/") + "/" + wheel
+        path = databricks.remote_path(wheel)
+        libraries.wheel_distribution(path.path)
+        location = libraries.workspace_library_path(path.path) if path.kind == "workspace" else path.path
+        wanted.append(Library("whl", location))
+    if args.requirements:
+        if args.requirements.startswith(("/Volumes/", "/Workspace/", "/Users/", "/Shared/")):
+            remote = databricks.remote_path(args.requirements, allowed=("workspace", "volumes"))
+            wanted.append(Library("requirements", libraries.workspace_library_path(remote.path)))
+        else:
+            wanted.extend(libraries.requirements_libraries(Path(args.requirements)))
+    return wanted
+
+
+def _check_uploaded(client: databricks.Client, library: Library) -> None:
+    """Refuse to install a wheel that is not there (the cluster would report FAILED only after a restart)."""
+    if library.kind not in ("whl", "requirements"):
+        return
+    try:
+        if library.location.startswith("dbfs:"):
+            client.dbfs.get_status(library.location)
+            return
+        found = client.files.head(library.location)
+    except NotFound:
+        found = None
+    if found is None:
+        raise InputError(f"{library.location} does not exist in the workspace", hint="upload it first (upload_files.py)")
+
+
+@cli.entry
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("install_libraries.py", __doc__)
+    parser.add_argument("--cluster-id", action="append", default=[], metavar="ID", help="cluster to install on; repeatable (default: deploy.clusters)")
+    parser.add_argument("--wheel", action="append", default=[], metavar="REMOTE_PATH", help="wheel to install; repeatable")
+    parser.add_argument("--requirements", metavar="FILE", help="requirements file: local (PyPI libraries) or remote path")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="deadline per cluster (default: deploy.timeout_seconds, else 1200)")
+    parser.add_argument("--no-restart", action="store_true", help="never restart or start a cluster; say what is pending instead")
+    parser.add_argument("--poll-interval", type=float, default=None, metavar="SECONDS", help="longest wait between status polls (default 10)")
+    cli.add_config_args(parser)
+    cli.add_workspace_args(parser)
+    cli.add_dry_run(parser)
+    args = parser.parse_args(argv)
+    config = _config(args)
+    deploy = (config.deploy if config else None) or {}
+    cluster_ids = list(dict.fromkeys(args.cluster_id or deploy.get("clusters") or []))
+    if not cluster_ids:
+        raise UsageError("no cluster given", hint="pass --cluster-id or set deploy.clusters in the config")
+    if not args.wheel and not args.requirements:
+        raise UsageError("nothing to install", hint="pass --wheel and/or --requirements")
+    timeout = args.timeout or float(deploy.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
+    if timeout <= 0 or (args.poll_interval is not None and args.poll_interval <= 0):
+        raise UsageError("--timeout and --poll-interval must be positive")
+    wanted = _wanted(args, deploy)
+
+    report = summary.Summary("install_libraries", "Install libraries", dry_run=args.dry_run)
+    client = databricks.connect_from_args(args, config, concurrency=max(len(cluster_ids), 2))
+    workers = min(len(cluster_ids), client.concurrency)
+    with client, concurrent.futures.ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        for library in wanted:
+            _check_uploaded(client, library)
+        # Read and plan every cluster before writing anything: a bad cluster id stops the step with no writes.
+        inspected = dict(zip(cluster_ids, pool.map(lambda cid: libraries.inspect(client, cid, wanted, timeout=timeout), cluster_ids)))
+        for cluster_id, (details, plan) in inspected.items():
+            action = libraries.next_action(details["state"], plan, no_restart=args.no_restart)
+            print(_plan_line(cluster_id, details, plan, action, dry_run=args.dry_run), flush=True)
+        if args.dry_run:
+            for cluster_id, (details, plan) in inspected.items():
+                _record(report, cluster_id, plan, libraries.next_action(details["state"], plan, no_restart=args.no_restart))
+            report.finish()
+            return 0
+
+        progress = summary.Progress("install libraries")
+        finished: list[str] = []
+
+        def on_poll(cluster_id: str, what: str) -> None:
+            progress.update(100 * len(finished) / len(cluster_ids), f"{cluster_id} {what}")
+
+        deadline = time.monotonic() + timeout
+        futures = {
+            pool.submit(libraries.roll_out, client, details, plan, wanted, no_restart=args.no_restart, deadline=deadline, on_poll=on_poll): cluster_id
+            for cluster_id, (details, plan) in inspected.items()
+        }
+        failures: list[CICDError] = []
+        for future in concurrent.futures.as_completed(futures):
+            cluster_id = futures[future]
+            try:
+                result = future.result()
+            except CICDError as error:
+                failures.append(error)
+                report.fail(f"{cluster_id}: {error.one_line()}")
+                continue
+            finally:
+                finished.append(cluster_id)
+            _record(report, cluster_id, result.plan, result.action)
+            for notice in result.notices:
+                report.note(notice)
+                print(f"notice: {notice}", flush=True)
+    if client.stats.retries:
+        report.note(f"{client.stats.retries} API calls retried ({client.stats.throttled} throttled)")
+    report.finish()
+    if failures:
+        if len(failures) == 1:
+            raise failures[0]
+        raise OperationFailed(f"{len(failures)} of {len(cluster_ids)} clusters failed: " + "; ".join(f.one_line() for f in failures))
+    return 0
+
+
+def _plan_line(cluster_id: str, details: dict, plan: libraries.ClusterPlan, action: str, *, dry_run: bool) -> str:
+    verb = "would" if dry_run else "will"
+    parts = []
+    if plan.uninstall:
+        parts.append(f"uninstall {', '.join(l.location for l in plan.uninstall)}")
+    if plan.install:
+        parts.append(f"install {', '.join(l.location for l in plan.install)}")
+    if action != "none":
+        parts.append(action)
+    what = f"{verb} " + "; ".join(parts) if parts else "up to date"
+    return ado.neutralise(f"cluster {cluster_id} ({details.get('cluster_name', '')}, {details.get('state')}): {what}")
+
+
+def _record(report: summary.Summary, cluster_id: str, plan: libraries.ClusterPlan, action: str) -> None:
+    if not plan.changes and action == "none":
+        report.skip(f"{cluster_id}: {len(plan.keep)} libraries already installed")
+        return
+    parts = [f"installed {len(plan.install)}"]
+    if plan.uninstall:
+        parts.append(f"replaced {len(plan.uninstall)}")
+    if action != "none":
+        parts.append({"restart": "restarted once", "start": "started"}[action])
+    report.change(f"{cluster_id}: {', '.join(parts)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
