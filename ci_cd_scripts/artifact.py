@@ -18,7 +18,6 @@ Does not build, merge or copy anything itself; it packages a staging folder the 
 """
 from __future__ import annotations
 
-import glob
 import hashlib
 import io
 import json
@@ -29,8 +28,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import yaml
-
 import atomic
 from errors import InputError
 
@@ -38,7 +35,6 @@ MANIFEST = "MANIFEST.json"
 MANIFEST_FORMAT = 1
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 EXECUTABLE = frozenset({"init/init.sh"})
-CONFIG_NAMES = ("config.json", "databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
 _SKIPPED_SCRIPT_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 _SKIPPED_SCRIPT_SUFFIXES = (".pyc", ".pyo")
 
@@ -122,53 +118,18 @@ def staging_files(staging: Path) -> tuple[list[ArtifactFile], list[str]]:
     return files, warnings
 
 
-def _root_config_file(config: Path) -> Path:
-    if config.is_dir():
-        found = [config / name for name in CONFIG_NAMES if (config / name).is_file()]
-        if not found:
-            raise InputError(f"no config file ({', '.join(CONFIG_NAMES)}) in {config}")
-        return found[0]
-    if not config.is_file():
-        raise InputError(f"config file {config} does not exist", hint="pass --config PATH")
-    return config
+def config_files(loaded_files: Iterable[Path], root: Path) -> list[ArtifactFile]:
+    """The loaded config files (root file first, then includes) at their paths relative to the bundle root.
 
-
-def _included_files(root_file: Path) -> list[Path]:
-    """The root file's `include` entries (globs relative to its folder, no ``**``), as config semantics say."""
-    try:
-        tree = yaml.safe_load(root_file.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise InputError(f"cannot read config {root_file}: {error}") from None
-    entries = tree.get("include") or [] if isinstance(tree, dict) else []
-    if not isinstance(entries, list):
-        raise InputError(f"{root_file}: include must be a list of relative paths")
-    found: list[Path] = []
-    for entry in entries:
-        entry = str(entry)
-        if os.path.isabs(entry):
-            raise InputError(f"{root_file}: include {entry}: includes must be relative paths")
-        matches = sorted(glob.glob(glob.escape(str(root_file.parent)) + os.sep + entry))
-        if not matches and not glob.has_magic(entry):
-            raise InputError(f"{root_file}: {entry} defined in 'include' section does not match any files")
-        found += [Path(match) for match in matches]
-    return found
-
-
-def config_files(config: str | os.PathLike[str]) -> list[ArtifactFile]:
-    """The root config file and every file it includes, at their paths relative to the root file's folder."""
-    root_file = _root_config_file(Path(config))
-    try:
-        import config as config_module  # the config area's loader, when present: the one place that knows includes
-
-        loaded_files = list(config_module.load(str(root_file)).files)
-    except ImportError:
-        loaded_files = [root_file, *_included_files(root_file)]
-    base = root_file.resolve().parent
+    `loaded_files` and `root` come from `config.load` (``Config.files``, ``Config.root``): the config module is
+    the one place that knows how ``include`` expands.
+    """
+    base = Path(root).resolve()
     files: list[ArtifactFile] = []
     for path in loaded_files:
         relative = os.path.relpath(Path(path).resolve(), base).replace(os.sep, "/")
         if relative.startswith("../"):
-            raise InputError(f"config file {path} is outside the config folder {base}",
+            raise InputError(f"config file {path} is outside the bundle root {base}",
                              hint="keep included config files next to or below the root config")
         if relative not in {f.path for f in files}:
             files.append(ArtifactFile(check_entry_path(relative), Path(path)))

@@ -5,9 +5,9 @@ SRC_DIR is the staging folder the earlier CI steps filled:
   SRC_DIR/init/init.sh        create_init_script.py --out SRC_DIR/init/init.sh
   SRC_DIR/requirements.txt    merge_requirements.py --out SRC_DIR/requirements.txt
   SRC_DIR/notebooks/...       copy_notebooks.py ROOT SRC_DIR/notebooks   (optional)
-The config (--config, default config.json, with its include files) and the scripts (--scripts-dir, default
-the folder holding this script, with the repository's requirements.txt as ci_cd_scripts/requirements.txt)
-are added from the repository. MANIFEST.json lists every file with size and sha256. Same inputs give a
+The config (--config, default config.json, with its include files; it must resolve for -t/--var) and
+the scripts (--scripts-dir, default the folder holding this script, with the repository's requirements.txt
+as ci_cd_scripts/requirements.txt) are added from the repository. MANIFEST.json lists every file with size and sha256. Same inputs give a
 byte-identical zip (sorted entries, fixed timestamps and permissions); it is written atomically.
 
   python ci_cd_scripts/package_artifact.py staging out/artifact.zip
@@ -22,6 +22,7 @@ from pathlib import Path
 import ado
 import artifact
 import cli
+import config
 from errors import InputError, UsageError
 
 HERE = Path(__file__).resolve().parent
@@ -43,11 +44,11 @@ def verify(zip_path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("package_artifact.py", __doc__)
     parser.add_argument("paths", nargs="*", metavar="SRC_DIR OUT.zip", help="staging folder and the zip to write")
-    parser.add_argument("--config", default="config.json", help="root config file or folder (default: config.json)")
     parser.add_argument("--scripts-dir", default=str(HERE), help="ci_cd_scripts folder to ship (default: this script's folder)")
     parser.add_argument("--scripts-requirements", help="requirements of the scripts (default: <scripts-dir>/requirements.txt, "
                                                        "else the requirements.txt next to the scripts folder)")
     parser.add_argument("--verify", metavar="ZIP", help="only check ZIP against its MANIFEST.json")
+    cli.add_config_args(parser)
     args = parser.parse_args(argv)
 
     if args.verify:
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"OUT {out} must end in .zip")
 
     files, warnings = artifact.staging_files(staging)
-    files += artifact.config_files(args.config)
+    loaded = config.load(args.config, target=args.target, variables=args.var)  # also proves the config resolves
+    files += artifact.config_files(loaded.files, loaded.root)
     files += artifact.script_files(Path(args.scripts_dir),
                                    Path(args.scripts_requirements) if args.scripts_requirements else None)
     for warning in warnings:

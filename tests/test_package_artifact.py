@@ -169,7 +169,8 @@ def test_include_that_matches_nothing_and_missing_config(tmp_path):
     result = run_script("package_artifact.py", staging, tmp_path / "a.zip", "--config", config)
     assert_one_line_error(result, 2, "does not match any files")
     result = run_script("package_artifact.py", staging, tmp_path / "a.zip", "--config", tmp_path / "nope.json")
-    assert_one_line_error(result, 2, "does not exist")
+    assert_one_line_error(result, 2, "nope.json not found")
+    assert not (tmp_path / "a.zip").exists()
 
 
 @pytest.mark.parametrize("args", [(), ("one",), ("a", "b", "c"), ("src", "out.tar"), ("--verify", "x.zip", "src")])
