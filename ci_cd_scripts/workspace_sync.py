@@ -20,7 +20,6 @@ It does not own HTTP, retries or auth (`databricks.py`), nor output (`summary.py
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import json
@@ -524,3 +523,251 @@ def next_manifest(
     kept -= set(planned.folders_to_delete)
     kept = {folder for folder in kept if folder in local.folders or before.objects.get(folder, RemoteObject("")).object_type == DIRECTORY}
     return Manifest(objects=objects, folders=frozenset(created | kept))
+
+
+# --- I/O against the workspace (the client comes from databricks.connect in the script) ---------------------
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class DeployResult:
+    """What a deploy did (or, with dry_run, would do)."""
+
+    workspace_dir: str
+    plan: Plan
+    manifest_note: str  # how the previous manifest was found: "read", "none (fresh deploy)", "corrupt: ..."
+    manifest_written: bool = False
+    dry_run: bool = False
+    list_calls: int = 0
+
+
+def _run_all(tasks: Iterable[Callable[[], Any]], concurrency: int, progress: Callable[[], None] | None = None) -> list[Any]:
+    """Run tasks on a bounded pool; on the first failure stop starting new ones and raise it after the rest settle."""
+    tasks = list(tasks)
+    if not tasks:
+        return []
+    results: list[Any] = [None] * len(tasks)
+    failures: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(tasks)))) as pool:
+        futures = {pool.submit(task): index for index, task in enumerate(tasks)}
+        for future in _as_completed(futures):
+            error = future.exception()
+            if error is not None:
+                if not failures:
+                    for pending in futures:
+                        pending.cancel()
+                failures.append(error)
+                continue
+            results[futures[future]] = future.result()
+            if progress is not None:
+                progress()
+    if failures:
+        first = failures[0]
+        if len(failures) > 1 and isinstance(first, OperationFailed):
+            raise OperationFailed(f"{first.one_line()} (and {len(failures) - 1} more failed calls)") from first
+        raise first
+    return results
+
+
+def _as_completed(futures: dict) -> Iterable[Any]:
+    from concurrent.futures import CancelledError, as_completed
+
+    for future in as_completed(futures):
+        try:
+            future.exception()
+        except CancelledError:
+            continue
+        yield future
+
+
+def list_folder(client: Any, workspace_path: str) -> list[dict[str, Any]] | None:
+    """The objects in a workspace folder, or None if it does not exist."""
+    try:
+        return client.workspace.list(workspace_path)
+    except NotFound:
+        return None
+
+
+def _remote_object(info: dict[str, Any]) -> RemoteObject:
+    return RemoteObject(
+        object_type=str(info.get("object_type", "")),
+        modified_at=_optional_int(info.get("modified_at")),
+        object_id=_optional_int(info.get("object_id")),
+        language=info.get("language"),
+    )
+
+
+def list_remote(
+    client: Any, workspace_dir: str, wanted: frozenset[str], *, concurrency: int = 8
+) -> tuple[RemoteTree, int]:
+    """List WORKSPACE_DIR and the wanted folders below it that exist, level by level, concurrently.
+
+    One `workspace/list` call per existing wanted folder (O(folders)); a folder missing from its parent's
+    listing is not asked for. Returns the tree and the number of list calls made.
+    """
+    objects: dict[str, RemoteObject] = {}
+    listed: set[str] = set()
+    calls = 0
+    root = list_folder(client, workspace_dir)
+    calls += 1
+    if root is None:
+        return RemoteTree(), calls
+    level = {"": root}
+    while level:
+        next_folders: list[str] = []
+        for folder, entries in level.items():
+            listed.add(folder)
+            for info in entries:
+                name = posixpath.basename(str(info.get("path", "")).rstrip("/"))
+                if not name or (folder == "" and name == MANIFEST_NAME):
+                    continue
+                relative_path = f"{folder}/{name}" if folder else name
+                found = _remote_object(info)
+                objects[relative_path] = found
+                if found.object_type == DIRECTORY and relative_path in wanted:
+                    next_folders.append(relative_path)
+        answers = _run_all(
+            [lambda f=folder: list_folder(client, join(workspace_dir, f)) for folder in next_folders], concurrency
+        )
+        calls += len(next_folders)
+        level = {folder: entries for folder, entries in zip(next_folders, answers) if entries is not None}
+    return RemoteTree(objects, frozenset(listed), root_exists=True), calls
+
+
+def read_manifest(client: Any, workspace_dir: str) -> tuple[Manifest | None, str | None, str]:
+    """(manifest or None, its stored text, a note for the summary). Missing or corrupt means a fresh deploy."""
+    path = join(workspace_dir, MANIFEST_NAME)
+    try:
+        content = client.workspace.export(path, format="SOURCE")
+    except NotFound:
+        return None, None, "none found: fresh deploy, every object is uploaded"
+    try:
+        text = content.decode("utf-8")
+        return manifest_from_json(text), text, "read"
+    except (ValueError, ManifestError) as error:
+        return None, None, f"unreadable ({error}): fresh deploy, every object is uploaded"
+
+
+def write_manifest(client: Any, workspace_dir: str, text: str) -> None:
+    _import(client, join(workspace_dir, MANIFEST_NAME), text.encode("utf-8"), "RAW", None)
+
+
+def _import(client: Any, workspace_path: str, content: bytes, import_format: str, language: str | None) -> None:
+    language = language if import_format == "SOURCE" else None
+    client.workspace.import_(workspace_path, content, format=import_format, language=language, overwrite=True)
+
+
+def _delete(client: Any, workspace_path: str) -> None:
+    try:
+        client.workspace.delete(workspace_path, recursive=False)
+    except NotFound:
+        pass  # already gone: the goal is reached (also when a retried delete had succeeded)
+
+
+def _upload(client: Any, workspace_dir: str, upload: Upload) -> str:
+    """Import one object; return the SHA-256 of the bytes actually sent."""
+    try:
+        content = upload.local.source.read_bytes()
+    except OSError as error:
+        raise InputError(f"cannot read {upload.local.source}: {error.strerror or error}") from None
+    target = join(workspace_dir, upload.relative_path)
+    if upload.replace:
+        _delete(client, target)
+    _import(client, target, content, upload.local.format, upload.local.language)
+    return hashlib.sha256(content).hexdigest()
+
+
+def apply(
+    client: Any,
+    workspace_dir: str,
+    local: LocalTree,
+    planned: Plan,
+    manifest: Manifest | None,
+    stored_text: str | None,
+    before: RemoteTree,
+    *,
+    concurrency: int = 8,
+    progress: Progress | None = None,
+) -> tuple[bool, int]:
+    """Carry out a plan: deletes, folders (parents first), uploads, emptied folders, then the manifest last.
+
+    Returns (manifest written?, list calls made re-reading uploaded folders). Raises on the first failed call
+    after the calls in flight settle; the manifest is then not written, so the next deploy repairs the rest.
+    """
+    total = max(1, planned.writes)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    _run_all([lambda d=d: _delete(client, join(workspace_dir, d.relative_path)) for d in planned.deletes], concurrency, tick)
+    levels: dict[int, list[str]] = {}
+    for folder in planned.folders_to_create:
+        levels.setdefault(depth(folder), []).append(folder)
+    for level in sorted(levels):
+        _run_all(
+            [
+                lambda f=f: client.workspace.mkdirs(join(workspace_dir, f))
+                for f in levels[level]
+            ],
+            concurrency,
+            tick,
+        )
+    hashes = _run_all([lambda u=u: _upload(client, workspace_dir, u) for u in planned.uploads], concurrency, tick)
+    uploaded_hashes = {upload.relative_path: sent for upload, sent in zip(planned.uploads, hashes)}
+    for folder in planned.folders_to_delete:  # deepest first, one at a time: a parent waits for its children
+        _delete(client, join(workspace_dir, folder))
+        tick()
+
+    # Re-read what was uploaded to record the modified_at/object_id the workspace gave it.
+    touched = sorted({parent_of(upload.relative_path) for upload in planned.uploads})
+    listings = _run_all([lambda f=f: list_folder(client, join(workspace_dir, f)) for f in touched], concurrency)
+    after: dict[str, RemoteObject] = {}
+    for folder, entries in zip(touched, listings):
+        for info in entries or []:
+            name = posixpath.basename(str(info.get("path", "")).rstrip("/"))
+            after[f"{folder}/{name}" if folder else name] = _remote_object(info)
+    new_manifest = next_manifest(local, planned, manifest, before, after, uploaded_hashes=uploaded_hashes)
+    text = manifest_to_json(new_manifest, workspace_dir)
+    if text == stored_text:
+        return False, len(touched)
+    write_manifest(client, workspace_dir, text)
+    return True, len(touched)
+
+
+def deploy(
+    client: Any,
+    local: LocalTree,
+    workspace_dir: str,
+    *,
+    full: bool = False,
+    prune: bool = False,
+    dry_run: bool = False,
+    concurrency: int = 8,
+    progress: Progress | None = None,
+) -> DeployResult:
+    """Deploy a scanned source tree to WORKSPACE_DIR incrementally (see the module docstring). Raises
+    OperationFailed on conflicts before writing anything, and on remote failures."""
+    workspace_dir = check_workspace_dir(workspace_dir)
+    manifest, stored_text, note = read_manifest(client, workspace_dir)
+    before, calls = list_remote(client, workspace_dir, folders_to_list(local, manifest), concurrency=concurrency)
+    planned = plan(local, manifest, before, full=full, prune=prune)
+    result = DeployResult(workspace_dir, planned, note, dry_run=dry_run, list_calls=calls)
+    if planned.conflicts:
+        shown = "; ".join(planned.conflicts[:3])
+        more = f" (and {len(planned.conflicts) - 3} more)" if len(planned.conflicts) > 3 else ""
+        raise OperationFailed(
+            f"nothing deployed: objects in {workspace_dir} are in the way: {shown}{more}",
+            hint="delete or rename them in the workspace, or deploy to another folder",
+        )
+    if dry_run:
+        return result
+    result.manifest_written, relisted = apply(
+        client, workspace_dir, local, planned, manifest, stored_text, before, concurrency=concurrency, progress=progress
+    )
+    result.list_calls += relisted
+    return result

@@ -1,0 +1,113 @@
+"""Deploy notebooks and files from SRC_DIR to a workspace folder, incrementally.
+
+Files starting with the Databricks header (`# Databricks notebook source`, `-- ...`, `// ...`) in .py/.sql/
+.scala/.r become notebooks named without the extension; .ipynb files become notebooks; every other file is
+a workspace file that keeps its name. Dot files/folders and __pycache__ are skipped.
+
+Incremental by default: a manifest (`WORKSPACE_DIR/.deploy-manifest.json`, a workspace file) records each
+object's content hash and the workspace's modified_at/object_id. A deploy lists the folders (one call each),
+uploads only what is new, changed locally, or changed/removed in the workspace since (drift is overwritten),
+and writes the manifest last; a re-run with nothing changed makes no writes. --full re-uploads everything.
+--prune deletes objects the previous deployment created that no longer exist locally (never anything else).
+
+WORKSPACE_DIR must be below /Workspace/<root>/, /Users/<user>/ or /Shared/ (not Repos). Defaults come from
+the config's deploy section (deploy.notebooks_path, deploy.concurrency) when --config/-t is given or
+./config.json exists. The token is read from $DATABRICKS_TOKEN (see --auth).
+
+Exit codes: 0 deployed (or nothing to do), 1 the workspace refused or failed a call, 2 bad input."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import ado
+import cli
+import databricks
+import summary
+import workspace_sync
+from errors import UsageError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"expected 1..64, got {value}")
+    return value
+
+
+def _load_config(args: argparse.Namespace):
+    """The resolved config when one is asked for (--config/-t/--var) or ./config.json exists; else None."""
+    if args.config is None and args.target is None and not args.var and not Path("config.json").is_file():
+        return None
+    args.config = args.config or "config.json"
+    return cli.load_config(args)
+
+
+@cli.entry
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("deploy_notebooks.py", __doc__)
+    parser.add_argument("src_dir", metavar="SRC_DIR", help="local folder with notebooks and files")
+    parser.add_argument(
+        "workspace_dir", metavar="WORKSPACE_DIR", nargs="?", help="workspace folder (default: deploy.notebooks_path)"
+    )
+    parser.add_argument("--concurrency", type=_positive_int, default=None, help="parallel calls (default: deploy.concurrency, else 8)")
+    parser.add_argument("--full", action="store_true", help="upload every object, changed or not")
+    parser.add_argument("--prune", action="store_true", help="delete objects the previous deployment created that are gone locally")
+    cli.add_dry_run(parser)
+    cli.add_config_args(parser)
+    parser.set_defaults(config=None)
+    cli.add_workspace_args(parser)
+    args = parser.parse_args(argv)
+
+    config = _load_config(args)
+    deploy_section = getattr(config, "deploy", None) or {}
+    workspace_dir = args.workspace_dir or deploy_section.get("notebooks_path")
+    if not workspace_dir:
+        raise UsageError("WORKSPACE_DIR is missing", hint="pass it, or set deploy.notebooks_path in the config")
+    workspace_dir = workspace_sync.check_workspace_dir(str(workspace_dir))
+    local = workspace_sync.scan(Path(args.src_dir))  # bad input fails here, before any call
+
+    report = summary.Summary("deploy_notebooks", f"Deploy notebooks to {workspace_dir}", dry_run=args.dry_run)
+    progress = summary.Progress(f"Deploying notebooks to {workspace_dir}")
+    with databricks.connect_from_args(args, config) as client:
+        result = workspace_sync.deploy(
+            client,
+            local,
+            workspace_dir,
+            full=args.full,
+            prune=args.prune,
+            dry_run=args.dry_run,
+            concurrency=client.concurrency,
+            progress=lambda done, total: progress.update(100.0 * done / total, f"{done}/{total} changes"),
+        )
+        requests, retries = client.stats.requests, client.stats.retries
+    planned = result.plan
+    for delete in planned.deletes:
+        report.change(f"deleted {delete.relative_path} ({delete.reason})")
+    for folder in planned.folders_to_create:
+        report.change(f"created folder {folder or workspace_dir}")
+    for upload in planned.uploads:
+        report.change(f"uploaded {upload.relative_path} ({upload.reason})")
+    for folder in planned.folders_to_delete:
+        report.change(f"deleted folder {folder} (emptied by --prune)")
+    for path in planned.skipped:
+        report.skip(path)
+    report.note(f"previous manifest: {result.manifest_note}")
+    if planned.stale:
+        report.note(f"{len(planned.stale)} objects of earlier deploys are gone locally and kept (use --prune): "
+                    + ", ".join(planned.stale[:5]) + (" ..." if len(planned.stale) > 5 else ""))
+    if not args.dry_run:
+        written = "written" if result.manifest_written else "unchanged"
+        report.note(f"manifest {written}; {requests} API calls ({retries} retries)")
+    if planned.empty and not args.dry_run:
+        report.note("nothing to change: the workspace matches the source")
+    report.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Upload local files to a volume, a workspace folder or legacy DBFS, skipping files already there.
+
+DEST_DIR is /Volumes/<catalog>/<schema>/<volume>/... or /Workspace/<folder>/... (Files API, one streamed PUT
+per file) or dbfs:/<folder>/... (legacy DBFS: create, add-block in 1 MB blocks, close). Memory use does not
+depend on the file size. A file is skipped when the remote file has the same size and SHA-256 (the remote
+bytes are streamed through the hash; nothing is written). DBFS is deprecated for libraries on DBR 15.1+:
+prefer a volume or workspace files.
+
+The token is read from $DATABRICKS_TOKEN (see --auth). Exit codes: 0 done, 1 a remote call failed, 2 bad input."""
+from __future__ import annotations
+
+import argparse
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cli
+import databricks
+import file_upload
+import summary
+
+
+def _load_config(args: argparse.Namespace):
+    """The resolved config when one is asked for (--config/-t/--var) or ./config.json exists; else None."""
+    if args.config is None and args.target is None and not args.var and not Path("config.json").is_file():
+        return None
+    args.config = args.config or "config.json"
+    return cli.load_config(args)
+
+
+@cli.entry
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("upload_files.py", __doc__)
+    parser.add_argument("dest_dir", metavar="DEST_DIR", help="/Volumes/..., /Workspace/... or dbfs:/... folder")
+    parser.add_argument("files", metavar="FILE", nargs="+", help="local files to upload")
+    cli.add_dry_run(parser)
+    cli.add_config_args(parser)
+    parser.set_defaults(config=None)
+    cli.add_workspace_args(parser)
+    args = parser.parse_args(argv)
+
+    destination = file_upload.parse_destination(args.dest_dir)
+    files = file_upload.check_files(args.files)  # bad input fails here, before any call
+    config = _load_config(args)
+    report = summary.Summary("upload_files", f"Upload files to {destination.display}", dry_run=args.dry_run)
+    progress = summary.Progress(f"Uploading files to {destination.display}")
+    with databricks.connect_from_args(args, config) as client:
+        workers = max(1, min(client.concurrency, len(files), 4))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            outcomes = list(pool.map(lambda item: file_upload.remote_state(client, destination, item), files))
+        uploads = [(item, reason) for item, (action, reason) in zip(files, outcomes) if action == "upload"]
+        for item, (action, reason) in zip(files, outcomes):
+            if action == "skip":
+                report.skip(f"{destination.shown(item.name)} ({reason})")
+        if uploads and not args.dry_run:
+            file_upload.ensure_folder(client, destination)
+            total = sum(item.size for item, _ in uploads) or 1
+            done = 0
+            for item, reason in uploads:  # one at a time: wheels are few, and each stream is already a full pipe
+                file_upload.upload(client, destination, item)
+                done += item.size
+                progress.update(100.0 * done / total, item.name)
+                report.change(f"uploaded {destination.shown(item.name)} ({item.size} bytes, {reason})")
+        else:
+            for item, reason in uploads:
+                report.change(f"upload {destination.shown(item.name)} ({item.size} bytes, {reason})")
+    report.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
