@@ -109,6 +109,7 @@ ODD = RepoShape(
         "beta/beta.egg-info/requirements/common.txt",
         "gamma pkg/local/requirements/common.txt",
         "gamma pkg/local/notebooks/ignored.py",
+        "beta/notebooks/draft.local.py",
     ],
 )
 
@@ -141,7 +142,7 @@ def _make_sample(root: Path) -> None:
 
 
 def _make_odd(root: Path) -> None:
-    _write(root, ".gitignore", "scratch/\n*.log\n")
+    _write(root, ".gitignore", "scratch/\n*.log\n*.local.py\n")
 
     # libs/alpha: src/ layout, pyproject only.
     alpha = "libs/alpha/"
@@ -185,6 +186,7 @@ def _make_odd(root: Path) -> None:
     )
     _write(root, beta + "notebooks/reports/weekly/deep/nested/rollup.scala", "// Databricks notebook source\nprintln(1)\n")
     _write(root, beta + "notebooks/reports/README.md", "not a notebook\n")
+    _write(root, beta + "notebooks/draft.local.py", _NOTEBOOK_PY.format(body="# ignored by *.local.py"))
     _write(root, beta + "build/lib/beta/__init__.py", "STALE = True\n")
     _write(root, beta + "build/lib/beta/removed_module.py", "STALE = True\n")
     _write(root, beta + "build/lib/beta/requirements/common.txt", "decoy-build==1\n")
