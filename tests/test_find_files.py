@@ -1,0 +1,151 @@
+"""find_files.py and the discovery module: patterns, pruning, .gitignore, output formats, errors."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import discovery
+from helpers import assert_one_line_error, run_script, script_env
+from repo_fixtures import ODD, SAMPLE
+
+
+def find_json(root: Path, *patterns: str, cwd=None, extra=()) -> dict:
+    result = run_script("find_files.py", root, *patterns, "--format", "json", *extra, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_odd_repo_finds_every_requirement_file_and_no_decoy(odd_repo):
+    document = find_json(odd_repo, "**/requirements/*.txt", extra=["--relative"])
+    assert document["files"] == ODD.requirement_files
+    assert document["count"] == len(ODD.requirement_files)
+    assert not set(document["files"]) & set(ODD.decoys)
+
+
+def test_slash_in_pattern_anchors_it_one_level_deep(odd_repo):
+    files = find_json(odd_repo, "*/requirements/*.txt", extra=["--relative"])["files"]
+    assert files == [path for path in ODD.requirement_files if path.count("/") == 2]
+    assert "libs/alpha/requirements/common.txt" not in files
+
+
+def test_setup_files_skip_venvs_node_modules_and_ignored_folders(odd_repo):
+    files = find_json(odd_repo, "**/setup.py", "**/pyproject.toml", extra=["--relative"])["files"]
+    assert files == ["beta/pyproject.toml", "beta/setup.py", "gamma pkg/pyproject.toml", "libs/alpha/pyproject.toml"]
+
+
+def test_no_gitignore_includes_ignored_paths_but_still_prunes_venvs(odd_repo):
+    files = find_json(odd_repo, "**/requirements/*.txt", extra=["--relative", "--no-gitignore"])["files"]
+    assert "scratch/requirements/common.txt" in files
+    assert "gamma pkg/local/requirements/common.txt" in files
+    assert not any(path.startswith((".venv/", "node_modules/", "tools-env/")) for path in files)
+    assert not any("/build/" in path or ".egg-info/" in path for path in files)
+
+
+def test_vso_format_sets_the_seed_variable_with_absolute_sorted_paths(sample_repo):
+    result = run_script("find_files.py", sample_repo, "*/requirements/*.txt", "--format", "vso", env=script_env(TF_BUILD="True"))
+    assert result.returncode == 0, result.stderr
+    expected = ",".join(str(sample_repo.resolve() / path) for path in SAMPLE.requirement_files)
+    assert result.stdout.strip() == f"##vso[task.setvariable variable=requirements_files]{expected}"
+
+
+def test_vso_variable_names_and_override(sample_repo):
+    env = script_env(TF_BUILD="True")
+    setup = run_script("find_files.py", sample_repo, "**/setup.py", "**/pyproject.toml", "--format", "vso", env=env)
+    assert setup.stdout.startswith("##vso[task.setvariable variable=setup_files]")
+    assert setup.stdout.count(",") == 2  # package1/pyproject.toml, package2/pyproject.toml, package2/setup.py
+    custom = run_script("find_files.py", sample_repo, "**/*.sql", "--format", "vso", "--variable", "sql_notebooks", env=env)
+    assert custom.stdout.startswith("##vso[task.setvariable variable=sql_notebooks]")
+    bad = run_script("find_files.py", sample_repo, "**/*.sql", "--format", "vso", "--variable", "secret_x", env=env)
+    assert_one_line_error(bad, 2, "reserved prefix")
+
+
+def test_relative_root_from_another_directory_and_spaces(odd_repo, tmp_path):
+    elsewhere = tmp_path / "somewhere else"
+    elsewhere.mkdir()
+    relative_root = os.path.relpath(odd_repo, elsewhere)
+    by_relative = find_json(Path(relative_root), "**/notebooks/**/*.py", cwd=elsewhere)["files"]
+    by_absolute = find_json(odd_repo, "**/notebooks/**/*.py")["files"]
+    assert by_relative == by_absolute
+    assert str(odd_repo / "gamma pkg" / "notebooks" / "with space" / "first notebook.py") in by_absolute
+    lines = run_script("find_files.py", relative_root, "**/notebooks/**/*.py", cwd=elsewhere).stdout.splitlines()
+    assert lines == by_absolute
+
+
+def test_nested_gitignore_and_negation(tmp_path):
+    (tmp_path / "pkg" / "requirements").mkdir(parents=True)
+    (tmp_path / "pkg" / "requirements" / "dev.txt").write_text("x\n")
+    (tmp_path / "pkg" / "requirements" / "local.txt").write_text("x\n")
+    (tmp_path / ".gitignore").write_text("*.txt\n")
+    (tmp_path / "pkg" / ".gitignore").write_text("!requirements/*.txt\nrequirements/local.txt\n")
+    found = discovery.find_files(tmp_path, ["**/*.txt"])
+    assert [path.relative_to(tmp_path).as_posix() for path in found] == ["pkg/requirements/dev.txt"]
+
+
+def test_ancestor_gitignore_applies_with_ignore_root(tmp_path):
+    (tmp_path / "pkg" / "notebooks").mkdir(parents=True)
+    (tmp_path / "pkg" / "notebooks" / "a.py").write_text("")
+    (tmp_path / "pkg" / "notebooks" / "b.local.py").write_text("")
+    (tmp_path / ".gitignore").write_text("*.local.py\n/pkg/notebooks/a.py-never\n")
+    names = lambda found: [path.name for path in found]  # noqa: E731
+    assert names(discovery.find_files(tmp_path / "pkg", ["*.py"])) == ["a.py", "b.local.py"]
+    assert names(discovery.find_files(tmp_path / "pkg", ["*.py"], ignore_root=tmp_path)) == ["a.py"]
+
+
+def test_symlink_loops_are_not_followed(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "setup.py").write_text("")
+    (tmp_path / "pkg" / "loop").symlink_to(tmp_path, target_is_directory=True)
+    assert discovery.find_files(tmp_path, ["**/setup.py"]) == [tmp_path.resolve() / "pkg" / "setup.py"]
+
+
+def test_find_packages(odd_repo, sample_repo, tmp_path):
+    assert [path.relative_to(odd_repo.resolve()).as_posix() for path in discovery.find_packages(odd_repo)] == sorted(ODD.packages)
+    assert [path.name for path in discovery.find_packages(sample_repo)] == ["package1", "package2"]
+    tools_only = tmp_path / "tools-only"
+    tools_only.mkdir()
+    (tools_only / "pyproject.toml").write_text("[tool.ruff]\nline-length = 100\n")  # tool settings only
+    assert discovery.find_packages(tools_only) == []
+
+
+@pytest.mark.parametrize(
+    "patterns, name",
+    [
+        (["*/requirements/*.txt"], "requirements_files"),
+        (["**/setup.py"], "setup_files"),
+        (["**/setup.py", "**/pyproject.toml"], "setup_files"),
+        (["dist/*.whl"], "dist_files"),
+        (["*.whl"], "whl_files"),
+        (["config.json"], "json_files"),
+        (["**"], "files"),
+    ],
+)
+def test_default_variable_names(patterns, name):
+    assert discovery.default_variable_name(patterns) == name
+
+
+def test_no_match_is_a_warning_not_a_failure(sample_repo):
+    result = run_script("find_files.py", sample_repo, "**/*.nothing")
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert "warning: no file under" in result.stderr
+
+
+def test_errors_are_one_line(tmp_path):
+    assert_one_line_error(run_script("find_files.py", tmp_path / "missing", "*.txt"), 2, "is not a folder")
+    assert_one_line_error(run_script("find_files.py", tmp_path), 2, "required")
+    (tmp_path / "a,b").mkdir()
+    (tmp_path / "a,b" / "x.txt").write_text("")
+    comma = run_script("find_files.py", tmp_path, "**/*.txt", "--format", "vso")
+    assert_one_line_error(comma, 2, "contains a comma")
+
+
+def test_relayed_paths_cannot_inject_commands(tmp_path):
+    evil = tmp_path / "##vso[task.setvariable variable=injected]yes"
+    evil.mkdir()
+    (evil / "setup.py").write_text("")
+    result = run_script("find_files.py", tmp_path, "**/setup.py", env=script_env(TF_BUILD="True"))
+    assert result.returncode == 0
+    assert "##vso[" not in result.stdout
