@@ -205,7 +205,7 @@ def print_table(rows: list[tuple[Build, wheels.WheelInfo]]) -> None:
     ]
     widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
     for line in lines:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+        ado.relay("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
 
 
 @cli.entry
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(work)
         with ado.group(f"build {len(builds)} wheel(s)"):
             for build in builds:
-                print(f"building {build.package_dir} ({'isolated' if build.isolated else 'no isolation'})", flush=True)
+                ado.relay(f"building {build.package_dir} ({'isolated' if build.isolated else 'no isolation'})")
             with ThreadPoolExecutor(max_workers=min(args.jobs, len(builds))) as pool:
                 list(pool.map(
                     lambda item: run_build(item[1], work / str(item[0]), args.in_place, args.timeout),
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         failed = [build for build in builds if build.error]
         for build in failed:
             tail = "\n".join(build.log.rstrip().splitlines()[-_LOG_TAIL:])
-            print(f"--- {build.name} failed: {build.error}; last lines of its build log:")
+            ado.relay(f"--- {build.name} failed: {build.error}; last lines of its build log:")
             ado.relay("\n".join(f"  | {line}" for line in tail.splitlines()) or "  | (no output)")
             if ado.in_pipeline():
                 ado.log_issue("error", f"building {build.name} failed: {build.error}", source_path=str(build.package_dir))
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             ado.log_issue("warning", f"{info.path.name} contains top-level {', '.join(strays)}; limit the package's packages= to its own code")
     if args.variable:
         ado.set_variable(args.variable, ",".join(str(info.path) for _, info in final))
-    print(f"built {len(final)} wheel(s) into {out_dir} in {time.perf_counter() - started:.1f}s")
+    ado.relay(f"built {len(final)} wheel(s) into {out_dir} in {time.perf_counter() - started:.1f}s")
     return 0
 
 

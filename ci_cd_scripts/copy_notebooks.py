@@ -158,11 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     copies, skipped, without = plan_copies(root, args.all_files)
     packages = copy_all(copies, dest) if copies else []
     for copy in copies:
-        print(f"{copy.kind:8} {copy.language or '-':7} {copy.relative_target}")
+        ado.relay(f"{copy.kind:8} {copy.language or '-':7} {copy.relative_target}")
     for path in skipped:
-        print(f"skipped  {path} (not a notebook type; --all-files copies it)")
+        ado.relay(f"skipped  {path} (not a notebook type; --all-files copies it)")
     notebooks = sum(copy.kind == "notebook" for copy in copies)
-    print(
+    ado.relay(
         f"copied {notebooks} notebook(s) and {len(copies) - notebooks} file(s) of {len(packages)} package(s) into {dest}"
         f"; {len(skipped)} skipped; packages without notebooks/: {', '.join(p.name for p in without) or 'none'}"
     )

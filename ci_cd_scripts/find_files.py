@@ -62,10 +62,11 @@ def main(argv: list[str] | None = None) -> int:
                 hint="rename it or use --format json",
             )
         ado.set_variable(variable, ",".join(shown))
-        print(f"found {len(shown)} file(s) for {' '.join(args.patterns)} in {elapsed:.3f}s", file=sys.stderr)
+        ado.relay(f"found {len(shown)} file(s) for {' '.join(args.patterns)} in {elapsed:.3f}s", sys.stderr)
     elif args.format == "json":
         document = {"root": str(root.resolve()), "patterns": args.patterns, "count": len(shown), "files": shown}
-        print(json.dumps(document, indent=2))
+        # '#' only occurs inside JSON strings; as \u0023 no line can start a pipeline command.
+        print(json.dumps(document, indent=2).replace("##", "#\\u0023"))
     else:
         for path in shown:
             print(ado.neutralise(path))

@@ -52,6 +52,7 @@ _FOR_REQUIREMENT = [
     re.compile(r"Failed to build (?P<req>\S+)"),
     re.compile(r"Failed building wheel for (?P<req>\S+)"),
 ]
+_CANNOT_INSTALL = re.compile(r"Cannot install (?P<reqs>.+?) because")
 
 
 def redact(text: str) -> str:
@@ -117,11 +118,13 @@ def locate_failure(pip_output: list[str], files: list[Path]) -> tuple[str, list[
     if not places:
         wanted = set()
         for line in errors:
-            for pattern in _FOR_REQUIREMENT:
-                for match in pattern.finditer(line):
-                    name = _NAME.match(match.group("req"))
-                    if name:
-                        wanted.add(canonical(name.group(1)))
+            requested = [match.group("req") for pattern in _FOR_REQUIREMENT for match in pattern.finditer(line)]
+            for match in _CANNOT_INSTALL.finditer(line):  # "Cannot install a==1, b and c==2 because ..."
+                requested += re.split(r",\s*|\s+and\s+", match.group("reqs"))
+            for requirement in requested:
+                name = _NAME.match(requirement)
+                if name:
+                    wanted.add(canonical(name.group(1)))
         for requirement in requirement_lines(files):
             name = _NAME.match(requirement.text)
             if name and canonical(name.group(1)) in wanted:
@@ -183,14 +186,14 @@ def main(argv: list[str] | None = None) -> int:
 
     files, skipped = choose_files(args.kind, args.files, args.root)
     for path in skipped:
-        print(f"skipped {path} (not {args.kind}.txt)")
+        ado.relay(f"skipped {path} (not {args.kind}.txt)")
     if not files:
         ado.log_issue("warning", f"no {args.kind}.txt requirement file found; nothing to install")
         return 0
     command = pip_command(files, args.pip_arg)
     shown = " ".join(redact(part) for part in command)
     if args.dry_run:
-        print(f"would run: {shown}")
+        ado.relay(f"would run: {shown}")
         return 0
 
     started = time.perf_counter()
@@ -202,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         headline, places = locate_failure(tail, files)
         where = "; ".join(places) if places else "in " + ", ".join(str(path) for path in files)
         raise OperationFailed(f"pip install failed (exit {code}): {headline} — {where}")
-    print(f"installed {len(files)} requirement file(s) in {elapsed:.1f}s: {', '.join(str(path) for path in files)}")
+    ado.relay(f"installed {len(files)} requirement file(s) in {elapsed:.1f}s: {', '.join(str(path) for path in files)}")
     return 0
 
 

@@ -149,3 +149,6 @@ def test_relayed_paths_cannot_inject_commands(tmp_path):
     result = run_script("find_files.py", tmp_path, "**/setup.py", env=script_env(TF_BUILD="True"))
     assert result.returncode == 0
     assert "##vso[" not in result.stdout
+    as_json = run_script("find_files.py", tmp_path, "**/setup.py", "--format", "json", env=script_env(TF_BUILD="True"))
+    assert "##vso[" not in as_json.stdout
+    assert json.loads(as_json.stdout)["files"] == [str(evil.resolve() / "setup.py")]  # still the exact path
