@@ -543,6 +543,8 @@ def load(
     user = resources_.user_record(current_user)
     if user:
         workspace["current_user"] = user
+    _git_details(bundle, root)
+    _check_artifacts(tree.get("artifacts"))
     _default_workspace_paths(workspace, bundle, name, user, warnings)
     _assign_values(tree.get("variables") or {}, environ, root / ".databricks" / "bundle" / name /
                    "variable-overrides.json")
@@ -595,6 +597,78 @@ def _prepare_sync(tree: dict, root: Path) -> Path:
         if sync.get(key):
             sync[key] = [config_sync.clean_pattern(str(p), offset) for p in sync[key]]
     return sync_root
+
+
+def _git_details(bundle: dict, root: Path) -> None:
+    """``bundle.git``: branch, commit and origin URL read from the enclosing repository's .git folder."""
+    repository = next((folder for folder in (root, *root.parents) if (folder / ".git").exists()), None)
+    git = bundle.get("git") if isinstance(bundle.get("git"), dict) else {}
+    if repository is None:
+        return
+    git_dir = repository / ".git"
+    if git_dir.is_file():  # a worktree or submodule: "gitdir: <path>"
+        pointer = git_dir.read_text(errors="replace").strip().partition("gitdir:")[2].strip()
+        git_dir = (repository / pointer).resolve()
+    try:
+        head = (git_dir / "HEAD").read_text(errors="replace").strip()
+    except OSError:
+        return
+    commit = head
+    if head.startswith("ref:"):
+        ref = head[4:].strip()
+        git["actual_branch"] = ref.removeprefix("refs/heads/")
+        commit = _read_ref(git_dir, ref)
+    if commit:
+        git["commit"] = commit
+    origin = _origin_url(git_dir / "config")
+    if origin:
+        git["origin_url"] = origin
+    if git.get("actual_branch") and not git.get("branch"):
+        git["branch"] = git["actual_branch"]
+        git["inferred"] = True
+    relative = root.relative_to(repository).as_posix()
+    git["bundle_root_path"] = relative
+    bundle["git"] = git
+
+
+def _read_ref(git_dir: Path, ref: str) -> str:
+    try:
+        return (git_dir / ref).read_text(errors="replace").strip()
+    except OSError:
+        pass
+    try:
+        for line in (git_dir / "packed-refs").read_text(errors="replace").splitlines():
+            sha, _, name = line.partition(" ")
+            if name.strip() == ref:
+                return sha
+    except OSError:
+        pass
+    return ""
+
+
+def _origin_url(config_file: Path) -> str:
+    """The origin remote's URL without any user:password part (a checkout may embed a token there)."""
+    try:
+        text = config_file.read_text(errors="replace")
+    except OSError:
+        return ""
+    section = re.search(r'\[remote "origin"\]([^\[]*)', text)
+    url = re.search(r"^\s*url\s*=\s*(\S+)", section.group(1), re.MULTILINE) if section else None
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url.group(1)) if url else ""
+
+
+def _check_artifacts(artifacts: Any) -> None:
+    for name, artifact in (artifacts or {}).items():
+        if artifact is None:
+            raise ConfigError(f"Artifact not properly configured: artifacts.{name}",
+                              hint="give it at least a type and a path")
+        if not isinstance(artifact, dict):
+            raise ConfigError(f"artifacts.{name} must be a map, found {_kind(artifact)}")
+        kind = artifact.get("type")
+        if kind is not None and kind not in ("whl", "jar"):
+            raise ConfigError(f"artifacts.{name}.type: invalid value {kind!r}. Valid values are [whl jar]")
+        if kind == "whl" and not artifact.get("build"):
+            artifact["build"] = "python setup.py bdist_wheel"
 
 
 def _default_workspace_paths(workspace: dict, bundle: dict, target: str, user: dict | None,

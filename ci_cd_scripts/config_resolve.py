@@ -27,6 +27,7 @@ _SEGMENT = r"[^\W\d_]+(?:[-_]*[^\W_]+)*"
 _INDEXED = rf"{_SEGMENT}(?:\[[0-9]+\])*"
 REFERENCE = re.compile(rf"\$\{{({_INDEXED}(?:\.{_INDEXED})*)\}}")
 MAX_ROUNDS = 11
+MAX_NESTING = 64
 TOO_DEEP = "Variables references are too deep, stopping resolution after 11 rounds. Unresolved variables may remain."
 
 # Fields of `bundle` and `workspace` that exist even when unset: a reference to them gives their zero value.
@@ -82,6 +83,17 @@ def walk_strings(tree: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
             yield from walk_strings(value, path + (index,))
     elif isinstance(tree, str):
         yield path, tree
+
+
+def nesting(tree: Any) -> int:
+    """How deeply maps and lists nest (iterative: a runaway value must not hit the recursion limit)."""
+    deepest, stack = 0, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def get_path(tree: Any, path: tuple) -> Any:
@@ -141,6 +153,7 @@ class Resolver:
         self.computed = computed
         self.unknown_user = unknown_user
         self.memo: dict[str, Any] = {}
+        self.snapshot: Any = tree
 
     def wants(self, reference: str) -> bool:
         return reference.split(".", 1)[0].split("[", 1)[0] in self.prefixes
@@ -152,12 +165,19 @@ class Resolver:
         for _ in range(MAX_ROUNDS):
             if not self.round():
                 return
-        if self.round():
-            warnings.append(TOO_DEEP)
+            if nesting(self.tree) > MAX_NESTING:
+                break  # a value that contains itself doubles every round; stop before it gets out of hand
+        else:
+            if not self.round():
+                return
+        warnings.append(TOO_DEEP)
 
     def round(self) -> bool:
         """One pass over every string; True if anything changed."""
         self.memo = {}
+        # Lookups read the tree as it was when the round started, as the reference does: values written during
+        # the round are seen in the next one (so self-feeding complex values grow by one level per round).
+        self.snapshot = copy.deepcopy(self.tree)
         pending = [
             (path, text)
             for path, text in walk_strings(self.tree)
@@ -214,7 +234,7 @@ class Resolver:
             found = self.computed(parts)
             if found is not None:
                 return found
-        node: Any = self.tree
+        node: Any = self.snapshot
         schema: Any = None
         for depth, part in enumerate(parts):
             if depth == 0:
@@ -237,13 +257,14 @@ class Resolver:
             if depth == 0 and schema is not None and isinstance(schema, dict) and len(parts) > 1:
                 node, schema = {}, schema
                 continue
-            self.not_found(key, parts, depth, node)
+            self.not_found(key, parts, depth, node, schema if depth > 0 else None)
         return node
 
-    def not_found(self, key: str, parts: list, depth: int, node: Any) -> None:
+    def not_found(self, key: str, parts: list, depth: int, node: Any, schema: Any = None) -> None:
         hint = None
         if isinstance(node, dict) and isinstance(parts[depth], str):
-            names = suggestions(parts[depth], [str(name) for name in node])
+            known = [str(name) for name in node] + [name for name in (schema or {}) if name not in node]
+            names = suggestions(parts[depth], known)
             if key.startswith("var.") and depth == 1:
                 options = [f"${{var.{name}}}" for name in names]
             else:
