@@ -1,0 +1,137 @@
+"""build_packages.py: one wheel per package holding only its own code, stamped versions, all-or-nothing output."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from wheel.wheelfile import WheelFile
+
+import build_packages
+import wheels
+from helpers import assert_one_line_error, run_script, script_env
+from repo_fixtures import ODD
+
+
+def wheel_members(path: Path) -> list[str]:
+    with zipfile.ZipFile(path) as archive:
+        return archive.namelist()
+
+
+def assert_valid_wheel(path: Path) -> None:
+    """Every member's hash and size match RECORD (WheelFile checks them on read)."""
+    with WheelFile(path) as wheel:
+        for name in wheel.namelist():
+            wheel.read(name)
+
+
+def test_sample_packages_build_into_separate_stamped_wheels(sample_repo, tmp_path):
+    out = tmp_path / "wheels out"
+    result = run_script(
+        "build_packages.py", "--out-dir", out, "--version-suffix", ".dev42",
+        sample_repo / "package1", sample_repo / "package2",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    built = sorted(path.name for path in out.iterdir())
+    assert built == ["package1-1.0.0.dev42-py3-none-any.whl", "package2-1.0.0.dev42-py3-none-any.whl"]
+    for name, package in (("package1", "package1"), ("package2", "package2")):
+        wheel = out / f"{name}-1.0.0.dev42-py3-none-any.whl"
+        assert_valid_wheel(wheel)
+        info = wheels.inspect(wheel)
+        assert (info.distribution, info.version, info.top_level) == (name, "1.0.0.dev42", (package,))
+        metadata = zipfile.ZipFile(wheel).read(f"{name}-1.0.0.dev42.dist-info/METADATA").decode()
+        assert "\nVersion: 1.0.0.dev42\n" in metadata
+        assert f"{info.sha256[:12]}" in result.stdout  # the table shows the digest prefix
+    assert "no isolation" in result.stdout  # setuptools is installed here: the fast path is chosen
+    # The checkout stays clean: no build/, dist/ or egg-info written into the package folders.
+    assert not list(sample_repo.glob("*/build")) and not list(sample_repo.glob("*/*.egg-info"))
+
+
+def test_stamped_wheel_installs_with_the_new_version(sample_repo, tmp_path):
+    out = tmp_path / "out"
+    result = run_script("build_packages.py", "--out-dir", out, "--version-suffix", "+abc1234", sample_repo / "package1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    wheel = out / "package1-1.0.0+abc1234-py3-none-any.whl"
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--disable-pip-version-check", "--target", str(target), str(wheel)],
+        check=True, capture_output=True, env=script_env(),
+    )
+    probe = "import importlib.metadata as m, package1; print(m.version('package1'), package1.check([], []).passed)"
+    shown = subprocess.run([sys.executable, "-c", probe], env=script_env(PYTHONPATH=str(target)), capture_output=True, text=True, check=True)
+    assert shown.stdout.split() == ["1.0.0+abc1234", "True"]
+
+
+def test_odd_repo_packages_each_contain_only_their_own_code(odd_repo, tmp_path):
+    out = tmp_path / "out"
+    result = run_script("build_packages.py", "--out-dir", out, "--root", odd_repo, "--variable", "wheel_files", env=script_env(TF_BUILD="True"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    infos = {info.distribution: info for info in map(wheels.inspect, sorted(out.glob("*.whl")))}
+    assert {name: list(info.top_level) for name, info in infos.items()} == ODD.import_packages
+    beta = next(out.glob("beta-*.whl"))
+    assert "beta/removed_module.py" not in wheel_members(beta)  # a stale build/lib was not reused
+    assert b"STALE" not in zipfile.ZipFile(beta).read("beta/__init__.py")
+    assert "beta/core/__init__.py" in wheel_members(beta)
+    variable = next(line for line in result.stdout.splitlines() if "task.setvariable variable=wheel_files" in line)
+    assert variable.count(".whl") == 3
+
+
+def test_setup_files_variable_is_accepted(sample_repo, tmp_path):
+    setup_files = ",".join(str(p) for p in [sample_repo / "package2" / "pyproject.toml", sample_repo / "package2" / "setup.py"])
+    result = run_script("build_packages.py", "--out-dir", tmp_path / "out", setup_files)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["package2-1.0.0-py3-none-any.whl"]
+
+
+def test_a_failing_package_is_named_and_nothing_is_written(sample_repo, tmp_path):
+    broken = sample_repo / "broken"
+    broken.mkdir()
+    (broken / "setup.py").write_text("from setuptools import setup\nraise RuntimeError('boom: broken setup.py')\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("earlier content\n")
+    result = run_script("build_packages.py", "--out-dir", out, sample_repo / "package1", broken)
+    line = assert_one_line_error(result, 1, "1 of 2 package(s) failed to build: broken")
+    assert "nothing was written" in line
+    assert "boom: broken setup.py" in result.stdout  # the build log tail is shown
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # package1's good wheel was not published
+
+
+def test_bad_suffix_and_bad_folders_fail_before_building(sample_repo, tmp_path):
+    out = tmp_path / "out"
+    assert_one_line_error(run_script("build_packages.py", "--out-dir", out, "--version-suffix=-nightly!", sample_repo / "package1"), 2, "PEP 440")
+    assert_one_line_error(run_script("build_packages.py", "--out-dir", out, tmp_path / "missing"), 2, "does not exist")
+    assert_one_line_error(run_script("build_packages.py", "--out-dir", out, sample_repo / "package1" / "notebooks"), 2, "no pyproject.toml")
+    assert_one_line_error(run_script("build_packages.py", "--out-dir", out), 2, "PACKAGE_DIRs or --root")
+    assert not out.exists() or not list(out.glob("*.whl"))
+
+
+def test_restamp_is_reproducible_and_refuses_a_second_local_part(sample_repo, tmp_path):
+    out = tmp_path / "out"
+    assert run_script("build_packages.py", "--out-dir", out, "--version-suffix", "+local", sample_repo / "package1").returncode == 0
+    wheel = next(out.glob("*.whl"))
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    one = wheels.restamp(wheel, ".1", first)
+    two = wheels.restamp(wheel, ".1", second)
+    assert one.name == "package1-1.0.0+local.1-py3-none-any.whl"
+    assert one.read_bytes() == two.read_bytes()
+    assert_valid_wheel(one)
+    with pytest.raises(Exception, match="not a valid PEP 440"):
+        wheels.restamp(wheel, "+again", first)
+
+
+@pytest.mark.parametrize(
+    "requires, expected",
+    [
+        (["setuptools>=40.8.0"], True),
+        (["setuptools>=40.8.0", "wheel"], True),
+        (["setuptools>=9999"], False),
+        (["surely-not-an-installed-distribution"], False),
+        (["surely-not-an-installed-distribution; python_version < '3'"], True),
+    ],
+)
+def test_isolation_is_needed_only_when_build_requirements_are_missing(requires, expected):
+    assert build_packages.requirements_installed(requires) is expected
