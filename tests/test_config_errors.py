@@ -1,0 +1,100 @@
+"""Malformed configurations: each gives exactly one line ``error: ...`` on stderr and exit code 2, run through
+validate_config.py (and read_config.py) as subprocesses the way a pipeline runs them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import assert_one_line_error, run_script, script_env
+
+USER = "tester@databricks.com"
+
+CASES = [
+    # name, files, extra argv, env, expected substring of the error line
+    ("json-syntax", {"config.json": '{\n  "bundle": {"name": "x",}\n}\n'}, [], {},
+     "config.json:2:26: invalid JSON"),
+    ("yaml-syntax", {"databricks.yml": "bundle:\n  name: x\n   bad: [\n"}, [], {}, "databricks.yml:3:"),
+    ("yaml-syntax-in-include", {"config.json": {"include": ["extra.yml"]}, "extra.yml": "a: b: c\n"}, [], {},
+     "extra.yml:1:5: invalid YAML"),
+    ("top-level-not-a-map", {"config.json": "[1, 2]"}, [], {}, "the top level must be a mapping, found sequence"),
+    ("bundle-wrong-type", {"config.json": {"bundle": "name"}}, [], {}, "bundle must be a map, found string"),
+    ("include-wrong-type", {"config.json": {"include": "a.yml"}}, [], {}, "include must be a sequence, found string"),
+    ("variable-wrong-type", {"config.json": {"variables": {"v": 5}}}, [], {},
+     'variables.v must be a mapping such as {"default": ...}, found int'),
+    ("target-wrong-type", {"config.json": {"targets": {"dev": ["x"]}}}, [], {}, "targets.dev must be a map"),
+    ("unknown-target", {"config.json": {"targets": {"dev": {}, "prod": {}}}}, ["-t", "qa"], {},
+     "qa: no such target. Available targets: dev, prod"),
+    ("unknown-target-from-env", {"config.json": {"targets": {"dev": {}}}}, [], {"DATABRICKS_BUNDLE_TARGET": "stage"},
+     "stage: no such target. Available targets: dev"),
+    ("multiple-defaults", {"config.json": {"targets": {"a": {"default": True}, "b": {"default": True}}}}, [], {},
+     "multiple targets are marked as default (a, b)"),
+    ("no-default-target", {"config.json": {"targets": {"a": {}, "b": {}}}}, [], {}, "please specify target"),
+    ("required-variable", {"config.json": {"variables": {"who": {"description": "x"}}}}, [], {},
+     "no value assigned to required variable who"),
+    ("cycle", {"config.json": {"variables": {"a": {"default": "${var.b}"}, "b": {"default": "${var.a}"}}}}, [], {},
+     "cycle detected in field resolution: variables.a.default -> var.b -> var.a -> var.b"),
+    ("unknown-reference", {"config.json": {"variables": {"host": {"default": "h"}, "x": {"default": "${var.hots}"}}}},
+     [], {}, "reference does not exist: ${var.hots} (did you mean: ${var.host})"),
+    ("missing-include", {"config.json": {"include": ["missing.yml"]}}, [], {},
+     "missing.yml defined in 'include' section does not match any files"),
+    ("absolute-include", {"config.json": {"include": ["/etc/passwd"]}}, [], {}, "/etc/passwd: includes must be relative paths"),
+    ("var-without-equals", {"config.json": {"variables": {"a": {"default": "x"}}}}, ["--var", "a"], {},
+     "unexpected flag value for variable assignment: a"),
+    ("var-undefined", {"config.json": {"variables": {"a": {"default": "x"}}}}, ["--var", "b=1"], {},
+     "variable b has not been defined"),
+    ("complex-via-var", {"config.json": {"variables": {"c": {"type": "complex", "default": {"a": 1}}}}}, ["--var", "c=1"],
+     {}, "setting variables of complex type via --var flag is not supported: c"),
+    ("complex-via-env", {"config.json": {"variables": {"c": {"type": "complex", "default": {"a": 1}}}}}, [],
+     {"BUNDLE_VAR_c": "1"}, "setting via environment variables (BUNDLE_VAR_c) is not supported for complex variable c"),
+    ("undefined-var-in-target", {"config.json": {"variables": {"a": {"default": 1}},
+                                                 "targets": {"t": {"variables": {"zz": 2}}}}}, [], {},
+     "failed to perform target override for target=t: variable zz is not defined but is assigned a value"),
+    ("merge-kinds", {"config.json": {"resources": {"jobs": {"j": {"tags": {"a": "b"}}}},
+                                     "targets": {"t": {"resources": {"jobs": {"j": {"tags": ["x"]}}}}}}}, [], {},
+     "cannot merge map with sequence"),
+    ("bad-mode", {"config.json": {"targets": {"t": {"mode": "staging"}}}}, [], {},
+     "unsupported value 'staging' specified for 'mode'"),
+    ("production-root-path", {"config.json": {"resources": {"jobs": {"j": {"name": "j"}}},
+                                              "targets": {"prod": {"mode": "production"}}}}, [], {},
+     "target with 'mode: production' must set 'workspace.root_path'"),
+    ("deploy-wrong-type", {"config.json": {"deploy": {"clusters": "0101-abc"}}}, [], {},
+     "deploy.clusters must be a list, found string"),
+    ("missing-config-file", {}, [], {}, "config file"),
+    ("interpolate-map", {"config.json": {"variables": {"m": {"default": {"a": 1}}, "s": {"default": "x-${var.m}"}}}}, [],
+     {}, "cannot interpolate non-primitive value of type map into string"),
+    ("typed-field", {"config.json": {"variables": {"n": {"default": "many"}},
+                                     "presets": {"jobs_max_concurrent_runs": "${var.n}"}}}, [], {},
+     "presets.jobs_max_concurrent_runs: cannot parse 'many' as an integer"),
+]
+
+
+def write(folder: Path, files: dict) -> None:
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+
+
+@pytest.mark.parametrize("name, files, argv, env, expected", CASES, ids=[case[0] for case in CASES])
+def test_malformed_config_is_one_line_error(tmp_path, name, files, argv, env, expected):
+    write(tmp_path, files)
+    config_arg = tmp_path / "config.json" if name == "missing-config-file" else tmp_path
+    result = run_script("validate_config.py", "--config", config_arg, "--current-user", USER, *argv,
+                        env=script_env(**env), cwd=tmp_path)
+    line = assert_one_line_error(result, code=2, contains=expected)
+    assert result.stdout == "", "nothing is printed to stdout on a config error"
+    assert len(line) < 600
+
+
+def test_read_config_reports_the_same_errors(tmp_path):
+    write(tmp_path, {"config.json": {"targets": {"dev": {}, "prod": {}}}})
+    result = run_script("read_config.py", "--config", tmp_path, "-t", "qa", env=script_env(TF_BUILD="True"))
+    assert_one_line_error(result, code=2, contains="qa: no such target. Available targets: dev, prod")
+    assert "##vso[" not in result.stdout
+
+
+def test_usage_errors_are_one_line(tmp_path):
+    result = run_script("validate_config.py", "--output", "xml")
+    assert_one_line_error(result, code=2, contains="--output")

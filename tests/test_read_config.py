@@ -1,0 +1,99 @@
+"""read_config.py as a pipeline step: TF_BUILD=True output decoded the way the Azure Pipelines agent does."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agent_decoder import parse_output
+from helpers import ROOT, assert_one_line_error, run_script, script_env
+
+HOSTILE = 'a;b]c%AZP25d\n##vso[task.setvariable variable=injected]pwned\r\n%0A ]; done'
+
+
+def write(folder: Path, content: dict) -> Path:
+    (folder / "config.json").write_text(json.dumps(content), encoding="utf-8")
+    return folder / "config.json"
+
+
+def exported(result) -> dict[str, str]:
+    commands = parse_output(result.stdout)
+    assert all((c.area, c.event) == ("task", "setvariable") for c in commands), commands
+    return {command.properties["variable"]: command.data for command in commands}
+
+
+def test_exports_every_setting_for_the_repo_config():
+    result = run_script("read_config.py", "-t", "prod", "--current-user", "ci@example.com",
+                        env=script_env(TF_BUILD="True"), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    variables = exported(result)
+    assert variables["bundle_name"] == "databricks-ci-cd" and variables["bundle_target"] == "prod"
+    assert variables["workspace_host"] == "https://adb-3333333333333333.13.azuredatabricks.net"
+    assert variables["workspace_root_path"] == "/Workspace/Shared/.bundle/databricks-ci-cd/prod"
+    assert variables["catalog"] == "main"
+    assert variables["deploy_clusters"] == "0611-093310-prod0001,0611-093310-prod0002"
+    assert variables["deploy_keyvault_name"] == "kv-dbx-cicd-prod"
+    assert variables["deploy_keyvault_secrets"] == "databricks-token"
+    assert variables["deploy_concurrency"] == "4"
+    # Nothing but logging commands on stdout.
+    assert all(line.startswith("##vso[task.setvariable ") for line in result.stdout.splitlines())
+
+
+def test_hostile_value_round_trips_and_injects_nothing(tmp_path):
+    write(tmp_path, {"bundle": {"name": "b"}, "variables": {"note": {"default": "x"}, "plain": {"default": "y"}},
+                     "deploy": {"keyvault": {"name": "kv", "secrets": ["s1", "s2"]}, "concurrency": 3}})
+    result = run_script("read_config.py", "--config", tmp_path, "--current-user", "a@b.c",
+                        env=script_env(TF_BUILD="True", BUNDLE_VAR_note=HOSTILE))
+    assert result.returncode == 0, result.stderr
+    commands = parse_output(result.stdout)
+    names = [command.properties["variable"] for command in commands]
+    assert "injected" not in names and len(names) == len(set(names))
+    variables = exported(result)
+    assert variables["note"] == HOSTILE
+    assert variables["plain"] == "y" and variables["deploy_keyvault_secrets"] == "s1,s2"
+    assert variables["deploy_concurrency"] == "3"
+    assert HOSTILE.splitlines()[0] not in result.stderr
+
+
+def test_complex_variables_and_nested_deploy_keys(tmp_path):
+    write(tmp_path, {"variables": {"cluster": {"type": "complex", "default": {"b": 1, "a": [1, 2]}}},
+                     "deploy": {"rate_limits": {"jobs": 5, "workspace": None}, "test_notebooks": []}})
+    result = run_script("read_config.py", "--config", tmp_path, "--current-user", "a@b.c", "--output-variables",
+                        env=script_env(TF_BUILD="True"))
+    assert result.returncode == 0, result.stderr
+    commands = parse_output(result.stdout)
+    assert all(command.properties.get("isoutput") == "true" for command in commands)
+    variables = {c.properties["variable"]: c.data for c in commands}
+    assert json.loads(variables["cluster"]) == {"b": 1, "a": [1, 2]}
+    assert variables["deploy_rate_limits_jobs"] == "5" and variables["deploy_rate_limits_workspace"] == ""
+    assert variables["deploy_test_notebooks"] == ""
+
+
+def test_plain_output_outside_pipelines(tmp_path):
+    write(tmp_path, {"bundle": {"name": "b"}, "workspace": {"host": "https://adb-1.1.azuredatabricks.net"}})
+    result = run_script("read_config.py", "--config", tmp_path, "--current-user", "a@b.c")
+    assert result.returncode == 0, result.stderr
+    assert "[set variable] bundle_name=b" in result.stdout
+    assert "[set variable] workspace_host=https://adb-1.1.azuredatabricks.net" in result.stdout
+    assert "[set variable] workspace_root_path=/Workspace/Users/a@b.c/.bundle/b/default" in result.stdout
+    assert "##vso" not in result.stdout
+
+
+def test_variable_name_azure_pipelines_cannot_take(tmp_path):
+    write(tmp_path, {"variables": {"größe": {"default": "1"}}})
+    result = run_script("read_config.py", "--config", tmp_path, "--current-user", "a@b.c",
+                        env=script_env(TF_BUILD="True"))
+    assert_one_line_error(result, code=2, contains="the config variable 'größe' cannot be exported as a pipeline variable")
+    assert "##vso[" not in result.stdout, "nothing is exported when one name is bad"
+
+
+def test_variable_name_clashing_with_a_setting(tmp_path):
+    write(tmp_path, {"variables": {"Bundle_Name": {"default": "x"}}})
+    result = run_script("read_config.py", "--config", tmp_path, "--current-user", "a@b.c",
+                        env=script_env(TF_BUILD="True"))
+    assert_one_line_error(result, code=2, contains="'Bundle_Name' clashes with 'bundle_name'")
+
+
+def test_reserved_prefix_is_refused(tmp_path):
+    write(tmp_path, {"variables": {"secret_level": {"default": "x"}}})
+    result = run_script("read_config.py", "--config", tmp_path, "--current-user", "a@b.c")
+    assert_one_line_error(result, code=2, contains="reserved prefix")
