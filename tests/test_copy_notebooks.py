@@ -1,0 +1,99 @@
+"""copy_notebooks.py: every package's notebooks/** into DEST/<package>/, safely and completely."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import assert_one_line_error, run_script
+from repo_fixtures import ODD, SAMPLE
+
+
+def tree(folder: Path) -> list[str]:
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+
+
+def test_odd_repo_notebooks_keep_their_folders_and_languages(odd_repo, tmp_path):
+    dest = tmp_path / "artifact dir" / "notebooks"
+    result = run_script("copy_notebooks.py", odd_repo, dest)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert tree(dest) == sorted(ODD.notebooks)  # no README.md, nothing gitignored (draft.local.py), no decoys
+    assert (dest / "beta/reports/weekly/deep/nested/rollup.scala").read_bytes() == (
+        odd_repo / "beta/notebooks/reports/weekly/deep/nested/rollup.scala"
+    ).read_bytes()
+    lines = result.stdout.splitlines()
+    assert "notebook SCALA   beta/reports/weekly/deep/nested/rollup.scala" in lines
+    assert "notebook R       beta/stats.r" in lines
+    assert "notebook PYTHON  beta/reports/daily/summary.ipynb" in lines
+    assert "file     PYTHON  beta/helpers.py" in lines  # no header: a workspace file, not a notebook
+    assert any(line.startswith("skipped ") and line.endswith("README.md (not a notebook type; --all-files copies it)") for line in lines)
+    assert lines[-1].startswith("copied 6 notebook(s) and 1 file(s) of 3 package(s)")
+
+
+def test_sample_repo(sample_repo, tmp_path):
+    result = run_script("copy_notebooks.py", sample_repo, tmp_path / "dest")
+    assert result.returncode == 0, result.stderr
+    assert tree(tmp_path / "dest") == SAMPLE.notebooks
+
+
+def test_rerun_replaces_package_folders_and_keeps_other_content(sample_repo, tmp_path):
+    dest = tmp_path / "dest"
+    assert run_script("copy_notebooks.py", sample_repo, dest).returncode == 0
+    (dest / "unrelated.txt").write_text("kept\n")
+    (sample_repo / "package2" / "notebooks" / "jobs" / "status_demo.py").unlink()
+    assert run_script("copy_notebooks.py", sample_repo, dest).returncode == 0
+    assert "package2/jobs/status_demo.py" not in tree(dest)  # no stale notebook survives
+    assert (dest / "unrelated.txt").read_text() == "kept\n"
+    assert not [p for p in dest.iterdir() if p.name.startswith(".notebooks-")]
+
+
+def test_all_files_copies_other_files_too(odd_repo, tmp_path):
+    result = run_script("copy_notebooks.py", odd_repo, tmp_path / "dest", "--all-files")
+    assert result.returncode == 0
+    assert "beta/reports/README.md" in tree(tmp_path / "dest")
+
+
+def test_symlink_escaping_the_package_is_refused_and_dest_untouched(sample_repo, tmp_path):
+    secret = tmp_path / "outside.py"
+    secret.write_text("# Databricks notebook source\nprint('not part of the repo')\n")
+    (sample_repo / "package1" / "notebooks" / "sneaky.py").symlink_to(secret)
+    dest = tmp_path / "dest"
+    result = run_script("copy_notebooks.py", sample_repo, dest)
+    assert_one_line_error(result, 2, "outside package package1")
+    assert not dest.exists() or tree(dest) == []
+
+
+def test_symlink_inside_the_package_is_copied_as_a_file(sample_repo, tmp_path):
+    link = sample_repo / "package1" / "notebooks" / "alias.py"
+    link.symlink_to(sample_repo / "package1" / "notebooks" / "quality_report.py")
+    assert run_script("copy_notebooks.py", sample_repo, tmp_path / "dest").returncode == 0
+    copied = tmp_path / "dest" / "package1" / "alias.py"
+    assert not copied.is_symlink() and copied.read_text().startswith("# Databricks notebook source")
+
+
+def test_existing_symlink_in_dest_is_replaced_not_followed(sample_repo, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "important.txt").write_text("do not touch\n")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "package1").symlink_to(victim, target_is_directory=True)
+    assert run_script("copy_notebooks.py", sample_repo, dest).returncode == 0
+    assert not (dest / "package1").is_symlink()
+    assert tree(victim) == ["important.txt"]
+
+
+def test_colliding_workspace_names_are_refused(sample_repo, tmp_path):
+    (sample_repo / "package1" / "notebooks" / "quality_report.sql").write_text("-- Databricks notebook source\nSELECT 1\n")
+    assert_one_line_error(run_script("copy_notebooks.py", sample_repo, tmp_path / "dest"), 2, "would both become the workspace notebook")
+
+
+def test_two_packages_with_the_same_folder_name_are_refused(sample_repo, tmp_path):
+    twin = sample_repo / "other" / "package1"
+    (twin / "notebooks").mkdir(parents=True)
+    (twin / "setup.py").write_text("from setuptools import setup\nsetup()\n")
+    assert_one_line_error(run_script("copy_notebooks.py", sample_repo, tmp_path / "dest"), 2, "several packages are named package1")
+
+
+def test_bad_arguments(tmp_path):
+    assert_one_line_error(run_script("copy_notebooks.py", tmp_path / "missing", tmp_path / "d"), 2, "is not a folder")
+    (tmp_path / "file").write_text("")
+    assert_one_line_error(run_script("copy_notebooks.py", tmp_path, tmp_path / "file"), 2, "is not a folder")
