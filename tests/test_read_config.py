@@ -97,3 +97,26 @@ def test_reserved_prefix_is_refused(tmp_path):
     write(tmp_path, {"variables": {"secret_level": {"default": "x"}}})
     result = run_script("read_config.py", "--config", tmp_path, "--current-user", "a@b.c")
     assert_one_line_error(result, code=2, contains="reserved prefix")
+
+
+def test_current_user_comes_from_scim_me_when_credentials_are_set(tmp_path):
+    from local_workspace import LocalWorkspace
+
+    token = "dapi-config-KNOWN-0b1c2d3e4f"
+    write(tmp_path, {"bundle": {"name": "b"}, "variables": {"me": {"default": "${workspace.current_user.short_name}"}}})
+    with LocalWorkspace(token=token, time_scale=0, clusters=[]) as workspace:
+        env = script_env(TF_BUILD="True", DATABRICKS_HOST=workspace.url, DATABRICKS_TOKEN=token)
+        result = run_script("read_config.py", "--config", tmp_path, env=env)
+        validate = run_script("validate_config.py", "--config", tmp_path, "--output", "json",
+                              env=script_env(DATABRICKS_HOST=workspace.url, DATABRICKS_TOKEN=token))
+        denied = run_script("validate_config.py", "--config", tmp_path,
+                            env=script_env(DATABRICKS_HOST=workspace.url, DATABRICKS_TOKEN=token + "-wrong"))
+    assert result.returncode == 0, result.stderr
+    variables = exported(result)
+    assert variables["workspace_root_path"] == "/Workspace/Users/local-user@example.com/.bundle/b/default"
+    assert variables["me"] == "local_user"
+    assert validate.returncode == 0, validate.stderr
+    assert json.loads(validate.stdout)["workspace"]["current_user"]["userName"] == "local-user@example.com"
+    assert_one_line_error(denied, code=1)
+    for output in (result, validate, denied):
+        assert token not in output.stdout + output.stderr
