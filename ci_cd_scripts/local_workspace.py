@@ -280,7 +280,7 @@ class Request:
     def json(self) -> dict:
         """The body as a JSON object whatever the content type (CLI 0.18 sends text/json); {} when empty."""
         if self._json is None:
-            if self.is_multipart or not self.body.strip():
+            if self.is_multipart or self.content_type.lower().startswith("application/octet-stream") or not self.body.strip():
                 self._json = {}
             else:
                 try:
@@ -879,7 +879,6 @@ class _Files:
         self.mark_dirty()
 
     def files_api(self, request: Request, service_path: str) -> Response:
-        kind, _, rest = service_path.partition("/")
         kind = service_path.split("/")[1]
         raw = "/" + service_path.split("/", 2)[2] if service_path.count("/") >= 2 else "/"
         tree, path = self.files_store(raw)
@@ -891,7 +890,7 @@ class _Files:
     def files_file(self, request: Request, method: str, tree: Tree, path: str) -> Response:
         node = tree.get(path)
         if method == "PUT":
-            overwrite = to_bool(request.param("overwrite"), default=True)
+            overwrite = to_bool(request.query.get("overwrite"), default=True)
             if len(request.body) > FILES_PUT_LIMIT:
                 raise ApiError(400, "INVALID_PARAMETER_VALUE", f"File size exceeds the maximum of {FILES_PUT_LIMIT} bytes.")
             if node is not None and node["type"] == "DIRECTORY":
@@ -902,8 +901,8 @@ class _Files:
             tree.put(path, "FILE", request.body)
             self.mark_dirty()
             return no_content()
-        if method == "POST" and request.param("action") == "initiate-upload":
-            if node is not None and not to_bool(request.param("overwrite"), default=True):
+        if method == "POST" and request.query.get("action") == "initiate-upload":
+            if node is not None and not to_bool(request.query.get("overwrite"), default=True):
                 raise ApiError(409, "ALREADY_EXISTS", "The file being created already exists.")
             token = base64.urlsafe_b64encode(os.urandom(18)).decode("ascii")
             self.upload_sessions[token] = path
@@ -1901,7 +1900,10 @@ class _Jobs:
             target = libs / f"{index:02d}-{name}"
             target.write_bytes(content)
             paths.append(str(target))
-        source_file = run_dir / ("notebook.py" if spec["kind"] == "notebook" else "main.py")
+        # Named after the notebook/file so tracebacks in error_trace point at it, not at a temp name.
+        name = posixpath.basename(spec["path"]) or "main"
+        source_file = run_dir / "src" / (name if name.endswith(".py") else name + ".py")
+        source_file.parent.mkdir(parents=True, exist_ok=True)
         source_file.write_bytes(source)
         result_file = run_dir / "result.json"
         spec.update({"source_file": str(source_file), "result_file": str(result_file), "wheels": paths})
@@ -2743,7 +2745,7 @@ class LocalWorkspace:
         if self._server is None:
             self._server = _Server((self.host, self.port), self)
             self.emulator.base_url = f"http://{self._server.server_address[0]}:{self._server.server_address[1]}"
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True, name="local-workspace")
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="local-workspace")
             self._thread.start()
         return self
 
@@ -3003,10 +3005,9 @@ class LocalWorkspace:
 
             traceback.print_exc(file=sys.stderr)
             response = ApiError(500, "INTERNAL_ERROR", f"Local workspace error: {type(error).__name__}: {error}").response()
-        try:
-            handler.send_reply(response, head_only=(method == "HEAD"))
-        finally:
-            self._record(method, request, response.status, started, started_wall, fault_name)
+        # Logged before the reply leaves: a client that got its answer always finds the request in the log.
+        self._record(method, request, response.status, started, started_wall, fault_name)
+        handler.send_reply(response, head_only=(method == "HEAD"))
 
     def _record(self, method: str, request: Request, status: int, started: float, started_wall: float, fault: str | None) -> None:
         query = urllib.parse.urlsplit(request.raw_path + "?" + "&".join(f"{k}={v}" for k, v in request.query.items())).query

@@ -10,3 +10,6 @@ if str(SCRIPTS) not in sys.path:
     sys.path.append(str(SCRIPTS))
 from keyvault_fixtures import *  # noqa: F401,F403
 from repo_fixtures import *  # noqa: F401,F403
+from deploy_fixtures import *  # noqa: F401,F403
+from workspace_fixtures import *  # noqa: F401,F403
+from databricks_fixtures import *  # noqa: F401,F403
