@@ -1,0 +1,320 @@
+"""The Databricks client against the local workspace: retries, budget, idempotency, timeouts, errors, rate
+limits, auth selection, and that the token never shows up anywhere."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from databricks_fixtures import DBX_TOKEN
+from errors import (
+    ConfigError,
+    ConnectionFailed,
+    InputError,
+    PermissionDenied,
+    ResourceAlreadyExists,
+    ResourceDoesNotExist,
+    TemporarilyUnavailable,
+    TooManyRequests,
+    Unauthenticated,
+    UsageError,
+)
+
+STATUS = "/api/2.0/workspace/get-status"
+
+
+def calls(ws, path_suffix, method=None):
+    return [r for r in ws.requests if r.path.endswith(path_suffix) and (method is None or r.method == method)]
+
+
+def eventually_count(ws, path_suffix, expected, timeout=5.0):
+    """The log entry of a reset connection may land just after the client saw the reset: wait for it."""
+    deadline = time.monotonic() + timeout
+    while len(calls(ws, path_suffix)) < expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return len(calls(ws, path_suffix))
+
+
+def test_429_with_retry_after_and_503_are_retried_until_success(dbx_workspace, dbx_client):
+    ws = dbx_workspace(faults="path=*/workspace/mkdirs,fault=429,times=2,retry_after=0; path=*/workspace/get-status,fault=503,times=2")
+    client = dbx_client(ws)
+    client.workspace.mkdirs("/Shared/retry")  # a POST: 429 means "not processed", so it is retried too
+    assert client.workspace.get_status("/Shared/retry")["object_type"] == "DIRECTORY"
+    assert [r.status for r in calls(ws, "/workspace/mkdirs")] == [429, 429, 200]
+    assert [r.status for r in calls(ws, "/workspace/get-status")] == [503, 503, 200]
+    assert client.stats.retries == 4 and client.stats.throttled == 2
+
+
+def test_retry_after_longer_than_the_budget_fails_at_once_with_a_clear_error(dbx_workspace, dbx_client):
+    ws = dbx_workspace(faults="path=*/workspace/get-status,fault=429,retry_after=30")
+    client = dbx_client(ws, retry_budget_seconds=5)
+    with pytest.raises(TooManyRequests) as caught:
+        client.workspace.get_status("/Shared")
+    # Honouring Retry-After: the client does not hammer the workspace inside the 30 s it was told to wait.
+    assert len(calls(ws, "/workspace/get-status")) == 1
+    assert "429" in caught.value.one_line() and "GET /api/2.0/workspace/get-status" in caught.value.one_line()
+
+
+def test_budget_exhaustion_says_how_many_attempts(dbx_workspace, dbx_client):
+    ws = dbx_workspace(faults="path=*/workspace/get-status,fault=503")
+    client = dbx_client(ws, retry_budget_seconds=0.5)
+    with pytest.raises(TemporarilyUnavailable) as caught:
+        client.workspace.get_status("/Shared")
+    attempts = len(calls(ws, "/workspace/get-status"))
+    assert attempts > 1
+    assert f"gave up after {attempts} attempts" in caught.value.one_line()
+    assert "retry budget 0.5s" in caught.value.one_line()
+
+
+def test_connection_reset_is_retried_for_idempotent_calls_only(dbx_workspace, dbx_client):
+    ws = dbx_workspace(faults="path=*/workspace/get-status,fault=reset,times=1; path=*/workspace/import,fault=reset,times=1")
+    client = dbx_client(ws)
+    client.workspace.mkdirs("/Shared/x")
+    assert client.workspace.get_status("/Shared/x")["object_type"] == "DIRECTORY"
+    assert eventually_count(ws, "/workspace/get-status", 2) == 2
+    # Import without overwrite is not idempotent: a lost answer is reported, never blindly repeated.
+    with pytest.raises(ConnectionFailed):
+        client.workspace.import_("/Shared/x/nb", b"print(1)\n", language="PYTHON", overwrite=False)
+    assert eventually_count(ws, "/workspace/import", 1) == 1
+    assert ws.workspace_object("/Shared/x/nb") is None
+    # With overwrite it is idempotent and retried.
+    client.workspace.import_("/Shared/x/nb", b"print(2)\n", language="PYTHON", overwrite=True)
+    assert b"print(2)" in client.workspace.export("/Shared/x/nb")
+
+
+def test_non_idempotent_500_is_not_retried_but_idempotent_is(dbx_workspace, dbx_client):
+    from errors import InternalError
+
+    ws = dbx_workspace(faults="path=*/workspace/import,fault=500,times=1; path=*/workspace/list,fault=500,times=1")
+    client = dbx_client(ws)
+    with pytest.raises(InternalError):
+        client.workspace.import_("/Shared/a", b"x", format="RAW", overwrite=False)
+    assert len(calls(ws, "/workspace/import")) == 1
+    assert isinstance(client.workspace.list("/Shared"), list)
+    assert [r.status for r in calls(ws, "/workspace/list")] == [500, 200]
+
+
+def test_read_timeout_is_reported_as_a_timeout(dbx_workspace, dbx_client):
+    ws = dbx_workspace(latency_ms=1500)
+    client = dbx_client(ws, timeout=(2, 0.3), retry_budget_seconds=0.2)
+    with pytest.raises(ConnectionFailed, match="timed out"):
+        client.workspace.get_status("/Shared")
+
+
+def test_error_mapping_including_the_legacy_400_for_missing_clusters(dbx_workspace, dbx_client):
+    ws = dbx_workspace()
+    client = dbx_client(ws)
+    with pytest.raises(ResourceDoesNotExist) as missing:
+        client.workspace.get_status("/Shared/nope")
+    assert missing.value.status == 404 and missing.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert missing.value.method == "GET" and missing.value.path == STATUS
+    client.workspace.import_("/Shared/f.txt", b"x", format="RAW")
+    with pytest.raises(ResourceAlreadyExists):
+        client.workspace.import_("/Shared/f.txt", b"x", format="RAW", overwrite=False)
+    with pytest.raises(ResourceDoesNotExist) as cluster:
+        client.clusters.get("0000-000000-nothere")
+    assert cluster.value.status == 400 and cluster.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_wrong_or_missing_token_reads_well_and_never_shows_the_token(dbx_workspace, dbx, caplog):
+    caplog.set_level(logging.DEBUG)
+    ws = dbx_workspace()
+    wrong = "dapi-wrong-token-0123456789"
+    client = dbx.connect(host=ws.url, environ={"DATABRICKS_TOKEN": wrong})
+    with pytest.raises(PermissionDenied) as denied:
+        client.me()
+    text = denied.value.one_line()
+    assert "DATABRICKS_TOKEN" in text and wrong not in text and wrong not in repr(denied.value)
+    assert wrong not in repr(client) and wrong not in repr(client.auth)
+    class NoCredential(dbx.Auth):
+        def headers(self):
+            return {}
+
+    anonymous = dbx.Client(ws.url, NoCredential("nothing"))
+    with pytest.raises(Unauthenticated) as unauthenticated:
+        anonymous.me()
+    assert "401" in unauthenticated.value.one_line() and "DATABRICKS_TOKEN" in unauthenticated.value.one_line()
+    with pytest.raises(ConfigError, match="DATABRICKS_TOKEN"):
+        dbx.connect(host=ws.url, auth="pat", environ={})
+    assert wrong not in caplog.text and DBX_TOKEN not in caplog.text
+
+
+def test_wrong_host_fails_fast(dbx):
+    client = dbx.connect(host="http://127.0.0.1:9", environ={"DATABRICKS_TOKEN": DBX_TOKEN}, backoff=(0.01, 0.02))
+    with pytest.raises(ConnectionFailed, match="127.0.0.1:9") as caught:
+        client.me()
+    assert "gave up after 3 attempts" in caught.value.one_line() and DBX_TOKEN not in caught.value.one_line()
+
+
+def test_submit_uses_an_idempotency_token_so_a_retry_never_creates_a_second_run(dbx_workspace, dbx_client):
+    ws = dbx_workspace(faults="path=*/jobs/runs/submit,fault=reset,times=1")
+    client = dbx_client(ws)
+    client.workspace.mkdirs("/Shared/jobs")
+    client.workspace.import_("/Shared/jobs/nb", b"# Databricks notebook source\nprint(1)\n", language="PYTHON")
+    spec = {
+        "run_name": "once",
+        "tasks": [{"task_key": "t", "notebook_task": {"notebook_path": "/Shared/jobs/nb"}, "existing_cluster_id": "0101-000000-local001"}],
+    }
+    first = client.jobs.submit(spec, idempotency_token="deploy-42")
+    again = client.jobs.submit(spec, idempotency_token="deploy-42")
+    assert first == again
+    assert eventually_count(ws, "/jobs/runs/submit", 3) == 3  # reset + retry + the explicit repeat
+    run = client.jobs.wait_for_run(first, timeout=60)
+    assert run["state"]["life_cycle_state"] in ("TERMINATED", "INTERNAL_ERROR", "SKIPPED")
+
+
+def test_client_rate_limiter_keeps_concurrent_work_under_the_service_limit(dbx_workspace, dbx_client):
+    ws = dbx_workspace(rate_limits=["*/workspace/get-status=25/s"])
+    client = dbx_client(ws, concurrency=8, rate_limits={"workspace": 20}, retry_budget_seconds=0.01)
+    client.workspace.mkdirs("/Shared/r")
+
+    def hammer():
+        for _ in range(8):
+            client.workspace.get_status("/Shared/r")
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = [r.status for r in calls(ws, "/workspace/get-status")]
+    assert len(statuses) == 64 and 429 not in statuses
+
+
+def test_without_the_client_limiter_the_same_load_is_throttled(dbx_workspace, dbx_client):
+    # The counterpart of the test above: it shows the service limit is real, so that test can fail.
+    ws = dbx_workspace(rate_limits=["*/workspace/get-status=25/s"])
+    client = dbx_client(ws, concurrency=8, rate_limits={"workspace": None}, retry_budget_seconds=30)
+    client.workspace.mkdirs("/Shared/r")
+
+    def hammer():
+        for _ in range(8):
+            client.workspace.get_status("/Shared/r")
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 429 in [r.status for r in calls(ws, "/workspace/get-status")]
+    assert client.stats.throttled > 0
+
+
+def test_rate_limiter_spaces_reservations(dbx):
+    limiter = dbx.RateLimiter({"workspace": 10, "workspace/import": 2})
+    assert limiter.family("/api/2.0/workspace/import") == "workspace/import"
+    assert limiter.family("/api/2.0/workspace/list") == "workspace"
+    assert limiter.family("/api/2.0/clusters/get") is None
+    waits = [limiter.reserve("/api/2.0/workspace/import") for _ in range(5)]
+    assert waits[:2] == [0.0, 0.0] and waits[2] > 0 and waits[4] > waits[3] > waits[2]
+
+
+def test_host_resolution(dbx):
+    class Cfg:
+        host = "adb-1.2.azuredatabricks.net/"
+
+    assert dbx.resolve_host(None, Cfg(), {}) == "https://adb-1.2.azuredatabricks.net"
+    assert dbx.resolve_host(None, Cfg(), {"DATABRICKS_HOST": "http://127.0.0.1:8080/x"}) == "http://127.0.0.1:8080"
+    assert dbx.resolve_host("https://a.b", Cfg(), {"DATABRICKS_HOST": "http://c"}) == "https://a.b"
+    with pytest.raises(ConfigError) as missing:
+        dbx.resolve_host(None, None, {})
+    assert "--host" in missing.value.one_line() and "DATABRICKS_HOST" in missing.value.one_line()
+    with pytest.raises(ConfigError):
+        dbx.resolve_host("ftp://x", None, {})
+
+
+@pytest.mark.parametrize("bad", ["/tmp/x.whl", "relative/x", "/Workspace/a/../b", "/Volumes/a/b", "/Shared//x", "/Volumes/c/s/v/./x"])
+def test_remote_paths_outside_the_roots_or_with_dot_segments_are_refused(dbx, bad):
+    with pytest.raises(InputError):
+        dbx.remote_path(bad)
+
+
+def test_remote_path_kinds(dbx):
+    assert dbx.remote_path("/Users/me@x.com/init.sh").kind == "workspace"
+    assert dbx.remote_path("/Volumes/c/s/v/libs/").path == "/Volumes/c/s/v/libs"
+    assert dbx.remote_path("dbfs:/FileStore/x.whl").kind == "dbfs"
+    with pytest.raises(InputError):
+        dbx.remote_path("dbfs:/FileStore/x", allowed=("workspace", "volumes"))
+
+
+# --- auth selection (only the Azure credential is faked: a cloud login cannot run here) ---------------------
+
+
+class FakeCredential:
+    """Stands in for an azure-identity credential: hands out numbered tokens with a chosen lifetime."""
+
+    def __init__(self, *args, lifetime=3600, **kwargs):
+        self.lifetime = lifetime
+        self.scopes: list[str] = []
+
+    def get_token(self, *scopes, **kwargs):
+        from azure.core.credentials import AccessToken
+
+        self.scopes.extend(scopes)
+        return AccessToken(f"entra-token-{len(self.scopes)}", int(time.time()) + self.lifetime)
+
+
+def test_auto_prefers_a_pat(dbx):
+    auth = dbx.resolve_auth(None, {"DATABRICKS_TOKEN": DBX_TOKEN, "ARM_CLIENT_ID": "x", "ARM_TENANT_ID": "t", "ARM_CLIENT_SECRET": "s"})
+    assert auth.mode == "pat" and auth.headers() == {"Authorization": f"Bearer {DBX_TOKEN}"}
+    assert DBX_TOKEN not in repr(auth)
+
+
+def test_client_secret_from_arm_variables_gets_a_databricks_scoped_token(dbx, monkeypatch):
+    import azure.identity
+
+    made = []
+    monkeypatch.setattr(azure.identity, "ClientSecretCredential", lambda **kw: made.append(kw) or FakeCredential())
+    environ = {"ARM_CLIENT_ID": "app", "ARM_TENANT_ID": "tenant", "ARM_CLIENT_SECRET": "s3cret-value", "PATH": ""}
+    for auth_type in (None, "azure-client-secret"):
+        auth = dbx.resolve_auth(auth_type, environ)
+        assert auth.mode == "entra" and auth.headers()["Authorization"].startswith("Bearer entra-token-")
+        assert auth._credential.scopes == ["2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"]
+        assert "s3cret-value" not in repr(auth) and "app" in auth.description
+    assert made[0] == {"tenant_id": "tenant", "client_id": "app", "client_secret": "s3cret-value"}
+
+
+def test_entra_token_is_refreshed_before_expiry_and_cached_otherwise(dbx):
+    short = dbx.EntraAuth(FakeCredential(lifetime=60), "fake")
+    assert short.headers() != short.headers()  # expires within the refresh margin: fetched again
+    long = dbx.EntraAuth(FakeCredential(lifetime=3600), "fake")
+    assert long.headers() == long.headers() and len(long._credential.scopes) == 1
+
+
+def test_sp_management_headers_when_a_resource_id_is_configured(dbx, monkeypatch):
+    import azure.identity
+
+    monkeypatch.setattr(azure.identity, "ClientSecretCredential", lambda **kw: FakeCredential())
+    resource = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Databricks/workspaces/w"
+    environ = {"AZURE_CLIENT_ID": "a", "AZURE_TENANT_ID": "t", "AZURE_CLIENT_SECRET": "s", "DATABRICKS_AZURE_RESOURCE_ID": resource}
+    headers = dbx.resolve_auth("azure-client-secret", environ).headers()
+    assert headers["X-Databricks-Azure-Workspace-Resource-Id"] == resource
+    assert headers["X-Databricks-Azure-SP-Management-Token"].startswith("entra-token-")
+    assert headers["Authorization"] != headers["X-Databricks-Azure-SP-Management-Token"]
+
+
+def test_entra_token_works_end_to_end_against_the_workspace(dbx_workspace, dbx):
+    # An Entra access token obtained elsewhere (AZURE_ACCESS_TOKEN); the local workspace accepts it as a bearer.
+    ws = dbx_workspace(token="eyJhbGciOiJub25lIn0.eyJleHAiOjQxMDI0NDQ4MDB9.")
+    client = dbx.connect(host=ws.url, auth="token", environ={"AZURE_ACCESS_TOKEN": ws.token})
+    assert client.me()["userName"]
+
+
+def test_failed_login_is_one_clear_error_without_secrets(dbx):
+    class Broken(FakeCredential):
+        def get_token(self, *scopes, **kwargs):
+            raise RuntimeError("AADSTS7000215: Invalid client secret provided. Bearer abc.def.ghi")
+
+    auth = dbx.EntraAuth(Broken(), "ClientSecretCredential")
+    with pytest.raises(ConnectionFailed, match="Entra ID login failed") as caught:
+        auth.headers()
+    assert "abc.def.ghi" not in caught.value.one_line()
+
+
+def test_no_credentials_and_unknown_auth_type(dbx):
+    with pytest.raises(ConfigError, match="no Databricks credentials"):
+        dbx.resolve_auth(None, {"PATH": "", "TF_BUILD": "True"})
+    with pytest.raises(UsageError, match="unknown auth type"):
+        dbx.resolve_auth("kerberos", {})
