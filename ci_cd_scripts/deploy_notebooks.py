@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             prune=args.prune,
             dry_run=args.dry_run,
             concurrency=client.concurrency,
-            progress=lambda done, total: progress.update(100.0 * done / total, f"{done}/{total} changes"),
+            progress=(lambda done, total: progress.update(100.0 * done / total, f"{done}/{total} changes"))
+            if ado.in_pipeline() else None,
         )
         requests, retries = client.stats.requests, client.stats.retries
     planned = result.plan

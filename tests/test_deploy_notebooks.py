@@ -1,0 +1,347 @@
+"""deploy_notebooks.py end to end against the local workspace, driven as a subprocess like a pipeline step."""
+from __future__ import annotations
+
+import json
+import re
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy_fixtures import (
+    reset_log,
+    KNOWN_TOKEN,
+    PY_HEADER,
+    api_requests,
+    count,
+    make_notebooks,
+    manifest_of,
+    sdk,
+    set_faults,
+    write_notebook,
+    write_requests,
+)
+from deploy_fixtures import NO_CONFIG
+from helpers import SCRIPTS, assert_one_line_error, load_module, run_script, script_env
+
+TARGET = "/Workspace/Shared/app/notebooks"
+
+
+def deploy(env, *args):
+    result = run_script("deploy_notebooks.py", *map(str, args), env=env, cwd=NO_CONFIG, timeout=120)
+    return result
+
+
+def ok(result) -> None:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+
+def exported(workspace, path: str) -> bytes:
+    return sdk(workspace).workspace.download(path).read()
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    root = tmp_path / "notebooks"
+    write_notebook(root, "etl/load.py", "df = 1\n")
+    write_notebook(root, "etl/sub/transform.py", "x = 2\n")
+    write_notebook(root, "etl/query.sql", "select 1\n", header="-- Databricks notebook source\n")
+    write_notebook(root, "reports/report.scala", "println(1)\n", header="// Databricks notebook source\n")
+    write_notebook(root, "reports/plot.r", "x <- 1\n")
+    (root / "etl" / "helpers.py").write_text("def helper():\n    return 1\n")
+    (root / "README.md").write_text("# notebooks\n")
+    (root / "explore.ipynb").write_text(
+        json.dumps({"cells": [{"cell_type": "code", "source": "print(42)", "metadata": {}, "outputs": []}],
+                    "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
+    return root
+
+
+EXPECTED = {
+    "etl/load": ("NOTEBOOK", "etl/load.py"),
+    "etl/sub/transform": ("NOTEBOOK", "etl/sub/transform.py"),
+    "etl/query": ("NOTEBOOK", "etl/query.sql"),
+    "reports/report": ("NOTEBOOK", "reports/report.scala"),
+    "reports/plot": ("NOTEBOOK", "reports/plot.r"),
+    "etl/helpers.py": ("FILE", "etl/helpers.py"),
+    "README.md": ("FILE", "README.md"),
+    "explore": ("NOTEBOOK", None),
+}
+
+
+def test_first_deploy_uploads_everything_second_makes_zero_writes(deploy_workspace, deploy_env, source) -> None:
+    first = deploy(deploy_env, source, TARGET)
+    ok(first)
+    w = sdk(deploy_workspace)
+    for relative, (object_type, local) in EXPECTED.items():
+        status = w.workspace.get_status(f"{TARGET}/{relative}")
+        assert status.object_type.value == object_type, relative
+        if local is not None:
+            assert exported(deploy_workspace, f"{TARGET}/{relative}") == (source / local).read_bytes(), relative
+    assert "print(42)" in exported(deploy_workspace, f"{TARGET}/explore").decode()
+    assert count(deploy_workspace, "POST", "/workspace/import") == len(EXPECTED) + 1  # + the manifest
+    manifest = manifest_of(deploy_workspace, TARGET)
+    assert sorted(manifest["objects"]) == sorted(EXPECTED)
+    assert "uploaded etl/load (no manifest)" in first.stdout
+    assert "fresh deploy" in first.stdout
+
+    reset_log(deploy_workspace)
+    second = deploy(deploy_env, source, TARGET)
+    ok(second)
+    assert write_requests(deploy_workspace) == []
+    assert "nothing to change" in second.stdout
+    lists = count(deploy_workspace, "GET", "/workspace/list")
+    assert lists == 4  # one per folder of the deployment: ., etl, etl/sub, reports
+
+
+def test_dry_run_plans_but_writes_nothing(deploy_workspace, deploy_env, source) -> None:
+    result = deploy(deploy_env, source, TARGET, "--dry-run")
+    ok(result)
+    assert "would change" in result.stdout and "etl/load" in result.stdout
+    assert write_requests(deploy_workspace) == []
+
+
+def test_ui_edit_and_ui_delete_are_detected_and_repaired(deploy_workspace, deploy_env, source) -> None:
+    ok(deploy(deploy_env, source, TARGET))
+    w = sdk(deploy_workspace)
+    from databricks.sdk.service.workspace import ImportFormat, Language
+
+    w.workspace.upload(f"{TARGET}/etl/load", PY_HEADER.encode() + b"edited in the UI\n", format=ImportFormat.SOURCE,
+                       language=Language.PYTHON, overwrite=True)
+    w.workspace.delete(f"{TARGET}/reports/report")
+    reset_log(deploy_workspace)
+
+    result = deploy(deploy_env, source, TARGET)
+    ok(result)
+    assert "uploaded etl/load (changed in workspace)" in result.stdout
+    assert "uploaded reports/report (missing in workspace)" in result.stdout
+    assert exported(deploy_workspace, f"{TARGET}/etl/load") == (source / "etl/load.py").read_bytes()
+    assert exported(deploy_workspace, f"{TARGET}/reports/report") == (source / "reports/report.scala").read_bytes()
+    assert count(deploy_workspace, "POST", "/workspace/import") == 3  # two repairs + the manifest
+
+    reset_log(deploy_workspace)
+    ok(deploy(deploy_env, source, TARGET))
+    assert write_requests(deploy_workspace) == []
+
+
+def test_local_change_uploads_only_that_object(deploy_workspace, deploy_env, source) -> None:
+    ok(deploy(deploy_env, source, TARGET))
+    write_notebook(source, "etl/sub/transform.py", "x = 3\n")
+    reset_log(deploy_workspace)
+    result = deploy(deploy_env, source, TARGET)
+    ok(result)
+    assert "uploaded etl/sub/transform (changed locally)" in result.stdout
+    assert count(deploy_workspace, "POST", "/workspace/import") == 2
+    assert exported(deploy_workspace, f"{TARGET}/etl/sub/transform").endswith(b"x = 3\n")
+
+
+def test_full_reuploads_everything(deploy_workspace, deploy_env, source) -> None:
+    ok(deploy(deploy_env, source, TARGET))
+    reset_log(deploy_workspace)
+    ok(deploy(deploy_env, source, TARGET, "--full"))
+    assert count(deploy_workspace, "POST", "/workspace/import") >= len(EXPECTED)
+
+
+def test_prune_removes_only_what_the_deployment_created(deploy_workspace, deploy_env, source) -> None:
+    ok(deploy(deploy_env, source, TARGET))
+    w = sdk(deploy_workspace)
+    from databricks.sdk.service.workspace import ImportFormat, Language
+
+    w.workspace.upload(f"{TARGET}/etl/colleague", PY_HEADER.encode() + b"mine\n", format=ImportFormat.SOURCE,
+                       language=Language.PYTHON)
+    w.workspace.mkdirs(f"{TARGET}/scratch")
+    (source / "etl" / "load.py").unlink()
+    for name in ("report.scala", "plot.r"):
+        (source / "reports" / name).unlink()
+    (source / "reports").rmdir()
+
+    kept = deploy(deploy_env, source, TARGET)
+    ok(kept)
+    assert "use --prune" in kept.stdout
+    assert w.workspace.get_status(f"{TARGET}/etl/load").object_type.value == "NOTEBOOK"
+
+    reset_log(deploy_workspace)
+    pruned = deploy(deploy_env, source, TARGET, "--prune")
+    ok(pruned)
+    names = {o.path.rsplit("/", 1)[1] for o in w.workspace.list(f"{TARGET}/etl")}
+    assert names == {"colleague", "helpers.py", "query", "sub"}
+    top = {o.path.rsplit("/", 1)[1] for o in w.workspace.list(TARGET)}
+    assert top == {".deploy-manifest.json", "etl", "README.md", "explore", "scratch"}  # reports/ was ours: gone
+    deletes = count(deploy_workspace, "POST", "/workspace/delete")
+    assert deletes == 4  # etl/load, reports/report, reports/plot, reports/
+
+    reset_log(deploy_workspace)
+    ok(deploy(deploy_env, source, TARGET, "--prune"))
+    assert write_requests(deploy_workspace) == []
+
+
+def test_conflicting_foreign_object_stops_before_any_write(deploy_workspace, deploy_env, source) -> None:
+    w = sdk(deploy_workspace)
+    w.workspace.mkdirs(f"{TARGET}/etl/load")  # a folder where the notebook should go
+    reset_log(deploy_workspace)
+    result = deploy(deploy_env, source, TARGET)
+    assert_one_line_error(result, code=1, contains="in the way")
+    assert write_requests(deploy_workspace) == []
+
+
+def test_interrupted_deploy_is_completed_by_the_next_run(deploy_workspace, deploy_env, tmp_path) -> None:
+    """Kill the step mid-way (as a cancelled pipeline would) while imports fail, then deploy again."""
+    source = tmp_path / "src"
+    made = make_notebooks(source, 60, 6)
+    ok(deploy(deploy_env, source, TARGET))
+    for relative, path in made.items():
+        path.write_text(path.read_text() + "# v2\n")
+    set_faults(deploy_workspace, "path=*/workspace/import,fault=500,skip=20")
+    reset_log(deploy_workspace)
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "deploy_notebooks.py"), str(source), TARGET, "--concurrency", "4"],
+        env=deploy_env, cwd=NO_CONFIG, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            faults = [r for r in api_requests(deploy_workspace) if getattr(r, "fault", None) or getattr(r, "status", 0) == 500]
+            if len(faults) >= 4:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the step ended before it could be interrupted"
+    finally:
+        process.kill()
+        process.communicate(timeout=30)
+    set_faults(deploy_workspace, "")
+    half_done = sum(
+        exported(deploy_workspace, f"{TARGET}/{relative}").endswith(b"# v2\n") for relative in made
+    )
+    assert 0 < half_done < len(made)
+
+    result = deploy(deploy_env, source, TARGET)
+    ok(result)
+    for relative, path in made.items():
+        assert exported(deploy_workspace, f"{TARGET}/{relative}") == path.read_bytes(), relative
+    reset_log(deploy_workspace)
+    ok(deploy(deploy_env, source, TARGET))
+    assert write_requests(deploy_workspace) == []
+
+
+def test_failed_deploy_raises_and_keeps_old_manifest(deploy_workspace, deploy_env, tmp_path) -> None:
+    """500s beyond the retry budget: the step fails (exit 1), the manifest stays old, the next run repairs."""
+    databricks = load_module("databricks")
+    workspace_sync = load_module("workspace_sync")
+    errors = load_module("errors")
+    source = tmp_path / "src"
+    made = make_notebooks(source, 30, 3)
+    ok(deploy(deploy_env, source, TARGET))
+    before = manifest_of(deploy_workspace, TARGET)
+    for path in made.values():
+        path.write_text(path.read_text() + "# v2\n")
+    set_faults(deploy_workspace, "path=*/workspace/import,fault=500,skip=10")
+    client = databricks.connect(host=deploy_workspace.url, auth="pat", environ={"DATABRICKS_TOKEN": KNOWN_TOKEN},
+                                retry_budget_seconds=0.5, concurrency=4, backoff=(0.05, 0.1))
+    with client, pytest.raises(errors.OperationFailed) as raised:
+        workspace_sync.deploy(client, workspace_sync.scan(source), TARGET, concurrency=4)
+    assert "500" in str(raised.value) and KNOWN_TOKEN not in str(raised.value)
+    assert manifest_of(deploy_workspace, TARGET) == before
+    set_faults(deploy_workspace, "")
+    ok(deploy(deploy_env, source, TARGET))
+    for relative, path in made.items():
+        assert exported(deploy_workspace, f"{TARGET}/{relative}") == path.read_bytes(), relative
+
+
+@pytest.mark.slow
+def test_300_notebooks_under_throttling_and_faults_end_exactly_right(deploy_workspace, deploy_env, tmp_path) -> None:
+    source = tmp_path / "src"
+    made = make_notebooks(source, 300, 12)
+    (source / "folder_000" / "data.csv").write_text("a,b\n1,2\n")
+    set_faults(
+        deploy_workspace,
+        "path=/api/*,fault=429,rate=0.1,retry_after=1; path=/api/*,fault=503,rate=0.05,retry_after=none; "
+        "path=/api/*,fault=reset,rate=0.02",
+    )
+    result = deploy(deploy_env, source, TARGET, "--concurrency", "16")
+    ok(result)
+    faults = [r for r in api_requests(deploy_workspace) if getattr(r, "fault", None)]
+    assert len(faults) > 20, "the faults were not injected"
+    set_faults(deploy_workspace, "")
+    w = sdk(deploy_workspace)
+    for relative, path in made.items():
+        assert w.workspace.download(f"{TARGET}/{relative}").read() == path.read_bytes(), relative
+    assert w.workspace.download(f"{TARGET}/folder_000/data.csv").read() == b"a,b\n1,2\n"
+    listed = {o.path for folder in range(12) for o in w.workspace.list(f"{TARGET}/folder_{folder:03d}")}
+    assert len(listed) == 301
+    reset_log(deploy_workspace)
+    ok(deploy(deploy_env, source, TARGET))
+    assert write_requests(deploy_workspace) == []
+
+
+# --- bad input and secrets -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("/Repos/me/app", "Repos"),
+        ("/Workspace/Shared/../Users/x", "'..'"),
+        ("/Volumes/main/default/v", "outside"),
+        ("/Shared", "root folder"),
+        ("Shared/app", "absolute"),
+    ],
+)
+def test_bad_workspace_dir_is_refused_without_calls(deploy_workspace, deploy_env, source, target, message) -> None:
+    result = deploy(deploy_env, source, target)
+    assert_one_line_error(result, code=2, contains=message)
+    assert api_requests(deploy_workspace) == []
+
+
+def test_missing_source_and_conflicting_names(deploy_workspace, deploy_env, tmp_path) -> None:
+    assert_one_line_error(deploy(deploy_env, tmp_path / "nope", TARGET), code=2, contains="does not exist")
+    write_notebook(tmp_path / "src", "a.py")
+    write_notebook(tmp_path / "src", "a.sql", header="-- Databricks notebook source\n")
+    assert_one_line_error(deploy(deploy_env, tmp_path / "src", TARGET), code=2, contains="would both be deployed")
+    assert api_requests(deploy_workspace) == []
+
+
+def test_missing_workspace_dir_and_usage(deploy_env, source) -> None:
+    assert_one_line_error(deploy(deploy_env, source), code=2, contains="WORKSPACE_DIR")
+    assert_one_line_error(deploy(deploy_env, source, TARGET, "--concurrency", "0"), code=2, contains="concurrency")
+
+
+def test_missing_token_is_a_one_line_error(deploy_workspace, source) -> None:
+    env = script_env(DATABRICKS_HOST=deploy_workspace.url, DATABRICKS_AUTH_TYPE="pat")
+    result = deploy(env, source, TARGET)
+    assert_one_line_error(result, code=2, contains="DATABRICKS_TOKEN")
+    assert write_requests(deploy_workspace) == []
+
+
+def test_wrong_host_fails_fast_with_exit_1(source) -> None:
+    env = script_env(DATABRICKS_HOST="http://127.0.0.1:9", DATABRICKS_TOKEN=KNOWN_TOKEN)
+    result = deploy(env, source, TARGET)
+    line = assert_one_line_error(result, code=1, contains="127.0.0.1:9")
+    assert KNOWN_TOKEN not in result.stdout + result.stderr + line
+
+
+def test_token_never_leaks_in_output_or_written_files(deploy_workspace, deploy_env, source, tmp_path) -> None:
+    env = dict(deploy_env, TF_BUILD="True")
+    outputs = []
+    outputs.append(deploy(env, source, TARGET))  # success, with the ADO summary files
+    outputs.append(deploy(env, source, TARGET, "--dry-run"))
+    bad_token = dict(env, DATABRICKS_TOKEN=KNOWN_TOKEN + "x")  # rejected (403) token that contains the known one
+    outputs.append(deploy(bad_token, source, TARGET))
+    outputs.append(deploy(dict(env, DATABRICKS_HOST="http://127.0.0.1:9"), source, TARGET))
+    outputs.append(deploy(env, source, "/Repos/x/y"))
+    assert outputs[0].returncode == 0 and outputs[2].returncode == 1
+    for result in outputs:
+        assert KNOWN_TOKEN not in result.stdout and KNOWN_TOKEN not in result.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert KNOWN_TOKEN.encode() not in path.read_bytes(), path
+    assert KNOWN_TOKEN not in json.dumps(manifest_of(deploy_workspace, TARGET))
+    assert os.path.isdir(tmp_path / "summary")
+
+
+def test_modules_never_import_databricks() -> None:
+    for name in ("workspace_sync.py", "file_upload.py"):
+        text = (SCRIPTS / name).read_text()
+        assert not re.search(r"^\s*(import|from)\s+databricks\b", text, re.M), name

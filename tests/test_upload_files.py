@@ -1,0 +1,152 @@
+"""upload_files.py end to end against the local workspace: Files API (volumes, workspace files) and DBFS blocks."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploy_fixtures import KNOWN_TOKEN, reset_log, api_requests, count, sdk, write_requests
+from deploy_fixtures import NO_CONFIG
+from helpers import SCRIPTS, assert_one_line_error, run_script, script_env
+
+VOLUME = "/Volumes/main/default/libs/wheels"
+WORKSPACE = "/Workspace/Shared/app/libs"
+DBFS = "dbfs:/FileStore/app/wheels"
+
+
+def upload(env, *args):
+    return run_script("upload_files.py", *map(str, args), env=env, cwd=NO_CONFIG, timeout=120)
+
+
+def ok(result) -> None:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> list[Path]:
+    folder = tmp_path / "dist"
+    folder.mkdir()
+    big = folder / "big-1.0-py3-none-any.whl"
+    big.write_bytes(os.urandom(3 * 1024 * 1024 + 12345))  # > 3 MB: four DBFS blocks
+    small = folder / "small-1.0-py3-none-any.whl"
+    small.write_bytes(b"PK\x03\x04 small wheel")
+    return [big, small]
+
+
+def remote_bytes(workspace, destination: str, name: str) -> bytes:
+    w = sdk(workspace)
+    if destination.startswith("dbfs:"):
+        return w.dbfs.download(f"{destination[len('dbfs:'):]}/{name}").read()
+    return w.files.download(f"{destination}/{name}").contents.read()
+
+
+@pytest.mark.parametrize("destination", [VOLUME, WORKSPACE, DBFS])
+def test_upload_then_skip_same_hash_then_replace_changed(deploy_workspace, deploy_env, files, destination) -> None:
+    first = upload(deploy_env, destination, *files)
+    ok(first)
+    for path in files:
+        assert remote_bytes(deploy_workspace, destination, path.name) == path.read_bytes()
+    if destination.startswith("dbfs:"):
+        assert count(deploy_workspace, "POST", "/dbfs/add-block") == 4 + 1
+        assert count(deploy_workspace, "POST", "/dbfs/create") == 2
+    else:
+        assert count(deploy_workspace, "PUT", f"/fs/files{destination}/{files[0].name}") == 1
+    assert "2 changed" in first.stdout
+
+    reset_log(deploy_workspace)
+    second = upload(deploy_env, destination, *files)
+    ok(second)
+    assert write_requests(deploy_workspace) == []
+    assert second.stdout.count("same SHA-256") == 2
+
+    files[1].write_bytes(files[1].read_bytes().replace(b"small", b"SMALL"))  # same size, other bytes
+    reset_log(deploy_workspace)
+    third = upload(deploy_env, destination, *files)
+    ok(third)
+    assert "content differs" in third.stdout and "1 changed, 1 unchanged" in third.stdout
+    assert remote_bytes(deploy_workspace, destination, files[1].name) == files[1].read_bytes()
+
+
+def test_dry_run_writes_nothing(deploy_workspace, deploy_env, files) -> None:
+    result = upload(deploy_env, VOLUME, *files, "--dry-run")
+    ok(result)
+    assert "would change" in result.stdout
+    assert write_requests(deploy_workspace) == []
+
+
+@pytest.mark.parametrize(
+    "destination, message",
+    [
+        ("/Volumes/main/default", "not inside a volume"),
+        ("/Volumes/main/default/libs/../x", "'..'"),
+        ("/Workspace/Repos/me/x", "Repos"),
+        ("/tmp/wheels", "outside the allowed roots"),
+        ("dbfs:/", "DBFS root"),
+    ],
+)
+def test_bad_destination_is_refused_without_calls(deploy_workspace, deploy_env, files, destination, message) -> None:
+    assert_one_line_error(upload(deploy_env, destination, *files), code=2, contains=message)
+    assert api_requests(deploy_workspace) == []
+
+
+def test_missing_or_unreadable_file_is_refused_without_calls(deploy_workspace, deploy_env, files, tmp_path) -> None:
+    assert_one_line_error(upload(deploy_env, VOLUME, files[0], tmp_path / "nope.whl"), code=2, contains="does not exist")
+    assert_one_line_error(upload(deploy_env, VOLUME, tmp_path), code=2, contains="is a folder")
+    assert api_requests(deploy_workspace) == []
+
+
+def test_missing_token_wrong_host_and_leaks(deploy_workspace, deploy_env, files, tmp_path) -> None:
+    no_token = script_env(DATABRICKS_HOST=deploy_workspace.url, DATABRICKS_AUTH_TYPE="pat")
+    assert_one_line_error(upload(no_token, VOLUME, *files), code=2, contains="DATABRICKS_TOKEN")
+    env = dict(deploy_env, TF_BUILD="True")
+    results = [
+        upload(env, DBFS, *files),
+        upload(dict(env, DATABRICKS_TOKEN=KNOWN_TOKEN + "x"), VOLUME, *files),
+        upload(dict(env, DATABRICKS_HOST="http://127.0.0.1:9"), VOLUME, *files),
+    ]
+    assert [r.returncode for r in results] == [0, 1, 1]
+    assert_one_line_error(results[2], code=1, contains="127.0.0.1:9")
+    for result in results:
+        assert KNOWN_TOKEN not in result.stdout + result.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.suffix != ".whl":
+            assert KNOWN_TOKEN.encode() not in path.read_bytes(), path
+
+
+PEAK_RSS = """
+import resource, runpy, sys
+sys.argv = sys.argv[1:]
+sys.path.insert(0, {scripts!r})
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as stop:
+    code = stop.code
+else:
+    code = 0
+print("peak_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def peak_kb(env, *args) -> int:
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS.format(scripts=str(SCRIPTS)), str(SCRIPTS / "upload_files.py"), *map(str, args)],
+        env=env, cwd=NO_CONFIG, capture_output=True, text=True, timeout=120,
+    )
+    ok(result)
+    return int(result.stderr.rsplit("peak_kb", 1)[1].split()[0])
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_file_size(deploy_workspace, deploy_env, tmp_path) -> None:
+    small, large = tmp_path / "small.bin", tmp_path / "large.bin"
+    small.write_bytes(os.urandom(1024 * 1024))
+    large.write_bytes(os.urandom(48 * 1024 * 1024))
+    for destination in (VOLUME, DBFS):
+        baseline = peak_kb(deploy_env, destination + "/s", small)
+        heavy = peak_kb(deploy_env, destination + "/l", large)
+        assert heavy - baseline < 24 * 1024, (destination, baseline, heavy)  # well under the 47 MB difference
+    assert remote_bytes(deploy_workspace, DBFS + "/l", "large.bin") == large.read_bytes()
