@@ -131,6 +131,17 @@ def load_config(args: argparse.Namespace, current_user: str | Mapping | None = N
     )
 
 
+def add_current_user_arg(parser: argparse.ArgumentParser) -> None:
+    """--current-user: the userName behind ~/ paths and ${workspace.current_user.*} (see `current_user`)."""
+    parser.add_argument(
+        "--current-user",
+        metavar="USERNAME",
+        default=None,
+        help="userName for ~/ paths and ${workspace.current_user.*} (default: SCIM Me when DATABRICKS_HOST and "
+        "a credential are set, else left unresolved)",
+    )
+
+
 def current_user(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str | dict | None:
     """``--current-user`` if given; else the SCIM ``Me`` document when DATABRICKS_HOST and a credential
     (DATABRICKS_TOKEN or DATABRICKS_AUTH_TYPE) are set; else None (the config then warns and leaves

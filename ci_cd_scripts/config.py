@@ -189,12 +189,9 @@ def _check_shapes(data: dict, source: Path, warnings: list[str]) -> None:
         if key not in TOP_LEVEL_KEYS:
             warnings.append(f"unknown field: {key} (in {source.name})")
             del data[key]
-            continue
-        _expect(data[key], _SECTION_SHAPES.get(key), key, source)
+    _check_block(data, "", source)
     for entry in data.get("include") or []:
         _expect(entry, str, "include[]", source, allow_none=False)
-    for key in ("paths", "include", "exclude"):
-        _expect((data.get("sync") or {}).get(key), list, f"sync.{key}", source)
     for name, body in (data.get("variables") or {}).items():
         if body is not None and not isinstance(body, dict):
             raise ConfigError(f"{source}: variables.{name} must be a mapping such as {{\"default\": ...}}, "
@@ -202,19 +199,25 @@ def _check_shapes(data: dict, source: Path, warnings: list[str]) -> None:
     for section in ("targets", "environments"):
         for name, body in (data.get(section) or {}).items():
             _expect(body, dict, f"{section}.{name}", source)
-            for key, shape in _SECTION_SHAPES.items():
-                if key in ("bundle", "workspace", "variables", "resources", "sync", "presets", "deploy", "artifacts",
-                           "permissions", "run_as"):
-                    _expect((body or {}).get(key), shape, f"{section}.{name}.{key}", source)
-    for kind, section in (data.get("resources") or {}).items():
-        _expect(section, dict, f"resources.{kind}", source)
+            _check_block(body or {}, f"{section}.{name}.", source)
+
+
+def _check_block(block: dict, prefix: str, source: Path) -> None:
+    """Shapes of the sections a file's top level and a target share."""
+    for key, shape in _SECTION_SHAPES.items():
+        if key in block:
+            _expect(block[key], shape, prefix + key, source)
+    for key in ("paths", "include", "exclude"):
+        _expect((block.get("sync") or {}).get(key), list, f"{prefix}sync.{key}", source)
+    for kind, section in (block.get("resources") or {}).items():
+        _expect(section, dict, f"{prefix}resources.{kind}", source)
         for key, body in (section or {}).items():
-            _expect(body, dict, f"resources.{kind}.{key}", source)
-    for key, value in (data.get("workspace") or {}).items():
-        if key in AUTH_FIELDS[:3] or key.endswith("_path"):
-            _expect(value, str, f"workspace.{key}", source)
-    if "name" in (data.get("bundle") or {}):
-        _expect(data["bundle"]["name"], str, "bundle.name", source)
+            _expect(body, dict, f"{prefix}resources.{kind}.{key}", source)
+    for key, value in (block.get("workspace") or {}).items():
+        if key in ("host", "profile", "auth_type") or key.endswith("_path"):
+            _expect(value, str, f"{prefix}workspace.{key}", source)
+    if "name" in (block.get("bundle") or {}):
+        _expect(block["bundle"]["name"], str, f"{prefix}bundle.name", source)
 
 
 def _expect(value: Any, shape: type | None, where: str, source: Path, allow_none: bool = True) -> None:
@@ -463,6 +466,49 @@ def _read_overrides(path: Path) -> dict:
 # ---------------------------------------------------------------------------------------------- load
 
 
+def _load_files(root_file: Path, warnings: list[str]) -> tuple[dict, list[Path]]:
+    """The root file merged with its includes (section 5), and the files loaded, root first."""
+    root = root_file.parent
+    tree = read_file(root_file)
+    _check_shapes(tree, root_file, warnings)
+    _prepare_file(tree, root_file, root)
+    files = [root_file]
+    keys: dict[str, str] = {}
+    _resource_keys(tree, root_file, keys)
+    loaded = {root / name for name in ROOT_FILE_NAMES}
+    for include in _expand_includes(tree.get("include") or [], root, loaded):
+        data = read_file(include)
+        _check_shapes(data, include, warnings)
+        if data.pop("include", None):
+            warnings.append(f"Include section is defined outside root file: {include.relative_to(root).as_posix()} "
+                            "(Only includes defined in the root file are applied.)")
+        _prepare_file(data, include, root)
+        _resource_keys(data, include, keys)
+        try:
+            tree = merge(tree, data)
+        except MergeError as error:
+            raise ConfigError(f"{include}: {error.message}", hint=f"at {error.path}") from None
+        files.append(include)
+    tree["include"] = [file.relative_to(root).as_posix() for file in files[1:]]
+    return tree, files
+
+
+def _normalise_variables(declared: dict, warnings: list[str]) -> None:
+    """Null declarations become empty (required) ones; unknown keys and types warn; lookups are checked."""
+    for name in list(declared):
+        declared[name] = declared[name] or {}
+        for key in list(declared[name]):
+            if key not in VARIABLE_KEYS:
+                warnings.append(f"unknown field: {key} (in variables.{name})")
+                del declared[name][key]
+        kind = declared[name].get("type")
+        if kind is not None and kind != "complex":
+            warnings.append(f'invalid value "{kind}" for enum field. Valid values are [complex] (variables.{name}.type)')
+        lookup = declared[name].get("lookup")
+        if lookup is not None and (not isinstance(lookup, dict) or not set(lookup) <= set(LOOKUP_KINDS)):
+            raise ConfigError(f"variables.{name}.lookup must map one of {', '.join(LOOKUP_KINDS)} to a name")
+
+
 def load(
     path: str | os.PathLike[str] = "config.json",
     target: str | None = None,
@@ -479,46 +525,11 @@ def load(
     warnings: list[str] = []
     root_file = find_root_file(path).resolve()
     root = root_file.parent
-    tree = read_file(root_file)
-    _check_shapes(tree, root_file, warnings)
-    _prepare_file(tree, root_file, root)
-    files = [root_file]
-    keys: dict[str, str] = {}
-    _resource_keys(tree, root_file, keys)
-
-    loaded = {root / name for name in ROOT_FILE_NAMES}
-    included = _expand_includes(tree.get("include") or [], root, loaded)
-    for include in included:
-        data = read_file(include)
-        _check_shapes(data, include, warnings)
-        if data.pop("include", None):
-            warnings.append(f"Include section is defined outside root file: {include.relative_to(root).as_posix()} "
-                            "(Only includes defined in the root file are applied.)")
-        _prepare_file(data, include, root)
-        _resource_keys(data, include, keys)
-        try:
-            tree = merge(tree, data)
-        except MergeError as error:
-            raise ConfigError(f"{include}: {error.message}", hint=f"at {error.path}") from None
-        files.append(include)
-    tree["include"] = [file.relative_to(root).as_posix() for file in included]
-
+    tree, files = _load_files(root_file, warnings)
+    _normalise_variables(tree.setdefault("variables", {}), warnings)
     bundle = tree.setdefault("bundle", {})
     if "compute_id" in bundle:
         bundle.setdefault("cluster_id", bundle.pop("compute_id"))
-    declared = tree.setdefault("variables", {})
-    for name in list(declared):
-        declared[name] = declared[name] or {}
-        for key in list(declared[name]):
-            if key not in VARIABLE_KEYS:
-                warnings.append(f"unknown field: {key} (in variables.{name})")
-                del declared[name][key]
-        kind = declared[name].get("type")
-        if kind is not None and kind != "complex":
-            warnings.append(f'invalid value "{kind}" for enum field. Valid values are [complex] (variables.{name}.type)')
-        lookup = declared[name].get("lookup")
-        if lookup is not None and (not isinstance(lookup, dict) or not set(lookup) <= set(LOOKUP_KINDS)):
-            raise ConfigError(f"variables.{name}.lookup must map one of {', '.join(LOOKUP_KINDS)} to a name")
 
     # Target selection and merge.
     targets = tree.pop("targets", None) or {"default": None}

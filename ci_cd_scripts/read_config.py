@@ -62,8 +62,7 @@ def _value(declaration: Any) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("read_config.py", __doc__)
     cli.add_config_args(parser)
-    parser.add_argument("--current-user", metavar="USERNAME", default=None,
-                        help="userName for ~/ paths (default: SCIM Me when credentials are set)")
+    cli.add_current_user_arg(parser)
     parser.add_argument("--output-variables", action="store_true",
                         help="mark the variables isoutput=true (for later jobs: dependencies.<job>.outputs[...])")
     args = parser.parse_args(argv)

@@ -46,8 +46,7 @@ def _text_report(loaded, warning_count: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("validate_config.py", __doc__)
     cli.add_config_args(parser)
-    parser.add_argument("--current-user", metavar="USERNAME", default=None,
-                        help="userName for workspace.current_user (default: SCIM Me when credentials are set)")
+    cli.add_current_user_arg(parser)
     parser.add_argument("--output", choices=["text", "json"], default="text",
                         help="text summary, or the whole resolved configuration as JSON (default: text)")
     parser.add_argument("--strict", action="store_true", help="fail (exit 2) when there are warnings")
