@@ -330,3 +330,16 @@ def test_vault_and_secrets_from_config_deploy_keyvault(keyvault, keyvault_env, t
     assert_one_line_error(result, 2, "no Key Vault given (pass --vault-url or --vault-name, or set deploy.keyvault in config.json)")
     result = run_script("fetch_secrets.py", "--vault-url", keyvault.url, env=env, cwd=empty, timeout=60)
     assert_one_line_error(result, 2, "no secrets to fetch")
+
+
+def test_all_plus_a_named_disabled_secret_fails_instead_of_skipping(keyvault, keyvault_env):
+    keyvault.add_secret("fine", "fine-value-1")
+    keyvault.add_secret("required", "required-value-1", enabled=False)
+    keyvault.add_secret("optional", "optional-value-1", enabled=False)
+    result = fetch(keyvault, keyvault_env, "--all")
+    assert result.returncode == 0, result.stderr
+    assert secret_variables(result.stdout) == {"fine": "fine-value-1"}
+    result = fetch(keyvault, keyvault_env, "--all", "--secret", "required")
+    line = assert_one_line_error(result, 1, "required: disabled (403 SecretDisabled)")
+    assert "optional" not in line  # only the named one is required; the other is merely skipped
+    assert secret_variables(result.stdout) == {}
