@@ -176,6 +176,17 @@ def find_root_file(path: str | os.PathLike[str]) -> Path:
     return found[0]
 
 
+# Known fields of the small sections; anything else gives an `unknown field` warning (as in the reference).
+SECTION_FIELDS = {
+    "bundle": ("name", "target", "environment", "mode", "cluster_id", "compute_id", "git", "deployment", "uuid",
+               "databricks_cli_version"),
+    "workspace": ("host", "profile", "auth_type", "root_path", "file_path", "artifact_path", "resource_path",
+                  "state_path", "client_id", "google_service_account", "account_id", "workspace_id",
+                  "metadata_service_url", "current_user", "experimental_is_unified_host"),
+    "presets": ("name_prefix", "tags", "jobs_max_concurrent_runs", "trigger_pause_status", "pipelines_development",
+                "source_linked_deployment", "artifacts_dynamic_version"),
+    "sync": ("paths", "include", "exclude"),
+}
 _SECTION_SHAPES = {
     "bundle": dict, "include": list, "workspace": dict, "variables": dict, "artifacts": dict, "resources": dict,
     "sync": dict, "permissions": list, "presets": dict, "targets": dict, "environments": dict, "run_as": dict,
@@ -189,7 +200,7 @@ def _check_shapes(data: dict, source: Path, warnings: list[str]) -> None:
         if key not in TOP_LEVEL_KEYS:
             warnings.append(f"unknown field: {key} (in {source.name})")
             del data[key]
-    _check_block(data, "", source)
+    _check_block(data, "", source, warnings)
     for entry in data.get("include") or []:
         _expect(entry, str, "include[]", source, allow_none=False)
     for name, body in (data.get("variables") or {}).items():
@@ -199,14 +210,19 @@ def _check_shapes(data: dict, source: Path, warnings: list[str]) -> None:
     for section in ("targets", "environments"):
         for name, body in (data.get(section) or {}).items():
             _expect(body, dict, f"{section}.{name}", source)
-            _check_block(body or {}, f"{section}.{name}.", source)
+            _check_block(body or {}, f"{section}.{name}.", source, warnings)
 
 
-def _check_block(block: dict, prefix: str, source: Path) -> None:
+def _check_block(block: dict, prefix: str, source: Path, warnings: list[str]) -> None:
     """Shapes of the sections a file's top level and a target share."""
     for key, shape in _SECTION_SHAPES.items():
         if key in block:
             _expect(block[key], shape, prefix + key, source)
+    for section, fields in SECTION_FIELDS.items():
+        for key in list(block.get(section) or {}):
+            if key not in fields and not (section == "workspace" and key.startswith("azure_")):
+                warnings.append(f"unknown field: {key} (at {prefix}{section}.{key} in {source.name})")
+                del block[section][key]
     for key in ("paths", "include", "exclude"):
         _expect((block.get("sync") or {}).get(key), list, f"{prefix}sync.{key}", source)
     for kind, section in (block.get("resources") or {}).items():
@@ -577,6 +593,7 @@ def load(
                                                   else None)
         if cluster_id:
             resources_.override_compute(resources, cluster_id)
+        resources_.apply_run_as(resources, tree.get("run_as"))
         resources_.apply_presets(resources, tree.get("presets") or {})
     elif (tree.get("presets") or {}).get("trigger_pause_status") not in (None, *resources_.PAUSE_STATUSES):
         raise ConfigError("Invalid value for trigger_pause_status, should be PAUSED or UNPAUSED")

@@ -158,6 +158,14 @@ def apply_presets(resources: dict, presets: dict) -> None:
                 cluster.setdefault("custom_tags", {}).setdefault(key, value)
 
 
+def apply_run_as(resources: dict, run_as: Any) -> None:
+    """The top-level ``run_as`` identity becomes each job's ``run_as`` unless the job sets its own."""
+    if not isinstance(run_as, dict) or not run_as:
+        return
+    for _, job in _jobs(resources):
+        job.setdefault("run_as", dict(run_as))
+
+
 def job_defaults(resources: dict, state_path: str) -> None:
     """The defaults the reference shows for every job after initialize."""
     for _, job in _jobs(resources):

@@ -71,9 +71,12 @@ def test_yaml_reads_like_yaml_1_2(tmp_path):
     assert variables["d"]["value"] == "2024-01-01" and variables["b"]["value"] is True
 
 
-def test_unknown_top_level_key_warns_and_is_dropped(tmp_path):
-    cfg = load(tmp_path, {"config.json": {"bundle": {"name": "x"}, "bogus": 1}})
+def test_unknown_keys_warn_and_are_dropped(tmp_path):
+    cfg = load(tmp_path, {"config.json": {"bundle": {"name": "x", "nmae": "y"}, "bogus": 1,
+                                          "targets": {"t": {"presets": {"name_prefx": "p"}}}}})
     assert "bogus" not in cfg.tree and any("unknown field: bogus" in w for w in cfg.warnings)
+    assert "nmae" not in cfg.tree["bundle"] and any("unknown field: nmae" in w for w in cfg.warnings)
+    assert any("unknown field: name_prefx (at targets.t.presets.name_prefx" in w for w in cfg.warnings)
 
 
 # -------------------------------------------------------------------------------------------- targets
@@ -645,10 +648,11 @@ def test_production_root_path_rules(tmp_path):
     sp = load(tmp_path / "b", {"config.json": top_level}, current_user="8c5e1a2b-0000-4000-8000-000000000001")
     assert any("should set 'workspace.root_path'" in w for w in sp.warnings)
     run_as = json.loads(json.dumps(top_level))
-    run_as["resources"]["jobs"]["j"]["run_as"] = {"service_principal_name": "sp"}
+    run_as["run_as"] = {"service_principal_name": "sp"}  # given to every job that has no run_as
     run_as["targets"]["prod"]["cluster_id"] = "c-1"
     cfg = load(tmp_path / "c", {"config.json": run_as})
     assert any("Setting a cluster override for a target that uses 'mode: production'" in w for w in cfg.warnings)
+    assert cfg.tree["resources"]["jobs"]["j"]["run_as"] == {"service_principal_name": "sp"}
 
 
 def test_presets_prefixes_and_tags_in_any_mode(tmp_path):
