@@ -13,3 +13,4 @@ from repo_fixtures import *  # noqa: F401,F403
 from deploy_fixtures import *  # noqa: F401,F403
 from workspace_fixtures import *  # noqa: F401,F403
 from databricks_fixtures import *  # noqa: F401,F403
+from init_script_fixtures import *  # noqa: F401,F403

@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 import artifact
 import config
 import init_script
-from helpers import SCRIPTS, run_script, script_env
+from helpers import SCRIPTS, run_script
 from repo_fixtures import ODD, SAMPLE, make_repo
 
 pytestmark = pytest.mark.slow
@@ -54,7 +53,7 @@ def run_chain(root: Path, work: Path, init_args: list[str], config_file: Path) -
     return out, [str(Path(f).relative_to(root).as_posix()) for f in found["files"]]
 
 
-def check_artifact(out: Path, shape, config_paths: set[str], libraries_path: str, tmp_path: Path) -> None:
+def check_artifact(out: Path, shape, config_paths: set[str], libraries_path: str, tmp_path: Path, stub_pip) -> None:
     with zipfile.ZipFile(out) as archive:
         names = archive.namelist()
         contents = {name: archive.read(name) for name in names}
@@ -91,23 +90,17 @@ def check_artifact(out: Path, shape, config_paths: set[str], libraries_path: str
     # The init script installs exactly these files from the deployed location (run against a stub pip).
     script = tmp_path / "init.sh"
     script.write_bytes(contents["init/init.sh"])
-    log = tmp_path / "pip.jsonl"
-    pip = tmp_path / "pip"
-    pip.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
-                   "open(os.environ['STUB_LOG'], 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
-    pip.chmod(0o755)
-    ran = subprocess.run(["bash", str(script)], env=script_env(DATABRICKS_PIP=str(pip), STUB_LOG=str(log)),
-                         capture_output=True, text=True, timeout=30)
+    ran, calls = stub_pip(script)
     assert ran.returncode == 0, ran.stderr
     location = init_script.cluster_path(libraries_path)
     requirement_args = ["-r", f"{location}/requirements.txt"] if shape.common_requirements else []
-    assert [json.loads(line) for line in log.read_text().splitlines()] == [
+    assert calls == [
         ["install", "--disable-pip-version-check", "--no-input", *requirement_args,
          *(f"{location}/{wheel.split('/')[1]}" for wheel in wheels)]
     ]
 
 
-def test_chain_on_the_sample_packages(tmp_path):
+def test_chain_on_the_sample_packages(tmp_path, stub_pip):
     root = make_repo(tmp_path, "sample")
     work = tmp_path / "agent work"
     work.mkdir()
@@ -116,10 +109,10 @@ def test_chain_on_the_sample_packages(tmp_path):
     assert requirement_files == SAMPLE.requirement_files
     loaded = config.load(config_file, target="dev")
     check_artifact(out, SAMPLE, {p.relative_to(root).as_posix() for p in loaded.files},
-                   loaded.deploy["libraries_path"], tmp_path)
+                   loaded.deploy["libraries_path"], tmp_path, stub_pip)
 
 
-def test_chain_on_an_odd_repo(tmp_path):
+def test_chain_on_an_odd_repo(tmp_path, stub_pip):
     root = make_repo(tmp_path, "odd")
     (root / "config.json").write_text(json.dumps({
         "bundle": {"name": "odd"},
@@ -134,6 +127,6 @@ def test_chain_on_an_odd_repo(tmp_path):
     out, requirement_files = run_chain(root, work, ["--libraries-path", ODD_LIBRARIES], root / "config.json")
     assert requirement_files == ODD.requirement_files
     assert not set(requirement_files) & set(ODD.decoys)
-    check_artifact(out, ODD, {"config.json", "targets/prod.yml"}, ODD_LIBRARIES, tmp_path)
+    check_artifact(out, ODD, {"config.json", "targets/prod.yml"}, ODD_LIBRARIES, tmp_path, stub_pip)
     merged = (work / "staging area" / "requirements.txt").read_text().splitlines()
     assert "--prefer-binary" in merged

@@ -4,42 +4,15 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import init_script
 from errors import InputError
-from helpers import assert_one_line_error, run_script, script_env
+from helpers import assert_one_line_error, run_script
 
 ODD_VOLUME = "/Volumes/main/default/libs dir/it's $(touch PWNED) `id` \"q\" ; & *"
-
-
-@pytest.fixture
-def stub_pip(tmp_path):
-    """A pip that appends its argv (JSON) to a log and exits with $STUB_PIP_EXIT."""
-    log = tmp_path / "pip-calls.jsonl"
-    pip = tmp_path / "stub bin" / "pip"
-    pip.parent.mkdir()
-    pip.write_text(
-        f"#!{sys.executable}\n"
-        "import json, os, sys\n"
-        "with open(os.environ['STUB_PIP_LOG'], 'a', encoding='utf-8') as log:\n"
-        "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n"
-        "sys.exit(int(os.environ.get('STUB_PIP_EXIT', '0')))\n",
-        encoding="utf-8",
-    )
-    pip.chmod(0o755)
-
-    def run(script: Path, exit_code: int = 0) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
-        env = script_env(DATABRICKS_PIP=str(pip), STUB_PIP_LOG=str(log), STUB_PIP_EXIT=str(exit_code))
-        result = subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
-        calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-        log.unlink(missing_ok=True)
-        return result, calls
-
-    return run
 
 
 def make_wheels(folder: Path, *names: str) -> list[Path]:
