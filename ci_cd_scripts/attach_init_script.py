@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         except NotFound:
             found = None
         if found is None:
-            raise InputError(f"init script {path} does not exist in the workspace", hint="upload it first (upload_files.py)")
+            raise InputError(f"init script {path} does not exist in the workspace", hint="upload it first with upload_files.py")
         plans = []
         for cluster_id in cluster_ids:  # read everything first: a bad id stops the step before any write
             try:

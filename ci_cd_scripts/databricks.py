@@ -242,7 +242,10 @@ _WORKSPACE_ROOTS = ("/Workspace/", "/Users/", "/Shared/", "/Repos/")
 
 
 def remote_path(path: str, *, allowed: tuple[str, ...] = ("workspace", "volumes", "dbfs")) -> RemotePath:
-    """Classify and check a remote path; raise `InputError` for relative paths, ``..``/``.`` parts or other roots."""
+    """Classify and check a remote path; raise `InputError` for relative paths, ``..``/``.`` parts or other roots.
+
+    Workspace paths come back in their ``/Workspace/...`` form (``/Shared/x`` → ``/Workspace/Shared/x``), which
+    every API accepts; trailing slashes are dropped."""
     text = str(path).strip()
     kind = None
     if text.startswith("dbfs:/"):
@@ -265,6 +268,8 @@ def remote_path(path: str, *, allowed: tuple[str, ...] = ("workspace", "volumes"
     if kind == "volumes" and len([s for s in segments if s]) < 4:
         raise InputError(f"remote path {text!r} is not inside a volume", hint="use /Volumes/<catalog>/<schema>/<volume>/...")
     normalised = text.rstrip("/") if len(text) > 1 and not text.endswith(":/") else text
+    if kind == "workspace" and not normalised.startswith("/Workspace"):
+        normalised = "/Workspace" + normalised  # the Files and Libraries APIs need the /Workspace form
     return RemotePath(kind, normalised)
 
 
@@ -762,11 +767,22 @@ class Clusters(_Family):
         return self._client.get("/api/2.0/clusters/get", {"cluster_id": cluster_id})
 
     def start(self, cluster_id: str) -> None:
-        """Start a TERMINATED cluster (a retried start that raced answers `InvalidState`)."""
-        self._client.post("/api/2.0/clusters/start", {"cluster_id": cluster_id})
+        """Start a TERMINATED cluster (a start that raced with another answers `InvalidState`)."""
+        self._transition("/api/2.0/clusters/start", cluster_id)
 
     def restart(self, cluster_id: str) -> None:
-        self._client.post("/api/2.0/clusters/restart", {"cluster_id": cluster_id})
+        """Restart a RUNNING cluster."""
+        self._transition("/api/2.0/clusters/restart", cluster_id)
+
+    def _transition(self, path: str, cluster_id: str) -> None:
+        # start/restart are not idempotent (a second restart is a second restart), so a lost answer is not
+        # blindly repeated: look at the cluster first, and send again only if the first call did not land.
+        try:
+            self._client.post(path, {"cluster_id": cluster_id})
+        except ConnectionFailed:
+            if self.get(cluster_id).get("state") in ("PENDING", "RESTARTING"):
+                return
+            self._client.post(path, {"cluster_id": cluster_id})
 
     def edit(self, spec: Mapping[str, Any]) -> None:
         """Replace the cluster's configuration with `spec` (a full spec: start from `cluster_spec.editable_spec`)."""

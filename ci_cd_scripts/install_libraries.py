@@ -71,7 +71,7 @@ def _check_uploaded(client: databricks.Client, library: Library) -> None:
     except NotFound:
         found = None
     if found is None:
-        raise InputError(f"{library.location} does not exist in the workspace", hint="upload it first (upload_files.py)")
+        raise InputError(f"{library.location} does not exist in the workspace", hint="upload it first with upload_files.py")
 
 
 @cli.entry
@@ -169,11 +169,11 @@ def _record(report: summary.Summary, cluster_id: str, plan: libraries.ClusterPla
     if not plan.changes and action == "none":
         report.skip(f"{cluster_id}: {len(plan.keep)} libraries already installed")
         return
-    parts = [f"installed {len(plan.install)}"]
+    parts = [f"install {len(plan.install)}"]
     if plan.uninstall:
-        parts.append(f"replaced {len(plan.uninstall)}")
+        parts.append(f"replace {len(plan.uninstall)}")
     if action != "none":
-        parts.append({"restart": "restarted once", "start": "started"}[action])
+        parts.append({"restart": "restart once", "start": "start the cluster"}[action])
     report.change(f"{cluster_id}: {', '.join(parts)}")
 
 

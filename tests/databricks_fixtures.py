@@ -56,4 +56,6 @@ def dbx_client(dbx):
 
 def dbx_env(ws, **overrides):
     """The environment a CD script needs to reach `ws` with the known token."""
-    return script_env(DATABRICKS_HOST=ws.url, DATABRICKS_TOKEN=DBX_TOKEN, **overrides)
+    values = {"DATABRICKS_HOST": ws.url, "DATABRICKS_TOKEN": DBX_TOKEN}
+    values.update(overrides)
+    return script_env(**values)

@@ -232,7 +232,7 @@ def test_remote_paths_outside_the_roots_or_with_dot_segments_are_refused(dbx, ba
 
 
 def test_remote_path_kinds(dbx):
-    assert dbx.remote_path("/Users/me@x.com/init.sh").kind == "workspace"
+    assert dbx.remote_path("/Users/me@x.com/init.sh") == dbx.RemotePath("workspace", "/Workspace/Users/me@x.com/init.sh")
     assert dbx.remote_path("/Volumes/c/s/v/libs/").path == "/Volumes/c/s/v/libs"
     assert dbx.remote_path("dbfs:/FileStore/x.whl").kind == "dbfs"
     with pytest.raises(InputError):
