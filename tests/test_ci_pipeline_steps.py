@@ -1,0 +1,117 @@
+"""The bash steps of pipelines/templates/ci-steps.yml, run in order the way the agent runs them.
+
+Tasks (UsePythonVersion, Cache, PublishTestResults, PublishPipelineArtifact) are the agent's business and are
+skipped; every bash step runs with its `env:` mapping, `${{ parameters.* }}` replaced by the template
+defaults and `$(...)` macros by agent-like values, in a virtualenv (so installing the built wheels does not
+touch the test interpreter), on the odd-shaped repo with ci_cd_scripts/ copied in as a real repo has it.
+Proves the YAML itself works: the artifact appears, JUnit files are written per package, and a failing
+package test fails the test step.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import artifact
+import pipeline_schema
+from helpers import ROOT, SCRIPTS, script_env
+from repo_fixtures import ODD, make_repo
+
+pytestmark = pytest.mark.slow
+CI_STEPS = ROOT / "pipelines" / "templates" / "ci-steps.yml"
+CONFIG = '{"bundle": {"name": "odd"}, "targets": {"dev": {"default": true, "deploy": {"libraries_path": "/Volumes/main/ci/libs"}}}}'
+
+
+def bash_steps() -> list[dict]:
+    template = pipeline_schema.hoist(pipeline_schema.load_yaml(CI_STEPS.read_text(encoding="utf-8")))
+    defaults = {p["name"]: p.get("default", "") for p in template["parameters"]}
+    steps = []
+    for step in template["steps"]:
+        if "bash" not in step:
+            continue
+        expand = lambda text: re.sub(r"\$\{\{\s*parameters\.(\w+)\s*\}\}", lambda m: defaults[m.group(1)], text)  # noqa: E731
+        steps.append({"name": expand(step.get("displayName", "")), "script": step["bash"],
+                      "env": {key: expand(value) for key, value in (step.get("env") or {}).items()}})
+    return steps
+
+
+def agent_macros(tmp_path: Path, repo: Path) -> dict[str, str]:
+    return {
+        "Build.SourcesDirectory": str(repo),
+        "Build.ArtifactStagingDirectory": str(tmp_path / "a"),
+        "Agent.TempDirectory": str(tmp_path / "_temp"),
+        "Build.BuildId": "4711",
+        "JAVA_HOME_17_X64": os.environ.get("JAVA_HOME", ""),
+    }
+
+
+def run_steps(tmp_path: Path, repo: Path, stop_after: str | None = None) -> list[tuple[str, subprocess.CompletedProcess[str]]]:
+    venv = tmp_path / "agent python"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    macros = agent_macros(tmp_path, repo)
+    ran = []
+    for step in bash_steps():
+        env = script_env(PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", PIP_NO_INDEX="1", TF_BUILD="True")
+        for key, value in step["env"].items():
+            expanded = re.sub(r"\$\(([\w.]+)\)", lambda m: macros[m.group(1)], value)
+            assert "$(" not in expanded, f"unknown macro in {key}: {value}"
+            env[key] = expanded
+        result = subprocess.run(["bash", "--noprofile", "--norc", "-c", step["script"]], cwd=repo, env=env,
+                                capture_output=True, text=True, timeout=300)
+        ran.append((step["name"], result))
+        if result.returncode != 0 or step["name"] == stop_after:
+            break
+    return ran
+
+
+@pytest.fixture
+def odd_pipeline_repo(tmp_path: Path) -> Path:
+    repo = make_repo(tmp_path, "odd")
+    shutil.copytree(SCRIPTS, repo / "ci_cd_scripts", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy2(ROOT / "requirements.txt", repo / "requirements.txt")
+    (repo / "config.json").write_text(CONFIG, encoding="utf-8")
+    return repo
+
+
+def test_ci_steps_produce_the_artifact_and_junit_per_package(tmp_path, odd_pipeline_repo):
+    ran = run_steps(tmp_path, odd_pipeline_repo)
+    for name, result in ran:
+        assert result.returncode == 0, f"step {name!r} failed\n{result.stdout}\n{result.stderr}"
+    assert len(ran) == len(bash_steps())
+    outputs = {name: result.stdout for name, result in ran}
+    assert "##vso[task.setvariable variable=deploy_libraries_path" in outputs["Read config (dev)"]
+    assert "##vso[task.setvariable variable=requirements_files" in outputs["Find requirement files and packages"]
+
+    results = tmp_path / "_temp" / "test-results"
+    junit = sorted(p.name for p in results.glob("TEST-*.xml"))
+    assert junit == ["TEST-beta.xml", "TEST-gamma pkg.xml", "TEST-libs_alpha.xml"]
+    for path in results.glob("TEST-*.xml"):
+        suite = ElementTree.parse(path).getroot().find("testsuite")
+        assert (suite.get("failures"), suite.get("errors")) == ("0", "0") and int(suite.get("tests")) >= 1
+
+    zip_path = tmp_path / "a" / "drop" / "artifact.zip"
+    assert artifact.verify_zip(zip_path) == []
+    with zipfile.ZipFile(zip_path) as archive:
+        names = {entry.path for entry in artifact.read_manifest(archive)}
+    assert {f"notebooks/{n}" for n in ODD.notebooks} <= names
+    assert {"init/init.sh", "requirements.txt", "config.json", "ci_cd_scripts/requirements.txt"} <= names
+    assert sorted(n.split("/")[1].split("-")[0] for n in names if n.startswith("wheels/")) == ["alpha", "beta", "gamma_pkg"]
+    assert all(".dev4711-" in n for n in names if n.startswith("wheels/"))
+
+
+def test_a_failing_package_test_fails_the_test_step_after_all_packages_ran(tmp_path, odd_pipeline_repo):
+    (odd_pipeline_repo / "gamma pkg" / "tests" / "test_gamma.py").write_text(
+        "from gamma import double\n\ndef test_double():\n    assert double(2) == 5\n")
+    ran = run_steps(tmp_path, odd_pipeline_repo)
+    name, result = ran[-1]
+    assert name == "Unit tests (pytest per package)" and result.returncode == 1, (name, result.stdout, result.stderr)
+    junit = sorted(p.name for p in (tmp_path / "_temp" / "test-results").glob("TEST-*.xml"))
+    assert junit == ["TEST-beta.xml", "TEST-gamma pkg.xml", "TEST-libs_alpha.xml"]
