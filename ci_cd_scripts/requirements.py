@@ -257,9 +257,6 @@ def read_files(files: Sequence[str | os.PathLike[str]]) -> Parsed:
 
 # --- conflicts -----------------------------------------------------------------------------------------------
 
-_INF = None  # an open end of an interval
-
-
 def _release_bump(version: Version, parts: int) -> Version:
     """The first version after the prefix of `parts` release segments: 1.4.* → 1.5, ~=1.4.2 → 1.5."""
     release = list(version.release[:parts]) or [0]
@@ -284,10 +281,10 @@ def _interval(specifier: Specifier) -> tuple[Version | None, bool, Version | Non
         return None
     return {
         "==": (version, True, version, True),
-        ">=": (version, True, _INF, False),
-        ">": (version, False, _INF, False),
-        "<=": (_INF, False, version, True),
-        "<": (_INF, False, version, False),
+        ">=": (version, True, None, False),
+        ">": (version, False, None, False),
+        "<=": (None, False, version, True),
+        "<": (None, False, version, False),
         "~=": (version, True, _release_bump(version, max(len(version.release) - 1, 1)), False),
     }.get(operator)
 
@@ -391,8 +388,3 @@ def merge(parsed: Parsed) -> Merged:
 def merge_files(files: Sequence[str | os.PathLike[str]]) -> Merged:
     """Read and merge requirement files (the whole operation `merge_requirements.py` performs)."""
     return merge(read_files(files))
-
-
-def has_requirements(path: str | os.PathLike[str]) -> bool:
-    """True when the file holds at least one requirement line (pip refuses ``-r`` of a file with none)."""
-    return bool(read_files([path]).entries)
