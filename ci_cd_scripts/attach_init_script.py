@@ -13,7 +13,6 @@ Exit codes: 0 done, 1 the edit failed, 2 bad input (unknown cluster, missing scr
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import ado
 import cli
@@ -25,30 +24,20 @@ from errors import InputError, NotFound, ResourceDoesNotExist, UsageError
 SETTLED = ("RUNNING", "TERMINATED")
 
 
-def _config(args):
-    """The resolved config when one is given or present (it only supplies defaults here)."""
-    if args.config != "config.json" or args.target or args.var or Path("config.json").exists():
-        return cli.load_config(args)
-    return None
-
-
 @cli.entry
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("attach_init_script.py", __doc__)
-    parser.add_argument("--cluster-id", action="append", default=[], metavar="ID", help="cluster to edit; repeatable (default: deploy.clusters)")
+    cli.add_cluster_args(parser, purpose="edit")
     parser.add_argument("--script", metavar="REMOTE_PATH", help="init script path (default: deploy.init_script_path)")
     parser.add_argument("--timeout", type=float, default=600, metavar="SECONDS", help="how long to wait for a cluster that is starting or restarting (default 600)")
-    parser.add_argument("--poll-interval", type=float, default=None, metavar="SECONDS", help="longest wait between status polls (default 10)")
     cli.add_config_args(parser)
     cli.add_workspace_args(parser)
     cli.add_dry_run(parser)
     args = parser.parse_args(argv)
-    config = _config(args)
+    config = cli.load_config_if_present(args)
     deploy = (config.deploy if config else None) or {}
-    cluster_ids = list(dict.fromkeys(args.cluster_id or deploy.get("clusters") or []))
+    cluster_ids = cli.cluster_ids(args, config)
     script = args.script or deploy.get("init_script_path")
-    if not cluster_ids:
-        raise UsageError("no cluster given", hint="pass --cluster-id or set deploy.clusters in the config")
     if not script:
         raise UsageError("no init script given", hint="pass --script or set deploy.init_script_path in the config")
     remote = databricks.remote_path(script)

@@ -154,3 +154,34 @@ def current_user(args: argparse.Namespace, environ: Mapping[str, str] | None = N
     import databricks  # our client, ci_cd_scripts/databricks.py (scripts run with this folder first on sys.path)
 
     return databricks.connect(host=getattr(args, "host", None), auth=getattr(args, "auth", None)).me()
+
+
+def load_config_if_present(args: argparse.Namespace):
+    """`load_config` when a config is asked for (--config other than the default, -t, --var) or ./config.json
+    exists; else None, for steps whose config only supplies defaults."""
+    explicit = getattr(args, "config", None) not in (None, "config.json")
+    if explicit or getattr(args, "target", None) or getattr(args, "var", None) or os.path.isfile("config.json"):
+        return load_config(args)
+    return None
+
+
+def add_cluster_args(parser: argparse.ArgumentParser, *, purpose: str) -> None:
+    """--cluster-id (repeatable; default deploy.clusters) and --poll-interval, for steps that act on clusters."""
+    group = parser.add_argument_group("clusters")
+    group.add_argument(
+        "--cluster-id", action="append", default=[], metavar="ID", help=f"cluster to {purpose}; repeatable (default: deploy.clusters)"
+    )
+    group.add_argument(
+        "--poll-interval", type=float, default=None, metavar="SECONDS", help="longest wait between status polls (default 10)"
+    )
+
+
+def cluster_ids(args: argparse.Namespace, config=None) -> list[str]:
+    """The --cluster-id values (duplicates dropped), else the config's deploy.clusters; `UsageError` if none."""
+    deploy = (getattr(config, "deploy", None) or {}) if config is not None else {}
+    ids = list(dict.fromkeys(getattr(args, "cluster_id", None) or deploy.get("clusters") or []))
+    if not ids:
+        raise UsageError("no cluster given", hint="pass --cluster-id or set deploy.clusters in the config")
+    if getattr(args, "poll_interval", None) is not None and args.poll_interval <= 0:
+        raise UsageError("--poll-interval must be positive")
+    return ids

@@ -31,13 +31,6 @@ from libraries import Library
 DEFAULT_TIMEOUT_SECONDS = 1200
 
 
-def _config(args):
-    """The resolved config when one is given or present (it only supplies defaults here)."""
-    if args.config != "config.json" or args.target or args.var or Path("config.json").exists():
-        return cli.load_config(args)
-    return None
-
-
 def _wanted(args, deploy: dict) -> list[Library]:
     wanted: list[Library] = []
     for wheel in args.wheel:
@@ -77,26 +70,23 @@ def _check_uploaded(client: databricks.Client, library: Library) -> None:
 @cli.entry
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("install_libraries.py", __doc__)
-    parser.add_argument("--cluster-id", action="append", default=[], metavar="ID", help="cluster to install on; repeatable (default: deploy.clusters)")
+    cli.add_cluster_args(parser, purpose="install on")
     parser.add_argument("--wheel", action="append", default=[], metavar="REMOTE_PATH", help="wheel to install; repeatable")
     parser.add_argument("--requirements", metavar="FILE", help="requirements file: local (PyPI libraries) or remote path")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="deadline per cluster (default: deploy.timeout_seconds, else 1200)")
     parser.add_argument("--no-restart", action="store_true", help="never restart or start a cluster; say what is pending instead")
-    parser.add_argument("--poll-interval", type=float, default=None, metavar="SECONDS", help="longest wait between status polls (default 10)")
     cli.add_config_args(parser)
     cli.add_workspace_args(parser)
     cli.add_dry_run(parser)
     args = parser.parse_args(argv)
-    config = _config(args)
+    config = cli.load_config_if_present(args)
     deploy = (config.deploy if config else None) or {}
-    cluster_ids = list(dict.fromkeys(args.cluster_id or deploy.get("clusters") or []))
-    if not cluster_ids:
-        raise UsageError("no cluster given", hint="pass --cluster-id or set deploy.clusters in the config")
+    cluster_ids = cli.cluster_ids(args, config)
     if not args.wheel and not args.requirements:
         raise UsageError("nothing to install", hint="pass --wheel and/or --requirements")
     timeout = args.timeout or float(deploy.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
-    if timeout <= 0 or (args.poll_interval is not None and args.poll_interval <= 0):
-        raise UsageError("--timeout and --poll-interval must be positive")
+    if timeout <= 0:
+        raise UsageError("--timeout must be positive")
     wanted = _wanted(args, deploy)
 
     report = summary.Summary("install_libraries", "Install libraries", dry_run=args.dry_run)

@@ -165,20 +165,26 @@ def test_submit_uses_an_idempotency_token_so_a_retry_never_creates_a_second_run(
     assert run["state"]["life_cycle_state"] in ("TERMINATED", "INTERNAL_ERROR", "SKIPPED")
 
 
+def hammer(client, path, *, threads, each):
+    """`threads` threads each asking for the status of `path` `each` times (errors end up in the request log)."""
+
+    def work():
+        for _ in range(each):
+            client.workspace.get_status(path)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
 def test_client_rate_limiter_keeps_concurrent_work_under_the_service_limit(dbx_workspace, dbx_client):
     ws = dbx_workspace(rate_limits=["*/workspace/get-status=25/s"])
     client = dbx_client(ws, concurrency=8, rate_limits={"workspace": 20}, retry_budget_seconds=0.01)
     client.workspace.mkdirs("/Shared/r")
 
-    def hammer():
-        for _ in range(8):
-            client.workspace.get_status("/Shared/r")
-
-    threads = [threading.Thread(target=hammer) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    hammer(client, "/Shared/r", threads=8, each=8)
     statuses = [r.status for r in calls(ws, "/workspace/get-status")]
     assert len(statuses) == 64 and 429 not in statuses
 
@@ -189,15 +195,7 @@ def test_without_the_client_limiter_the_same_load_is_throttled(dbx_workspace, db
     client = dbx_client(ws, concurrency=8, rate_limits={"workspace": None}, retry_budget_seconds=30)
     client.workspace.mkdirs("/Shared/r")
 
-    def hammer():
-        for _ in range(8):
-            client.workspace.get_status("/Shared/r")
-
-    threads = [threading.Thread(target=hammer) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    hammer(client, "/Shared/r", threads=8, each=8)
     assert 429 in [r.status for r in calls(ws, "/workspace/get-status")]
     assert client.stats.throttled > 0
 

@@ -222,3 +222,20 @@ def test_missing_token_wrong_token_and_wrong_host(two_clusters, tmp_path):
     assert_one_line_error(host, code=1, contains="127.0.0.1:9")
     no_token(host)
     assert [r for r in ws.api_requests() if r.method not in ("GET", "HEAD")] == []
+
+
+def test_requirements_local_file_becomes_pypi_libraries_and_remote_file_a_requirements_library(two_clusters, tmp_path):
+    ws, old, new = two_clusters
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# pinned for the cluster\nrequests==2.32.3\n")
+    local = run_script("install_libraries.py", "--cluster-id", C1, "--requirements", requirements, *FAST, env=dbx_env(ws), cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    assert statuses(ws, C1)[json.dumps({"pypi": {"package": "requests==2.32.3"}})] == "INSTALLED"
+    assert posts(ws, "*/clusters/restart") == []  # nothing replaced: no restart
+    remote = f"{LIBS}/requirements.txt"
+    ws.put_file(remote, b"pyyaml>=6\n")
+    result = run_script("install_libraries.py", "--cluster-id", C2, "--requirements", remote, *FAST, env=dbx_env(ws), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert statuses(ws, C2)[json.dumps({"requirements": remote})] == "INSTALLED"
+    unreadable = run_script("install_libraries.py", "--cluster-id", C1, "--requirements", tmp_path / "missing.txt", *FAST, env=dbx_env(ws), cwd=tmp_path)
+    assert_one_line_error(unreadable, code=2, contains="cannot read requirements file")
