@@ -210,7 +210,7 @@ def read_files(files: Sequence[str | os.PathLike[str]]) -> Parsed:
             return
         seen.add(resolved)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # editors on Windows like to add a BOM
         except FileNotFoundError:
             where = f"{included_from}: included file " if included_from else "requirement file "
             raise InputError(f"{where}{_display(path)} does not exist") from None

@@ -216,3 +216,34 @@ def test_script_usage_errors(tmp_path, args, message):
 def test_script_root_without_files(tmp_path):
     result = run_script("merge_requirements.py", "--root", tmp_path, "--out", tmp_path / "m.txt")
     assert_one_line_error(result, 2, "no */requirements/common.txt found")
+
+
+TOKEN = "dapi0123456789abcdef-known-token"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"--extra-index-url https://build:{TOKEN}@pkgs.example/simple",
+        f"--find-links https://build:{TOKEN}@pkgs.example/links",
+        f"-e git+https://build:{TOKEN}@github.com/org/repo.git#egg=repo",
+        f"private @ https://build:{TOKEN}@pkgs.example/private-1.0-py3-none-any.whl",
+        f"https://build:{TOKEN}@pkgs.example/private-1.0-py3-none-any.whl",
+    ],
+)
+def test_credentials_in_requirement_files_never_reach_the_output(tmp_path, line):
+    from helpers import script_env
+
+    source = write(tmp_path / "common.txt", f"requests\n{line}\n")
+    out = tmp_path / "merged.txt"
+    for env in (None, script_env(TF_BUILD="True")):
+        result = run_script("merge_requirements.py", "--out", out, source, env=env)
+        assert TOKEN not in result.stdout + result.stderr
+        if out.exists():
+            assert TOKEN not in out.read_text()
+
+
+def test_utf8_bom_and_crlf_are_read(tmp_path):
+    source = tmp_path / "common.txt"
+    source.write_bytes("\ufeffrequests>=2\r\npyyaml\r\n".encode("utf-8"))
+    assert requirements.merge_files([source]).requirements == ["pyyaml", "requests>=2"]
