@@ -49,7 +49,6 @@ def agent_macros(tmp_path: Path, repo: Path) -> dict[str, str]:
         "Build.ArtifactStagingDirectory": str(tmp_path / "a"),
         "Agent.TempDirectory": str(tmp_path / "_temp"),
         "Build.BuildId": "4711",
-        "JAVA_HOME_17_X64": os.environ.get("JAVA_HOME", ""),
     }
 
 
