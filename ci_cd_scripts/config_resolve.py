@@ -45,8 +45,8 @@ KNOWN_FIELDS: dict[str, Any] = {
         "current_user": {"userName": "", "short_name": "", "domain_friendly_name": "", "displayName": "", "id": "",
                          "active": False},
     },
-    "variable": {"default": None, "description": "", "type": "", "lookup": None, "value": None},
 }
+VARIABLE_FIELDS = {"default": None, "description": "", "type": "", "lookup": None, "value": None}
 
 
 class Unresolvable(Exception):
@@ -235,35 +235,28 @@ class Resolver:
             if found is not None:
                 return found
         node: Any = self.snapshot
-        schema: Any = None
+        schema: Any = KNOWN_FIELDS
         for depth, part in enumerate(parts):
-            if depth == 0:
-                schema = KNOWN_FIELDS.get(part) if isinstance(part, str) else None
-            elif depth == 2 and parts[0] == "variables":
-                schema = KNOWN_FIELDS["variable"]
-            if isinstance(part, int):
-                if isinstance(node, list) and 0 <= part < len(node):
-                    node, schema = node[part], None
-                    continue
-                raise ConfigError(f"reference does not exist: ${{{key}}}")
-            if isinstance(node, dict) and part in node:
+            known = isinstance(schema, dict) and isinstance(part, str) and part in schema
+            field = schema[part] if known else None
+            if depth == 1 and parts[0] == "variables":
+                known, field = False, VARIABLE_FIELDS  # a variable must be declared; its fields are known
+            if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
                 node = node[part]
-                schema = schema.get(part) if isinstance(schema, dict) and depth > 0 else schema
-                continue
-            if isinstance(schema, dict) and depth > 0 and part in schema and (node is None or isinstance(node, dict)):
-                node = schema[part]
-                schema = node
-                continue
-            if depth == 0 and schema is not None and isinstance(schema, dict) and len(parts) > 1:
-                node, schema = {}, schema
-                continue
-            self.not_found(key, parts, depth, node, schema if depth > 0 else None)
+            elif isinstance(part, str) and isinstance(node, dict) and part in node:
+                node = node[part]
+            elif known and (node is None or isinstance(node, dict)):
+                node = {} if isinstance(field, dict) else field  # a field that exists but is unset: zero value
+            else:
+                self.not_found(key, parts, depth, node, schema)
+            schema = field
         return node
 
     def not_found(self, key: str, parts: list, depth: int, node: Any, schema: Any = None) -> None:
         hint = None
         if isinstance(node, dict) and isinstance(parts[depth], str):
-            known = [str(name) for name in node] + [name for name in (schema or {}) if name not in node]
+            known = [str(name) for name in node]
+            known += [name for name in (schema if isinstance(schema, dict) else {}) if name not in node]
             names = suggestions(parts[depth], known)
             if key.startswith("var.") and depth == 1:
                 options = [f"${{var.{name}}}" for name in names]
