@@ -496,7 +496,7 @@ def _load_files(root_file: Path, warnings: list[str]) -> tuple[dict, list[Path]]
         data = read_file(include)
         _check_shapes(data, include, warnings)
         if data.pop("include", None):
-            warnings.append(f"Include section is defined outside root file: {include.relative_to(root).as_posix()} "
+            warnings.append(f"Include section is defined outside root file: {_relative(include, root)} "
                             "(Only includes defined in the root file are applied.)")
         _prepare_file(data, include, root)
         _resource_keys(data, include, keys)
@@ -505,8 +505,12 @@ def _load_files(root_file: Path, warnings: list[str]) -> tuple[dict, list[Path]]
         except MergeError as error:
             raise ConfigError(f"{include}: {error.message}", hint=f"at {error.path}") from None
         files.append(include)
-    tree["include"] = [file.relative_to(root).as_posix() for file in files[1:]]
+    tree["include"] = [_relative(file, root) for file in files[1:]]
     return tree, files
+
+
+def _relative(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
 
 
 def _normalise_variables(declared: dict, warnings: list[str]) -> None:

@@ -769,3 +769,58 @@ def test_repo_config_validates_for_every_target():
         assert tree["bundle"]["target"] == target and tree["deploy"]["notebooks_path"].startswith("/Workspace/")
     default = run_script("validate_config.py", "--current-user", "ci@example.com", cwd=Path(__file__).resolve().parents[1])
     assert "Target: dev" in default.stdout and "Validation OK!" in default.stdout
+
+
+# ------------------------------------------------------------------------------------- more edges
+
+
+def test_include_may_climb_with_dotdot(tmp_path):
+    files = {"app/config.json": {"include": ["../shared/*.yml"]}, "shared/vars.yml": "variables: {v: {default: s}}\n"}
+    cfg = load(tmp_path, files, root="app")
+    assert cfg.tree["include"] == ["../shared/vars.yml"] and cfg.tree["variables"]["v"]["value"] == "s"
+
+
+def test_bundle_root_with_glob_characters(tmp_path):
+    folder = tmp_path / "a[1]"
+    folder.mkdir()
+    assert "Bundle root path contains glob pattern characters" in error(folder, {"config.json": {"include": ["x.yml"]}})
+
+
+def test_embedded_null_and_lookup_beaten_by_environment(tmp_path):
+    files = {"databricks.yml": "variables:\n  c: {lookup: {cluster: shared}}\n  s: {default: 'l=${variables.c.default}'}\n"}
+    variables = load(tmp_path, files, environ={"BUNDLE_VAR_c": "0101-abc"}).tree["variables"]
+    assert variables["c"]["value"] == "0101-abc" and variables["s"]["value"] == "l=<nil>"
+
+
+def test_cluster_id_from_environment_only_in_development(tmp_path):
+    files = {"databricks.yml": "resources: {jobs: {j: {tasks: [{task_key: a, job_cluster_key: k}]}}}\n"
+                               "targets:\n  dev: {mode: development, default: true}\n  prod: {mode: production, "
+                               "workspace: {root_path: /Shared/p}}\n"}
+    dev = load(tmp_path, files, environ={"DATABRICKS_CLUSTER_ID": "c-9"}).tree["resources"]["jobs"]["j"]["tasks"][0]
+    prod = load(tmp_path, files, target="prod", environ={"DATABRICKS_CLUSTER_ID": "c-9"})
+    assert dev == {"task_key": "a", "existing_cluster_id": "c-9"}
+    assert prod.tree["resources"]["jobs"]["j"]["tasks"][0] == {"task_key": "a", "job_cluster_key": "k"}
+
+
+def test_artifacts(tmp_path):
+    files = {"sub/a.yml": "artifacts:\n  wheel: {type: whl, path: ./pkg}\n", "config.json": {"include": ["sub/a.yml"]}}
+    artifact = load(tmp_path, files).tree["artifacts"]["wheel"]
+    assert artifact == {"type": "whl", "path": str(tmp_path / "sub" / "pkg"), "build": "python setup.py bdist_wheel"}
+    assert "Artifact not properly configured" in error(tmp_path / "n", {"databricks.yml": "artifacts: {a: }\n"})
+    assert "Valid values are [whl jar]" in error(tmp_path / "t", {"databricks.yml": "artifacts: {a: {type: zip}}\n"})
+
+
+def test_git_details_without_credentials_in_origin(tmp_path):
+    git = tmp_path / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/feature/x\n")
+    (git / "refs" / "heads" / "feature").mkdir()
+    (git / "refs" / "heads" / "feature" / "x").write_text("0123456789abcdef0123456789abcdef01234567\n")
+    (git / "config").write_text('[remote "origin"]\n\turl = https://build:SECRET-PAT@dev.azure.com/org/p/_git/repo\n')
+    cfg = load(tmp_path / "proj", {"databricks.yml": "variables: {b: {default: '${bundle.git.branch}'}}\n"})
+    bundle_git = cfg.tree["bundle"]["git"]
+    assert bundle_git["actual_branch"] == bundle_git["branch"] == "feature/x"
+    assert bundle_git["commit"].startswith("0123") and bundle_git["bundle_root_path"] == "proj"
+    assert bundle_git["origin_url"] == "https://dev.azure.com/org/p/_git/repo"
+    assert cfg.tree["variables"]["b"]["value"] == "feature/x"
+    assert "SECRET-PAT" not in json.dumps(cfg.tree)
