@@ -1683,6 +1683,8 @@ class _Jobs:
                     if cluster is None:
                         continue
                     self.advance_cluster(cluster)
+                    if cluster["state"] in ("ERROR", "UNKNOWN", "TERMINATED"):
+                        return True  # it will not come up by itself: stop waiting, the run fails below
                     if cluster["state"] != "RUNNING":
                         return False
                 return time.time() >= pending_until or parent["_cancel"]
@@ -2782,7 +2784,7 @@ class LocalWorkspace:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """The request log, oldest first (admin and anonymous discovery calls included)."""
+        """The request log, oldest first: /api/ calls and anonymous discovery, not the /__local__/ admin surface."""
         with self._log_lock:
             return list(self._log)
 
@@ -3006,7 +3008,8 @@ class LocalWorkspace:
             traceback.print_exc(file=sys.stderr)
             response = ApiError(500, "INTERNAL_ERROR", f"Local workspace error: {type(error).__name__}: {error}").response()
         # Logged before the reply leaves: a client that got its answer always finds the request in the log.
-        self._record(method, request, response.status, started, started_wall, fault_name)
+        if not path.startswith(ADMIN_PREFIX):
+            self._record(method, request, response.status, started, started_wall, fault_name)
         handler.send_reply(response, head_only=(method == "HEAD"))
 
     def _record(self, method: str, request: Request, status: int, started: float, started_wall: float, fault: str | None) -> None:

@@ -145,10 +145,12 @@ def _normalise(name: str) -> str:
 
 def _wheel_entry_point(package_name: str, entry_point: str) -> Any:
     """The entry point named in the package's metadata, else `package_name.entry_point` (as the service does)."""
-    for candidate in importlib.metadata.entry_points():
-        dist = getattr(candidate, "dist", None)
-        if candidate.name == entry_point and (dist is None or _normalise(dist.metadata["Name"] or "") == _normalise(package_name)):
-            return candidate.load()
+    for dist in importlib.metadata.distributions():
+        if _normalise(dist.metadata["Name"] or "") != _normalise(package_name):
+            continue
+        for candidate in dist.entry_points:
+            if candidate.name == entry_point:
+                return candidate.load()
     module = importlib.import_module(package_name.replace("-", "_"))
     return getattr(module, entry_point)
 

@@ -1,0 +1,509 @@
+"""The local workspace at the HTTP level: wire quirks of real clients, exact error shapes, limits, state
+machines, fault injection, rate limits, request log, admin surface, CLI and --state-dir persistence."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+import local_workspace as lw
+from helpers import SCRIPTS, assert_one_line_error, run_script, script_env
+from workspace_fixtures import RUNNING_CLUSTER, TERMINATED_CLUSTER, WORKSPACE_TOKEN, make_wheel
+
+AUTH = {"Authorization": f"Bearer {WORKSPACE_TOKEN}"}
+
+
+def call(ws, method: str, path: str, *, headers: dict | None = None, **kwargs) -> requests.Response:
+    return requests.request(method, ws.url + path, headers={**AUTH, **(headers or {})}, timeout=30, **kwargs)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def wait_for(predicate, timeout: float = 30.0):
+    """Deadline loop (no fixed sleeps): poll until predicate() is truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+    raise AssertionError("condition not met before the deadline")
+
+
+def run_terminal(ws, run_id: int) -> dict:
+    return ws.wait_run(run_id, timeout=60)
+
+
+# ---- auth and error shapes ---------------------------------------------------------------------------------
+
+
+def test_auth_errors_are_the_services_bodies(local_workspace):
+    missing = requests.get(local_workspace.url + "/api/2.0/workspace/list?path=/", timeout=10)
+    assert missing.status_code == 401
+    assert missing.json() == {"error_code": 401, "message": "Credential was not sent or was of an unsupported type for this API."}
+    basic = call(local_workspace, "GET", "/api/2.0/workspace/list?path=/", headers={"Authorization": "Basic abc"})
+    assert basic.status_code == 401
+    wrong = call(local_workspace, "GET", "/api/2.0/workspace/list?path=/", headers={"Authorization": "Bearer dapi-nope"})
+    assert wrong.status_code == 403
+    assert wrong.json() == {"error_code": 403, "message": "Invalid access token."}
+    assert wrong.headers["X-Databricks-Reason-Phrase"] == "Invalid access token."
+    # Discovery is the only anonymous path; SCIM Me carries the org id header.
+    well_known = requests.get(local_workspace.url + "/.well-known/databricks-config", timeout=10)
+    assert well_known.status_code == 200 and well_known.json()["workspace_id"] == lw.ORG_ID
+    me = call(local_workspace, "GET", "/api/2.0/preview/scim/v2/Me")
+    assert me.json()["userName"] == lw.USER_NAME and me.headers["X-Databricks-Org-Id"] == lw.ORG_ID
+    local_workspace.add_token("dapi-second")
+    assert call(local_workspace, "GET", "/api/2.0/clusters/list", headers={"Authorization": "Bearer dapi-second"}).ok
+
+
+def test_unknown_endpoints_and_version_aliases(local_workspace):
+    unknown = call(local_workspace, "GET", "/api/2.0/workspace/nope")
+    assert unknown.status_code == 404 and unknown.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+    assert call(local_workspace, "GET", "/api/2.1/workspace/list?path=/").status_code == 404  # workspace is 2.0 only
+    for version in ("2.0", "2.1"):
+        assert call(local_workspace, "GET", f"/api/{version}/clusters/get?cluster_id={RUNNING_CLUSTER}").json()["state"] == "RUNNING"
+    for version in ("2.0", "2.1", "2.2"):
+        missing = call(local_workspace, "GET", f"/api/{version}/jobs/get?job_id=77")
+        assert (missing.status_code, missing.json()) == (400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "Job 77 does not exist."})
+    missing_cluster = call(local_workspace, "GET", "/api/2.0/clusters/get?cluster_id=abc")
+    assert missing_cluster.json() == {"error_code": "INVALID_PARAMETER_VALUE", "message": "Cluster abc does not exist"}
+    bad_json = call(local_workspace, "POST", "/api/2.0/workspace/mkdirs", data=b"{not json")
+    assert bad_json.status_code == 400 and bad_json.json()["error_code"] == "MALFORMED_REQUEST"
+
+
+# ---- what real clients send ------------------------------------------------------------------------------------
+
+
+def test_cli_018_and_seed_request_styles(local_workspace):
+    # CLI 0.18: text/json on every request, GETs included; booleans as "True"; dbfs: paths with trailing slashes.
+    text_json = {"Content-Type": "text/json"}
+    assert call(local_workspace, "POST", "/api/2.0/dbfs/mkdirs", headers=text_json, data=json.dumps({"path": "dbfs:/FileStore/jars2/"})).ok
+    status = call(local_workspace, "GET", "/api/2.0/dbfs/get-status?path=dbfs:/FileStore/jars2/", headers=text_json)
+    assert status.json()["is_dir"] is True and status.json()["path"] == "/FileStore/jars2"
+    # CLI 0.18 fs cp: multipart put, file part named `file` whose part Content-Type is itself multipart.
+    boundary = "cliboundary"
+    payload = b"PK\x03\x04" + os.urandom(2 * 1024 * 1024)  # a multipart file part is not 1 MB limited
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"path\"\r\n\r\ndbfs:/FileStore/jars2/big.whl\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"overwrite\"\r\n\r\nFalse\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.whl\"\r\n"
+        f"Content-Type: multipart/form-data; boundary=inner\r\n\r\n"
+    ).encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+    put = call(local_workspace, "POST", "/api/2.0/dbfs/put", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}, data=body)
+    assert put.status_code == 200, put.text
+    assert local_workspace.dbfs_file("dbfs:/FileStore/jars2/big.whl") == payload
+    again = call(local_workspace, "POST", "/api/2.0/dbfs/put", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}, data=body)
+    assert again.status_code == 400 and again.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+    # The seed implementation: GET with a JSON body, overwrite as the string "true".
+    seed_get = call(local_workspace, "GET", "/api/2.0/dbfs/get-status", json={"path": "/FileStore/jars2/big.whl"})
+    assert seed_get.json()["file_size"] == len(payload)
+    call(local_workspace, "POST", "/api/2.0/workspace/mkdirs", json={"path": "/Shared/seed"})
+    imported = call(local_workspace, "POST", "/api/2.0/workspace/import", json={
+        "path": "/Workspace/Shared/seed/nb", "format": "SOURCE", "language": "PYTHON", "content": b64(b"x = 1"), "overwrite": "true"})
+    assert imported.status_code == 200 and imported.json() == {}
+    assert local_workspace.workspace_object("/Shared/seed/nb")["object_type"] == "NOTEBOOK"
+
+
+def test_workspace_import_formats_and_listing(local_workspace):
+    call(local_workspace, "POST", "/api/2.0/workspace/mkdirs", json={"path": "/Shared/fmt/empty"})
+    assert call(local_workspace, "GET", "/api/2.0/workspace/list?path=/Shared/fmt/empty").json() == {}  # objects omitted
+    ipynb = {"cells": [{"cell_type": "markdown", "source": ["# Title"]}, {"cell_type": "code", "source": ["x = 40 + 2\n", "print(x)"]}],
+             "metadata": {}, "nbformat": 4, "nbformat_minor": 0}
+    call(local_workspace, "POST", "/api/2.0/workspace/import", json={"path": "/Shared/fmt/book.ipynb", "format": "AUTO", "content": b64(json.dumps(ipynb).encode())})
+    info = call(local_workspace, "GET", "/api/2.0/workspace/get-status?path=/Shared/fmt/book").json()
+    assert info["object_type"] == "NOTEBOOK" and info["language"] == "PYTHON"
+    exported = call(local_workspace, "GET", "/api/2.0/workspace/export?path=/Shared/fmt/book&format=JUPYTER").json()
+    cells = json.loads(base64.b64decode(exported["content"]))["cells"]
+    assert exported["file_type"] == "ipynb" and [c["cell_type"] for c in cells] == ["markdown", "code"]
+    assert "x = 40 + 2" in cells[1]["source"]
+    source = call(local_workspace, "GET", "/api/2.0/workspace/export?path=/Shared/fmt/book").json()
+    assert base64.b64decode(source["content"]).startswith(b"# Databricks notebook source\n") and source["file_type"] == "py"
+    # A .py without the notebook header is a workspace file under AUTO, and keeps its name.
+    call(local_workspace, "POST", "/api/2.0/workspace/import", json={"path": "/Shared/fmt/util.py", "format": "AUTO", "content": b64(b"X = 1\n")})
+    assert local_workspace.workspace_object("/Shared/fmt/util.py")["object_type"] == "FILE"
+    missing_language = call(local_workspace, "POST", "/api/2.0/workspace/import", json={"path": "/Shared/fmt/nb", "content": b64(b"x")})
+    assert missing_language.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    bad_b64 = call(local_workspace, "POST", "/api/2.0/workspace/import", json={"path": "/Shared/fmt/nb", "language": "PYTHON", "content": "%%%"})
+    assert bad_b64.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    over_file = call(local_workspace, "POST", "/api/2.0/workspace/mkdirs", json={"path": "/Shared/fmt/util.py/sub"})
+    assert over_file.status_code == 400 and over_file.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+    listing = call(local_workspace, "GET", "/api/2.0/workspace/list?path=/Shared/fmt/util.py").json()
+    assert [o["path"] for o in listing["objects"]] == ["/Shared/fmt/util.py"]  # a file path lists itself
+    missing = call(local_workspace, "POST", "/api/2.0/workspace/delete", json={"path": "/Shared/fmt/none"})
+    assert missing.status_code == 404 and missing.json() == {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Path (/Shared/fmt/none) doesn't exist."}
+
+
+# ---- DBFS and Files --------------------------------------------------------------------------------------------
+
+
+def test_dbfs_read_move_and_block_limits(local_workspace):
+    local_workspace.put_file("dbfs:/tmp/data.bin", b"0123456789")
+    read = call(local_workspace, "GET", "/api/2.0/dbfs/read?path=/tmp/data.bin&offset=3&length=4").json()
+    assert read == {"bytes_read": 4, "data": b64(b"3456")}
+    too_much = call(local_workspace, "GET", "/api/2.0/dbfs/read?path=/tmp/data.bin&length=1048577")
+    assert too_much.json()["error_code"] == "MAX_READ_SIZE_EXCEEDED"
+    assert call(local_workspace, "GET", "/api/2.0/dbfs/read?path=/tmp").json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert call(local_workspace, "POST", "/api/2.0/dbfs/move", json={"source_path": "/tmp/data.bin", "destination_path": "/tmp/moved/data.bin"}).ok
+    assert local_workspace.dbfs_file("/tmp/moved/data.bin") == b"0123456789"
+    assert call(local_workspace, "POST", "/api/2.0/dbfs/move", json={"source_path": "/tmp/data.bin", "destination_path": "/tmp/x"}).status_code == 404
+    handle = call(local_workspace, "POST", "/api/2.0/dbfs/create", json={"path": "/tmp/blocks.bin"}).json()["handle"]
+    big = call(local_workspace, "POST", "/api/2.0/dbfs/add-block", json={"handle": handle, "data": b64(b"0" * (1024 * 1024 + 1))})
+    assert big.json()["error_code"] == "MAX_BLOCK_SIZE_EXCEEDED"
+    assert call(local_workspace, "POST", "/api/2.0/dbfs/add-block", json={"handle": handle, "data": b64(b"0" * 1024 * 1024)}).ok
+    assert local_workspace.dbfs_file("/tmp/blocks.bin") is None  # visible only at close
+    assert call(local_workspace, "POST", "/api/2.0/dbfs/close", json={"handle": handle}).ok
+    assert len(local_workspace.dbfs_file("/tmp/blocks.bin")) == 1024 * 1024
+    assert call(local_workspace, "POST", "/api/2.0/dbfs/close", json={"handle": handle}).status_code == 404
+    listing = call(local_workspace, "GET", "/api/2.0/dbfs/list?path=dbfs:/tmp/").json()["files"]
+    assert {f["path"] for f in listing} == {"/tmp/moved", "/tmp/blocks.bin"}
+
+
+def test_dbfs_handles_expire():
+    with lw.LocalWorkspace(token=WORKSPACE_TOKEN, dbfs_handle_timeout=-1, clusters=[]) as ws:
+        handle = call(ws, "POST", "/api/2.0/dbfs/create", json={"path": "/tmp/x"}).json()["handle"]
+        expired = call(ws, "POST", "/api/2.0/dbfs/add-block", json={"handle": handle, "data": b64(b"x")})
+        assert expired.status_code == 404 and expired.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_files_api_ranges_conflicts_and_pages(local_workspace):
+    base = "/api/2.0/fs/files/Volumes/main/default/vol"
+    assert call(local_workspace, "PUT", base + "/d/a.txt", data=b"abcdef").status_code == 204
+    conflict = call(local_workspace, "PUT", base + "/d/a.txt?overwrite=false", data=b"x")
+    assert conflict.status_code == 409 and conflict.json()["error_code"] == "ALREADY_EXISTS"
+    partial = call(local_workspace, "GET", base + "/d/a.txt", headers={"Range": "bytes=2-3"})
+    assert partial.status_code == 206 and partial.content == b"cd" and partial.headers["Content-Range"] == "bytes 2-3/6"
+    head = call(local_workspace, "HEAD", base + "/d/a.txt")
+    assert head.status_code == 200 and head.headers["Content-Length"] == "6" and "GMT" in head.headers["Last-Modified"]
+    missing = call(local_workspace, "HEAD", base + "/d/none.txt")
+    assert missing.status_code == 404 and missing.content == b""
+    for index in range(3):
+        call(local_workspace, "PUT", base + f"/d/f{index}.txt", data=b"x")
+    first = call(local_workspace, "GET", "/api/2.0/fs/directories/Volumes/main/default/vol/d?page_size=2").json()
+    second = call(local_workspace, "GET", f"/api/2.0/fs/directories/Volumes/main/default/vol/d?page_size=2&page_token={first['next_page_token']}").json()
+    names = [e["name"] for e in first["contents"] + second["contents"]]
+    assert names == ["a.txt", "f0.txt", "f1.txt", "f2.txt"] and "next_page_token" not in second
+    not_empty = call(local_workspace, "DELETE", "/api/2.0/fs/directories/Volumes/main/default/vol/d")
+    assert not_empty.status_code == 400 and not_empty.json()["error_code"] == "DIRECTORY_NOT_EMPTY"
+    outside = call(local_workspace, "PUT", "/api/2.0/fs/files/tmp/a.txt", data=b"x")
+    assert outside.status_code == 400
+
+
+# ---- clusters and libraries ------------------------------------------------------------------------------------
+
+
+def test_cluster_state_machine(local_workspace):
+    restart = call(local_workspace, "POST", "/api/2.0/clusters/restart", json={"cluster_id": TERMINATED_CLUSTER})
+    assert restart.json() == {"error_code": "INVALID_STATE", "message": f"Cluster {TERMINATED_CLUSTER} is in unexpected state Terminated."}
+    assert call(local_workspace, "POST", "/api/2.0/clusters/start", json={"cluster_id": TERMINATED_CLUSTER}).ok
+    assert local_workspace.cluster(TERMINATED_CLUSTER)["state"] == "PENDING"
+    edit = call(local_workspace, "POST", "/api/2.1/clusters/edit", json={"cluster_id": TERMINATED_CLUSTER, "spark_version": "15.4.x-scala2.12"})
+    assert edit.status_code == 400 and edit.json()["error_code"] == "INVALID_STATE"
+    wait_for(lambda: local_workspace.cluster(TERMINATED_CLUSTER)["state"] == "RUNNING")
+    assert call(local_workspace, "POST", "/api/2.0/clusters/delete", json={"cluster_id": TERMINATED_CLUSTER}).ok
+    assert local_workspace.cluster(TERMINATED_CLUSTER)["state"] == "TERMINATING"
+    terminated = wait_for(lambda: local_workspace.cluster(TERMINATED_CLUSTER)["state"] == "TERMINATED" and local_workspace.cluster(TERMINATED_CLUSTER))
+    assert terminated["termination_reason"]["code"] == "USER_REQUEST"
+
+
+def test_library_rules(local_workspace):
+    single = call(local_workspace, "POST", "/api/2.0/libraries/install", json={"cluster_id": RUNNING_CLUSTER, "libraries": {"whl": "/x.whl"}})
+    assert single.status_code == 400 and single.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert call(local_workspace, "GET", f"/api/2.0/libraries/cluster-status?cluster_id={RUNNING_CLUSTER}").json() == {"cluster_id": RUNNING_CLUSTER}
+    name, wheel = make_wheel("legacy")
+    local_workspace.put_file(f"dbfs:/FileStore/wheels/{name}", wheel)
+    for cluster in (RUNNING_CLUSTER, TERMINATED_CLUSTER):  # DBR 15.4 vs 14.3
+        call(local_workspace, "POST", "/api/2.0/libraries/install", json={"cluster_id": cluster, "libraries": [{"whl": f"dbfs:/FileStore/wheels/{name}"}, {"pypi": {"package": "pyyaml"}}]})
+    call(local_workspace, "POST", "/api/2.0/clusters/start", json={"cluster_id": TERMINATED_CLUSTER})
+    assert local_workspace.library_statuses(TERMINATED_CLUSTER)[0]["status"] == "PENDING"  # queued until the cluster runs
+
+    def terminal(cluster):
+        statuses = local_workspace.library_statuses(cluster)
+        return statuses if all(s["status"] in ("INSTALLED", "FAILED") for s in statuses) else None
+
+    new_runtime = wait_for(lambda: terminal(RUNNING_CLUSTER))
+    assert new_runtime[0]["status"] == "FAILED" and "DBFS library installations are not supported" in new_runtime[0]["messages"][0]
+    assert new_runtime[1]["status"] == "INSTALLED"
+    old_runtime = wait_for(lambda: terminal(TERMINATED_CLUSTER))
+    assert [s["status"] for s in old_runtime] == ["INSTALLED", "INSTALLED"]
+    everything = call(local_workspace, "GET", "/api/2.0/libraries/all-cluster-statuses").json()["statuses"]
+    assert {s["cluster_id"] for s in everything} == {RUNNING_CLUSTER, TERMINATED_CLUSTER}
+
+
+def test_installed_wheel_is_a_snapshot_until_restart(local_workspace):
+    """Identity is the spec: replacing the file behind an installed library changes nothing until a restart."""
+    path = "/Volumes/main/default/libs/snap-1.0-py3-none-any.whl"
+    local_workspace.put_file(path, make_wheel("snap", modules={"snap.py": "VALUE = 'one'\n"})[1])
+    call(local_workspace, "POST", "/api/2.0/libraries/install", json={"cluster_id": RUNNING_CLUSTER, "libraries": [{"whl": path}]})
+    wait_for(lambda: local_workspace.library_statuses(RUNNING_CLUSTER)[0]["status"] == "INSTALLED")
+    local_workspace.put_file(path, make_wheel("snap", modules={"snap.py": "VALUE = 'two'\n"})[1])
+    call(local_workspace, "POST", "/api/2.0/workspace/import", json={
+        "path": "/Shared/snap", "language": "PYTHON", "content": b64(b"import snap\ndbutils.notebook.exit(snap.VALUE)\n")})
+
+    def run_once() -> str:
+        run_id = call(local_workspace, "POST", "/api/2.1/jobs/runs/submit", json={"tasks": [
+            {"task_key": "t", "existing_cluster_id": RUNNING_CLUSTER, "notebook_task": {"notebook_path": "/Shared/snap"}}]}).json()["run_id"]
+        task_id = run_terminal(local_workspace, run_id)["tasks"][0]["run_id"]
+        return call(local_workspace, "GET", f"/api/2.1/jobs/runs/get-output?run_id={task_id}").json()["notebook_output"]["result"]
+
+    assert run_once() == "one"
+    call(local_workspace, "POST", "/api/2.0/clusters/restart", json={"cluster_id": RUNNING_CLUSTER})
+    wait_for(lambda: local_workspace.library_statuses(RUNNING_CLUSTER)[0]["status"] == "INSTALLED")
+    assert run_once() == "two"
+
+
+# ---- jobs and runs ---------------------------------------------------------------------------------------------
+
+
+def test_jobs_list_paging_update_and_22_task_pages(local_workspace):
+    assert call(local_workspace, "GET", "/api/2.1/jobs/list").json() == {"has_more": False}  # jobs omitted when empty
+    for limit in (0, 101):
+        assert call(local_workspace, "GET", f"/api/2.1/jobs/list?limit={limit}").status_code == 400
+    tasks = [{"task_key": f"t{i}", "notebook_task": {"notebook_path": "/Shared/x"}} for i in range(150)]
+    job_id = call(local_workspace, "POST", "/api/2.1/jobs/create", json={"name": "big", "tasks": tasks}).json()["job_id"]
+    for index in range(2):
+        call(local_workspace, "POST", "/api/2.1/jobs/create", json={"name": f"job{index}"})
+    page = call(local_workspace, "GET", "/api/2.1/jobs/list?limit=2").json()
+    assert [j["job_id"] for j in page["jobs"]] == [job_id, job_id + 1] and page["has_more"] is True
+    assert "tasks" not in page["jobs"][0]["settings"]  # expand_tasks=false
+    rest = call(local_workspace, "GET", f"/api/2.1/jobs/list?limit=2&page_token={page['next_page_token']}").json()
+    assert [j["job_id"] for j in rest["jobs"]] == [job_id + 2] and rest["has_more"] is False and "prev_page_token" in rest
+    assert len(call(local_workspace, "GET", f"/api/2.1/jobs/get?job_id={job_id}").json()["settings"]["tasks"]) == 150
+    first = call(local_workspace, "GET", f"/api/2.2/jobs/get?job_id={job_id}").json()
+    assert len(first["settings"]["tasks"]) == 100
+    second = call(local_workspace, "GET", f"/api/2.2/jobs/get?job_id={job_id}&page_token={first['next_page_token']}").json()
+    assert len(second["settings"]["tasks"]) == 50 and "next_page_token" not in second
+    update = {"job_id": job_id, "new_settings": {"tasks": [{"task_key": "t0", "notebook_task": {"notebook_path": "/Shared/y"}}], "tags": {"a": "b"}},
+              "fields_to_remove": ["tasks/t1"]}
+    assert call(local_workspace, "POST", "/api/2.1/jobs/update", json=update).ok
+    settings = call(local_workspace, "GET", f"/api/2.1/jobs/get?job_id={job_id}").json()["settings"]
+    assert len(settings["tasks"]) == 149 and settings["tasks"][0]["notebook_task"]["notebook_path"] == "/Shared/y"
+    assert settings["tags"] == {"a": "b"} and settings["name"] == "big"
+    reset = call(local_workspace, "POST", "/api/2.1/jobs/reset", json={"job_id": 999, "new_settings": {"name": "x"}})
+    assert reset.json() == {"error_code": "INVALID_PARAMETER_VALUE", "message": "Job 999 does not exist."}
+
+
+def test_multi_task_dependencies_timeouts_and_python_tasks(local_workspace):
+    name, wheel = make_wheel("tool", modules={"tool/__init__.py": "import sys\n\ndef main():\n    print('args', sys.argv[1:])\n    raise SystemExit(0 if sys.argv[1:] == ['--env=dev'] else 3)\n"},
+                             entry_points="[console_scripts]\ntool-main = tool:main\n")
+    local_workspace.put_file(f"/Volumes/main/default/libs/{name}", wheel)
+    local_workspace.put_file("/Shared/scripts/main.py", b"import sys\nprint('hello from', sys.argv[1:])\n")
+    local_workspace.script_run("/Shared/fail", result_state="FAILED", error="scripted failure")
+    body = {"run_name": "graph", "tasks": [
+        {"task_key": "script", "existing_cluster_id": RUNNING_CLUSTER, "spark_python_task": {"python_file": "/Workspace/Shared/scripts/main.py", "parameters": ["a", "b"]}},
+        {"task_key": "wheel", "depends_on": [{"task_key": "script"}], "existing_cluster_id": RUNNING_CLUSTER,
+         "python_wheel_task": {"package_name": "tool", "entry_point": "tool-main", "named_parameters": {"env": "dev"}},
+         "libraries": [{"whl": f"/Volumes/main/default/libs/{name}"}]},
+        {"task_key": "fail", "existing_cluster_id": RUNNING_CLUSTER, "notebook_task": {"notebook_path": "/Shared/fail"}},
+        {"task_key": "after_fail", "depends_on": [{"task_key": "fail"}], "existing_cluster_id": RUNNING_CLUSTER, "notebook_task": {"notebook_path": "/Shared/fail"}},
+        {"task_key": "cleanup", "depends_on": [{"task_key": "fail"}], "run_if": "ALL_DONE", "existing_cluster_id": RUNNING_CLUSTER, "spark_python_task": {"python_file": "/Workspace/Shared/scripts/main.py"}},
+    ]}
+    run_id = call(local_workspace, "POST", "/api/2.1/jobs/runs/submit", json=body).json()["run_id"]
+    run = run_terminal(local_workspace, run_id)
+    states = {t["task_key"]: t["state"].get("result_state") for t in run["tasks"]}
+    assert states == {"script": "SUCCESS", "wheel": "SUCCESS", "fail": "FAILED", "after_fail": "UPSTREAM_FAILED", "cleanup": "SUCCESS"}
+    assert run["state"]["result_state"] == "FAILED" and run["status"]["state"] == "TERMINATED"
+    script_id = run["tasks"][0]["run_id"]
+    assert "hello from ['a', 'b']" in call(local_workspace, "GET", f"/api/2.1/jobs/runs/get-output?run_id={script_id}").json()["logs"]
+
+    local_workspace.put_file("/Shared/spin.py", b"while True:\n    pass\n")
+    timed = call(local_workspace, "POST", "/api/2.1/jobs/runs/submit", json={"tasks": [
+        {"task_key": "spin", "timeout_seconds": 1, "existing_cluster_id": RUNNING_CLUSTER, "spark_python_task": {"python_file": "/Workspace/Shared/spin.py"}}]}).json()["run_id"]
+    assert run_terminal(local_workspace, timed)["state"]["result_state"] == "TIMEDOUT"
+
+
+def test_legacy_single_task_submit_and_runs_list(local_workspace):
+    local_workspace.script_run("/Shared/legacy", result="done")
+    run_id = call(local_workspace, "POST", "/api/2.0/jobs/runs/submit", json={
+        "run_name": "legacy", "existing_cluster_id": RUNNING_CLUSTER, "notebook_task": {"notebook_path": "/Shared/legacy"}}).json()["run_id"]
+    run = run_terminal(local_workspace, run_id)
+    assert run["state"]["result_state"] == "SUCCESS" and "tasks" not in run
+    output = call(local_workspace, "GET", f"/api/2.0/jobs/runs/get-output?run_id={run_id}").json()
+    assert output["notebook_output"] == {"result": "done", "truncated": False}
+    listed = call(local_workspace, "GET", "/api/2.1/jobs/runs/list?completed_only=true").json()
+    assert [r["run_id"] for r in listed["runs"]] == [run_id]
+    missing = call(local_workspace, "GET", "/api/2.1/jobs/runs/get-output?run_id=12")
+    assert missing.json() == {"error_code": "INVALID_PARAMETER_VALUE", "message": "Run 12 does not exist."}
+    no_cluster = call(local_workspace, "POST", "/api/2.1/jobs/runs/submit", json={"tasks": [
+        {"task_key": "x", "existing_cluster_id": "nope", "notebook_task": {"notebook_path": "/Shared/legacy"}}]})
+    assert no_cluster.status_code == 400
+    assert call(local_workspace, "POST", "/api/2.1/jobs/runs/submit", json={"run_name": "empty"}).status_code == 400
+
+
+def test_run_on_a_cluster_in_error_is_an_internal_error(local_workspace):
+    local_workspace.set_cluster_state(TERMINATED_CLUSTER, "ERROR")
+    local_workspace.script_run("/Shared/any")
+    run_id = call(local_workspace, "POST", "/api/2.1/jobs/runs/submit", json={"tasks": [
+        {"task_key": "x", "existing_cluster_id": TERMINATED_CLUSTER, "notebook_task": {"notebook_path": "/Shared/any"}}]}).json()["run_id"]
+    run = run_terminal(local_workspace, run_id)
+    assert run["state"]["life_cycle_state"] == "INTERNAL_ERROR"
+    assert "unexpected state Error" in run["state"]["state_message"]
+
+
+# ---- faults, rate limits, latency, request log, admin -----------------------------------------------------------
+
+
+def test_scripted_faults_then_success(local_workspace):
+    local_workspace.set_faults("path=*/clusters/get,fault=503,skip=1,times=2; path=*/workspace/list,fault=429,retry_after=3,times=1")
+    url = f"/api/2.0/clusters/get?cluster_id={RUNNING_CLUSTER}"
+    assert [call(local_workspace, "GET", url).status_code for _ in range(4)] == [200, 503, 503, 200]
+    limited = call(local_workspace, "GET", "/api/2.0/workspace/list?path=/")
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "3"
+    assert limited.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+    assert [r.fault for r in local_workspace.api_requests()] == [None, "503", "503", None, "429"]
+
+
+def test_connection_reset_fault(local_workspace):
+    local_workspace.set_faults("path=*/workspace/mkdirs,method=POST,fault=reset,times=1")
+    with pytest.raises(requests.ConnectionError):
+        call(local_workspace, "POST", "/api/2.0/workspace/mkdirs", json={"path": "/Shared/r"})
+    assert call(local_workspace, "POST", "/api/2.0/workspace/mkdirs", json={"path": "/Shared/r"}).ok
+    assert [(r.status, r.fault) for r in local_workspace.api_requests()] == [(0, "reset"), (200, None)]
+
+
+def test_random_faults_are_reproducible_with_a_seed():
+    def statuses(seed: int) -> list[int]:
+        with lw.LocalWorkspace(token=WORKSPACE_TOKEN, faults="path=*/clusters/list,fault=500,rate=0.5", seed=seed) as ws:
+            return [call(ws, "GET", "/api/2.0/clusters/list").status_code for _ in range(30)]
+
+    first, again = statuses(7), statuses(7)
+    assert first == again and 500 in first and 200 in first
+
+
+def test_sdk_retries_through_429_and_503(local_workspace, workspace_client):
+    local_workspace.set_faults("path=*/clusters/get,fault=429,retry_after=0,times=1; path=*/clusters/get,fault=503,retry_after=0,times=1")
+    assert workspace_client.clusters.get(RUNNING_CLUSTER).cluster_id == RUNNING_CLUSTER
+    assert [r.status for r in local_workspace.api_requests("GET", "*/clusters/get")] == [429, 503, 200]
+
+
+def test_rate_limit_answers_429_with_retry_after(local_workspace):
+    local_workspace.set_rate_limits(["*/workspace/get-status=1/min"])
+    assert call(local_workspace, "GET", "/api/2.0/workspace/get-status?path=/").status_code == 200
+    limited = call(local_workspace, "GET", "/api/2.0/workspace/get-status?path=/")
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert "RPC token bucket limit has been exceeded" in limited.json()["message"]
+    assert call(local_workspace, "GET", "/api/2.0/workspace/list?path=/").status_code == 200  # other endpoints unaffected
+    with pytest.raises(ValueError):
+        lw.parse_rate_limit("*/x=ten/s")
+
+
+def test_latency_is_added_per_endpoint(local_workspace):
+    local_workspace.set_latency({"*/workspace/list": 60})
+    call(local_workspace, "GET", "/api/2.0/workspace/list?path=/")
+    call(local_workspace, "GET", "/api/2.0/workspace/get-status?path=/")
+    slow, fast = local_workspace.api_requests()
+    assert slow.duration >= 0.06 and slow.path.endswith("/list")
+    assert fast.path.endswith("/get-status")
+
+
+def test_request_log_and_admin_over_http(local_workspace):
+    call(local_workspace, "GET", "/api/2.0/workspace/list?path=/Shared")
+    log = requests.get(local_workspace.url + "/__local__/requests", timeout=10).json()["requests"]
+    entry = [r for r in log if r["path"] == "/api/2.0/workspace/list"][0]
+    assert entry["method"] == "GET" and entry["status"] == 200 and entry["query"] == "path=/Shared" and entry["duration"] >= 0
+    assert WORKSPACE_TOKEN not in json.dumps(log)
+    assert requests.delete(local_workspace.url + "/__local__/requests", timeout=10).ok
+    assert local_workspace.requests == []
+    admin = local_workspace.url + "/__local__/"
+    assert requests.post(admin + "faults", json={"spec": "path=*/clusters/list,fault=500,times=1"}, timeout=10).ok
+    assert call(local_workspace, "GET", "/api/2.0/clusters/list").status_code == 500
+    assert requests.post(admin + "script-run", json={"notebook_path": "/Shared/http", "result": "via-http"}, timeout=10).ok
+    assert requests.post(admin + "clusters", json={"clusters": [{"cluster_id": "0202-000000-extra", "state": "RUNNING"}]}, timeout=10).ok
+    assert requests.post(admin + "cluster-state", json={"cluster_id": "0202-000000-extra", "state": "TERMINATED"}, timeout=10).ok
+    state = requests.get(admin + "state", timeout=10).json()
+    assert state["clusters"]["0202-000000-extra"] == "TERMINATED" and state["scripted"] == ["/Shared/http"]
+    assert requests.post(admin + "faults", json={"spec": "fault=teapot"}, timeout=10).status_code == 400
+    assert requests.post(admin + "reset", timeout=10).ok
+    assert set(requests.get(admin + "state", timeout=10).json()["clusters"]) == {RUNNING_CLUSTER, TERMINATED_CLUSTER}
+
+
+def test_fault_spec_errors_name_the_bad_field():
+    for spec, fragment in [("fault=418", "fault=418"), ("path", "not key=value"), ("rate=2", "rate=2"), ("colour=red", "colour")]:
+        with pytest.raises(ValueError, match=fragment):
+            lw.parse_faults(spec)
+    rule = lw.parse_faults("path=*/dbfs/put, method=post, fault=429")[0]
+    assert (rule.path, rule.method, rule.retry_after) == ("*/dbfs/put", "POST", 1)
+
+
+# ---- CLI and persistence -------------------------------------------------------------------------------------
+
+
+def start_cli(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "local_workspace.py"), "--port", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or script_env(),
+    )
+    url = process.stdout.readline().strip()
+    return process, url
+
+
+def stop_cli(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+def test_cli_prints_url_first_and_serves(tmp_path):
+    seed = tmp_path / "clusters.json"
+    seed.write_text(json.dumps([{"cluster_id": "0303-000000-seeded", "cluster_name": "from-file", "state": "RUNNING"}]))
+    process, url = start_cli("--clusters", str(seed), "--time-scale", "0", env=script_env(LOCAL_WORKSPACE_TOKEN="dapi-from-env"))
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        clusters = requests.get(url + "/api/2.0/clusters/list", headers={"Authorization": "Bearer dapi-from-env"}, timeout=10).json()["clusters"]
+        assert [(c["cluster_id"], c["cluster_name"]) for c in clusters] == [("0303-000000-seeded", "from-file")]
+    finally:
+        stop_cli(process)
+    assert process.returncode == 0
+    assert "dapi-from-env" not in process.stdout.read() + process.stderr.read()
+
+
+def test_cli_rejects_bad_flags(tmp_path):
+    assert_one_line_error(run_script("local_workspace.py", "--faults", "fault=418", timeout=30), contains="fault=418")
+    assert_one_line_error(run_script("local_workspace.py", "--rate-limit", "nope", timeout=30), contains="nope")
+    assert_one_line_error(run_script("local_workspace.py", "--clusters", str(tmp_path / "missing.json"), timeout=30), contains="missing.json")
+
+
+def test_state_dir_persists_between_runs(tmp_path):
+    state = tmp_path / "state"
+    with lw.LocalWorkspace(token=WORKSPACE_TOKEN, state_dir=state, time_scale=0) as ws:
+        call(ws, "POST", "/api/2.0/workspace/import", json={"path": "/Shared/kept", "language": "PYTHON", "content": b64(b"x = 1")})
+        call(ws, "POST", "/api/2.0/dbfs/put", json={"path": "/FileStore/kept.txt", "contents": b64(b"dbfs")})
+        call(ws, "PUT", "/api/2.0/fs/files/Volumes/c/s/v/kept.bin", data=b"volume")
+        job_id = call(ws, "POST", "/api/2.1/jobs/create", json={"name": "kept"}).json()["job_id"]
+        call(ws, "POST", "/api/2.0/clusters/start", json={"cluster_id": TERMINATED_CLUSTER})
+        ws.script_run("/Shared/kept", result="ok")
+        run_id = call(ws, "POST", "/api/2.1/jobs/runs/submit", json={"tasks": [
+            {"task_key": "k", "existing_cluster_id": RUNNING_CLUSTER, "notebook_task": {"notebook_path": "/Shared/kept"}}]}).json()["run_id"]
+        ws.wait_run(run_id, timeout=60)
+    assert sorted(p.name for p in state.iterdir()) == ["blobs", "state.json"]  # no temp files left behind
+    assert WORKSPACE_TOKEN not in (state / "state.json").read_text()
+    with lw.LocalWorkspace(token=WORKSPACE_TOKEN, state_dir=state) as ws:
+        assert ws.workspace_file("/Shared/kept") == b"x = 1"
+        assert ws.dbfs_file("/FileStore/kept.txt") == b"dbfs"
+        assert ws.volume_file("/Volumes/c/s/v/kept.bin") == b"volume"
+        assert call(ws, "GET", f"/api/2.1/jobs/get?job_id={job_id}").json()["settings"]["name"] == "kept"
+        assert ws.cluster(TERMINATED_CLUSTER)["state"] == "RUNNING"
+        assert ws.run(run_id)["state"]["result_state"] == "SUCCESS"
+        new_job = call(ws, "POST", "/api/2.1/jobs/create", json={"name": "next"}).json()["job_id"]
+        assert new_job == job_id + 1  # ids continue, never reused
+
+
+def test_cli_state_dir_round_trip(tmp_path):
+    state = tmp_path / "cli-state"
+    process, url = start_cli("--state-dir", str(state), env=script_env(LOCAL_WORKSPACE_TOKEN=WORKSPACE_TOKEN))
+    try:
+        assert requests.post(url + "/api/2.0/workspace/mkdirs", headers=AUTH, json={"path": "/Shared/cli"}, timeout=10).ok
+    finally:
+        stop_cli(process)
+    process, url = start_cli("--state-dir", str(state), env=script_env(LOCAL_WORKSPACE_TOKEN=WORKSPACE_TOKEN))
+    try:
+        status = requests.get(url + "/api/2.0/workspace/get-status?path=/Shared/cli", headers=AUTH, timeout=10).json()
+        assert status["object_type"] == "DIRECTORY"
+    finally:
+        stop_cli(process)
