@@ -118,7 +118,8 @@ def select_files(sync_root: Path, paths: list[str], include: list[str], exclude:
 def check(sync_root: Path, paths: list[str], include: list[str], exclude: list[str]) -> tuple[list[str], list[str]]:
     """The selected files and the warnings ``validate`` gives (unmatched patterns, nothing to sync)."""
     files = select_files(sync_root, paths, include, exclude)
-    everything = list(_regular_files(Path(os.path.abspath(sync_root)), Path(os.path.abspath(sync_root))))
+    top = Path(os.path.abspath(sync_root))
+    everything = list(_regular_files(top, top)) if include or exclude else []
     warnings = []
     for pattern in [*include, *exclude]:
         spec = pathspec.GitIgnoreSpec.from_lines([pattern.lstrip("!")])
