@@ -77,6 +77,9 @@ def odd_pipeline_repo(tmp_path: Path) -> Path:
     shutil.copytree(SCRIPTS, repo / "ci_cd_scripts", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(ROOT / "requirements.txt", repo / "requirements.txt")
     (repo / "config.json").write_text(CONFIG, encoding="utf-8")
+    # A test notebook (runs on a cluster in CD) must not be collected by the unit-test step.
+    (repo / "beta" / "notebooks" / "test_on_cluster.py").write_text(
+        "# Databricks notebook source\ndbutils.notebook.exit('{}')\n", encoding="utf-8")
     return repo
 
 

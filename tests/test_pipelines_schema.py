@@ -185,7 +185,7 @@ def test_ci_steps_contract():
     assert publish["inputs"]["failTaskOnFailedTests"] == "true"
     assert publish["condition"] == "succeededOrFailed()"
     scripts = "\n".join(step.get("bash", "") for step in ci)
-    order = ["read_config.py", "find_files.py", "install_requirements.py", "build_packages.py", "pytest --junitxml",
+    order = ["read_config.py", "find_files.py", "install_requirements.py", "build_packages.py", "python -m pytest",
              "copy_notebooks.py", "merge_requirements.py", "create_init_script.py", "package_artifact.py"]
     positions = [scripts.index(word) for word in order]
     assert positions == sorted(positions)
