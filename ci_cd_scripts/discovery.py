@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,18 +48,50 @@ def is_pruned_dir(name: str, path: str | os.PathLike[str]) -> bool:
     return os.path.isfile(os.path.join(path, VENV_MARKER))
 
 
+class Patterns:
+    """Compiled gitignore-style patterns answering "does the last matching pattern include this path?".
+
+    Parsing is pathspec's (`GitIgnoreSpec`); matching calls each pattern's compiled regex directly, last
+    pattern first, which is several times faster than `GitIgnoreSpec.check_file` per path and gives the
+    same answer in this walk: a path below an excluded directory is never asked about (it is pruned).
+    """
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.spec = pathspec.GitIgnoreSpec.from_lines(list(lines))
+        self._rules = [
+            (pattern.regex.match, bool(pattern.include))
+            for pattern in reversed(self.spec.patterns)
+            if pattern.include is not None and getattr(pattern, "regex", None) is not None
+        ]
+        self._direct = all(
+            getattr(pattern, "regex", None) is not None for pattern in self.spec.patterns if pattern.include is not None
+        )
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def verdict(self, path: str) -> bool | None:
+        """True (a pattern includes it), False (a ``!`` pattern excludes it) or None (no pattern matches)."""
+        if not self._direct:
+            return self.spec.check_file(path).include
+        for match, include in self._rules:
+            if match(path):
+                return include
+        return None
+
+
 @dataclass(frozen=True)
 class _IgnoreFile:
     """The patterns of one ``.gitignore``; `prefix` is its folder relative to the walk root ("" or "a/b/")."""
 
     prefix: str
-    spec: pathspec.GitIgnoreSpec
+    patterns: Patterns
 
     def verdict(self, relative: str) -> bool | None:
         """True (ignored), False (re-included by ``!``) or None (no pattern of this file says anything)."""
         if not relative.startswith(self.prefix):
             return None
-        return self.spec.check_file(relative[len(self.prefix):]).include
+        return self.patterns.verdict(relative[len(self.prefix):])
 
 
 @dataclass(frozen=True)
@@ -67,7 +99,7 @@ class _Rebased(_IgnoreFile):
     """An ancestor's ``.gitignore``: `prefix` is prepended to root-relative paths instead of stripped."""
 
     def verdict(self, relative: str) -> bool | None:
-        return self.spec.check_file(self.prefix + relative).include
+        return self.patterns.verdict(self.prefix + relative)
 
 
 def _read_ignore_file(path: str, prefix: str) -> _IgnoreFile | None:
@@ -76,8 +108,8 @@ def _read_ignore_file(path: str, prefix: str) -> _IgnoreFile | None:
             lines = handle.read().splitlines()
     except OSError:
         return None
-    spec = pathspec.GitIgnoreSpec.from_lines(lines)
-    return _IgnoreFile(prefix, spec) if len(spec.patterns) else None
+    patterns = Patterns(lines)
+    return _IgnoreFile(prefix, patterns) if len(patterns) else None
 
 
 def _is_ignored(relative: str, ignore_files: tuple[_IgnoreFile, ...]) -> bool:
@@ -109,17 +141,22 @@ def _ancestor_ignore_files(root: Path, ignore_root: Path | None) -> tuple[_Ignor
         between = root.relative_to(folder).as_posix() + "/"
         ignore_file = _read_ignore_file(str(folder / ".gitignore"), "")
         if ignore_file:
-            found.append(_Rebased(between, ignore_file.spec))
+            found.append(_Rebased(between, ignore_file.patterns))
     return tuple(found)
 
 
 def walk_files(
-    root: str | os.PathLike[str], *, respect_gitignore: bool = True, ignore_root: str | os.PathLike[str] | None = None
+    root: str | os.PathLike[str],
+    *,
+    respect_gitignore: bool = True,
+    ignore_root: str | os.PathLike[str] | None = None,
+    want: Callable[[str], object] | None = None,
 ) -> Iterator[tuple[str, str]]:
     """Yield ``(relative_posix_path, absolute_path)`` for every file under `root` that is not pruned.
 
     `ignore_root`: an ancestor folder (e.g. the repository root) whose ``.gitignore`` files, from there down
-    to `root`, apply too. Files are yielded in no particular order; callers sort.
+    to `root`, apply too. `want`: only files whose relative path it accepts (tested before the cheaper-to-skip
+    .gitignore check). Files are yielded in no particular order; callers sort.
     """
     root_path = Path(root).resolve()
     if not root_path.is_dir():
@@ -137,14 +174,15 @@ def walk_files(
     stack: list[tuple[str, str, tuple[_IgnoreFile, ...]]] = [(str(root_path), "", inherited)]
     while stack:
         folder, prefix, ignore_files = stack.pop()
-        if respect_gitignore:
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:
+            continue  # unreadable folder: nothing we could use in it
+        if respect_gitignore and any(entry.name == ".gitignore" for entry in entries):
             local = _read_ignore_file(os.path.join(folder, ".gitignore"), prefix)
             if local:
                 ignore_files = ignore_files + (local,)
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue  # unreadable folder: nothing we could use in it
         for entry in entries:
             relative = prefix + entry.name
             try:
@@ -158,18 +196,20 @@ def walk_files(
                     continue
                 stack.append((entry.path, relative + "/", ignore_files))
             elif entry.is_file():
+                if want is not None and not want(relative):
+                    continue
                 if ignore_files and _is_ignored(relative, ignore_files):
                     continue
                 yield relative, entry.path
 
 
-def compile_patterns(patterns: Iterable[str]) -> pathspec.GitIgnoreSpec:
+def compile_patterns(patterns: Iterable[str]) -> Patterns:
     """Compile gitignore-style patterns; raise `InputError` when there is none or one is malformed."""
     patterns = [pattern for pattern in patterns if pattern and pattern.strip()]
     if not patterns:
         raise InputError("no pattern given", hint="e.g. '*/requirements/*.txt' or '**/setup.py'")
     try:
-        return pathspec.GitIgnoreSpec.from_lines(patterns)
+        return Patterns(patterns)
     except Exception as error:  # pathspec raises several types for a bad pattern
         raise InputError(f"invalid pattern: {error}", hint="patterns use .gitignore syntax") from None
 
@@ -182,11 +222,12 @@ def find_files(
     ignore_root: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Absolute paths of the files under `root` matching the gitignore-style `patterns`, sorted."""
-    spec = compile_patterns(patterns)
+    wanted = compile_patterns(patterns)
     matches = [
         absolute
-        for relative, absolute in walk_files(root, respect_gitignore=respect_gitignore, ignore_root=ignore_root)
-        if spec.match_file(relative)
+        for _relative, absolute in walk_files(
+            root, respect_gitignore=respect_gitignore, ignore_root=ignore_root, want=wanted.verdict
+        )
     ]
     return [Path(path) for path in sorted(matches)]
 
