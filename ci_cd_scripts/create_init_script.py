@@ -27,9 +27,7 @@ from errors import ConfigError, InputError
 
 def libraries_path_from_config(args) -> str:
     """``deploy.libraries_path`` of the chosen config target."""
-    import config  # loaded only when needed: --libraries-path alone works without a config file
-
-    loaded = config.load(args.config, target=args.target, variables=args.var)
+    loaded = cli.load_config(args)  # only when needed: --libraries-path alone works without a config file
     path = loaded.deploy.get("libraries_path")
     if not path:
         raise ConfigError(f"{args.config}: deploy.libraries_path is not set for target {loaded.target!r}",

@@ -22,7 +22,6 @@ from pathlib import Path
 import ado
 import artifact
 import cli
-import config
 from errors import InputError, UsageError
 
 HERE = Path(__file__).resolve().parent
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"OUT {out} must end in .zip")
 
     files, warnings = artifact.staging_files(staging)
-    loaded = config.load(args.config, target=args.target, variables=args.var)  # also proves the config resolves
+    loaded = cli.load_config(args)  # also proves the config resolves for the target
     files += artifact.config_files(loaded.files, loaded.root)
     files += artifact.script_files(Path(args.scripts_dir),
                                    Path(args.scripts_requirements) if args.scripts_requirements else None)
