@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -156,28 +157,35 @@ def run_build(build: Build, work_dir: Path, in_place: bool, timeout: float) -> B
     source = build.package_dir
     if not in_place:
         source = work_dir / "src" / build.name
-        shutil.copytree(build.package_dir, source, ignore=_copy_ignore(build.package_dir), symlinks=False)
+        try:
+            shutil.copytree(build.package_dir, source, ignore=_copy_ignore(build.package_dir), symlinks=False)
+        except (OSError, shutil.Error) as error:
+            build.error = f"could not copy the package folder: {error}"
+            return build
     out = work_dir / "wheel"
     command = [sys.executable, "-m", "build", "--wheel", "--outdir", str(out)]
     if not build.isolated:
         command.append("--no-isolation")
     command.append(".")
+    # A session of its own, so a timeout stops the build backend's own subprocesses too.
+    process = subprocess.Popen(
+        command, cwd=source, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, encoding="utf-8", errors="replace", start_new_session=True,
+    )
     try:
-        completed = subprocess.run(
-            command, cwd=source, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, encoding="utf-8", errors="replace", timeout=timeout,
-        )
-        build.log = completed.stdout
+        build.log, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        build.log, _ = process.communicate()
+        build.error = f"build did not finish within {timeout:g}s"
+    else:
         built = sorted(out.glob("*.whl")) if out.is_dir() else []
-        if completed.returncode != 0:
-            build.error = f"build exited with {completed.returncode}"
+        if process.returncode != 0:
+            build.error = f"build exited with {process.returncode}"
         elif len(built) != 1:
             build.error = f"expected one wheel, the build produced {len(built)}"
         else:
             build.wheel = built[0]
-    except subprocess.TimeoutExpired as expired:
-        build.log = (expired.stdout or b"").decode("utf-8", "replace") if isinstance(expired.stdout, bytes) else (expired.stdout or "")
-        build.error = f"build did not finish within {timeout:.0f}s"
     build.seconds = time.perf_counter() - started
     return build
 
