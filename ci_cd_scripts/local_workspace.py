@@ -43,8 +43,8 @@ NOT implemented (documented behaviours this emulator does not model):
     workspace-files/import-file; permissions, repos, git folders; the 500 MB total workspace file limit.
   - DBFS: the 503 "re-invoke" answer of very large deletes; list timeouts; mounts.
   - Files API: real multipart/resumable uploads (initiate-upload answers a session token, the presigned-URL
-    endpoints answer 501 so the SDK falls back to a single PUT); If-Unmodified-Since; Volumes must not exist
-    beforehand (any /Volumes/<catalog>/<schema>/<volume> is accepted).
+    endpoints answer 501 so the SDK falls back to a single PUT); If-Unmodified-Since; Unity Catalog itself
+    (any /Volumes/<catalog>/<schema>/<volume> is accepted without creating catalogs, schemas or volumes).
   - Clusters: create options are stored, not validated; resize/RESIZING, events, pin, permanent-delete,
     spark-versions, list-node-types, policies, init scripts are stored but never executed, UC
     artifact allowlists and data_security_mode enforcement, Entra ID / Azure management-token auth modes.
@@ -54,15 +54,17 @@ NOT implemented (documented behaviours this emulator does not model):
   - Jobs: schedules, triggers, queueing, max_concurrent_runs, retries, repair, run_if/conditions other than
     ALL_SUCCESS, for_each/condition/sql/dbt/pipeline/jar/spark_submit tasks (they end FAILED), job clusters
     (tasks run on an ephemeral local environment), git_source, permissions, job-level environments,
-    notebook `%pip`/`%run`/`%sql` magics (magic lines are comments), dbutils beyond notebook.exit,
-    widgets.get/getArgument/text/dropdown and a few fs helpers; runs expiring after 60 days; 2.2 pagination
-    applies to tasks and job_clusters only.
+    notebook `%pip`/`%run`/`%sql` magics (magic lines are comments), dbutils beyond notebook.exit and
+    widgets (fs, secrets, notebook.run raise NotImplementedError); runs expiring after 60 days; 2.2 pagination
+    applies to tasks and job_clusters only; restart of a TERMINATED cluster answers INVALID_STATE (no knob).
+  - Fidelity against the legacy databricks-cli 0.18 (it needs port 80) is not part of the test suite.
   - Auth: only personal access tokens (Bearer); no OAuth, no Entra JWTs, no per-user permissions.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import email.utils
 import fnmatch
 import hashlib
@@ -97,6 +99,7 @@ WORKSPACE_IMPORT_LIMIT = 10 * MB  # 10,485,760 bytes
 DBFS_BLOCK_LIMIT = MB  # put `contents`, add-block `data`, read `length`
 FILES_PUT_LIMIT = 5 * 1024 * MB
 OUTPUT_LIMIT = 5 * MB  # notebook_output.result, logs
+LOG_LIMIT = 100_000  # request log entries kept (oldest dropped first)
 API_PREFIX = re.compile(r"^/api/(2\.\d)/(.*)$")
 ADMIN_PREFIX = "/__local__/"
 
@@ -547,11 +550,19 @@ class Tree:
     def to_state(self) -> list[dict]:
         out = []
         for path in sorted(self.nodes, key=len):
-            node = {k: v for k, v in self.nodes[path].items() if k != "data"}
-            if "data" in self.nodes[path]:
-                node["sha256"] = hashlib.sha256(self.nodes[path]["data"]).hexdigest()
+            live = self.nodes[path]
+            node = {k: v for k, v in live.items() if k not in ("data", "_sha")}
+            if "data" in live:
+                node["sha256"] = self.sha256(live)
             out.append(node)
         return out
+
+    @staticmethod
+    def sha256(node: dict) -> str:
+        """Content hash, cached on the node (a write always creates a new node, so the cache cannot go stale)."""
+        if "_sha" not in node:
+            node["_sha"] = hashlib.sha256(node["data"]).hexdigest()
+        return node["_sha"]
 
     @classmethod
     def from_state(cls, nodes: list[dict], read_blob: Callable[[str], bytes]) -> "Tree":
@@ -741,9 +752,12 @@ class _Persistence:
                 trees[name] = tree.to_state()
                 for node in tree.nodes.values():
                     if "data" in node:
-                        target = blobs / hashlib.sha256(node["data"]).hexdigest()
-                        if not target.exists():
-                            atomic_write(target, node["data"])
+                        sha = Tree.sha256(node)
+                        if sha not in self.saved_blobs:
+                            target = blobs / sha
+                            if not target.exists():
+                                atomic_write(target, node["data"])
+                            self.saved_blobs.add(sha)
             state = {
                 "version": STATE_VERSION,
                 "trees": trees,
@@ -1721,6 +1735,8 @@ class _Jobs:
                     self.mark_dirty()
                     continue
                 task["start_time"] = now_ms()
+                if task.get("existing_cluster_id"):
+                    task["cluster_instance"] = {"cluster_id": task["existing_cluster_id"], "spark_context_id": str(7000000000000000000 + task["run_id"])}
                 self.set_state(task, "RUNNING", message="In run")
                 self.mark_dirty()
             outcome = self._run_task(parent, task)
@@ -2344,6 +2360,7 @@ class Emulator(_Persistence, _Files, _Clusters, _Jobs):
         self.processes: dict[int, subprocess.Popen] = {}
         self.threads: list[threading.Thread] = []
         self.persist_hook: Callable[[], None] = lambda: None
+        self.saved_blobs: set[str] = set()
         self.seed_clusters = [dict(c) for c in (SEED_CLUSTERS if clusters is None else clusters)]
         self.reset()
 
@@ -2714,7 +2731,7 @@ class LocalWorkspace:
         self.faults = parse_faults(faults)
         self.rate_limits = [parse_rate_limit(text) for text in rate_limits or []]
         self.latency_default, self.latency_rules = parse_latency(latency_ms)
-        self._log: list[RequestRecord] = []
+        self._log: collections.deque[RequestRecord] = collections.deque(maxlen=LOG_LIMIT)
         self._log_lock = threading.Lock()
         self._control = threading.Lock()
         if isinstance(clusters, (str, os.PathLike)):

@@ -507,3 +507,15 @@ def test_cli_state_dir_round_trip(tmp_path):
         assert status["object_type"] == "DIRECTORY"
     finally:
         stop_cli(process)
+
+
+@pytest.mark.slow
+def test_notebook_spark_is_a_local_session_created_on_first_use(local_workspace):
+    pytest.importorskip("pyspark")
+    source = b"import sys\nbefore = 'pyspark' in sys.modules\ndbutils.notebook.exit(f'{before} {spark.range(5).count()}')\n"
+    call(local_workspace, "POST", "/api/2.0/workspace/import", json={"path": "/Shared/spark", "language": "PYTHON", "content": b64(source)})
+    run_id = call(local_workspace, "POST", "/api/2.1/jobs/runs/submit", json={"tasks": [
+        {"task_key": "spark", "existing_cluster_id": RUNNING_CLUSTER, "notebook_task": {"notebook_path": "/Shared/spark"}}]}).json()["run_id"]
+    task_id = local_workspace.wait_run(run_id, timeout=180)["tasks"][0]["run_id"]
+    output = call(local_workspace, "GET", f"/api/2.1/jobs/runs/get-output?run_id={task_id}").json()
+    assert output["notebook_output"]["result"] == "False 5", output
