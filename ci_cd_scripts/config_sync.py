@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-from functools import lru_cache
 from pathlib import Path
 
 import pathspec
@@ -35,23 +34,22 @@ def infer_root(bundle_root: Path, paths: list[str]) -> tuple[Path, list[str], st
     return Path(common), rebased, "" if offset == "." else offset
 
 
-def _regular_files(start: Path, top: Path, skip_dir=None):
-    """Regular files under `start` as paths relative to `top`; `skip_dir(abs_dir)` prunes folders."""
-    if start.is_file() and not start.is_symlink():
-        yield start.relative_to(top).as_posix()
-        return
-    for folder, dirs, files in os.walk(start):
-        dirs[:] = sorted(
-            name for name in dirs
-            if name not in ALWAYS_IGNORED
-            and not os.path.islink(os.path.join(folder, name))
-            and not (skip_dir and skip_dir(Path(folder, name)))
-        )
-        for name in sorted(files):
-            full = Path(folder, name)
-            if full.is_symlink() or not full.is_file():
-                continue
-            yield full.relative_to(top).as_posix()
+def _all_files(top: Path) -> list[str]:
+    """Every regular file under `top` (relative to it) whatever .gitignore says; ``include`` looks here."""
+    found: list[str] = []
+
+    def visit(folder: str, relative: str) -> None:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                path = f"{relative}/{entry.name}" if relative else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in ALWAYS_IGNORED:
+                        visit(entry.path, path)
+                elif entry.is_file(follow_symlinks=False):
+                    found.append(path)
+
+    visit(str(top), "")
+    return found
 
 
 def _repository_root(start: Path) -> Path:
@@ -61,54 +59,79 @@ def _repository_root(start: Path) -> Path:
     return start
 
 
-class _IgnoreRules:
-    """.gitignore files from the repository root down, plus .git/info/exclude."""
+def _ignore_spec(path: str) -> pathspec.GitIgnoreSpec | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return pathspec.GitIgnoreSpec.from_lines(handle.read().splitlines())
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
 
-    def __init__(self, repository: Path) -> None:
-        self.repository = repository
-        self.spec_for = lru_cache(maxsize=None)(self._load)
-        exclude = repository / ".git" / "info" / "exclude"
-        self.info = pathspec.GitIgnoreSpec.from_lines(exclude.read_text(errors="replace").splitlines()) if exclude.is_file() else None
 
-    @staticmethod
-    def _load(folder: Path):
-        ignore = folder / ".gitignore"
-        if not ignore.is_file():
-            return None
-        return pathspec.GitIgnoreSpec.from_lines(ignore.read_text(errors="replace").splitlines())
+Rules = list  # [(folder relative to the repository root, its GitIgnoreSpec)], shallowest first
 
-    def ignored(self, path: Path, is_dir: bool) -> bool:
-        verdict = None
-        suffix = "/" if is_dir else ""
-        if self.info is not None:
-            result = self.info.check_file(path.relative_to(self.repository).as_posix() + suffix)
-            verdict = result.include if result.include is not None else verdict
-        folders = [folder for folder in reversed(path.parents) if folder == self.repository or self.repository in folder.parents]
-        for folder in folders:
-            spec = self.spec_for(folder)
-            if spec is None:
-                continue
-            result = spec.check_file(path.relative_to(folder).as_posix() + suffix)
-            if result.include is not None:
-                verdict = result.include
-        return bool(verdict)
+
+def _is_ignored(relative: str, rules: Rules) -> bool:
+    """Whether a path relative to the repository root (folders end in '/') is ignored; deeper files win."""
+    verdict = None
+    for base, spec in rules:
+        result = spec.check_file(relative[len(base) + 1:] if base else relative)
+        if result.include is not None:
+            verdict = result.include
+    return bool(verdict)
+
+
+def _not_ignored(repository: Path, start: Path) -> list[str]:
+    """Files under `start` that .gitignore rules keep, relative to `repository`; ignored folders are pruned."""
+    rules: Rules = []
+    info = _ignore_spec(str(repository / ".git" / "info" / "exclude"))
+    if info is not None:
+        rules.append(("", info))
+    # The .gitignore files of the folders from the repository root down to `start`.
+    parts = start.relative_to(repository).parts
+    for depth in range(len(parts) + 1):
+        base = "/".join(parts[:depth])
+        spec = _ignore_spec(str(repository.joinpath(*parts[:depth], ".gitignore")))
+        if spec is not None:
+            rules.append((base, spec))
+        if depth < len(parts):
+            is_last = depth == len(parts) - 1
+            child = "/".join(parts[: depth + 1]) + ("" if is_last and start.is_file() else "/")
+            if parts[depth] in ALWAYS_IGNORED or _is_ignored(child, rules):
+                return []
+    if start.is_file():
+        return ["/".join(parts)]
+    found: list[str] = []
+
+    def visit(folder: str, relative: str, rules: Rules) -> None:
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda item: item.name):
+                path = f"{relative}/{entry.name}" if relative else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name in ALWAYS_IGNORED or _is_ignored(path + "/", rules):
+                        continue
+                    spec = _ignore_spec(os.path.join(entry.path, ".gitignore"))
+                    visit(entry.path, path, rules if spec is None else [*rules, (path, spec)])
+                elif entry.is_file(follow_symlinks=False) and not _is_ignored(path, rules):
+                    found.append(path)
+
+    visit(str(start), "/".join(parts), rules)
+    return found
 
 
 def select_files(sync_root: Path, paths: list[str], include: list[str], exclude: list[str]) -> list[str]:
     """The sorted files (relative to the sync root) a deployment would upload."""
     sync_root = Path(os.path.abspath(sync_root))
-    rules = _IgnoreRules(_repository_root(sync_root))
+    repository = _repository_root(sync_root)
+    offset = sync_root.relative_to(repository).as_posix()
+    prefix = "" if offset == "." else offset + "/"
     selected: set[str] = set()
     for path in paths:
         start = Path(os.path.normpath(sync_root / path))
-        if not start.exists():
-            continue
-        for relative in _regular_files(start, sync_root, skip_dir=lambda folder: rules.ignored(folder, True)):
-            if not rules.ignored(sync_root / relative, False):
-                selected.add(relative)
+        if start.exists() and (start == sync_root or sync_root in start.parents):
+            selected.update(name[len(prefix):] for name in _not_ignored(repository, start))
     if include:
         spec = pathspec.GitIgnoreSpec.from_lines(include)
-        selected.update(name for name in _regular_files(sync_root, sync_root) if spec.match_file(name))
+        selected.update(name for name in _all_files(sync_root) if spec.match_file(name))
     if exclude:
         spec = pathspec.GitIgnoreSpec.from_lines(exclude)
         selected = {name for name in selected if not spec.match_file(name)}
@@ -119,7 +142,7 @@ def check(sync_root: Path, paths: list[str], include: list[str], exclude: list[s
     """The selected files and the warnings ``validate`` gives (unmatched patterns, nothing to sync)."""
     files = select_files(sync_root, paths, include, exclude)
     top = Path(os.path.abspath(sync_root))
-    everything = list(_regular_files(top, top)) if include or exclude else []
+    everything = _all_files(top) if include or exclude else []
     warnings = []
     for pattern in [*include, *exclude]:
         spec = pathspec.GitIgnoreSpec.from_lines([pattern.lstrip("!")])

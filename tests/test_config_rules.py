@@ -824,3 +824,42 @@ def test_git_details_without_credentials_in_origin(tmp_path):
     assert bundle_git["origin_url"] == "https://dev.azure.com/org/p/_git/repo"
     assert cfg.tree["variables"]["b"]["value"] == "feature/x"
     assert "SECRET-PAT" not in json.dumps(cfg.tree)
+
+
+GITIGNORE_TREE = {
+    ".gitignore": "build/\n*.pyc\n__pycache__/\nlogs\n/data/raw/\nnode_modules\n.env\n",
+    "docs/.gitignore": "*.md\n!keep.md\n", "docs/sub/.gitignore": "!y.md\n",
+    **{name: "x\n" for name in ("src/a.py", "src/pkg/b.py", "src/pkg/c.pyc", "build/out.txt", "docs/x.md", "docs/keep.md",
+                                "docs/sub/y.md", "logs/a.log", "data/raw/big.csv", "data/keep.csv", "node_modules/x/i.js",
+                                "README.md", ".env", "src/pkg/__pycache__/z.pyc", "sp ace/f.txt", "weird/[x].py",
+                                "nested/build/deep.txt", "nested/keep/build.txt")},
+}
+
+
+def test_sync_selection_agrees_with_git(tmp_path):
+    """The .gitignore handling matches `git ls-files --others --exclude-standard` on the same untracked tree."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    write(tmp_path, GITIGNORE_TREE)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".git" / "info").mkdir(exist_ok=True)
+    (tmp_path / ".git" / "info" / "exclude").write_text("weird/\n")
+    listed = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=tmp_path, check=True,
+                            capture_output=True, text=True).stdout
+    expected = sorted(name for name in listed.split("\0") if name)
+    import config_sync
+
+    assert config_sync.select_files(tmp_path, ["."], [], []) == expected
+    assert "src/a.py" in expected and "docs/sub/y.md" in expected and "build/out.txt" not in expected
+
+
+def test_sync_paths_that_are_files_ignored_folders_or_symlinks(tmp_path):
+    files = {"databricks.yml": "sync: {paths: [README.md, build, src]}\n", ".gitignore": "build/\n",
+             "README.md": "x", "build/out.txt": "x", "src/a.py": "x", "outside.txt": "x"}
+    write(tmp_path, files)
+    (tmp_path / "src" / "link.py").symlink_to(tmp_path / "outside.txt")
+    cfg = load(tmp_path, {})
+    assert cfg.sync_files()[0] == ["README.md", "src/a.py"]
