@@ -181,6 +181,9 @@ def check_workspace_dir(path: str) -> str:
     fix = "use a folder such as /Workspace/Shared/<project>/notebooks or /Users/<you>/<project>"
     if not text.startswith("/"):
         raise InputError(f"workspace folder {path!r} is not an absolute path", hint=fix)
+    if "${" in text:
+        raise InputError(f"workspace folder {path!r} holds an unresolved ${{...}} reference",
+                         hint="set the variable (--var NAME=VALUE) or give the folder explicitly")
     parts = text.rstrip("/").split("/")[1:]
     if any(part in ("", ".", "..") for part in parts):
         raise InputError(f"workspace folder {path!r} contains an empty, '.' or '..' segment", hint=fix)
@@ -598,41 +601,48 @@ def _remote_object(info: dict[str, Any]) -> RemoteObject:
     )
 
 
-def list_remote(
-    client: Any, workspace_dir: str, wanted: frozenset[str], *, concurrency: int = 8
-) -> tuple[RemoteTree, int]:
-    """List WORKSPACE_DIR and the wanted folders below it that exist, level by level, concurrently.
+def assemble_tree(listings: dict[str, list[dict[str, Any]] | None]) -> RemoteTree:
+    """Build the remote tree from folder listings fetched in any order ("" is WORKSPACE_DIR; None: not found).
 
-    One `workspace/list` call per existing wanted folder (O(folders)); a folder missing from its parent's
-    listing is not asked for. Returns the tree and the number of list calls made.
+    A folder's listing counts only if its parent's listing shows it as a DIRECTORY: `workspace/list` on a
+    notebook or file path answers that object, which must not be mistaken for folder content.
     """
+    if listings.get("") is None:
+        return RemoteTree()
     objects: dict[str, RemoteObject] = {}
     listed: set[str] = set()
-    calls = 0
-    root = list_folder(client, workspace_dir)
-    calls += 1
-    if root is None:
-        return RemoteTree(), calls
-    level = {"": root}
-    while level:
-        next_folders: list[str] = []
-        for folder, entries in level.items():
-            listed.add(folder)
-            for info in entries:
-                name = posixpath.basename(str(info.get("path", "")).rstrip("/"))
-                if not name or (folder == "" and name == MANIFEST_NAME):
-                    continue
-                relative_path = f"{folder}/{name}" if folder else name
-                found = _remote_object(info)
-                objects[relative_path] = found
-                if found.object_type == DIRECTORY and relative_path in wanted:
-                    next_folders.append(relative_path)
-        answers = _run_all(
-            [lambda f=folder: list_folder(client, join(workspace_dir, f)) for folder in next_folders], concurrency
-        )
-        calls += len(next_folders)
-        level = {folder: entries for folder, entries in zip(next_folders, answers) if entries is not None}
-    return RemoteTree(objects, frozenset(listed), root_exists=True), calls
+    for folder in sorted(listings, key=lambda path: (depth(path), path)):
+        entries = listings[folder]
+        if entries is None:
+            continue
+        if folder and (parent_of(folder) not in listed or objects.get(folder, RemoteObject("")).object_type != DIRECTORY):
+            continue
+        listed.add(folder)
+        for info in entries:
+            name = posixpath.basename(str(info.get("path", "")).rstrip("/"))
+            if not name or (folder == "" and name == MANIFEST_NAME):
+                continue
+            objects[f"{folder}/{name}" if folder else name] = _remote_object(info)
+    return RemoteTree(objects, frozenset(listed), root_exists=True)
+
+
+def list_remote(
+    client: Any,
+    workspace_dir: str,
+    wanted: frozenset[str],
+    *,
+    concurrency: int = 8,
+    prefetched: dict[str, list[dict[str, Any]] | None] | None = None,
+) -> tuple[RemoteTree, int]:
+    """List WORKSPACE_DIR and the wanted folders below it: one `workspace/list` per folder (O(folders)), all
+    at once on the bounded pool rather than level by level, so the tree's depth costs no extra round trips.
+    ``prefetched`` holds listings the caller already has. Returns the tree and the number of list calls made.
+    """
+    listings = dict(prefetched or {})
+    todo = sorted((set(wanted) | {""}) - set(listings))
+    answers = _run_all([lambda f=f: list_folder(client, join(workspace_dir, f)) for f in todo], concurrency)
+    listings.update(zip(todo, answers))
+    return assemble_tree(listings), len(todo)
 
 
 def read_manifest(client: Any, workspace_dir: str) -> tuple[Manifest | None, str | None, str]:
@@ -753,8 +763,20 @@ def deploy(
     """Deploy a scanned source tree to WORKSPACE_DIR incrementally (see the module docstring). Raises
     OperationFailed on conflicts before writing anything, and on remote failures."""
     workspace_dir = check_workspace_dir(workspace_dir)
-    manifest, stored_text, note = read_manifest(client, workspace_dir)
-    before, calls = list_remote(client, workspace_dir, folders_to_list(local, manifest), concurrency=concurrency)
+    # The manifest and the listings of the local folders are independent reads: one round for all of them.
+    # (A first deploy pays a 404 per folder for that; every later deploy saves a round trip per tree level.)
+    prefetch = sorted(folders_to_list(local, None))
+    answers = _run_all(
+        [lambda: read_manifest(client, workspace_dir)]
+        + [lambda f=f: list_folder(client, join(workspace_dir, f)) for f in prefetch],
+        concurrency,
+    )
+    manifest, stored_text, note = answers[0]
+    before, calls = list_remote(
+        client, workspace_dir, folders_to_list(local, manifest), concurrency=concurrency,
+        prefetched=dict(zip(prefetch, answers[1:])),
+    )
+    calls += len(prefetch)
     planned = plan(local, manifest, before, full=full, prune=prune)
     result = DeployResult(workspace_dir, planned, note, dry_run=dry_run, list_calls=calls)
     if planned.conflicts:

@@ -126,6 +126,7 @@ def test_allowed_workspace_dirs(path: str) -> None:
         ("/Volumes/main/default/v", "outside"),
         ("/tmp/x", "outside"),
         ("", "not an absolute path"),
+        ("/Users/${workspace.current_user.userName}/app", "unresolved"),
     ],
 )
 def test_refused_workspace_dirs(path: str, message: str) -> None:
@@ -388,3 +389,37 @@ def dataclass_replace(obj, **changes):
     import dataclasses
 
     return dataclasses.replace(obj, **changes)
+
+
+# --- assembling listings ------------------------------------------------------------------------------------
+
+
+def info(path: str, object_type: str, modified_at: int | None = None, object_id: int = 1) -> dict:
+    return {"path": f"/Shared/app/{path}", "object_type": object_type, "modified_at": modified_at, "object_id": object_id}
+
+
+def test_assemble_tree_accepts_listings_in_any_order_and_skips_the_manifest() -> None:
+    listings = {
+        "a/b": [info("a/b/nb", "NOTEBOOK", 7, 3)],
+        "": [info("a", "DIRECTORY"), info("top", "FILE", 5, 2), info(ws.MANIFEST_NAME, "FILE")],
+        "a": [info("a/b", "DIRECTORY")],
+    }
+    tree = ws.assemble_tree(listings)
+    assert tree.root_exists and tree.listed == {"", "a", "a/b"}
+    assert tree.objects["a/b/nb"] == ws.RemoteObject("NOTEBOOK", 7, 3)
+    assert set(tree.objects) == {"a", "a/b", "a/b/nb", "top"}
+
+
+def test_assemble_tree_ignores_a_listing_of_a_non_folder_and_of_orphans() -> None:
+    listings = {
+        "": [info("pkg", "NOTEBOOK")],
+        "pkg": [info("pkg", "NOTEBOOK")],  # list on a notebook path answers the notebook itself
+        "gone/sub": [info("gone/sub/x", "FILE")],  # parent not listed
+        "missing": None,
+    }
+    tree = ws.assemble_tree(listings)
+    assert set(tree.objects) == {"pkg"} and tree.listed == {""}
+
+
+def test_assemble_tree_without_root_is_empty() -> None:
+    assert ws.assemble_tree({"": None, "a": [info("a/x", "FILE")]}) == ws.RemoteTree()
