@@ -63,9 +63,10 @@ def user_record(current_user: Any) -> dict | None:
     return record
 
 
-def _jobs(resources: dict) -> list[tuple[str, dict]]:
-    jobs = resources.get("jobs")
-    return [(key, job) for key, job in (jobs or {}).items() if isinstance(job, dict)] if isinstance(jobs, dict) else []
+def _each(resources: dict, kind: str) -> list[dict]:
+    """The resources of one type (``jobs``, ``pipelines``...) that are maps."""
+    section = resources.get(kind)
+    return [body for body in section.values() if isinstance(body, dict)] if isinstance(section, dict) else []
 
 
 def development_defaults(tree: dict, user: dict | None) -> None:
@@ -91,7 +92,7 @@ def development_defaults(tree: dict, user: dict | None) -> None:
 
 def override_compute(resources: dict, cluster_id: str) -> None:
     """Run every job task that has compute on `cluster_id` (``bundle.cluster_id``)."""
-    for _, job in _jobs(resources):
+    for job in _each(resources, "jobs"):
         for task in job.get("tasks") or []:
             if not isinstance(task, dict):
                 continue
@@ -109,20 +110,18 @@ def apply_presets(resources: dict, presets: dict) -> None:
     if pause is not None and pause not in PAUSE_STATUSES:
         raise ConfigError("Invalid value for trigger_pause_status, should be PAUSED or UNPAUSED")
     max_runs = presets.get("jobs_max_concurrent_runs")
-    for kind, field in _PLAIN_PREFIX.items():
-        for resource in (resources.get(kind) or {}).values() if isinstance(resources.get(kind), dict) else []:
-            if isinstance(resource, dict) and prefix:
+    if prefix:
+        for kind, field in _PLAIN_PREFIX.items():
+            for resource in _each(resources, kind):
                 resource[field] = prefix + str(resource.get(field) or "")
-    for kind in _IDENTIFIER_PREFIX:
-        for resource in (resources.get(kind) or {}).values() if isinstance(resources.get(kind), dict) else []:
-            if isinstance(resource, dict) and prefix:
+        for kind in _IDENTIFIER_PREFIX:
+            for resource in _each(resources, kind):
                 resource["name"] = identifier_prefix(prefix) + str(resource.get("name") or "")
-    experiments = resources.get("experiments")
-    for experiment in (experiments or {}).values() if isinstance(experiments, dict) else []:
-        if isinstance(experiment, dict) and prefix and experiment.get("name"):
-            head, _, last = str(experiment["name"]).rpartition("/")
-            experiment["name"] = f"{head}/{prefix}{last}" if head else prefix + last
-    for _, job in _jobs(resources):
+        for experiment in _each(resources, "experiments"):
+            if experiment.get("name"):
+                head, _, last = str(experiment["name"]).rpartition("/")
+                experiment["name"] = f"{head}/{prefix}{last}" if head else prefix + last
+    for job in _each(resources, "jobs"):
         job_tags = job.setdefault("tags", {}) if tags else job.get("tags")
         for key, value in tags.items():
             if isinstance(job_tags, dict):
@@ -133,10 +132,7 @@ def apply_presets(resources: dict, presets: dict) -> None:
             for trigger in ("schedule", "trigger", "continuous"):
                 if isinstance(job.get(trigger), dict) and not job[trigger].get("pause_status"):
                     job[trigger]["pause_status"] = pause
-    pipelines = resources.get("pipelines")
-    for pipeline in (pipelines or {}).values() if isinstance(pipelines, dict) else []:
-        if not isinstance(pipeline, dict):
-            continue
+    for pipeline in _each(resources, "pipelines"):
         if presets.get("pipelines_development") and "development" not in pipeline:
             pipeline["development"] = True
         if pause == "PAUSED":
@@ -144,31 +140,27 @@ def apply_presets(resources: dict, presets: dict) -> None:
         for key, value in tags.items():
             pipeline.setdefault("tags", {}).setdefault(key, value)
     for kind in ("models", "experiments"):
-        section = resources.get(kind)
-        for resource in (section or {}).values() if isinstance(section, dict) else []:
-            if isinstance(resource, dict):
-                existing = resource.setdefault("tags", []) if tags else resource.get("tags") or []
-                for key, value in tags.items():
-                    if not any(isinstance(tag, dict) and tag.get("key") == key for tag in existing):
-                        existing.append({"key": key, "value": value})
-    clusters = resources.get("clusters")
-    for cluster in (clusters or {}).values() if isinstance(clusters, dict) else []:
-        if isinstance(cluster, dict):
+        for resource in _each(resources, kind):
+            existing = resource.setdefault("tags", []) if tags else resource.get("tags") or []
             for key, value in tags.items():
-                cluster.setdefault("custom_tags", {}).setdefault(key, value)
+                if not any(isinstance(tag, dict) and tag.get("key") == key for tag in existing):
+                    existing.append({"key": key, "value": value})
+    for cluster in _each(resources, "clusters"):
+        for key, value in tags.items():
+            cluster.setdefault("custom_tags", {}).setdefault(key, value)
 
 
 def apply_run_as(resources: dict, run_as: Any) -> None:
     """The top-level ``run_as`` identity becomes each job's ``run_as`` unless the job sets its own."""
     if not isinstance(run_as, dict) or not run_as:
         return
-    for _, job in _jobs(resources):
+    for job in _each(resources, "jobs"):
         job.setdefault("run_as", dict(run_as))
 
 
 def job_defaults(resources: dict, state_path: str) -> None:
     """The defaults the reference shows for every job after initialize."""
-    for _, job in _jobs(resources):
+    for job in _each(resources, "jobs"):
         job.setdefault("name", "Untitled")
         if not job.get("max_concurrent_runs"):
             job["max_concurrent_runs"] = 1
@@ -193,7 +185,7 @@ def is_local_path(value: Any) -> bool:
 
 def local_path_fields(resources: dict):
     """(container, key, kind) for every field that may hold a local notebook or file path."""
-    for _, job in _jobs(resources):
+    for job in _each(resources, "jobs"):
         for task in job.get("tasks") or []:
             if not isinstance(task, dict):
                 continue
@@ -208,9 +200,8 @@ def local_path_fields(resources: dict):
                     for key in ("whl", "jar", "requirements"):
                         if key in library:
                             yield library, key, "file"
-    pipelines = resources.get("pipelines")
-    for pipeline in (pipelines or {}).values() if isinstance(pipelines, dict) else []:
-        for library in (pipeline.get("libraries") or []) if isinstance(pipeline, dict) else []:
+    for pipeline in _each(resources, "pipelines"):
+        for library in pipeline.get("libraries") or []:
             if isinstance(library, dict):
                 for kind in ("notebook", "file"):
                     if isinstance(library.get(kind), dict) and "path" in library[kind]:
@@ -276,16 +267,15 @@ def check_development(tree: dict, user: dict | None) -> None:
 def check_production(tree: dict, user: dict | None, root_path_in_target: bool, warnings: list[str]) -> None:
     """Checks for ``mode: production`` (section 9.3)."""
     resources = tree.get("resources") or {}
-    pipelines = resources.get("pipelines")
-    for pipeline in (pipelines or {}).values() if isinstance(pipelines, dict) else []:
-        if isinstance(pipeline, dict) and pipeline.get("development") is True:
+    for pipeline in _each(resources, "pipelines"):
+        if pipeline.get("development") is True:
             raise ConfigError("target with 'mode: production' cannot include a pipeline with 'development: true'")
     if (tree.get("bundle") or {}).get("cluster_id"):
         warnings.append("Setting a cluster override for a target that uses 'mode: production' is not recommended")
     if root_path_in_target:
         return
     service_principal = bool(user) and is_service_principal(str(user.get("userName")))
-    all_run_as = all(job.get("run_as") for _, job in _jobs(resources))
+    all_run_as = all(job.get("run_as") for job in _each(resources, "jobs"))
     detail = (
         "A common practice is to use a username or principal name in this path, i.e. use "
         "root_path: /Workspace/Users/<userName>/.bundle/${bundle.name}/${bundle.target}"
