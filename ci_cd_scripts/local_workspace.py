@@ -2516,9 +2516,7 @@ def workspace_import(emu: Emulator, request: Request) -> Response:
         part = request.form().get("content")
         if part is None:
             raise invalid("Missing required field: content")
-        content = part.data
-        if part.filename is None and request.param("format", "SOURCE") != "RAW":
-            content = _b64decode_or_raw(content)
+        content = part.data  # multipart content is the raw file, with or without a filename
     else:
         encoded = request.param("content")
         if encoded is None:
@@ -2536,13 +2534,6 @@ def _b64decode(value: Any, name: str) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise invalid(f"The {name} field is not valid base64.")
-
-
-def _b64decode_or_raw(value: bytes) -> bytes:
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return value
 
 
 @route("GET", "workspace/export")
@@ -2685,7 +2676,8 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         """Drop the connection with an RST (SO_LINGER 0), what a crashing gateway looks like to a client."""
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.shutdown(socket.SHUT_RDWR)
+            # Closed here, before socketserver's shutdown(SHUT_WR) could send a polite FIN first.
+            self.connection.close()
         except OSError:
             pass
         self.close_connection = True
@@ -3030,7 +3022,7 @@ class LocalWorkspace:
         handler.send_reply(response, head_only=(method == "HEAD"))
 
     def _record(self, method: str, request: Request, status: int, started: float, started_wall: float, fault: str | None) -> None:
-        query = urllib.parse.urlsplit(request.raw_path + "?" + "&".join(f"{k}={v}" for k, v in request.query.items())).query
+        query = "&".join(f"{key}={value}" for key, value in request.query.items())
         record = RequestRecord(method, request.path, query, status, time.perf_counter() - started, started_wall, fault)
         with self._log_lock:
             self._log.append(record)
