@@ -631,6 +631,7 @@ class Workspace(_Family):
 
 
 DBFS_BLOCK_SIZE = 1024 * 1024
+DBFS_UPLOAD_ATTEMPTS = 3
 
 
 class Dbfs(_Family):
@@ -657,7 +658,25 @@ class Dbfs(_Family):
         self._client.post("/api/2.0/dbfs/close", {"handle": handle})
 
     def upload(self, path: str, stream: IO[bytes], *, overwrite: bool = True, block_size: int = DBFS_BLOCK_SIZE) -> int:
-        """Streamed create → add-block per 1 MB → close; memory independent of the file size. Returns bytes sent."""
+        """Streamed create → add-block per 1 MB → close; memory independent of the file size. Returns bytes sent.
+
+        An ``add-block`` whose answer was lost cannot be repeated (it appends), so after a lost connection a
+        seekable, overwriting upload starts again from ``create`` — at most `DBFS_UPLOAD_ATTEMPTS` times."""
+        try:
+            start = stream.tell() if overwrite and stream.seekable() else None
+        except (AttributeError, OSError):
+            start = None
+        for attempt in range(1, DBFS_UPLOAD_ATTEMPTS + 1):
+            try:
+                return self._upload_once(path, stream, overwrite=overwrite, block_size=block_size)
+            except ConnectionFailed:
+                if start is None or attempt == DBFS_UPLOAD_ATTEMPTS:
+                    raise
+                self._client._count(retries=1)
+                stream.seek(start)
+        raise AssertionError("unreachable")
+
+    def _upload_once(self, path: str, stream: IO[bytes], *, overwrite: bool, block_size: int) -> int:
         handle = self.create(path, overwrite=overwrite)
         sent = 0
         while True:

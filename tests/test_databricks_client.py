@@ -316,3 +316,15 @@ def test_no_credentials_and_unknown_auth_type(dbx):
         dbx.resolve_auth(None, {"PATH": "", "TF_BUILD": "True"})
     with pytest.raises(UsageError, match="unknown auth type"):
         dbx.resolve_auth("kerberos", {})
+
+
+def test_dbfs_streamed_upload_starts_again_after_a_lost_add_block(dbx_workspace, dbx_client, tmp_path):
+    ws = dbx_workspace(faults="path=*/dbfs/add-block,fault=reset,skip=1,times=1")
+    client = dbx_client(ws)
+    payload = bytes(range(256)) * 9000  # 2.2 MiB: three blocks
+    source = tmp_path / "big.bin"
+    source.write_bytes(payload)
+    with open(source, "rb") as stream:
+        assert client.dbfs.upload("dbfs:/FileStore/big.bin", stream, block_size=1024 * 1024) == len(payload)
+    assert ws.dbfs_file("dbfs:/FileStore/big.bin") == payload  # no block appended twice
+    assert eventually_count(ws, "/dbfs/create", 2) == 2
