@@ -451,8 +451,8 @@ class Client:
             else:
                 self._reached = True
                 log.debug("%s %s -> %s (attempt %d)", method, path, response.status_code, attempt)
-                if response.status_code < 300 or (300 <= response.status_code < 400 and stream):
-                    return response
+                if response.status_code < 300:
+                    return response  # redirects are not followed: a workspace API never redirects, a login page does
                 failure = self._error(response, method, path)
                 status = response.status_code
                 if status == 429:
