@@ -26,7 +26,7 @@ import cli
 import databricks
 import summary
 import workspace_sync
-from errors import UsageError
+from errors import OperationFailed, UsageError
 
 
 def _positive_int(text: str) -> int:
@@ -74,27 +74,33 @@ def main(argv: list[str] | None = None) -> int:
     report = summary.Summary("deploy_notebooks", f"Deploy notebooks to {workspace_dir}", dry_run=args.dry_run)
     progress = summary.Progress(f"Deploying notebooks to {workspace_dir}")
     with databricks.connect_from_args(args, config) as client:
-        result = workspace_sync.deploy(
-            client,
-            local,
-            workspace_dir,
-            full=args.full,
-            prune=args.prune,
-            dry_run=args.dry_run,
-            concurrency=client.concurrency,
-            progress=(lambda done, total: progress.update(100.0 * done / total, f"{done}/{total} changes"))
-            if ado.in_pipeline() else None,
-        )
+        try:
+            result = workspace_sync.deploy(
+                client,
+                local,
+                workspace_dir,
+                full=args.full,
+                prune=args.prune,
+                dry_run=args.dry_run,
+                concurrency=client.concurrency,
+                progress=(lambda done, total: progress.update(100.0 * done / total, f"{done}/{total} changes"))
+                if ado.in_pipeline() else None,
+            )
+        except OperationFailed as error:
+            report.fail(error.one_line())
+            report.note("the manifest was not updated: the next deploy redoes whatever is missing")
+            report.finish()
+            raise
         requests, retries = client.stats.requests, client.stats.retries
     planned = result.plan
     for delete in planned.deletes:
-        report.change(f"deleted {delete.relative_path} ({delete.reason})")
+        report.change(f"delete {delete.relative_path} ({delete.reason})")
     for folder in planned.folders_to_create:
-        report.change(f"created folder {folder or workspace_dir}")
+        report.change(f"create folder {folder or workspace_dir}")
     for upload in planned.uploads:
-        report.change(f"uploaded {upload.relative_path} ({upload.reason})")
+        report.change(f"upload {upload.relative_path} ({upload.reason})")
     for folder in planned.folders_to_delete:
-        report.change(f"deleted folder {folder} (emptied by --prune)")
+        report.change(f"delete folder {folder} (emptied by --prune)")
     for path in planned.skipped:
         report.skip(path)
     report.note(f"previous manifest: {result.manifest_note}")

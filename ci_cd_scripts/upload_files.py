@@ -14,10 +14,12 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import ado
 import cli
 import databricks
 import file_upload
 import summary
+from errors import OperationFailed
 
 
 def _load_config(args: argparse.Namespace):
@@ -57,10 +59,16 @@ def main(argv: list[str] | None = None) -> int:
             total = sum(item.size for item, _ in uploads) or 1
             done = 0
             for item, reason in uploads:  # one at a time: wheels are few, and each stream is already a full pipe
-                file_upload.upload(client, destination, item)
+                try:
+                    file_upload.upload(client, destination, item)
+                except OperationFailed as error:
+                    report.fail(f"{destination.shown(item.name)}: {error.one_line()}")
+                    report.finish()
+                    raise
                 done += item.size
-                progress.update(100.0 * done / total, item.name)
-                report.change(f"uploaded {destination.shown(item.name)} ({item.size} bytes, {reason})")
+                if ado.in_pipeline():
+                    progress.update(100.0 * done / total, item.name)
+                report.change(f"upload {destination.shown(item.name)} ({item.size} bytes, {reason})")
         else:
             for item, reason in uploads:
                 report.change(f"upload {destination.shown(item.name)} ({item.size} bytes, {reason})")

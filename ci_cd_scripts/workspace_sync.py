@@ -730,7 +730,12 @@ def apply(
     hashes = _run_all([lambda u=u: _upload(client, workspace_dir, u) for u in planned.uploads], concurrency, tick)
     uploaded_hashes = {upload.relative_path: sent for upload, sent in zip(planned.uploads, hashes)}
     for folder in planned.folders_to_delete:  # deepest first, one at a time: a parent waits for its children
-        _delete(client, join(workspace_dir, folder))
+        try:
+            _delete(client, join(workspace_dir, folder))
+        except ApiError as error:
+            if error.error_code != "DIRECTORY_NOT_EMPTY":
+                raise
+            # Someone put something there since the listing: then it is no longer only ours. Leave it.
         tick()
 
     # Re-read what was uploaded to record the modified_at/object_id the workspace gave it.

@@ -85,7 +85,7 @@ def test_first_deploy_uploads_everything_second_makes_zero_writes(deploy_workspa
     assert count(deploy_workspace, "POST", "/workspace/import") == len(EXPECTED) + 1  # + the manifest
     manifest = manifest_of(deploy_workspace, TARGET)
     assert sorted(manifest["objects"]) == sorted(EXPECTED)
-    assert "uploaded etl/load (no manifest)" in first.stdout
+    assert "upload etl/load (no manifest)" in first.stdout
     assert "fresh deploy" in first.stdout
 
     reset_log(deploy_workspace)
@@ -116,8 +116,8 @@ def test_ui_edit_and_ui_delete_are_detected_and_repaired(deploy_workspace, deplo
 
     result = deploy(deploy_env, source, TARGET)
     ok(result)
-    assert "uploaded etl/load (changed in workspace)" in result.stdout
-    assert "uploaded reports/report (missing in workspace)" in result.stdout
+    assert "upload etl/load (changed in workspace)" in result.stdout
+    assert "upload reports/report (missing in workspace)" in result.stdout
     assert exported(deploy_workspace, f"{TARGET}/etl/load") == (source / "etl/load.py").read_bytes()
     assert exported(deploy_workspace, f"{TARGET}/reports/report") == (source / "reports/report.scala").read_bytes()
     assert count(deploy_workspace, "POST", "/workspace/import") == 3  # two repairs + the manifest
@@ -133,7 +133,7 @@ def test_local_change_uploads_only_that_object(deploy_workspace, deploy_env, sou
     reset_log(deploy_workspace)
     result = deploy(deploy_env, source, TARGET)
     ok(result)
-    assert "uploaded etl/sub/transform (changed locally)" in result.stdout
+    assert "upload etl/sub/transform (changed locally)" in result.stdout
     assert count(deploy_workspace, "POST", "/workspace/import") == 2
     assert exported(deploy_workspace, f"{TARGET}/etl/sub/transform").endswith(b"x = 3\n")
 
@@ -345,3 +345,43 @@ def test_modules_never_import_databricks() -> None:
     for name in ("workspace_sync.py", "file_upload.py"):
         text = (SCRIPTS / name).read_text()
         assert not re.search(r"^\s*(import|from)\s+databricks\b", text, re.M), name
+
+
+def test_config_supplies_target_folder_and_concurrency(deploy_workspace, deploy_env, source, tmp_path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.json").write_text(json.dumps({
+        "bundle": {"name": "app"},
+        "deploy": {"concurrency": 2},
+        "targets": {
+            "dev": {"default": True, "deploy": {"notebooks_path": "/Workspace/Shared/from-config/${bundle.target}"}},
+            "prod": {"deploy": {"notebooks_path": "/Workspace/Shared/from-config/prod"}},
+        },
+    }))
+    w = sdk(deploy_workspace)
+    ok(run_script("deploy_notebooks.py", source, env=deploy_env, cwd=project, timeout=120))  # ./config.json
+    assert w.workspace.get_status("/Workspace/Shared/from-config/dev/etl/load").object_type.value == "NOTEBOOK"
+    ok(deploy(deploy_env, source, "--config", project / "config.json", "-t", "prod"))
+    assert w.workspace.get_status("/Workspace/Shared/from-config/prod/etl/load").object_type.value == "NOTEBOOK"
+    ok(deploy(deploy_env, source, "/Workspace/Shared/explicit", "--config", project / "config.json"))  # flag wins
+    assert w.workspace.get_status("/Workspace/Shared/explicit/etl/load").object_type.value == "NOTEBOOK"
+    result = deploy(deploy_env, source, "--config", project / "config.json", "-t", "nope")
+    assert_one_line_error(result, code=2, contains="nope")
+
+
+def test_pipeline_output_has_progress_and_a_summary_section(deploy_workspace, deploy_env, source, tmp_path) -> None:
+    env = dict(deploy_env, TF_BUILD="True")
+    result = deploy(env, source, TARGET)
+    ok(result)
+    assert "##vso[task.setprogress value=100]" in result.stdout
+    assert "##vso[task.uploadsummary]" in result.stdout
+    section = (tmp_path / "summary" / "deploy_notebooks.md").read_text()
+    assert "succeeded" in section and "etl/load" in section
+
+    (tmp_path / "summary" / "deploy_notebooks.md").unlink()
+    w = sdk(deploy_workspace)
+    w.workspace.delete(f"{TARGET}/etl/load")
+    w.workspace.mkdirs(f"{TARGET}/etl/load")
+    failed = deploy(env, source, TARGET)
+    assert_one_line_error(failed, code=1, contains="in the way")
+    assert "failed" in (tmp_path / "summary" / "deploy_notebooks.md").read_text()
