@@ -90,6 +90,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import atomic
+
 DEFAULT_TOKEN = "dapi-local-token"
 USER_NAME = "local-user@example.com"
 USER_ID = "7001000000000001"
@@ -712,22 +714,6 @@ class ScriptedOutcome:
 STATE_VERSION = 1
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a temp file in the same folder, then os.replace: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
-
-
 def _state_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return {"__bytes__": base64.b64encode(value).decode("ascii")}
@@ -756,7 +742,7 @@ class _Persistence:
                         if sha not in self.saved_blobs:
                             target = blobs / sha
                             if not target.exists():
-                                atomic_write(target, node["data"])
+                                atomic.write_bytes(target, node["data"])
                             self.saved_blobs.add(sha)
             state = {
                 "version": STATE_VERSION,
@@ -769,7 +755,7 @@ class _Persistence:
                 "next_id": self.next_id,
             }
             text = json.dumps(state, separators=(",", ":"), default=_state_default)
-            atomic_write(state_dir / "state.json", text.encode("utf-8"))
+            atomic.write_bytes(state_dir / "state.json", text.encode("utf-8"))
             self.dirty = False
 
     def load_state(self, state_dir: Path) -> None:
@@ -1643,7 +1629,7 @@ class _Jobs:
         self.runs[run_id] = run
         self.mark_dirty()
         thread = threading.Thread(target=self.execute_run, args=(run_id,), daemon=True, name=f"run-{run_id}")
-        self.threads.append(thread)
+        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         thread.start()
         return run
 
@@ -2634,7 +2620,8 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         # Without TCP_NODELAY, headers and body leave in two segments and delayed ACK stalls keep-alive ~40 ms.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.server.workspace.tcp_nodelay:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass
@@ -2693,7 +2680,9 @@ class LocalWorkspace:
     {glob: ms}, or ['GLOB=ms', ...]), rate_limits (['GLOB=N/s', ...]), faults (a SPEC string, see the module
     docstring), seed (for random faults), state_dir (persistence), time_scale (multiplies emulated
     durations), clusters (seed cluster dicts or a JSON file path; None = the two SEED_CLUSTERS, [] = none),
-    run_timeout (deadline of run subprocesses without timeout_seconds), dbfs_handle_timeout.
+    run_timeout (deadline of run subprocesses without timeout_seconds), dbfs_handle_timeout (seconds a DBFS
+    streaming handle lives idle), dbfs_delete_missing_ok (200 instead of 404 for deleting a missing DBFS path),
+    tcp_nodelay (default True; benchmarks turn it off to compare with http.server's default).
     """
 
     def __init__(
@@ -2712,8 +2701,10 @@ class LocalWorkspace:
         run_timeout: float = 600.0,
         dbfs_handle_timeout: float = 600.0,
         dbfs_delete_missing_ok: bool = False,
+        tcp_nodelay: bool = True,
     ):
         self.token = token
+        self.tcp_nodelay = tcp_nodelay  # False only to measure what Python's http.server default costs
         self.tokens = {token}
         self.host = host
         self.port = port
