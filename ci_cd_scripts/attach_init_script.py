@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("attach_init_script.py", __doc__)
     cli.add_cluster_args(parser, purpose="edit")
     parser.add_argument("--script", metavar="REMOTE_PATH", help="init script path (default: deploy.init_script_path)")
-    parser.add_argument("--timeout", type=float, default=600, metavar="SECONDS", help="how long to wait for a cluster that is starting or restarting (default 600)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="how long to wait for a cluster that is starting or restarting (default: deploy.timeout_seconds, else 1200)")
     cli.add_config_args(parser)
     cli.add_workspace_args(parser)
     cli.add_dry_run(parser)
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     deploy = (config.deploy if config else None) or {}
     cluster_ids = cli.cluster_ids(args, config)
     script = args.script or deploy.get("init_script_path")
+    timeout = args.timeout or float(deploy.get("timeout_seconds") or 1200)
     if not script:
         raise UsageError("no init script given", hint="pass --script or set deploy.init_script_path in the config")
     remote = databricks.remote_path(script)
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             state = details.get("state")
             if state not in SETTLED:
-                details = client.clusters.wait_for_state(cluster_id, SETTLED, timeout=args.timeout, fail_states=("ERROR", "UNKNOWN"))
+                details = client.clusters.wait_for_state(cluster_id, SETTLED, timeout=timeout, fail_states=("ERROR", "UNKNOWN"))
                 spec, changed = cluster_spec.with_init_script(details, entry)
                 state = details.get("state")
             client.clusters.edit(spec)

@@ -328,3 +328,36 @@ def test_dbfs_streamed_upload_starts_again_after_a_lost_add_block(dbx_workspace,
         assert client.dbfs.upload("dbfs:/FileStore/big.bin", stream, block_size=1024 * 1024) == len(payload)
     assert ws.dbfs_file("dbfs:/FileStore/big.bin") == payload  # no block appended twice
     assert eventually_count(ws, "/dbfs/create", 2) == 2
+
+
+@pytest.mark.parametrize(
+    "status, code, message, path, expected",
+    [
+        (400, "INVALID_PARAMETER_VALUE", "Run 5 does not exist.", "/api/2.1/jobs/runs/get", "ResourceDoesNotExist"),
+        (400, "INVALID_PARAMETER_VALUE", "Run: 5 in job: 7 doesn't exist", "/api/2.1/jobs/runs/get-output", "ResourceDoesNotExist"),
+        (400, "INVALID_PARAMETER_VALUE", "Job 5 does not exist.", "/api/2.1/jobs/get", "ResourceDoesNotExist"),
+        (400, "INVALID_PARAMETER_VALUE", "Bad spark_version", "/api/2.0/clusters/get", "InvalidParameterValue"),
+        (400, "INVALID_STATE", "Cluster c is in unexpected state Running.", "/api/2.0/clusters/start", "InvalidState"),
+        (400, "RESOURCE_ALREADY_EXISTS", "Path (/x) already exists.", "/api/2.0/workspace/import", "ResourceAlreadyExists"),
+        (400, "MAX_BLOCK_SIZE_EXCEEDED", "too big", "/api/2.0/dbfs/add-block", "BadRequest"),
+        (401, 401, "Credential was not sent", "/api/2.0/x", "Unauthenticated"),
+        (403, 403, "Invalid access token.", "/api/2.0/x", "PermissionDenied"),
+        (404, None, "", "/api/2.0/fs/files/Volumes/a/b/c/d", "NotFound"),
+        (409, "ABORTED", "concurrent change", "/api/2.0/x", "Aborted"),
+        (409, "ALREADY_EXISTS", "exists", "/api/2.0/fs/files/x", "ResourceAlreadyExists"),
+        (429, None, "", "/api/2.0/x", "TooManyRequests"),
+        (400, "REQUEST_LIMIT_EXCEEDED", "RPC token bucket limit has been exceeded.", "/api/2.0/x", "TooManyRequests"),
+        (500, "DATA_LOSS", "lost", "/api/2.0/x", "InternalError"),
+        (502, None, "Bad Gateway", "/api/2.0/x", "InternalError"),
+        (503, "TEMPORARILY_UNAVAILABLE", "later", "/api/2.0/x", "TemporarilyUnavailable"),
+        (504, None, "Gateway Timeout", "/api/2.0/x", "DeadlineExceeded"),
+    ],
+)
+def test_error_class_is_chosen_by_override_then_error_code_then_status(status, code, message, path, expected):
+    import errors
+
+    error = errors.api_error(status, code, message, method="GET", path=path)
+    assert type(error).__name__ == expected
+    assert isinstance(error, errors.ApiError) and error.exit_code == 1
+    assert (error.status, error.method, error.path) == (status, "GET", path)
+    assert type(error).__doc__  # every class says when it happens and what to do
