@@ -96,3 +96,16 @@ def test_wrong_token_fails_with_an_auth_hint_and_no_leak(ws, tmp_path):
     result = run_script("attach_init_script.py", "--cluster-id", C1, "--script", SCRIPT, env=dbx_env(ws, DATABRICKS_TOKEN="dapi-wrong-1111"), cwd=tmp_path)
     line = assert_one_line_error(result, code=1, contains="403")
     assert "DATABRICKS_TOKEN" in line and "dapi-wrong-1111" not in result.stdout + result.stderr
+
+
+def test_a_restarting_cluster_is_waited_for_and_a_stuck_one_hits_the_deadline(ws, tmp_path):
+    # The first attach restarts C1 (editing a running cluster restarts it); the second waits for RUNNING, then edits.
+    first = run_script("attach_init_script.py", "--cluster-id", C1, "--script", SCRIPT, env=dbx_env(ws), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = run_script("attach_init_script.py", "--cluster-id", C1, "--script", VOLUME_SCRIPT, "--poll-interval", "0.02", env=dbx_env(ws), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert ws.cluster(C1)["init_scripts"] == [FIRST, {"workspace": {"destination": SCRIPT}}, {"volumes": {"destination": VOLUME_SCRIPT}}]
+    ws.set_cluster_state(C2, "PENDING")  # forced: never moves on
+    stuck = run_script("attach_init_script.py", "--cluster-id", C2, "--script", SCRIPT, "--timeout", "0.5", "--poll-interval", "0.1", env=dbx_env(ws), cwd=tmp_path)
+    assert_one_line_error(stuck, code=1, contains=f"cluster {C2} did not reach RUNNING/TERMINATED: still PENDING")
+    assert "init_scripts" not in ws.cluster(C2) or ws.cluster(C2)["init_scripts"] in (None, [])
