@@ -29,16 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("attach_init_script.py", __doc__)
     cli.add_cluster_args(parser, purpose="edit")
     parser.add_argument("--script", metavar="REMOTE_PATH", help="init script path (default: deploy.init_script_path)")
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="how long to wait for a cluster that is starting or restarting (default: deploy.timeout_seconds, else 1200)")
     cli.add_config_args(parser)
     cli.add_workspace_args(parser)
     cli.add_dry_run(parser)
     args = parser.parse_args(argv)
     config = cli.load_config_if_present(args)
     deploy = (config.deploy if config else None) or {}
-    cluster_ids = cli.cluster_ids(args, config)
+    cluster_ids, timeout = cli.cluster_targets(args, config)
     script = args.script or deploy.get("init_script_path")
-    timeout = args.timeout or float(deploy.get("timeout_seconds") or 1200)
     if not script:
         raise UsageError("no init script given", hint="pass --script or set deploy.init_script_path in the config")
     remote = databricks.remote_path(script)

@@ -165,23 +165,37 @@ def load_config_if_present(args: argparse.Namespace):
     return None
 
 
+DEFAULT_WAIT_SECONDS = 1200
+
+
 def add_cluster_args(parser: argparse.ArgumentParser, *, purpose: str) -> None:
-    """--cluster-id (repeatable; default deploy.clusters) and --poll-interval, for steps that act on clusters."""
+    """--cluster-id (repeatable; default deploy.clusters), --timeout and --poll-interval, for cluster steps."""
     group = parser.add_argument_group("clusters")
     group.add_argument(
         "--cluster-id", action="append", default=[], metavar="ID", help=f"cluster to {purpose}; repeatable (default: deploy.clusters)"
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"deadline for the waits on each cluster (default: deploy.timeout_seconds, else {DEFAULT_WAIT_SECONDS})",
     )
     group.add_argument(
         "--poll-interval", type=float, default=None, metavar="SECONDS", help="longest wait between status polls (default 10)"
     )
 
 
-def cluster_ids(args: argparse.Namespace, config=None) -> list[str]:
-    """The --cluster-id values (duplicates dropped), else the config's deploy.clusters; `UsageError` if none."""
+def cluster_targets(args: argparse.Namespace, config=None) -> tuple[list[str], float]:
+    """The cluster ids (--cluster-id, duplicates dropped, else deploy.clusters) and the wait deadline in seconds
+    (--timeout, else deploy.timeout_seconds, else `DEFAULT_WAIT_SECONDS`); `UsageError` when unusable."""
     deploy = (getattr(config, "deploy", None) or {}) if config is not None else {}
     ids = list(dict.fromkeys(getattr(args, "cluster_id", None) or deploy.get("clusters") or []))
     if not ids:
         raise UsageError("no cluster given", hint="pass --cluster-id or set deploy.clusters in the config")
-    if getattr(args, "poll_interval", None) is not None and args.poll_interval <= 0:
-        raise UsageError("--poll-interval must be positive")
-    return ids
+    timeout = getattr(args, "timeout", None)
+    if timeout is None:
+        timeout = float(deploy.get("timeout_seconds") or DEFAULT_WAIT_SECONDS)
+    if timeout <= 0 or (getattr(args, "poll_interval", None) is not None and args.poll_interval <= 0):
+        raise UsageError("--timeout and --poll-interval must be positive")
+    return ids, timeout

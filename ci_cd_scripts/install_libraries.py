@@ -28,9 +28,6 @@ import summary
 from errors import CICDError, InputError, NotFound, OperationFailed, UsageError
 from libraries import Library
 
-DEFAULT_TIMEOUT_SECONDS = 1200
-
-
 def _wanted(args, deploy: dict) -> list[Library]:
     wanted: list[Library] = []
     for wheel in args.wheel:
@@ -73,7 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_cluster_args(parser, purpose="install on")
     parser.add_argument("--wheel", action="append", default=[], metavar="REMOTE_PATH", help="wheel to install; repeatable")
     parser.add_argument("--requirements", metavar="FILE", help="requirements file: local (PyPI libraries) or remote path")
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="deadline per cluster (default: deploy.timeout_seconds, else 1200)")
     parser.add_argument("--no-restart", action="store_true", help="never restart or start a cluster; say what is pending instead")
     cli.add_config_args(parser)
     cli.add_workspace_args(parser)
@@ -81,12 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = cli.load_config_if_present(args)
     deploy = (config.deploy if config else None) or {}
-    cluster_ids = cli.cluster_ids(args, config)
+    cluster_ids, timeout = cli.cluster_targets(args, config)
     if not args.wheel and not args.requirements:
         raise UsageError("nothing to install", hint="pass --wheel and/or --requirements")
-    timeout = args.timeout or float(deploy.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS)
-    if timeout <= 0:
-        raise UsageError("--timeout must be positive")
     wanted = _wanted(args, deploy)
 
     report = summary.Summary("install_libraries", "Install libraries", dry_run=args.dry_run)
