@@ -1,0 +1,561 @@
+"""Local workspace: the Workspace, DBFS and Files APIs (notebooks, workspace files, DBFS, UC Volumes).
+
+`_Files` is mixed into `local_workspace.Emulator`; the route functions below register themselves with
+local_workspace_core.route. Shapes, limits and messages follow shared/reference/databricks-rest-contract.md.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import posixpath
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from local_workspace_core import (
+    ApiError,
+    DBFS_BLOCK_LIMIT,
+    EXTENSION_LANGUAGES,
+    FILES_PUT_LIMIT,
+    LANGUAGE_EXTENSIONS,
+    NOTEBOOK_HEADERS,
+    Request,
+    Response,
+    Tree,
+    WORKSPACE_IMPORT_LIMIT,
+    already_exists,
+    b64decode_field,
+    decode_page_token,
+    encode_page_token,
+    http_date,
+    invalid,
+    ipynb_to_source,
+    no_content,
+    normalise_dbfs_path,
+    normalise_workspace_path,
+    not_found,
+    ok,
+    route,
+    source_to_ipynb,
+    to_bool,
+    with_notebook_header,
+)
+
+if TYPE_CHECKING:
+    from local_workspace import Emulator
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Workspace API
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _Workspace:
+    """Workspace objects (notebooks, files, directories) in `self.workspace`."""
+
+    def object_info(self, node: dict) -> dict:
+        info = {"object_type": node["type"], "path": node["path"], "object_id": node["object_id"], "resource_id": str(node["object_id"])}
+        if node["type"] == "NOTEBOOK":
+            info["language"] = node.get("language", "PYTHON")
+        if node["type"] in ("NOTEBOOK", "FILE"):
+            info["created_at"] = node["created_at"]
+            info["modified_at"] = node["modified_at"]
+        if node["type"] == "FILE":
+            info["size"] = len(node.get("data", b""))
+        return info
+
+    def workspace_node(self, path: str) -> dict:
+        node = self.workspace.get(path)
+        if node is None:
+            raise not_found(f"Path ({path}) doesn't exist.")
+        return node
+
+    def import_object(self, path: str, content: bytes, fmt: str, language: str | None, overwrite: bool) -> dict:
+        fmt = (fmt or "SOURCE").upper()
+        language = language.upper() if language else None
+        if fmt in ("DBC", "HTML", "R_MARKDOWN"):
+            raise invalid(f"Import format {fmt} is not supported by the local workspace.")
+        if fmt not in ("SOURCE", "AUTO", "JUPYTER", "RAW"):
+            raise invalid(f"Invalid import format: {fmt}")
+        if language is not None and language not in NOTEBOOK_HEADERS:
+            raise invalid(f"Invalid language: {language}")
+        node_type, target = "FILE", path
+        if fmt == "SOURCE":
+            if language is None:
+                raise invalid("The language field is required when importing a notebook in SOURCE format.")
+            node_type = "NOTEBOOK"
+        elif fmt == "JUPYTER":
+            node_type, language = "NOTEBOOK", "PYTHON"
+            content = ipynb_to_source(content).encode("utf-8")
+        elif fmt == "AUTO":
+            stem, ext = posixpath.splitext(path)
+            if ext.lower() == ".ipynb":
+                node_type, language, target = "NOTEBOOK", "PYTHON", stem
+                content = ipynb_to_source(content).encode("utf-8")
+            elif ext.lower() in EXTENSION_LANGUAGES:
+                detected = EXTENSION_LANGUAGES[ext.lower()]
+                if content.lstrip().startswith(NOTEBOOK_HEADERS[detected].encode()):
+                    node_type, language, target = "NOTEBOOK", detected, stem
+        if len(content) > WORKSPACE_IMPORT_LIMIT:
+            if node_type == "FILE":
+                message = f"File size imported is ({len(content)} bytes), exceeded max size ({WORKSPACE_IMPORT_LIMIT} bytes)"
+            else:
+                message = f"Notebook size imported is ({len(content)} bytes), exceeded max size ({WORKSPACE_IMPORT_LIMIT} bytes)"
+            raise ApiError(400, "MAX_NOTEBOOK_SIZE_EXCEEDED", message)
+        if target == "/":
+            raise already_exists("Path (/) already exists.")
+        parent = self.workspace.get(Tree.parent(target))
+        if parent is None or parent["type"] != "DIRECTORY":
+            raise not_found(f"The parent folder ({Tree.parent(target)}) does not exist.")
+        existing = self.workspace.get(target)
+        if existing is not None:
+            if not overwrite:
+                raise already_exists(f"Path ({target}) already exists.")
+            if existing["type"] != node_type:
+                raise already_exists(f"An item with path {target} already exists with a different object type ({existing['type']}).")
+        extra = {"language": language} if node_type == "NOTEBOOK" else {}
+        node = self.workspace.put(target, node_type, content, **extra)
+        self.mark_dirty()
+        return node
+
+    def export_object(self, node: dict, fmt: str) -> tuple[bytes, str]:
+        fmt = (fmt or "SOURCE").upper()
+        if node["type"] == "DIRECTORY":
+            raise invalid(f"Exporting directories ({node['path']}) is not supported by the local workspace.")
+        data = node.get("data", b"")
+        if node["type"] == "FILE":
+            if fmt not in ("SOURCE", "AUTO", "RAW"):
+                raise invalid(f"Export format {fmt} is not supported for files.")
+            return data, posixpath.splitext(node["path"])[1].lstrip(".")
+        language = node.get("language", "PYTHON")
+        if fmt in ("SOURCE", "AUTO"):
+            return with_notebook_header(data, language), LANGUAGE_EXTENSIONS[language]
+        if fmt == "JUPYTER":
+            if language != "PYTHON":
+                raise invalid("Only Python notebooks can be exported in JUPYTER format by the local workspace.")
+            return source_to_ipynb(data.decode("utf-8", "replace")), "ipynb"
+        raise invalid(f"Export format {fmt} is not supported by the local workspace.")
+
+    def read_workspace_file(self, path: str) -> bytes | None:
+        node = self.workspace.get(path)
+        return None if node is None or node["type"] == "DIRECTORY" else node.get("data", b"")
+
+
+@route("POST", "workspace/import")
+def workspace_import(emu: Emulator, request: Request) -> Response:
+    path = normalise_workspace_path(request.required("path"))
+    if request.is_multipart:
+        part = request.form().get("content")
+        if part is None:
+            raise invalid("Missing required field: content")
+        content = part.data  # multipart content is the raw file, with or without a filename
+    else:
+        encoded = request.param("content")
+        if encoded is None:
+            content = b""
+        else:
+            content = b64decode_field(encoded, "content")
+    emu.import_object(path, content, request.param("format", "SOURCE"), request.param("language"), to_bool(request.param("overwrite")))
+    return ok()
+
+
+@route("GET", "workspace/export")
+def workspace_export(emu: Emulator, request: Request) -> Response:
+    path = normalise_workspace_path(request.required("path"))
+    node = emu.workspace_node(path)
+    data, file_type = emu.export_object(node, request.param("format", "SOURCE"))
+    if to_bool(request.param("direct_download")):
+        return Response(200, data, {}, "application/octet-stream")
+    if len(data) > WORKSPACE_IMPORT_LIMIT:
+        raise ApiError(400, "MAX_NOTEBOOK_SIZE_EXCEEDED", f"Exported content is ({len(data)} bytes), exceeded max size ({WORKSPACE_IMPORT_LIMIT} bytes)")
+    return ok({"content": base64.b64encode(data).decode("ascii"), "file_type": file_type})
+
+
+@route("POST", "workspace/mkdirs")
+def workspace_mkdirs(emu: Emulator, request: Request) -> Response:
+    path = normalise_workspace_path(request.required("path"))
+    prefix = path
+    while prefix != "/":
+        node = emu.workspace.get(prefix)
+        if node is not None and node["type"] != "DIRECTORY":
+            raise already_exists(f"Cannot create directory {path} because {prefix} is an existing {node['type'].lower()}.")
+        prefix = Tree.parent(prefix)
+    emu.workspace.mkdirs(path)
+    emu.mark_dirty()
+    return ok()
+
+
+@route("GET", "workspace/list")
+def workspace_list(emu: Emulator, request: Request) -> Response:
+    path = normalise_workspace_path(request.required("path"))
+    node = emu.workspace_node(path)
+    if node["type"] != "DIRECTORY":
+        return ok({"objects": [emu.object_info(node)]})
+    objects = [emu.object_info(child) for child in emu.workspace.list(path)]
+    return ok({"objects": objects} if objects else {})
+
+
+@route("GET", "workspace/get-status")
+def workspace_get_status(emu: Emulator, request: Request) -> Response:
+    path = normalise_workspace_path(request.required("path"))
+    return ok(emu.object_info(emu.workspace_node(path)))
+
+
+@route("POST", "workspace/delete")
+def workspace_delete(emu: Emulator, request: Request) -> Response:
+    path = normalise_workspace_path(request.required("path"))
+    node = emu.workspace_node(path)
+    if path == "/":
+        raise invalid("Cannot delete the workspace root.")
+    if node["type"] == "DIRECTORY" and not emu.workspace.is_empty_dir(path) and not to_bool(request.param("recursive")):
+        raise ApiError(400, "DIRECTORY_NOT_EMPTY", f"Folder ({path}) is not empty")
+    emu.workspace.delete(path)
+    emu.mark_dirty()
+    return ok()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# DBFS and Files API (Volumes and workspace files)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def file_info(node: dict) -> dict:
+    is_dir = node["type"] == "DIRECTORY"
+    return {
+        "path": node["path"],
+        "is_dir": is_dir,
+        "file_size": 0 if is_dir else len(node.get("data", b"")),
+        "modification_time": node["modified_at"],
+    }
+
+
+class _Files:
+    """DBFS handles and the path-to-store mapping shared by DBFS, Files API, libraries and run execution."""
+
+    def dbfs_node(self, path: str) -> dict:
+        node = self.dbfs.get(path)
+        if node is None:
+            raise not_found(f"No file or directory exists on path {path}.")
+        return node
+
+    def dbfs_write(self, path: str, data: bytes, overwrite: bool) -> None:
+        existing = self.dbfs.get(path)
+        if existing is not None and (not overwrite or existing["type"] == "DIRECTORY"):
+            raise already_exists(f"A file or directory already exists at the input path {path}.")
+        self.dbfs_check_parent(path)
+        self.dbfs.mkdirs(Tree.parent(path))
+        self.dbfs.put(path, "FILE", data)
+        self.mark_dirty()
+
+    def dbfs_check_parent(self, path: str) -> None:
+        prefix = Tree.parent(path)
+        while prefix != "/":
+            node = self.dbfs.get(prefix)
+            if node is not None and node["type"] != "DIRECTORY":
+                raise already_exists(f"A file or directory already exists at the input path {prefix}.")
+            prefix = Tree.parent(prefix)
+
+    def dbfs_handle(self, request: Request) -> dict:
+        handle_id = request.int_param("handle", required=True)
+        handle = self.dbfs_handles.get(handle_id)
+        if handle is not None and time.monotonic() - handle["used"] > self.dbfs_handle_timeout:
+            self.dbfs_handles.pop(handle_id, None)
+            handle = None
+        if handle is None:
+            raise not_found(f"Handle {handle_id} does not exist or has expired.")
+        handle["used"] = time.monotonic()
+        return handle
+
+    def files_store(self, path: str) -> tuple[Tree, str]:
+        """The tree and normalised path a Files API path lives in: /Volumes/... or /Workspace/..."""
+        path = posixpath.normpath(path) if path.startswith("/") else path
+        if path == "/Volumes" or path.startswith("/Volumes/"):
+            parts = path.split("/")
+            if len(parts) < 5:
+                raise invalid(f"Invalid path {path}: expected /Volumes/<catalog>/<schema>/<volume>/...")
+            return self.volumes, path
+        if path == "/Workspace" or path.startswith("/Workspace/"):
+            return self.workspace, normalise_workspace_path(path)
+        raise invalid(f"Invalid path {path}: the Files API serves /Volumes/... and /Workspace/... paths.")
+
+    def locate(self, uri: str) -> tuple[Tree, str] | None:
+        """Where a library/init-script/python_file URI lives in our stores, None for external schemes."""
+        if uri.startswith("dbfs:"):
+            return self.dbfs, normalise_dbfs_path(uri)
+        if uri.startswith("/Volumes/"):
+            return self.volumes, posixpath.normpath(uri)
+        if uri.startswith("/"):
+            return self.workspace, normalise_workspace_path(uri)
+        if uri.startswith("file:"):
+            return None
+        return None
+
+    def read_uri(self, uri: str) -> bytes | None:
+        located = self.locate(uri)
+        if located is None:
+            return None
+        node = located[0].get(located[1])
+        return None if node is None or node["type"] == "DIRECTORY" else node.get("data", b"")
+
+    def write_file(self, uri: str, data: bytes) -> None:
+        located = self.locate(uri)
+        if located is None:
+            raise ValueError(f"cannot store {uri}: use dbfs:/..., /Volumes/... or a workspace path")
+        tree, path = located
+        tree.mkdirs(Tree.parent(path))
+        tree.put(path, "FILE", data)
+        self.mark_dirty()
+
+    def files_api(self, request: Request, service_path: str) -> Response:
+        kind = service_path.split("/")[1]
+        raw = "/" + service_path.split("/", 2)[2] if service_path.count("/") >= 2 else "/"
+        tree, path = self.files_store(raw)
+        method = request.method
+        if kind == "files":
+            return self.files_file(request, method, tree, path)
+        return self.files_directory(request, method, tree, path)
+
+    def files_file(self, request: Request, method: str, tree: Tree, path: str) -> Response:
+        node = tree.get(path)
+        if method == "PUT":
+            overwrite = to_bool(request.query.get("overwrite"), default=True)
+            if len(request.body) > FILES_PUT_LIMIT:
+                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"File size exceeds the maximum of {FILES_PUT_LIMIT} bytes.")
+            if node is not None and node["type"] == "DIRECTORY":
+                raise ApiError(409, "ALREADY_EXISTS", "A directory already exists at the path of the file being created.")
+            if node is not None and (not overwrite or node["type"] == "NOTEBOOK"):
+                raise ApiError(409, "ALREADY_EXISTS", "The file being created already exists.")
+            self.files_mkdirs(tree, Tree.parent(path))
+            tree.put(path, "FILE", request.body)
+            self.mark_dirty()
+            return no_content()
+        if method == "POST" and request.query.get("action") == "initiate-upload":
+            if node is not None and not to_bool(request.query.get("overwrite"), default=True):
+                raise ApiError(409, "ALREADY_EXISTS", "The file being created already exists.")
+            token = base64.urlsafe_b64encode(os.urandom(18)).decode("ascii")
+            self.upload_sessions[token] = path
+            return ok({"multipart_upload": {"session_token": token}})
+        if node is None or node["type"] == "DIRECTORY":
+            raise ApiError(404, "NOT_FOUND", "The file being accessed is not found.")
+        if method == "DELETE":
+            tree.delete(path)
+            self.mark_dirty()
+            return no_content()
+        if method not in ("GET", "HEAD"):
+            raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {request.path}'")
+        data = node.get("data", b"") if node["type"] == "FILE" else with_notebook_header(node.get("data", b""), node.get("language", "PYTHON"))
+        headers = {"Last-Modified": http_date(node["modified_at"]), "Accept-Ranges": "bytes"}
+        range_header = request.headers.get("Range")
+        if method == "GET" and range_header:
+            match = re.fullmatch(r"bytes=(\d*)-(\d*)", range_header.strip())
+            if not match or (not match.group(1) and not match.group(2)):
+                raise ApiError(416, "INVALID_PARAMETER_VALUE", f"Invalid range: {range_header}")
+            size = len(data)
+            if match.group(1):
+                start = int(match.group(1))
+                end = int(match.group(2)) if match.group(2) else size - 1
+            else:
+                start, end = max(0, size - int(match.group(2))), size - 1
+            if start >= size and size > 0:
+                raise ApiError(416, "INVALID_PARAMETER_VALUE", f"Range {range_header} is not satisfiable (size {size}).")
+            end = min(end, size - 1)
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+            return Response(206, data[start:end + 1], headers, "application/octet-stream")
+        if method == "HEAD":
+            headers["Content-Length"] = str(len(data))
+            return Response(200, b"", headers, "application/octet-stream")
+        return Response(200, data, headers, "application/octet-stream")
+
+    def files_mkdirs(self, tree: Tree, path: str) -> None:
+        prefix = path
+        while prefix not in ("/", ""):
+            node = tree.get(prefix)
+            if node is not None and node["type"] != "DIRECTORY":
+                raise ApiError(409, "ALREADY_EXISTS", f"A file already exists at {prefix}.")
+            prefix = Tree.parent(prefix)
+        tree.mkdirs(path)
+
+    def files_directory(self, request: Request, method: str, tree: Tree, path: str) -> Response:
+        if method == "PUT":
+            self.files_mkdirs(tree, path)
+            self.mark_dirty()
+            return no_content()
+        node = tree.get(path)
+        implicit_volume = tree is self.volumes and len(path.split("/")) == 5
+        if (node is None and not implicit_volume) or (node is not None and node["type"] != "DIRECTORY"):
+            raise ApiError(404, "NOT_FOUND", "The directory being accessed is not found.")
+        if method == "HEAD":
+            return Response(200, b"", {}, "")
+        if method == "DELETE":
+            if node is not None and not tree.is_empty_dir(path):
+                raise ApiError(400, "DIRECTORY_NOT_EMPTY", "The directory being deleted is not empty.")
+            if node is not None and path != "/":
+                tree.delete(path)
+                self.mark_dirty()
+            return no_content()
+        if method != "GET":
+            raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {request.path}'")
+        page_size = request.int_param("page_size", 1000)
+        if page_size is None or page_size < 1:
+            page_size = 1000
+        page_size = min(page_size, 1000)
+        offset = decode_page_token(request.param("page_token"))
+        children = tree.list(path) if node is not None else []
+        display_prefix = "/Workspace" if tree is self.workspace else ""
+        entries = []
+        for child in children[offset:offset + page_size]:
+            entry = {"path": display_prefix + child["path"], "name": posixpath.basename(child["path"]), "is_directory": child["type"] == "DIRECTORY"}
+            if child["type"] != "DIRECTORY":
+                entry["file_size"] = len(child.get("data", b""))
+                entry["last_modified"] = child["modified_at"]
+            entries.append(entry)
+        body: dict[str, Any] = {}
+        if entries:
+            body["contents"] = entries
+        if offset + page_size < len(children):
+            body["next_page_token"] = encode_page_token(offset + page_size)
+        return ok(body)
+
+
+@route("POST", "dbfs/put")
+def dbfs_put(emu: Emulator, request: Request) -> Response:
+    path = normalise_dbfs_path(request.required("path"))
+    overwrite = to_bool(request.param("overwrite"))
+    if request.is_multipart:
+        form = request.form()
+        part = form.get("file") or form.get("contents")
+        if part is None:
+            raise invalid("Missing required field: contents")
+        data = part.data
+        if part.filename is None:  # an inline field, not a file part: the 1 MB limit applies
+            data = b64decode_field(data.decode("ascii", "replace"), "contents")
+            _check_block(data, "contents")
+    else:
+        data = b64decode_field(request.param("contents", ""), "contents")
+        _check_block(data, "contents")
+    emu.dbfs_write(path, data, overwrite)
+    return ok()
+
+
+def _check_block(data: bytes, name: str) -> None:
+    if len(data) > DBFS_BLOCK_LIMIT:
+        raise ApiError(
+            400,
+            "MAX_BLOCK_SIZE_EXCEEDED",
+            f"The '{name}' data cannot exceed {DBFS_BLOCK_LIMIT} bytes. Found: {len(data)} bytes. You might want to use streaming upload instead.",
+        )
+
+
+@route("POST", "dbfs/create")
+def dbfs_create(emu: Emulator, request: Request) -> Response:
+    path = normalise_dbfs_path(request.required("path"))
+    existing = emu.dbfs.get(path)
+    if existing is not None and (not to_bool(request.param("overwrite")) or existing["type"] == "DIRECTORY"):
+        raise already_exists(f"A file or directory already exists at the input path {path}.")
+    emu.dbfs_check_parent(path)
+    handle = emu.new_id("handle")
+    emu.dbfs_handles[handle] = {"path": path, "chunks": [], "used": time.monotonic(), "overwrite": to_bool(request.param("overwrite"))}
+    return ok({"handle": handle})
+
+
+@route("POST", "dbfs/add-block")
+def dbfs_add_block(emu: Emulator, request: Request) -> Response:
+    handle = emu.dbfs_handle(request)
+    data = b64decode_field(request.required("data"), "data")
+    _check_block(data, "data")
+    handle["chunks"].append(data)
+    return ok()
+
+
+@route("POST", "dbfs/close")
+def dbfs_close(emu: Emulator, request: Request) -> Response:
+    handle = emu.dbfs_handle(request)
+    emu.dbfs_handles.pop(int(request.param("handle")), None)
+    emu.dbfs_write(handle["path"], b"".join(handle["chunks"]), overwrite=True)
+    return ok()
+
+
+@route("GET", "dbfs/get-status")
+def dbfs_get_status(emu: Emulator, request: Request) -> Response:
+    return ok(file_info(emu.dbfs_node(normalise_dbfs_path(request.required("path")))))
+
+
+@route("GET", "dbfs/list")
+def dbfs_list(emu: Emulator, request: Request) -> Response:
+    path = normalise_dbfs_path(request.required("path"))
+    node = emu.dbfs_node(path)
+    if node["type"] != "DIRECTORY":
+        return ok({"files": [file_info(node)]})
+    files = [file_info(child) for child in emu.dbfs.list(path)]
+    return ok({"files": files} if files else {})
+
+
+@route("POST", "dbfs/mkdirs")
+def dbfs_mkdirs(emu: Emulator, request: Request) -> Response:
+    path = normalise_dbfs_path(request.required("path"))
+    prefix = path
+    while prefix != "/":
+        node = emu.dbfs.get(prefix)
+        if node is not None and node["type"] != "DIRECTORY":
+            raise already_exists(f"A file or directory already exists at the input path {prefix}.")
+        prefix = Tree.parent(prefix)
+    emu.dbfs.mkdirs(path)
+    emu.mark_dirty()
+    return ok()
+
+
+@route("POST", "dbfs/delete")
+def dbfs_delete(emu: Emulator, request: Request) -> Response:
+    path = normalise_dbfs_path(request.required("path"))
+    node = emu.dbfs.get(path)
+    if node is None:
+        if emu.dbfs_delete_missing_ok:
+            return ok()
+        raise not_found(f"No file or directory exists on path {path}.")
+    if path == "/":
+        raise invalid("Cannot delete the DBFS root.")
+    if node["type"] == "DIRECTORY" and not emu.dbfs.is_empty_dir(path) and not to_bool(request.param("recursive")):
+        raise ApiError(400, "IO_ERROR", f"Directory {path} is not empty. Use recursive delete or remove its contents first.")
+    emu.dbfs.delete(path)
+    emu.mark_dirty()
+    return ok()
+
+
+@route("GET", "dbfs/read")
+def dbfs_read(emu: Emulator, request: Request) -> Response:
+    path = normalise_dbfs_path(request.required("path"))
+    offset = request.int_param("offset", 0)
+    length = request.int_param("length", 512 * 1024)
+    if offset < 0 or length < 0:
+        raise invalid("offset and length must be non-negative")
+    if length > DBFS_BLOCK_LIMIT:
+        raise ApiError(400, "MAX_READ_SIZE_EXCEEDED", f"Cannot read more than {DBFS_BLOCK_LIMIT} bytes, requested {length}.")
+    node = emu.dbfs_node(path)
+    if node["type"] == "DIRECTORY":
+        raise invalid(f"Cannot read {path}: it is a directory.")
+    chunk = node["data"][offset:offset + length]
+    return ok({"bytes_read": len(chunk), "data": base64.b64encode(chunk).decode("ascii")})
+
+
+@route("POST", "dbfs/move")
+def dbfs_move(emu: Emulator, request: Request) -> Response:
+    source = normalise_dbfs_path(request.required("source_path"))
+    destination = normalise_dbfs_path(request.required("destination_path"))
+    emu.dbfs_node(source)
+    if emu.dbfs.get(destination) is not None:
+        raise already_exists(f"A file or directory already exists at the input path {destination}.")
+    if destination.startswith(source.rstrip("/") + "/"):
+        raise invalid(f"Cannot move {source} into itself ({destination}).")
+    emu.dbfs_check_parent(destination)
+    emu.dbfs.move(source, destination)
+    emu.mark_dirty()
+    return ok()
+
+
+@route("POST", "fs/create-upload-part-urls")
+@route("POST", "fs/create-resumable-upload-url")
+@route("POST", "fs/create-abort-upload-url")
+@route("POST", "fs/create-download-url")
+def files_presigned(emu: Emulator, request: Request) -> Response:
+    # No cloud storage here: clients fall back to single PUT/GET through the Files API.
+    raise ApiError(501, "NOT_IMPLEMENTED", "Presigned URLs are not available on the local workspace.")
