@@ -260,10 +260,18 @@ def test_300_notebooks_under_throttling_and_faults_end_exactly_right(deploy_work
         "path=/api/*,fault=429,rate=0.1,retry_after=1; path=/api/*,fault=503,rate=0.05,retry_after=none; "
         "path=/api/*,fault=reset,rate=0.02",
     )
-    result = deploy(deploy_env, source, TARGET, "--concurrency", "16")
+    # The client's own rate limiter (25 imports/s) is switched off so the test spends its time on the faults.
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.json").write_text(json.dumps(
+        {"bundle": {"name": "t"}, "deploy": {"rate_limits": {"workspace": 0, "workspace/import": 0}}}
+    ))
+    result = run_script("deploy_notebooks.py", source, TARGET, "--concurrency", "16", env=deploy_env, cwd=project,
+                        timeout=180)
     ok(result)
     faults = [r for r in api_requests(deploy_workspace) if getattr(r, "fault", None)]
     assert len(faults) > 20, "the faults were not injected"
+    assert "retries" in result.stdout and "(0 retries)" not in result.stdout
     set_faults(deploy_workspace, "")
     w = sdk(deploy_workspace)
     for relative, path in made.items():
