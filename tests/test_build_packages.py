@@ -135,3 +135,10 @@ def test_restamp_is_reproducible_and_refuses_a_second_local_part(sample_repo, tm
 )
 def test_isolation_is_needed_only_when_build_requirements_are_missing(requires, expected):
     assert build_packages.requirements_installed(requires) is expected
+
+
+def test_a_build_past_its_deadline_fails_cleanly(sample_repo, tmp_path):
+    # No interpreter starts, let alone builds a wheel, within 10 ms: the deadline always expires.
+    result = run_script("build_packages.py", "--out-dir", tmp_path / "out", "--timeout", "0.01", sample_repo / "package1")
+    assert_one_line_error(result, 1, "package1 (build did not finish within 0.01s)")
+    assert not list((tmp_path / "out").glob("*.whl"))
