@@ -311,6 +311,13 @@ def test_missing_source_and_conflicting_names(deploy_workspace, deploy_env, tmp_
     assert api_requests(deploy_workspace) == []
 
 
+@pytest.mark.skipif(not os.path.isfile("/proc/self/mem"), reason="needs Linux /proc")
+def test_unreadable_source_file_is_refused_without_calls(deploy_workspace, deploy_env, source) -> None:
+    os.symlink("/proc/self/mem", source / "etl" / "broken.py")  # a regular file no one can read
+    assert_one_line_error(deploy(deploy_env, source, TARGET), code=2, contains="cannot read")
+    assert api_requests(deploy_workspace) == []
+
+
 def test_missing_workspace_dir_and_usage(deploy_env, source) -> None:
     assert_one_line_error(deploy(deploy_env, source), code=2, contains="WORKSPACE_DIR")
     assert_one_line_error(deploy(deploy_env, source, TARGET, "--concurrency", "0"), code=2, contains="concurrency")

@@ -95,6 +95,8 @@ def test_bad_destination_is_refused_without_calls(deploy_workspace, deploy_env, 
 def test_missing_or_unreadable_file_is_refused_without_calls(deploy_workspace, deploy_env, files, tmp_path) -> None:
     assert_one_line_error(upload(deploy_env, VOLUME, files[0], tmp_path / "nope.whl"), code=2, contains="does not exist")
     assert_one_line_error(upload(deploy_env, VOLUME, tmp_path), code=2, contains="is a folder")
+    if os.path.isfile("/proc/self/mem"):  # a regular file no one (root included) can read
+        assert_one_line_error(upload(deploy_env, VOLUME, files[0], "/proc/self/mem"), code=2, contains="cannot read")
     assert api_requests(deploy_workspace) == []
 
 
