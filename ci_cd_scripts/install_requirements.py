@@ -33,10 +33,11 @@ import ado
 import cli
 import discovery
 from errors import InputError, OperationFailed, UsageError
+# The requirement-file grammar lives in requirements.py; redact masks user:password@ in URLs.
+from requirements import logical_lines, redact
 
 KINDS = ("dev", "common")
 _TAIL_LINES = 200
-_URL_CREDENTIALS = re.compile(r"([a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 _INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+)(\S.*?)\s*$")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 # Places where pip names the file and line itself.
@@ -53,11 +54,6 @@ _FOR_REQUIREMENT = [
     re.compile(r"Failed building wheel for (?P<req>\S+)"),
 ]
 _CANNOT_INSTALL = re.compile(r"Cannot install (?P<reqs>.+?) because")
-
-
-def redact(text: str) -> str:
-    """Mask ``user:password@`` in URLs (an index URL with a token must not reach the log)."""
-    return _URL_CREDENTIALS.sub(r"\1***@", text)
 
 
 def canonical(name: str) -> str:
@@ -83,10 +79,7 @@ def requirement_lines(files: list[Path]) -> list[RequirementLine]:
         if path in seen or not path.is_file():
             continue
         seen.add(path)
-        for number, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-            text = re.sub(r"(^|\s)#.*$", "", raw).strip()
-            if not text:
-                continue
+        for number, text in logical_lines(path.read_text(encoding="utf-8", errors="replace")):
             include = _INCLUDE.match(text)
             if include:
                 pending.append(path.parent / include.group(1))
