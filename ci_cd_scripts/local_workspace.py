@@ -11,7 +11,8 @@ local tokens only. The server runs until SIGINT/SIGTERM; with --state-dir it kee
 
 Served under every API-version prefix real clients use (see shared/reference/databricks-rest-contract.md):
 Workspace 2.0, DBFS 2.0, Files 2.0 (/Volumes and /Workspace), Clusters 2.0+2.1, Libraries 2.0,
-Jobs 2.0/2.1/2.2, SCIM Me, /.well-known/databricks-config. Submitted runs of Python notebooks, Python
+Jobs 2.0/2.1/2.2, SCIM Me, /.well-known/databricks-config, and the workspace-files import-file/read endpoints
+of the new Databricks CLI. Submitted runs of Python notebooks, Python
 files and wheel entry points execute locally in a subprocess (local_workspace_runner.py) with the cluster's
 installed wheels importable, a dbutils shim and a lazy local `spark`.
 
@@ -45,7 +46,7 @@ A run subprocess always has a deadline (task/run timeout_seconds, else --run-tim
 
 NOT implemented (documented behaviours this emulator does not model):
   - Workspace: DBC, HTML and R_MARKDOWN import/export formats; directory import/export; notebooks_modified_after;
-    workspace-files/import-file; permissions, repos, git folders; the 500 MB total workspace file limit.
+    permissions, repos, git folders; the 500 MB total workspace file limit.
   - DBFS: the 503 "re-invoke" answer of very large deletes; list timeouts; mounts.
   - Files API: real multipart/resumable uploads (initiate-upload answers a session token, the presigned-URL
     endpoints answer 501 so the SDK falls back to a single PUT); If-Unmodified-Since; Unity Catalog itself
@@ -426,6 +427,9 @@ class Emulator(_Persistence, _Workspace, _Files, _Clusters, _Jobs):
                 raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {request.path}'")
             with self.lock:
                 return self.files_api(request, service_path)
+        if service_path.startswith("workspace-files/") and version == "2.0":
+            with self.lock:
+                return self.workspace_files_api(request, service_path[len("workspace-files/"):])
         entry = ROUTES.get((request.method, service_path))
         if entry is None or version not in entry[0]:
             if request.method == "HEAD" and (("GET", service_path) in ROUTES):

@@ -317,6 +317,30 @@ def clusters_edit(emu: Emulator, request: Request) -> Response:
     return ok()
 
 
+@route("POST", "clusters/update", ("2.1",))
+def clusters_update(emu: Emulator, request: Request) -> Response:
+    """The partial alternative to edit: only the fields named in `update_mask` change."""
+    cluster = emu.get_cluster(request.required("cluster_id"))
+    mask = [name.strip() for name in str(request.required("update_mask")).split(",") if name.strip()]
+    unknown = [name for name in mask if name not in EDITABLE_FIELDS]
+    if unknown:
+        raise invalid(f"update_mask names fields that cannot be updated: {', '.join(unknown)}")
+    if cluster["state"] not in ("RUNNING", "TERMINATED"):
+        raise invalid_state(f"Cluster {cluster['cluster_id']} is in unexpected state {cluster['state'].title()}.")
+    spec = request.param("cluster") or {}
+    if not isinstance(spec, dict):
+        raise invalid("cluster must be an object")
+    for name in mask:
+        if name in spec:
+            cluster[name] = json.loads(json.dumps(spec[name]))
+        else:
+            cluster.pop(name, None)
+    if cluster["state"] == "RUNNING":
+        emu.schedule(cluster, "RESTARTING", "RUNNING", emu.scaled("cluster_restart"))
+    emu.mark_dirty()
+    return ok()
+
+
 @route("POST", "libraries/install")
 def libraries_install(emu: Emulator, request: Request) -> Response:
     cluster = emu.get_cluster(request.required("cluster_id"))

@@ -136,6 +136,21 @@ class _Workspace:
             return source_to_ipynb(data.decode("utf-8", "replace")), "ipynb"
         raise invalid(f"Export format {fmt} is not supported by the local workspace.")
 
+    def workspace_files_api(self, request: Request, rest: str) -> Response:
+        """`POST workspace-files/import-file/<path>?overwrite=` (raw body, AUTO detection, no parent creation)
+        and `GET workspace-files/<path>` (raw content), as the new Databricks CLI and bundles use them."""
+        if request.method == "POST" and rest.startswith("import-file/"):
+            path = normalise_workspace_path("/" + rest[len("import-file/"):].lstrip("/"))
+            self.import_object(path, request.body, "AUTO", None, to_bool(request.query.get("overwrite")))
+            return ok()
+        if request.method in ("GET", "HEAD"):
+            node = self.workspace_node(normalise_workspace_path("/" + rest.lstrip("/")))
+            if node["type"] == "DIRECTORY":
+                raise invalid(f"Path ({node['path']}) is a directory.")
+            data, _ = self.export_object(node, "SOURCE")
+            return Response(200, data, {}, "application/octet-stream")
+        raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {request.path}'")
+
     def read_workspace_file(self, path: str) -> bytes | None:
         node = self.workspace.get(path)
         return None if node is None or node["type"] == "DIRECTORY" else node.get("data", b"")

@@ -437,13 +437,15 @@ class _Jobs:
             timeout = float(task.get("_timeout") or parent.get("_timeout") or self.run_timeout)
             spec = {"kind": kind, "path": path, "parameters": {str(k): str(v) for k, v in params.items()}}
             if kind == "python_file":
-                spec["argv"] = [str(a) for a in (task["spark_python_task"].get("parameters") or parent.get("_params", {}).get("python_params") or [])]
+                # run-now python_params replace the task's own parameters, as on the service
+                spec["argv"] = [str(a) for a in (parent.get("_params", {}).get("python_params") or task["spark_python_task"].get("parameters") or [])]
             if kind == "python_wheel":
                 wheel_task = task["python_wheel_task"] or {}
                 spec["package_name"] = str(wheel_task.get("package_name", ""))
                 spec["entry_point"] = str(wheel_task.get("entry_point", ""))
                 named = wheel_task.get("named_parameters") or {}
-                spec["argv"] = [f"--{k}={v}" for k, v in named.items()] or [str(a) for a in wheel_task.get("parameters") or parent.get("_params", {}).get("python_params") or []]
+                positional = parent.get("_params", {}).get("python_params") or wheel_task.get("parameters") or []
+                spec["argv"] = [f"--{k}={v}" for k, v in named.items()] or [str(a) for a in positional]
             env_vars = dict(cluster_spec.get("spark_env_vars") or {})
             env_vars["DATABRICKS_RUNTIME_VERSION"] = ".".join(map(str, runtime_version(cluster_spec.get("spark_version", "15.4"))))
             run_dir = self.work_dir / f"run-{task['run_id']}"

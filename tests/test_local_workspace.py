@@ -519,3 +519,113 @@ def test_notebook_spark_is_a_local_session_created_on_first_use(local_workspace)
     task_id = local_workspace.wait_run(run_id, timeout=180)["tasks"][0]["run_id"]
     output = call(local_workspace, "GET", f"/api/2.1/jobs/runs/get-output?run_id={task_id}").json()
     assert output["notebook_output"]["result"] == "False 5", output
+
+
+# ---- more documented behaviours -------------------------------------------------------------------------------
+
+
+def test_more_workspace_and_dbfs_behaviours(local_workspace):
+    # New-CLI workspace-files endpoints: raw body, AUTO detection, parents must exist.
+    call(local_workspace, "POST", "/api/2.0/workspace/mkdirs", json={"path": "/Shared/wf"})
+    assert call(local_workspace, "POST", "/api/2.0/workspace-files/import-file/Shared/wf/conf.yml?overwrite=true", data=b"a: 1\n").ok
+    assert call(local_workspace, "POST", "/api/2.0/workspace-files/import-file/Shared/wf/nb.py", data=b"# Databricks notebook source\nx = 1\n").ok
+    assert local_workspace.workspace_object("/Shared/wf/nb")["object_type"] == "NOTEBOOK"
+    assert call(local_workspace, "GET", "/api/2.0/workspace-files/Shared/wf/conf.yml").content == b"a: 1\n"
+    assert call(local_workspace, "POST", "/api/2.0/workspace-files/import-file/Shared/none/x.txt", data=b"x").status_code == 404
+    # Files API writes have no 10 MB limit; exporting such a file as JSON hits MAX_NOTEBOOK_SIZE_EXCEEDED.
+    big = b"0" * (10 * 1024 * 1024 + 10)
+    assert call(local_workspace, "PUT", "/api/2.0/fs/files/Workspace/Shared/wf/big.bin", data=iter([big[:5], big[5:]])).status_code == 204  # chunked
+    assert call(local_workspace, "GET", "/api/2.0/workspace/export?path=/Shared/wf/big.bin").json()["error_code"] == "MAX_NOTEBOOK_SIZE_EXCEEDED"
+    assert len(call(local_workspace, "GET", "/api/2.0/workspace/export?path=/Shared/wf/big.bin&direct_download=true").content) == len(big)
+    head = call(local_workspace, "HEAD", "/api/2.0/workspace/get-status?path=/Shared/wf")
+    assert head.status_code == 200 and head.content == b""
+    # DBFS: a file blocks mkdirs below it; deleting a missing path is 404 (200 with dbfs_delete_missing_ok).
+    local_workspace.put_file("dbfs:/tmp/file", b"x")
+    assert call(local_workspace, "POST", "/api/2.0/dbfs/mkdirs", json={"path": "/tmp/file/sub"}).json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+    assert call(local_workspace, "POST", "/api/2.0/dbfs/delete", json={"path": "/tmp/missing"}).status_code == 404
+    with lw.LocalWorkspace(token=WORKSPACE_TOKEN, dbfs_delete_missing_ok=True, clusters=[]) as lenient:
+        assert call(lenient, "POST", "/api/2.0/dbfs/delete", json={"path": "/tmp/missing"}).json() == {}
+
+
+def test_more_cluster_and_library_behaviours(local_workspace):
+    created = call(local_workspace, "POST", "/api/2.1/clusters/create", json={"cluster_name": "new", "spark_version": "15.4.x-scala2.12", "num_workers": 0}).json()["cluster_id"]
+    assert local_workspace.cluster(created)["state"] == "PENDING"
+    wait_for(lambda: local_workspace.cluster(created)["state"] == "RUNNING")
+    assert call(local_workspace, "POST", "/api/2.1/clusters/create", json={"cluster_name": "no version"}).status_code == 400
+    update = {"cluster_id": TERMINATED_CLUSTER, "update_mask": "num_workers,spark_conf", "cluster": {"num_workers": 4, "spark_conf": {"a": "b"}}}
+    assert call(local_workspace, "POST", "/api/2.1/clusters/update", json=update).ok
+    updated = local_workspace.cluster(TERMINATED_CLUSTER)
+    assert (updated["num_workers"], updated["spark_conf"], updated["cluster_name"]) == (4, {"a": "b"}, "ci-cd-legacy")
+    bad_mask = call(local_workspace, "POST", "/api/2.1/clusters/update", json={**update, "update_mask": "state"})
+    assert bad_mask.status_code == 400
+    assert call(local_workspace, "POST", "/api/2.0/clusters/edit", json={"cluster_id": created, "spark_version": "15.4.x-scala2.12"}).ok
+    assert local_workspace.cluster(created)["state"] == "RESTARTING"  # editing a running cluster restarts it
+
+    local_workspace.put_file("/Volumes/main/default/libs/badname.zip", b"PK")
+    local_workspace.put_file("dbfs:/FileStore/reqs.txt", b"pyyaml\n")
+    libraries = [
+        {"egg": "/Volumes/main/default/libs/old.egg"},
+        {"requirements": "dbfs:/FileStore/reqs.txt"},
+        {"whl": "abfss://libs@account.dfs.core.windows.net/x-1.0-py3-none-any.whl"},
+        {"whl": "/Volumes/main/default/libs/badname.zip"},
+    ]
+    call(local_workspace, "POST", "/api/2.0/libraries/install", json={"cluster_id": RUNNING_CLUSTER, "libraries": libraries})
+    statuses = wait_for(lambda: (lambda s: s if all(x["status"] in ("INSTALLED", "FAILED") for x in s) else None)(local_workspace.library_statuses(RUNNING_CLUSTER)))
+    assert [s["status"] for s in statuses] == ["FAILED", "FAILED", "INSTALLED", "FAILED"]
+    assert "Egg libraries are not supported" in statuses[0]["messages"][0]
+    # Uninstall, then install again before a restart: the pending removal is cancelled.
+    abfss = [libraries[2]]
+    call(local_workspace, "POST", "/api/2.0/libraries/uninstall", json={"cluster_id": RUNNING_CLUSTER, "libraries": abfss})
+    assert local_workspace.library_statuses(RUNNING_CLUSTER)[-1]["status"] == "UNINSTALL_ON_RESTART"  # removals listed last
+    call(local_workspace, "POST", "/api/2.0/libraries/install", json={"cluster_id": RUNNING_CLUSTER, "libraries": abfss})
+    assert [s["status"] for s in local_workspace.library_statuses(RUNNING_CLUSTER)].count("UNINSTALL_ON_RESTART") == 0
+
+
+def test_more_run_behaviours(local_workspace, monkeypatch):
+    monkeypatch.setenv("DATABRICKS_TOKEN", WORKSPACE_TOKEN)  # must not leak into runs
+    local_workspace.seed_cluster({"cluster_id": "0404-000000-envvars", "state": "RUNNING", "spark_version": "13.3.x-scala2.12",
+                                  "spark_env_vars": {"PIPELINE_ENV": "dev"}})
+    source = (b"import os\ndbutils.widgets.text('mode', 'default-mode')\n"
+              b"names = sorted(k for k in os.environ if k.startswith('DATABRICKS'))\n"
+              b"dbutils.notebook.exit(','.join(names) + '|' + os.environ['DATABRICKS_RUNTIME_VERSION'] + '|' + os.environ['PIPELINE_ENV'] + '|' + dbutils.widgets.get('mode'))\n")
+    call(local_workspace, "POST", "/api/2.0/workspace/import", json={"path": "/Shared/env", "language": "PYTHON", "content": b64(source)})
+    call(local_workspace, "POST", "/api/2.0/workspace/import", json={"path": "/Shared/widget", "language": "PYTHON", "content": b64(b"dbutils.widgets.get('missing')\n")})
+
+    def submit(notebook: str, cluster: str = "0404-000000-envvars") -> dict:
+        run_id = call(local_workspace, "POST", "/api/2.1/jobs/runs/submit", json={"tasks": [
+            {"task_key": "t", "existing_cluster_id": cluster, "notebook_task": {"notebook_path": notebook}}]}).json()["run_id"]
+        task_id = run_terminal(local_workspace, run_id)["tasks"][0]["run_id"]
+        return call(local_workspace, "GET", f"/api/2.1/jobs/runs/get-output?run_id={task_id}").json()
+
+    assert submit("/Shared/env")["notebook_output"]["result"] == "DATABRICKS_RUNTIME_VERSION|13.3|dev|default-mode"
+    missing = submit("/Shared/widget")
+    assert missing["error"] == "InputWidgetNotDefined: No input widget named missing is defined"
+
+    # run-now: idempotency token, python_params replace the task's parameters.
+    local_workspace.put_file("/Shared/args.py", b"import sys\nprint('argv', sys.argv[1:])\n")
+    job_id = call(local_workspace, "POST", "/api/2.1/jobs/create", json={"name": "args", "tasks": [
+        {"task_key": "a", "existing_cluster_id": RUNNING_CLUSTER, "spark_python_task": {"python_file": "/Workspace/Shared/args.py", "parameters": ["task"]}}]}).json()["job_id"]
+    first = call(local_workspace, "POST", "/api/2.1/jobs/run-now", json={"job_id": job_id, "python_params": ["override"], "idempotency_token": "t-1"}).json()
+    again = call(local_workspace, "POST", "/api/2.1/jobs/run-now", json={"job_id": job_id, "idempotency_token": "t-1"}).json()
+    assert first == again
+    run = run_terminal(local_workspace, first["run_id"])
+    logs = call(local_workspace, "GET", f"/api/2.1/jobs/runs/get-output?run_id={run['tasks'][0]['run_id']}").json()["logs"]
+    assert "argv ['override']" in logs and run["run_type"] == "JOB_RUN" and run["job_id"] == job_id
+    assert call(local_workspace, "POST", "/api/2.1/jobs/runs/cancel", json={"run_id": first["run_id"]}).ok  # terminal: no-op
+    assert local_workspace.run(first["run_id"])["state"]["result_state"] == "SUCCESS"
+    listed = call(local_workspace, "GET", f"/api/2.1/jobs/runs/list?job_id={job_id}&limit=1").json()
+    assert [r["run_id"] for r in listed["runs"]] == [first["run_id"]] and listed["has_more"] is False
+    assert call(local_workspace, "GET", "/api/2.1/jobs/runs/list?limit=26").status_code == 400
+    assert call(local_workspace, "POST", "/api/2.1/jobs/runs/delete", json={"run_id": first["run_id"]}).ok
+    assert call(local_workspace, "GET", f"/api/2.1/jobs/runs/get?run_id={first['run_id']}").status_code == 400
+
+
+def test_runs_get_22_pages_tasks(local_workspace):
+    local_workspace.script_run("/Shared/many")
+    tasks = [{"task_key": f"t{i}", "existing_cluster_id": RUNNING_CLUSTER, "notebook_task": {"notebook_path": "/Shared/many"}} for i in range(120)]
+    run_id = call(local_workspace, "POST", "/api/2.2/jobs/runs/submit", json={"tasks": tasks}).json()["run_id"]
+    assert run_terminal(local_workspace, run_id)["state"]["result_state"] == "SUCCESS"
+    first = call(local_workspace, "GET", f"/api/2.2/jobs/runs/get?run_id={run_id}").json()
+    second = call(local_workspace, "GET", f"/api/2.2/jobs/runs/get?run_id={run_id}&page_token={first['next_page_token']}").json()
+    assert len(first["tasks"]) == 100 and len(second["tasks"]) == 20
+    assert len(call(local_workspace, "GET", f"/api/2.1/jobs/runs/get?run_id={run_id}").json()["tasks"]) == 120

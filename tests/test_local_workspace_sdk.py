@@ -90,7 +90,9 @@ def test_dbfs_upload_download_uses_blocks(workspace_client, local_workspace):
     data = os.urandom(3 * 1024 * 1024 + 123)
     workspace_client.dbfs.upload("dbfs:/FileStore/wheels/big.whl", io.BytesIO(data), overwrite=True)
     assert local_workspace.dbfs_file("/FileStore/wheels/big.whl") == data
-    assert local_workspace.count("POST", "*/dbfs/add-block") == 4  # 1 MiB blocks
+    # create -> add-block per 1 MiB -> close, and nothing else (contract section 5.1)
+    calls = [r.path.rsplit("/", 1)[-1] for r in local_workspace.api_requests()]
+    assert calls == ["create"] + ["add-block"] * 4 + ["close"]
     assert workspace_client.dbfs.download("/FileStore/wheels/big.whl").read() == data
     status = workspace_client.dbfs.get_status("/FileStore/wheels/big.whl")
     assert status.file_size == len(data) and not status.is_dir
