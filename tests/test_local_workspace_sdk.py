@@ -337,3 +337,36 @@ def test_bad_and_missing_tokens(local_workspace):
     with pytest.raises(Unauthenticated, match="Credential was not sent"):
         anonymous.current_user.me()
     assert [r.status for r in local_workspace.api_requests()] == [403, 401]
+
+
+def test_package1_wheel_and_its_test_notebook_run_to_success(workspace_client, local_workspace, tmp_path):
+    """The issue's done-when: the real package1, built with PyPA build, imported by its own test notebook."""
+    import shutil
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    source = tmp_path / "package1"
+    shutil.copytree(ROOT / "package1", source, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__"))
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(source)],
+                   check=True, capture_output=True, timeout=300)
+    wheel = next((tmp_path / "dist").glob("package1-*.whl"))
+    volume_path = f"/Volumes/main/default/libs/{wheel.name}"
+    workspace_client.files.upload_from(volume_path, str(wheel))
+    workspace_client.libraries.install(RUNNING_CLUSTER, [compute.Library(whl=volume_path)])
+    workspace_client.workspace.mkdirs("/Shared/package1")
+    with open(source / "notebooks" / "test_quality_rules.py", "rb") as notebook:
+        workspace_client.workspace.upload("/Shared/package1/test_quality_rules.py", notebook, format=ImportFormat.AUTO)
+    for _ in range(10_000):
+        if local_workspace.library_statuses(RUNNING_CLUSTER)[0]["status"] == "INSTALLED":
+            break
+    run = workspace_client.jobs.submit(run_name="package1 tests", tasks=[jobs.SubmitTask(
+        task_key="tests", existing_cluster_id=RUNNING_CLUSTER,
+        notebook_task=jobs.NotebookTask(notebook_path="/Shared/package1/test_quality_rules"),
+    )]).result()
+    assert run.state.result_state == jobs.RunResultState.SUCCESS, run.state
+    import json
+
+    summary = json.loads(workspace_client.jobs.get_run_output(run.tasks[0].run_id).notebook_output.result)
+    assert summary["passed"] is True and summary["tests"] >= 1 and summary["failures"] == 0, summary
