@@ -15,10 +15,10 @@ import pytest
 from helpers import script_env
 
 
-def run_pytest(repo: Path, tests: str, junit: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """What the pipeline's test step does, from the repo root."""
+def run_pytest(repo: Path, tests: str | None, junit: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """What the pipeline's test step does: from the repo root with a path, or in a package folder without."""
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", tests],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *([tests] if tests else [])],
         cwd=repo, env=script_env(), capture_output=True, text=True, timeout=timeout,
     )
 
@@ -41,6 +41,14 @@ def test_package1_unit_tests_pass(sample_repo, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     counts = junit_counts(tmp_path / "TEST-package1.xml")
     assert counts["tests"] > 0 and counts["failures"] == counts["errors"] == 0
+
+
+def test_plain_pytest_in_the_package_folder_runs_its_tests_not_the_notebooks(sample_repo, tmp_path):
+    # notebooks/test_quality_rules.py matches test_*.py; collecting it must neither run nor exit.
+    result = run_pytest(sample_repo / "package1", None, tmp_path / "TEST.xml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert junit_counts(tmp_path / "TEST.xml")["tests"] > 0
+    assert "QualityRulesOnCluster" not in result.stdout
 
 
 def test_package1_unit_tests_catch_a_regression(sample_repo, tmp_path):

@@ -122,12 +122,15 @@ def run_tests(*cases):
     }
 
 
-summary = run_tests(QualityRulesOnCluster)
+# A notebook runs as __main__; importing this file (e.g. pytest collecting test_*.py) runs nothing.
+if __name__ == "__main__":
+    summary = run_tests(QualityRulesOnCluster)
 
 # COMMAND ----------
 
-if dbutils is not None:
-    dbutils.notebook.exit(json.dumps(summary))
-else:
-    print(json.dumps(summary, indent=2))
-    sys.exit(0 if summary["passed"] else 1)
+if __name__ == "__main__":
+    if dbutils is not None:
+        dbutils.notebook.exit(json.dumps(summary))
+    else:
+        print(json.dumps(summary, indent=2))
+        sys.exit(0 if summary["passed"] else 1)
