@@ -39,14 +39,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _load_config(args: argparse.Namespace):
-    """The resolved config when one is asked for (--config/-t/--var) or ./config.json exists; else None."""
-    if args.config is None and args.target is None and not args.var and not Path("config.json").is_file():
-        return None
-    args.config = args.config or "config.json"
-    return cli.load_config(args)
-
-
 @cli.entry
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("deploy_notebooks.py", __doc__)
@@ -59,11 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prune", action="store_true", help="delete objects the previous deployment created that are gone locally")
     cli.add_dry_run(parser)
     cli.add_config_args(parser)
-    parser.set_defaults(config=None)
     cli.add_workspace_args(parser)
     args = parser.parse_args(argv)
 
-    config = _load_config(args)
+    config = cli.load_config_if_present(args)
     deploy_section = getattr(config, "deploy", None) or {}
     workspace_dir = args.workspace_dir or deploy_section.get("notebooks_path")
     if not workspace_dir:

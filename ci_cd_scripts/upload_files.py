@@ -9,10 +9,8 @@ prefer a volume or workspace files.
 The token is read from $DATABRICKS_TOKEN (see --auth). Exit codes: 0 done, 1 a remote call failed, 2 bad input."""
 from __future__ import annotations
 
-import argparse
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import ado
 import cli
@@ -22,14 +20,6 @@ import summary
 from errors import OperationFailed
 
 
-def _load_config(args: argparse.Namespace):
-    """The resolved config when one is asked for (--config/-t/--var) or ./config.json exists; else None."""
-    if args.config is None and args.target is None and not args.var and not Path("config.json").is_file():
-        return None
-    args.config = args.config or "config.json"
-    return cli.load_config(args)
-
-
 @cli.entry
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("upload_files.py", __doc__)
@@ -37,13 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", metavar="FILE", nargs="+", help="local files to upload")
     cli.add_dry_run(parser)
     cli.add_config_args(parser)
-    parser.set_defaults(config=None)
     cli.add_workspace_args(parser)
     args = parser.parse_args(argv)
 
     destination = file_upload.parse_destination(args.dest_dir)
     files = file_upload.check_files(args.files)  # bad input fails here, before any call
-    config = _load_config(args)
+    config = cli.load_config_if_present(args)
     report = summary.Summary("upload_files", f"Upload files to {destination.display}", dry_run=args.dry_run)
     progress = summary.Progress(f"Uploading files to {destination.display}")
     with databricks.connect_from_args(args, config) as client:
