@@ -2,7 +2,8 @@
 
 Sets bundle_name, bundle_target, workspace_host, workspace_root_path, every config variable by its name
 (maps and lists of complex variables as compact JSON) and every key of the `deploy` section flattened
-with '_' (deploy_clusters, deploy_keyvault_name, ...; lists joined by ','). Inside Azure Pipelines these
+with '_' (deploy_clusters, deploy_keyvault_name, ...; lists joined by ','; the documented deploy keys are
+always set, empty when unset, so $(deploy_x) in a template never stays unexpanded). Inside Azure Pipelines these
 are `##vso[task.setvariable]` commands; elsewhere readable `[set variable] name=value` lines.
 Nothing else is printed but warnings and a count.
 
@@ -20,7 +21,12 @@ import cli
 import config
 from errors import CICDError, ConfigError
 
-BUILT_IN = ("bundle_name", "bundle_target", "workspace_host", "workspace_root_path")
+# Always exported (empty when unset) so that a template's $(deploy_x) never stays an unexpanded macro.
+ALWAYS_EXPORTED = (
+    "deploy_clusters", "deploy_libraries_path", "deploy_init_script_path", "deploy_notebooks_path",
+    "deploy_test_notebooks", "deploy_keyvault_name", "deploy_keyvault_url", "deploy_keyvault_secrets",
+    "deploy_concurrency", "deploy_timeout_seconds",
+)
 
 
 def pipeline_variables(loaded: config.Config) -> list[tuple[str, str]]:
@@ -38,6 +44,8 @@ def pipeline_variables(loaded: config.Config) -> list[tuple[str, str]]:
         pairs.append((name, config.scalar_text(_value(declaration))))
     for key, value in loaded.deploy.items():
         pairs.extend(config.flatten(f"deploy_{key}", value))
+    present = {name for name, _ in pairs}
+    pairs.extend((name, "") for name in ALWAYS_EXPORTED if name not in present)
     seen: dict[str, str] = {}
     for name, _ in pairs:
         where = "the config variable" if name in (tree.get("variables") or {}) else "the setting"

@@ -75,6 +75,8 @@ def test_plain_output_outside_pipelines(tmp_path):
     assert "[set variable] bundle_name=b" in result.stdout
     assert "[set variable] workspace_host=https://adb-1.1.azuredatabricks.net" in result.stdout
     assert "[set variable] workspace_root_path=/Workspace/Users/a@b.c/.bundle/b/default" in result.stdout
+    # No deploy section: the documented keys are still set (empty) so $(deploy_clusters) never stays literal.
+    assert "[set variable] deploy_clusters=\n" in result.stdout and "[set variable] deploy_keyvault_url=\n" in result.stdout
     assert "##vso" not in result.stdout
 
 
