@@ -26,7 +26,7 @@ import json
 import os
 import posixpath
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -539,7 +539,7 @@ class DeployResult:
 
     workspace_dir: str
     plan: Plan
-    manifest_note: str  # how the previous manifest was found: "read", "none (fresh deploy)", "corrupt: ..."
+    manifest_note: str  # how the previous manifest was found: "read", "none found: ...", "unreadable (...): ..."
     manifest_written: bool = False
     dry_run: bool = False
     list_calls: int = 0
@@ -574,8 +574,7 @@ def _run_all(tasks: Iterable[Callable[[], Any]], concurrency: int, progress: Cal
 
 
 def _as_completed(futures: dict) -> Iterable[Any]:
-    from concurrent.futures import CancelledError, as_completed
-
+    """`as_completed`, leaving out the futures cancelled after a failure."""
     for future in as_completed(futures):
         try:
             future.exception()

@@ -400,3 +400,25 @@ def test_pipeline_output_has_progress_and_a_summary_section(deploy_workspace, de
     failed = deploy(env, source, TARGET)
     assert_one_line_error(failed, code=1, contains="in the way")
     assert "failed" in (tmp_path / "summary" / "deploy_notebooks.md").read_text()
+
+
+def test_corrupt_or_deleted_manifest_means_a_full_deploy_that_says_so(deploy_workspace, deploy_env, source) -> None:
+    ok(deploy(deploy_env, source, TARGET))
+    w = sdk(deploy_workspace)
+    from databricks.sdk.service.workspace import ImportFormat
+
+    w.workspace.upload(f"{TARGET}/.deploy-manifest.json", b"{not json", format=ImportFormat.RAW, overwrite=True)
+    reset_log(deploy_workspace)
+    corrupt = deploy(deploy_env, source, TARGET)
+    ok(corrupt)
+    assert "unreadable" in corrupt.stdout and "fresh deploy" in corrupt.stdout
+    assert count(deploy_workspace, "POST", "/workspace/import") == len(EXPECTED) + 1
+    assert sorted(manifest_of(deploy_workspace, TARGET)["objects"]) == sorted(EXPECTED)
+
+    w.workspace.delete(f"{TARGET}/.deploy-manifest.json")
+    missing = deploy(deploy_env, source, TARGET)
+    ok(missing)
+    assert "none found" in missing.stdout
+    reset_log(deploy_workspace)
+    ok(deploy(deploy_env, source, TARGET))
+    assert write_requests(deploy_workspace) == []
