@@ -62,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
                 hint="rename it or use --format json",
             )
         ado.set_variable(variable, ",".join(shown))
-        ado.relay(f"found {len(shown)} file(s) for {' '.join(args.patterns)} in {elapsed:.3f}s", sys.stderr)
     elif args.format == "json":
         document = {"root": str(root.resolve()), "patterns": args.patterns, "count": len(shown), "files": shown}
         # '#' only occurs inside JSON strings; as \u0023 no line can start a pipeline command.
@@ -70,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for path in shown:
             print(ado.neutralise(path))
-    if not shown:
+    if shown:
+        # stderr, so stdout stays exactly the list a caller parses.
+        ado.relay(f"found {len(shown)} file(s) for {' '.join(args.patterns)} in {elapsed:.3f}s", sys.stderr)
+    else:
         ado.log_issue("warning", f"no file under {root} matches {' '.join(args.patterns)}")
     return 0
 
