@@ -96,12 +96,6 @@ def nesting(tree: Any) -> int:
     return deepest
 
 
-def get_path(tree: Any, path: tuple) -> Any:
-    for part in path:
-        tree = tree[part]
-    return tree
-
-
 def set_path(tree: Any, path: tuple, value: Any) -> None:
     for part in path[:-1]:
         tree = tree[part]
