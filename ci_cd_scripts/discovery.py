@@ -170,7 +170,7 @@ def walk_files(
         exclude = root_path / ".git" / "info" / "exclude"
         if exclude.is_file():
             extra = _read_ignore_file(str(exclude), "")
-            inherited = inherited + ((extra,) if extra else ())
+            inherited = ((extra,) if extra else ()) + inherited  # lowest precedence, as in git
     stack: list[tuple[str, str, tuple[_IgnoreFile, ...]]] = [(str(root_path), "", inherited)]
     while stack:
         folder, prefix, ignore_files = stack.pop()
