@@ -64,13 +64,16 @@ NOT implemented (documented behaviours this emulator does not model):
     widgets (fs, secrets, notebook.run raise NotImplementedError); runs expiring after 60 days; 2.2 pagination
     applies to tasks and job_clusters only; restart of a TERMINATED cluster answers INVALID_STATE (no knob).
   - Fidelity against the legacy databricks-cli 0.18 (it needs port 80) is not part of the test suite.
-  - Auth: only personal access tokens (Bearer); no OAuth, no Entra JWTs, no per-user permissions.
+  - Auth: PATs and unsigned Entra ID JWTs (audience, expiry, service-principal membership and management
+    headers checked, signatures not); no OAuth U2M/M2M token endpoints, no per-user permissions; jobs and
+    clusters are always owned by the local user whoever calls.
 """
 from __future__ import annotations
 
 import base64
 import collections
 import fnmatch
+import hashlib
 import http.server
 import json
 import math
@@ -445,6 +448,17 @@ class Emulator(_Persistence, _Workspace, _Files, _Clusters, _Jobs):
 
 @route("GET", "preview/scim/v2/Me")
 def scim_me(emu: Emulator, request: Request) -> Response:
+    if request.principal != USER_NAME:  # a service principal: its application id is its userName
+        me = {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": str(int(hashlib.sha256(request.principal.encode()).hexdigest()[:13], 16)),
+            "userName": request.principal,
+            "displayName": request.principal,
+            "active": True,
+        }
+        response = ok(me)
+        response.headers["X-Databricks-Org-Id"] = ORG_ID
+        return response
     me = {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "id": USER_ID,
@@ -534,6 +548,21 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
 
 
 ANONYMOUS_PATHS = ("/.well-known/databricks-config",)
+AZURE_DATABRICKS_APP_ID = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"
+ENTRA_AUDIENCES = (AZURE_DATABRICKS_APP_ID, f"api://{AZURE_DATABRICKS_APP_ID}")
+
+
+def _jwt_claims(token: str) -> dict | None:
+    """The payload of a JWT-shaped token (signature not checked: the emulator trusts its test callers)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 class LocalWorkspace:
@@ -545,7 +574,9 @@ class LocalWorkspace:
     durations), clusters (seed cluster dicts or a JSON file path; None = the two SEED_CLUSTERS, [] = none),
     run_timeout (deadline of run subprocesses without timeout_seconds), dbfs_handle_timeout (seconds a DBFS
     streaming handle lives idle), dbfs_delete_missing_ok (200 instead of 404 for deleting a missing DBFS path),
-    tcp_nodelay (default True; benchmarks turn it off to compare with http.server's default).
+    tcp_nodelay (default True; benchmarks turn it off to compare with http.server's default),
+    service_principals (Entra application ids already in the workspace) and azure_resource_id (the workspace's
+    Azure resource id checked against X-Databricks-Azure-Workspace-Resource-Id).
     """
 
     def __init__(
@@ -565,8 +596,14 @@ class LocalWorkspace:
         dbfs_handle_timeout: float = 600.0,
         dbfs_delete_missing_ok: bool = False,
         tcp_nodelay: bool = True,
+        service_principals: list[str] | None = None,
+        azure_resource_id: str | None = None,
     ):
         self.token = token
+        # Entra ID: application ids already members of the workspace; others join by sending the
+        # management headers. azure_resource_id, when set, must match X-Databricks-Azure-Workspace-Resource-Id.
+        self.service_principals = set(service_principals or [])
+        self.azure_resource_id = azure_resource_id
         self.tcp_nodelay = tcp_nodelay  # False only to measure what Python's http.server default costs
         self.tokens = {token}
         self.host = host
@@ -815,12 +852,40 @@ class LocalWorkspace:
         return None
 
     def _authenticate(self, request: Request) -> None:
+        """PATs from `self.tokens`; JWT-shaped bearer tokens go through the Entra ID rules (`_entra`)."""
         header = request.headers.get("Authorization") or ""
         scheme, _, credential = header.partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
             raise ApiError(401, 401, "Credential was not sent or was of an unsupported type for this API.")
-        if credential.strip() not in self.tokens:
+        if credential in self.tokens:
+            request.principal = USER_NAME
+            return
+        claims = _jwt_claims(credential)
+        if claims is None:
             raise ApiError(403, 403, "Invalid access token.", {"X-Databricks-Reason-Phrase": "Invalid access token."})
+        request.principal = self._entra(request, claims)
+
+    def _entra(self, request: Request, claims: dict) -> str:
+        """Contract section 2.2 ([U] where unverified): Azure Databricks audience, not expiring, a known service
+        principal — or a new one that sends both management headers (first-login provisioning)."""
+        if claims.get("aud") not in ENTRA_AUDIENCES:
+            raise ApiError(401, 401, "Credential was not sent or was of an unsupported type for this API.")
+        expires = claims.get("exp")
+        if isinstance(expires, (int, float)) and expires < time.time() + 30:
+            raise ApiError(403, 403, "Token is expiring within 30 seconds. (token expired)")
+        principal = str(claims.get("appid") or claims.get("azp") or claims.get("oid") or "")
+        if not principal:
+            raise ApiError(403, 403, "Invalid access token.", {"X-Databricks-Reason-Phrase": "Invalid access token."})
+        resource_id = request.headers.get("X-Databricks-Azure-Workspace-Resource-Id")
+        if resource_id and self.azure_resource_id and resource_id.lower() != self.azure_resource_id.lower():
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"The workspace with resource ID {resource_id} could not be found.")
+        if principal not in self.service_principals:
+            if not (resource_id and request.headers.get("X-Databricks-Azure-SP-Management-Token")):
+                raise ApiError(403, 403, "Invalid access token.", {"X-Databricks-Reason-Phrase": "Invalid access token."})
+            with self._control:
+                self.service_principals.add(principal)
+        return principal
 
     def _serve(self, handler: _RequestHandler) -> None:
         started_wall, started = time.time(), time.perf_counter()
@@ -967,6 +1032,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--time-scale", type=float, default=1.0, help="multiply emulated durations (0.01 = 100x faster; default 1)")
         parser.add_argument("--clusters", default=None, metavar="SEED.json", help="seed clusters from a JSON list (default: two local clusters)")
         parser.add_argument("--run-timeout", type=float, default=600.0, help="deadline (s) of run subprocesses without timeout_seconds (default 600)")
+        parser.add_argument("--service-principal", action="append", default=[], metavar="APP_ID", help="Entra application id already in the workspace (repeatable); others must send the Azure management headers")
+        parser.add_argument("--azure-resource-id", default=None, help="Azure resource id the X-Databricks-Azure-Workspace-Resource-Id header must match")
         args = parser.parse_args(argv)
         if args.port < 0 or args.port > 65535:
             raise UsageError(f"--port {args.port} is not a valid port")
@@ -990,7 +1057,8 @@ def main(argv: list[str] | None = None) -> int:
             workspace = LocalWorkspace(
                 token=token, port=args.port, host=args.host, latency_ms=args.latency_ms, rate_limits=args.rate_limit,
                 faults=args.faults, seed=args.seed, state_dir=args.state_dir, time_scale=args.time_scale,
-                clusters=clusters, run_timeout=args.run_timeout,
+                clusters=clusters, run_timeout=args.run_timeout, service_principals=args.service_principal,
+                azure_resource_id=args.azure_resource_id,
             )
         except (OSError, ValueError) as error:
             raise InputError(f"cannot load state from {args.state_dir}: {error}")

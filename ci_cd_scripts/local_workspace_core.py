@@ -198,6 +198,7 @@ class Request:
         self.headers = headers
         self.body = body
         self.version = ""
+        self.principal = ""  # set by authentication: the user name or a service principal's application id
         self._json: Any = None
         self._form: dict[str, Part] | None = None
 

@@ -629,3 +629,33 @@ def test_runs_get_22_pages_tasks(local_workspace):
     second = call(local_workspace, "GET", f"/api/2.2/jobs/runs/get?run_id={run_id}&page_token={first['next_page_token']}").json()
     assert len(first["tasks"]) == 100 and len(second["tasks"]) == 20
     assert len(call(local_workspace, "GET", f"/api/2.1/jobs/runs/get?run_id={run_id}").json()["tasks"]) == 120
+
+
+def entra_token(claims: dict) -> str:
+    """An unsigned JWT: the emulator reads the claims, it does not verify signatures."""
+    def segment(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{segment({'alg': 'none', 'typ': 'JWT'})}.{segment(claims)}.signature"
+
+
+def test_entra_id_tokens_for_service_principals():
+    app_id = "11111111-2222-3333-4444-555555555555"
+    resource_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Databricks/workspaces/dev"
+    good = {"aud": lw.AZURE_DATABRICKS_APP_ID, "appid": app_id, "exp": time.time() + 3600}
+    with lw.LocalWorkspace(token=WORKSPACE_TOKEN, clusters=[], azure_resource_id=resource_id) as ws:
+        def me(claims: dict, **headers: str) -> requests.Response:
+            return requests.get(ws.url + "/api/2.0/preview/scim/v2/Me", timeout=10,
+                                headers={"Authorization": f"Bearer {entra_token(claims)}", **headers})
+
+        assert me(good).json() == {"error_code": 403, "message": "Invalid access token."}  # not a workspace member yet
+        wrong_audience = me({**good, "aud": "https://management.core.windows.net/"})
+        assert wrong_audience.status_code == 401
+        expiring = me({**good, "exp": time.time() + 10})
+        assert expiring.json() == {"error_code": 403, "message": "Token is expiring within 30 seconds. (token expired)"}
+        management = {"X-Databricks-Azure-SP-Management-Token": entra_token({"aud": "https://management.core.windows.net/"})}
+        wrong_workspace = me(good, **management, **{"X-Databricks-Azure-Workspace-Resource-Id": resource_id + "x"})
+        assert wrong_workspace.status_code == 404 and "could not be found" in wrong_workspace.json()["message"]
+        first_login = me(good, **management, **{"X-Databricks-Azure-Workspace-Resource-Id": resource_id})
+        assert first_login.status_code == 200 and first_login.json()["userName"] == app_id
+        assert me({**good, "aud": f"api://{lw.AZURE_DATABRICKS_APP_ID}"}).json()["userName"] == app_id  # now a member
