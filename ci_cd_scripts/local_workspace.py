@@ -12,9 +12,9 @@ local tokens only. The server runs until SIGINT/SIGTERM; with --state-dir it kee
 Served under every API-version prefix real clients use (see shared/reference/databricks-rest-contract.md):
 Workspace 2.0, DBFS 2.0, Files 2.0 (/Volumes and /Workspace), Clusters 2.0+2.1, Libraries 2.0,
 Jobs 2.0/2.1/2.2, SCIM Me, /.well-known/databricks-config, and the workspace-files import-file/read endpoints
-of the new Databricks CLI. Submitted runs of Python notebooks, Python
-files and wheel entry points execute locally in a subprocess (local_workspace_runner.py) with the cluster's
-installed wheels importable, a dbutils shim and a lazy local `spark`.
+of the new Databricks CLI, plus Entra ID bearer tokens for service principals. Submitted runs of Python
+notebooks, Python files and wheel entry points execute locally in a subprocess (local_workspace_runner.py)
+with the cluster's installed wheels importable, a dbutils shim and a lazy local `spark`.
 
 Code layout: local_workspace_core.py (wire conventions: errors, request parsing, paths, trees, routes),
 local_workspace_files.py (Workspace, DBFS, Files), local_workspace_compute.py (Clusters, Libraries),
@@ -52,17 +52,18 @@ NOT implemented (documented behaviours this emulator does not model):
     endpoints answer 501 so the SDK falls back to a single PUT); If-Unmodified-Since; Unity Catalog itself
     (any /Volumes/<catalog>/<schema>/<volume> is accepted without creating catalogs, schemas or volumes).
   - Clusters: create options are stored, not validated; resize/RESIZING, events, pin, permanent-delete,
-    spark-versions, list-node-types, policies, init scripts are stored but never executed, UC
-    artifact allowlists and data_security_mode enforcement, Entra ID / Azure management-token auth modes.
+    spark-versions, list-node-types, policies; init scripts are stored but never executed; UC
+    artifact allowlists and data_security_mode enforcement.
   - Libraries: pypi/maven/cran/jar libraries are reported INSTALLED but not installed (only wheels reach
     PYTHONPATH); wheels with compiled extension modules cannot be imported from the zip; requirements files
     are checked for existence, not installed; all-cluster libraries.
-  - Jobs: schedules, triggers, queueing, max_concurrent_runs, retries, repair, run_if/conditions other than
-    ALL_SUCCESS, for_each/condition/sql/dbt/pipeline/jar/spark_submit tasks (they end FAILED), job clusters
+  - Jobs: schedules, triggers, queueing, max_concurrent_runs, retries, repair, runs/cancel-all, export,
+    for_each/condition/sql/dbt/pipeline/jar/spark_submit tasks (they end FAILED), job clusters
     (tasks run on an ephemeral local environment), git_source, permissions, job-level environments,
     notebook `%pip`/`%run`/`%sql` magics (magic lines are comments), dbutils beyond notebook.exit and
     widgets (fs, secrets, notebook.run raise NotImplementedError); runs expiring after 60 days; 2.2 pagination
-    applies to tasks and job_clusters only; restart of a TERMINATED cluster answers INVALID_STATE (no knob).
+    applies to tasks and job_clusters only; restart of a TERMINATED cluster answers INVALID_STATE (no knob);
+    notebooks run in a scratch folder, so workspace files next to a notebook are not importable.
   - Fidelity against the legacy databricks-cli 0.18 (it needs port 80) is not part of the test suite.
   - Auth: PATs and unsigned Entra ID JWTs (audience, expiry, service-principal membership and management
     headers checked, signatures not); no OAuth U2M/M2M token endpoints, no per-user permissions; jobs and
@@ -250,7 +251,7 @@ def parse_latency(values: Any) -> tuple[float, list[tuple[str, float]]]:
 
 @dataclass
 class RequestRecord:
-    """One served request: never headers or bodies (they can carry secrets)."""
+    """One served request: never headers or bodies (they can carry secrets). status 0 = connection reset."""
 
     method: str
     path: str
