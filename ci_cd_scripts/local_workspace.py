@@ -1061,8 +1061,8 @@ def main(argv: list[str] | None = None) -> int:
                 clusters=clusters, run_timeout=args.run_timeout, service_principals=args.service_principal,
                 azure_resource_id=args.azure_resource_id,
             )
-        except (OSError, ValueError) as error:
-            raise InputError(f"cannot load state from {args.state_dir}: {error}")
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise InputError(f"cannot load state from {args.state_dir}: {error!r}", hint="fix or remove the folder")
         try:
             workspace.start()
         except OSError as error:

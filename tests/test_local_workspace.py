@@ -467,6 +467,17 @@ def test_cli_rejects_bad_flags(tmp_path):
     assert_one_line_error(run_script("local_workspace.py", "--faults", "fault=418", timeout=30), contains="fault=418")
     assert_one_line_error(run_script("local_workspace.py", "--rate-limit", "nope", timeout=30), contains="nope")
     assert_one_line_error(run_script("local_workspace.py", "--clusters", str(tmp_path / "missing.json"), timeout=30), contains="missing.json")
+    broken = tmp_path / "broken-state"
+    broken.mkdir()
+    (broken / "state.json").write_text('{"version": 1}')
+    assert_one_line_error(run_script("local_workspace.py", "--state-dir", str(broken), timeout=30), contains="cannot load state")
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert_one_line_error(run_script("local_workspace.py", "--port", str(port), timeout=30), contains=f"cannot listen on 127.0.0.1:{port}")
 
 
 def test_state_dir_persists_between_runs(tmp_path):
