@@ -37,7 +37,8 @@ Faults, limits and latency apply to /api/ paths only.
 Private admin surface (no auth): GET/DELETE /__local__/requests (request log), POST /__local__/reset,
 POST /__local__/faults {"spec"}, POST /__local__/rate-limits {"limits": [...]}, POST /__local__/latency
 {"latency_ms": ...}, POST /__local__/tokens {"token"}, POST /__local__/clusters {"clusters": [...]},
-POST /__local__/cluster-state {"cluster_id", "state"}, POST /__local__/script-run {"notebook_path",
+POST /__local__/cluster-state {"cluster_id", "state"}, POST /__local__/fail-next-start {"cluster_id", "code",
+"message"}, POST /__local__/script-run {"notebook_path",
 "result_state", "duration_seconds", "result", "error", "error_trace"}, GET /__local__/state.
 
 Time: emulated durations (cluster start/restart/terminate, library install phases, run pending/terminating,
@@ -767,6 +768,16 @@ class LocalWorkspace:
         with self.emulator.lock:
             self.emulator.force_cluster_state(cluster_id, state.upper())
 
+    def fail_next_start(
+        self,
+        cluster_id: str,
+        code: str = "INIT_SCRIPT_FAILURE",
+        message: str = "Cluster scoped init script failed: Script exit status is non-zero",
+    ) -> None:
+        """The cluster's next start/restart/edit-restart ends TERMINATED with this termination_reason."""
+        with self.emulator.lock:
+            self.emulator.fail_next_start(cluster_id, code, message)
+
     def library_statuses(self, cluster_id: str) -> list[dict]:
         with self.emulator.lock:
             return self.emulator.library_statuses(cluster_id)
@@ -981,6 +992,9 @@ class LocalWorkspace:
                 return ok({"clusters": [self.seed_cluster(spec) for spec in body.get("clusters", [])]})
             if name == "cluster-state" and method == "POST":
                 self.set_cluster_state(body["cluster_id"], body["state"])
+                return ok()
+            if name == "fail-next-start" and method == "POST":
+                self.fail_next_start(body["cluster_id"], body.get("code", "INIT_SCRIPT_FAILURE"), body.get("message", "Cluster scoped init script failed: Script exit status is non-zero"))
                 return ok()
             if name == "script-run" and method == "POST":
                 self.script_run(

@@ -129,10 +129,27 @@ class _Clusters:
         pending = cluster.get("_next")
         if pending and time.time() >= pending["due"]:
             cluster["_next"] = None
+            failure = cluster.pop("_fail_next_start", None)
+            if pending["state"] == "RUNNING" and failure:
+                # The start fails the way an init script failure does: TERMINATED with a termination_reason.
+                cluster["termination_reason"] = failure
+                self.enter_state(cluster, "TERMINATED", pending["due"])
+                cluster["state_message"] = f"Cluster terminated. Reason: {failure['code'].replace('_', ' ').title()}"
+                self.mark_dirty()
+                return
             if pending["state"] == "RUNNING":
                 cluster["last_restarted_time"] = int(pending["due"] * 1000)
             self.enter_state(cluster, pending["state"], pending["due"])
             self.mark_dirty()
+
+    def fail_next_start(self, cluster_id: str, code: str, message: str) -> None:
+        cluster = self.get_cluster(cluster_id)
+        cluster["_fail_next_start"] = {
+            "code": code,
+            "type": "CLIENT_ERROR",
+            "parameters": {"databricks_error_message": message, "instance_id": f"local-{cluster_id}"},
+        }
+        self.mark_dirty()
 
     def force_cluster_state(self, cluster_id: str, state: str) -> None:
         cluster = self.get_cluster(cluster_id)

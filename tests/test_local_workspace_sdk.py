@@ -370,3 +370,16 @@ def test_package1_wheel_and_its_test_notebook_run_to_success(workspace_client, l
 
     summary = json.loads(workspace_client.jobs.get_run_output(run.tasks[0].run_id).notebook_output.result)
     assert summary["passed"] is True and summary["tests"] >= 1 and summary["failures"] == 0, summary
+
+
+def test_a_failing_start_stops_the_sdk_waiter(workspace_client, local_workspace):
+    from databricks.sdk.errors import OperationFailed
+
+    local_workspace.fail_next_start(RUNNING_CLUSTER, message="Cluster scoped init script /Volumes/main/default/init/init.sh failed")
+    with pytest.raises(OperationFailed, match="TERMINATED"):
+        workspace_client.clusters.restart(RUNNING_CLUSTER).result()
+    details = workspace_client.clusters.get(RUNNING_CLUSTER)
+    assert details.termination_reason.code == compute.TerminationReasonCode.INIT_SCRIPT_FAILURE
+    assert "init.sh failed" in details.termination_reason.parameters["databricks_error_message"]
+    assert details.state_message == "Cluster terminated. Reason: Init Script Failure"
+    assert workspace_client.clusters.start(RUNNING_CLUSTER).result().state == compute.State.RUNNING  # only the next start fails
