@@ -29,12 +29,16 @@ def b64(data: bytes) -> str:
 
 
 def wait_for(predicate, timeout: float = 30.0):
-    """Deadline loop (no fixed sleeps): poll until predicate() is truthy."""
+    """Deadline loop: poll until predicate() is truthy, yielding the CPU briefly between polls."""
+    import threading
+
+    pause = threading.Event()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
+        pause.wait(0.005)
     raise AssertionError("condition not met before the deadline")
 
 
