@@ -53,7 +53,8 @@ NOT implemented (documented behaviours this emulator does not model):
     endpoints answer 501 so the SDK falls back to a single PUT); If-Unmodified-Since; Unity Catalog itself
     (any /Volumes/<catalog>/<schema>/<volume> is accepted without creating catalogs, schemas or volumes).
   - Clusters: create options are stored, not validated; resize/RESIZING, events, pin, permanent-delete,
-    spark-versions, list-node-types, policies; init scripts are stored but never executed; UC
+    policies; spark-versions and list-node-types are short fixed lists; init scripts are stored but never
+    executed or checked (fail_next_start simulates a failing one); UC
     artifact allowlists and data_security_mode enforcement.
   - Libraries: pypi/maven/cran/jar libraries are reported INSTALLED but not installed (only wheels reach
     PYTHONPATH); wheels with compiled extension modules cannot be imported from the zip; requirements files

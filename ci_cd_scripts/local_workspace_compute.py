@@ -273,6 +273,36 @@ def clusters_list(emu: Emulator, request: Request) -> Response:
     return ok({"clusters": clusters} if clusters else {})
 
 
+SPARK_VERSIONS = [
+    ("16.4.x-scala2.12", "16.4 LTS (includes Apache Spark 3.5.2, Scala 2.12)"),
+    ("15.4.x-scala2.12", "15.4 LTS (includes Apache Spark 3.5.0, Scala 2.12)"),
+    ("15.4.x-photon-scala2.12", "15.4 LTS Photon (includes Apache Spark 3.5.0, Scala 2.12)"),
+    ("14.3.x-scala2.12", "14.3 LTS (includes Apache Spark 3.5.0, Scala 2.12)"),
+    ("13.3.x-scala2.12", "13.3 LTS (includes Apache Spark 3.4.1, Scala 2.12)"),
+]
+NODE_TYPES = [
+    ("Standard_DS3_v2", 14336, 4.0, "General Purpose"),
+    ("Standard_DS4_v2", 28672, 8.0, "General Purpose"),
+    ("Standard_D4ds_v5", 16384, 4.0, "General Purpose (HDD)"),
+    ("Standard_E8ds_v4", 65536, 8.0, "Memory Optimized"),
+]
+
+
+@route("GET", "clusters/spark-versions", CLUSTER_VERSIONS)
+def clusters_spark_versions(emu: Emulator, request: Request) -> Response:
+    return ok({"versions": [{"key": key, "name": name} for key, name in SPARK_VERSIONS]})
+
+
+@route("GET", "clusters/list-node-types", CLUSTER_VERSIONS)
+def clusters_node_types(emu: Emulator, request: Request) -> Response:
+    node_types = [
+        {"node_type_id": node_id, "memory_mb": memory, "num_cores": cores, "category": category, "description": node_id,
+         "instance_type_id": node_id, "is_deprecated": False, "node_info": {}}
+        for node_id, memory, cores, category in NODE_TYPES
+    ]
+    return ok({"node_types": node_types})
+
+
 @route("POST", "clusters/create", CLUSTER_VERSIONS)
 def clusters_create(emu: Emulator, request: Request) -> Response:
     spec = {k: v for k, v in request.json().items() if k in EDITABLE_FIELDS}

@@ -383,3 +383,8 @@ def test_a_failing_start_stops_the_sdk_waiter(workspace_client, local_workspace)
     assert "init.sh failed" in details.termination_reason.parameters["databricks_error_message"]
     assert details.state_message == "Cluster terminated. Reason: Init Script Failure"
     assert workspace_client.clusters.start(RUNNING_CLUSTER).result().state == compute.State.RUNNING  # only the next start fails
+
+
+def test_sdk_selectors_for_spark_versions_and_node_types(workspace_client):
+    assert workspace_client.clusters.select_spark_version(long_term_support=True, latest=True) == "16.4.x-scala2.12"
+    assert workspace_client.clusters.select_node_type(local_disk=False, min_memory_gb=60) == "Standard_E8ds_v4"
