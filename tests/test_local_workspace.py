@@ -674,3 +674,56 @@ def test_entra_id_tokens_for_service_principals():
         first_login = me(good, **management, **{"X-Databricks-Azure-Workspace-Resource-Id": resource_id})
         assert first_login.status_code == 200 and first_login.json()["userName"] == app_id
         assert me({**good, "aud": f"api://{lw.AZURE_DATABRICKS_APP_ID}"}).json()["userName"] == app_id  # now a member
+
+
+def _cli_018_path() -> str | None:
+    """Where databricks-cli 0.18 can be imported from: $CLI018_PATH (a pip --target folder) or sys.path."""
+    import importlib.util
+
+    folder = os.environ.get("CLI018_PATH")
+    if folder and os.path.isdir(os.path.join(folder, "databricks_cli")):
+        return folder
+    return "" if importlib.util.find_spec("databricks_cli") else None
+
+
+def test_legacy_databricks_cli_018_import_dir_and_fs_cp(tmp_path):
+    """Optional fidelity (contract 5.2): the archived CLI drops the port, so the emulator listens on 127.0.0.2:80.
+
+    Runs when databricks-cli 0.18 is importable (e.g. `pip install --target DIR databricks-cli==0.18.0` and
+    CLI018_PATH=DIR) and port 80 can be bound; skipped otherwise."""
+    cli_path = _cli_018_path()
+    if cli_path is None:
+        pytest.skip("databricks-cli 0.18 is not installed (set CLI018_PATH to a pip --target folder)")
+    try:
+        ws = lw.LocalWorkspace(token=WORKSPACE_TOKEN, host="127.0.0.2", port=80, time_scale=0).start()
+    except OSError as error:
+        pytest.skip(f"cannot listen on 127.0.0.2:80: {error}")
+    try:
+        source = tmp_path / "src"
+        (source / "sub").mkdir(parents=True)
+        (source / "a.py").write_text("# Databricks notebook source\nprint(1)\n")
+        (source / "sub" / "q.sql").write_text("select 1")
+        (source / "README.md").write_text("not a notebook")
+        wheel = tmp_path / "big.whl"
+        wheel.write_bytes(os.urandom(3 * 1024 * 1024))  # one multipart put: no 1 MB limit on file parts
+        env = script_env(DATABRICKS_HOST="http://127.0.0.2", DATABRICKS_TOKEN=WORKSPACE_TOKEN, PYTHONPATH=cli_path or None)
+
+        def cli(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "databricks_cli.cli", *args], env=env, cwd=tmp_path,
+                                  capture_output=True, text=True, timeout=120)
+
+        assert cli("workspace", "import_dir", str(source), "/Shared/cli", "-o").returncode == 0
+        assert ws.workspace_object("/Shared/cli/a")["object_type"] == "NOTEBOOK"  # extension stripped
+        assert ws.workspace_object("/Shared/cli/sub/q")["language"] == "SQL"
+        assert ws.workspace_object("/Shared/cli/README.md") is None  # skipped by the CLI
+        assert cli("fs", "cp", str(wheel), "dbfs:/FileStore/jars/big.whl").returncode == 0
+        assert ws.dbfs_file("/FileStore/jars/big.whl") == wheel.read_bytes()
+        refused = cli("fs", "cp", str(wheel), "dbfs:/FileStore/jars/big.whl")  # no --overwrite: the server refuses
+        assert refused.returncode != 0 and "RESOURCE_ALREADY_EXISTS" in refused.stdout + refused.stderr
+        assert cli("fs", "mkdirs", "dbfs:/FileStore/jars2").returncode == 0
+        assert cli("fs", "cp", str(source / "a.py"), "dbfs:/FileStore/jars2/").returncode == 0  # trailing slash: into the folder
+        assert ws.dbfs_file("/FileStore/jars2/a.py") is not None
+        calls = [(r.method, r.path.split("/api/2.0/")[-1], r.status) for r in ws.api_requests(None, "*/dbfs/*")][:2]
+        assert calls == [("GET", "dbfs/get-status", 404), ("POST", "dbfs/put", 200)]
+    finally:
+        ws.stop()
