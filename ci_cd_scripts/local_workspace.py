@@ -66,7 +66,8 @@ NOT implemented (documented behaviours this emulator does not model):
     widgets (fs, secrets, notebook.run raise NotImplementedError); runs expiring after 60 days; 2.2 pagination
     applies to tasks and job_clusters only; restart of a TERMINATED cluster answers INVALID_STATE (no knob);
     notebooks run in a scratch folder, so workspace files next to a notebook are not importable.
-  - Fidelity against the legacy databricks-cli 0.18 (it needs port 80) is not part of the test suite.
+  - databricks-cli 0.18 fidelity is an optional test: it runs only when that CLI is importable (e.g. from
+    $CLI018_PATH) and 127.0.0.2:80 can be bound, because the CLI drops the port from the host.
   - Auth: PATs and unsigned Entra ID JWTs (audience, expiry, service-principal membership and management
     headers checked, signatures not); no OAuth U2M/M2M token endpoints, no per-user permissions; jobs and
     clusters are always owned by the local user whoever calls.
