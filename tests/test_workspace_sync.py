@@ -424,3 +424,100 @@ def test_assemble_tree_ignores_a_listing_of_a_non_folder_and_of_orphans() -> Non
 
 def test_assemble_tree_without_root_is_empty() -> None:
     assert ws.assemble_tree({"": None, "a": [info("a/x", "FILE")]}) == ws.RemoteTree()
+
+
+# --- apply/deploy order, with a recording stand-in for the client -----------------------------------------
+
+
+class RecordingWorkspace:
+    """A minimal in-memory workspace API recording every call (order matters for these tests)."""
+
+    def __init__(self, fail_import_of: str | None = None) -> None:
+        from errors import NotFound
+
+        self.not_found = NotFound
+        self.objects: dict[str, dict] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.fail_import_of = fail_import_of
+        self.clock = 0
+
+    def _info(self, path: str) -> dict:
+        return {"path": path, **self.objects[path]}
+
+    def list(self, path: str) -> list[dict]:
+        self.calls.append(("list", path))
+        if self.objects.get(path, {}).get("object_type") != "DIRECTORY":
+            raise self.not_found("missing", status=404)
+        return [self._info(p) for p in sorted(self.objects) if p.rsplit("/", 1)[0] == path]
+
+    def export(self, path: str, format: str = "SOURCE") -> bytes:
+        self.calls.append(("export", path))
+        if path not in self.objects:
+            raise self.not_found("missing", status=404)
+        return self.objects[path]["content"]
+
+    def import_(self, path: str, content: bytes, *, format: str, language: str | None, overwrite: bool) -> None:
+        self.calls.append(("import", path))
+        if path == self.fail_import_of:
+            raise OperationFailed(f"POST import {path}: boom [500]")
+        self.clock += 1
+        object_type = "NOTEBOOK" if format in ("SOURCE", "JUPYTER") else "FILE"
+        self.objects[path] = {"object_type": object_type, "content": content, "modified_at": self.clock, "object_id": hash(path) % 1000}
+
+    def mkdirs(self, path: str) -> None:
+        self.calls.append(("mkdirs", path))
+        parts = path.split("/")
+        for index in range(2, len(parts) + 1):
+            self.objects.setdefault("/".join(parts[:index]), {"object_type": "DIRECTORY", "object_id": index})
+
+    def delete(self, path: str, *, recursive: bool = False) -> None:
+        self.calls.append(("delete", path))
+        self.objects.pop(path, None)
+
+
+class RecordingClient:
+    def __init__(self, **kwargs) -> None:
+        self.workspace = RecordingWorkspace(**kwargs)
+
+
+def test_deploy_writes_folders_parents_first_and_the_manifest_last(tmp_path: Path) -> None:
+    write(tmp_path, "a/b/nb.py", PY_HEADER + "x\n")
+    write(tmp_path, "a/c.txt", "c")
+    client = RecordingClient()
+    result = ws.deploy(client, ws.scan(tmp_path), "/Shared/app", concurrency=1)
+    writes = [call for call in client.workspace.calls if call[0] in ("import", "mkdirs", "delete")]
+    assert writes[:3] == [("mkdirs", "/Shared/app"), ("mkdirs", "/Shared/app/a"), ("mkdirs", "/Shared/app/a/b")]
+    assert writes[-1] == ("import", "/Shared/app/.deploy-manifest.json")
+    assert result.manifest_written and len(result.plan.uploads) == 2
+
+    client.workspace.calls.clear()
+    again = ws.deploy(client, ws.scan(tmp_path), "/Shared/app", concurrency=1)
+    assert again.plan.empty and not again.manifest_written
+    assert {call[0] for call in client.workspace.calls} == {"list", "export"}
+
+
+def test_failed_upload_leaves_the_previous_manifest(tmp_path: Path) -> None:
+    write(tmp_path, "nb1.py", PY_HEADER + "1\n")
+    write(tmp_path, "nb2.py", PY_HEADER + "2\n")
+    client = RecordingClient()
+    ws.deploy(client, ws.scan(tmp_path), "/Shared/app", concurrency=1)
+    before = client.workspace.objects["/Shared/app/.deploy-manifest.json"]["content"]
+    write(tmp_path, "nb1.py", PY_HEADER + "1 changed\n")
+    write(tmp_path, "nb2.py", PY_HEADER + "2 changed\n")
+    client.workspace.fail_import_of = "/Shared/app/nb2"
+    with pytest.raises(OperationFailed, match="boom"):
+        ws.deploy(client, ws.scan(tmp_path), "/Shared/app", concurrency=1)
+    assert client.workspace.objects["/Shared/app/.deploy-manifest.json"]["content"] == before
+
+    client.workspace.fail_import_of = None
+    repaired = ws.deploy(client, ws.scan(tmp_path), "/Shared/app", concurrency=1)
+    assert {u.relative_path: u.reason for u in repaired.plan.uploads} == {"nb1": "changed locally", "nb2": "changed locally"}
+    assert client.workspace.objects["/Shared/app/nb2"]["content"].endswith(b"2 changed\n")
+
+
+def test_dry_run_only_reads(tmp_path: Path) -> None:
+    write(tmp_path, "nb.py", PY_HEADER)
+    client = RecordingClient()
+    result = ws.deploy(client, ws.scan(tmp_path), "/Shared/app", dry_run=True)
+    assert [u.relative_path for u in result.plan.uploads] == ["nb"]
+    assert {call[0] for call in client.workspace.calls} <= {"list", "export"}
