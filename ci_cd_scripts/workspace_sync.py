@@ -625,6 +625,22 @@ def assemble_tree(listings: dict[str, list[dict[str, Any]] | None]) -> RemoteTre
     return RemoteTree(objects, frozenset(listed), root_exists=True)
 
 
+def not_a_folder(workspace_path: str, entries: list[dict[str, Any]] | None) -> str | None:
+    """The object type if a listing of `workspace_path` shows that the path itself is not a folder.
+
+    `workspace/list` on a notebook or file answers that one object, with the path itself; a folder's entries
+    all have longer paths. ``/Workspace/Shared/x`` and ``/Shared/x`` name the same object.
+    """
+    def plain(path: str) -> str:
+        path = path.rstrip("/")
+        return path[len("/Workspace"):] if path.startswith("/Workspace/") else path
+
+    for info in entries or []:
+        if plain(str(info.get("path", ""))) == plain(workspace_path) and info.get("object_type") != DIRECTORY:
+            return str(info.get("object_type") or "object")
+    return None
+
+
 def list_remote(
     client: Any,
     workspace_dir: str,
@@ -776,9 +792,16 @@ def deploy(
         concurrency,
     )
     manifest, stored_text, note = answers[0]
+    listings = dict(zip(prefetch, answers[1:]))
+    in_the_way = not_a_folder(workspace_dir, listings[""])
+    if in_the_way:
+        raise OperationFailed(
+            f"nothing deployed: {workspace_dir} is a {in_the_way.lower()}, not a folder",
+            hint="deploy to another folder, or remove that object in the workspace",
+        )
     before, calls = list_remote(
         client, workspace_dir, folders_to_list(local, manifest), concurrency=concurrency,
-        prefetched=dict(zip(prefetch, answers[1:])),
+        prefetched=listings,
     )
     calls += len(prefetch)
     planned = plan(local, manifest, before, full=full, prune=prune)

@@ -446,8 +446,10 @@ class RecordingWorkspace:
 
     def list(self, path: str) -> list[dict]:
         self.calls.append(("list", path))
-        if self.objects.get(path, {}).get("object_type") != "DIRECTORY":
+        if path not in self.objects:
             raise self.not_found("missing", status=404)
+        if self.objects[path]["object_type"] != "DIRECTORY":
+            return [self._info(path)]  # like the service: a list on a notebook answers the notebook
         return [self._info(p) for p in sorted(self.objects) if p.rsplit("/", 1)[0] == path]
 
     def export(self, path: str, format: str = "SOURCE") -> bytes:
@@ -520,4 +522,21 @@ def test_dry_run_only_reads(tmp_path: Path) -> None:
     client = RecordingClient()
     result = ws.deploy(client, ws.scan(tmp_path), "/Shared/app", dry_run=True)
     assert [u.relative_path for u in result.plan.uploads] == ["nb"]
+    assert {call[0] for call in client.workspace.calls} <= {"list", "export"}
+
+
+def test_not_a_folder_recognises_a_listing_of_the_path_itself() -> None:
+    assert ws.not_a_folder("/Workspace/Shared/app", [{"path": "/Shared/app", "object_type": "NOTEBOOK"}]) == "NOTEBOOK"
+    assert ws.not_a_folder("/Shared/app", [{"path": "/Shared/app/x", "object_type": "NOTEBOOK"}]) is None
+    assert ws.not_a_folder("/Shared/app", []) is None and ws.not_a_folder("/Shared/app", None) is None
+
+
+def test_deploy_into_a_notebook_path_is_refused_before_writing(tmp_path: Path) -> None:
+    write(tmp_path, "nb.py", PY_HEADER)
+    client = RecordingClient()
+    client.workspace.mkdirs("/Shared")
+    client.workspace.import_("/Shared/app", b"x", format="SOURCE", language="PYTHON", overwrite=True)
+    client.workspace.calls.clear()
+    with pytest.raises(OperationFailed, match="is a notebook, not a folder"):
+        ws.deploy(client, ws.scan(tmp_path), "/Shared/app")
     assert {call[0] for call in client.workspace.calls} <= {"list", "export"}
