@@ -8,7 +8,10 @@ service's message. Libraries already installed with the same spec are left alone
 
 --wheel takes a remote path (/Volumes/..., /Workspace/..., legacy dbfs:/...) or a file name relative to the
 config's deploy.libraries_path. --requirements takes a local requirements file (installed as PyPI libraries) or a
-remote one (/Volumes/..., /Workspace/...). Cluster ids default to deploy.clusters, --timeout to
+remote one (/Volumes/..., /Workspace/...). A local file is read like merge_requirements.py reads it (-r includes,
+continuations, conflicting pins refused); its --index-url becomes the libraries' repo, binary options are ignored
+with a notice, and --extra-index-url, --trusted-host and --pre are refused (a cluster PyPI library has a single
+repo): upload such a file and pass its remote path, which pip on the cluster reads with every option. Cluster ids default to deploy.clusters, --timeout to
 deploy.timeout_seconds (else 1200).
 
 Exit codes: 0 done, 1 the rollout failed (library FAILED, cluster ERROR, deadline, API error), 2 bad input
@@ -28,8 +31,10 @@ import summary
 from errors import CICDError, InputError, NotFound, OperationFailed, UsageError
 from libraries import Library
 
-def _wanted(args, deploy: dict) -> list[Library]:
+def _wanted(args, deploy: dict) -> tuple[list[Library], list[str]]:
+    """The libraries to install, and notices about requirement-file options a cluster library cannot honour."""
     wanted: list[Library] = []
+    notices: list[str] = []
     for wheel in args.wheel:
         if not wheel.startswith(("/", "dbfs:")):
             base = deploy.get("libraries_path")
@@ -45,8 +50,9 @@ def _wanted(args, deploy: dict) -> list[Library]:
             remote = databricks.remote_path(args.requirements, allowed=("workspace", "volumes"))
             wanted.append(Library("requirements", libraries.workspace_library_path(remote.path)))
         else:
-            wanted.extend(libraries.requirements_libraries(Path(args.requirements)))
-    return wanted
+            pypi, notices = libraries.requirements_libraries(Path(args.requirements))
+            wanted.extend(pypi)
+    return wanted, notices
 
 
 def _check_uploaded(client: databricks.Client, library: Library) -> None:
@@ -80,9 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     cluster_ids, timeout = cli.cluster_targets(args, config)
     if not args.wheel and not args.requirements:
         raise UsageError("nothing to install", hint="pass --wheel and/or --requirements")
-    wanted = _wanted(args, deploy)
+    wanted, notices = _wanted(args, deploy)
 
     report = summary.Summary("install_libraries", "Install libraries", dry_run=args.dry_run)
+    for notice in notices:
+        report.note(notice)
+        print(ado.neutralise(f"notice: {notice}"), flush=True)
     client = databricks.connect_from_args(args, config, concurrency=max(len(cluster_ids), 2))
     workers = min(len(cluster_ids), client.concurrency)
     with client, concurrent.futures.ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:

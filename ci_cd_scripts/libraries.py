@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
+import requirements
 from errors import InputError, InvalidState, OperationFailed, ResourceDoesNotExist, WaitTimedOut
 
 INSTALLED_STATES = ("INSTALLED", "RESTORED")
@@ -98,36 +98,44 @@ def workspace_library_path(path: str) -> str:
     return path
 
 
-def requirements_libraries(path: Path) -> list[Library]:
-    """PyPI libraries from a local requirements file: one requirement per line, comments and blanks skipped.
+# What a local requirements file's pip options become as cluster libraries. A PyPI library of the Libraries API
+# has exactly one `repo` (it replaces PyPI), so only --index-url can be honoured; the rest either only choose
+# between a wheel and an sdist of the same version (ignored, with a notice) or change which packages or
+# versions pip may pick (refused: the cluster would install something else than pip does on the agent).
+_IGNORED_OPTIONS = ("--prefer-binary", "--only-binary", "--no-binary")
+_REFUSED_OPTIONS = {
+    "--extra-index-url": "a cluster PyPI library has one repo, so packages cannot come from PyPI and a second index",
+    "--trusted-host": "a cluster PyPI library cannot trust a host",
+    "--pre": "a cluster PyPI library cannot allow pre-releases (pin the pre-release version instead)",
+}
 
-    An ``--index-url`` line sets the repository of every package; other pip options cannot be expressed as
-    cluster libraries and are refused (upload the file and pass its remote path instead)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise InputError(f"cannot read requirements file {str(path)!r}: {error.strerror or error}") from None
+
+def requirements_libraries(path: Path) -> tuple[list[Library], list[str]]:
+    """PyPI libraries from a local requirements file, and notices about what was ignored.
+
+    The file is read by `requirements.read_files` (the parser merge_requirements.py uses: continuations, ``-r``
+    includes, one ``--index-url``, conflicting pins refused) and merged, so each distribution is one library.
+    ``--index-url`` becomes every library's ``repo``; binary options and the lines requirements.py drops are
+    ignored with a notice; ``--extra-index-url``, ``--trusted-host`` and ``--pre`` are refused (upload the file
+    and pass its remote path: a ``requirements`` library is installed by pip, honouring every option)."""
+    parsed = requirements.read_files([path])
+    merged = requirements.merge(parsed)  # de-duplicates, refuses conflicting pins and two different --index-url
+    notices = list(merged.warnings)
     repo = None
-    packages: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        option = re.match(r"^(--index-url|-i)(?:\s+|=)(\S+)$", line)
-        if option:
-            repo = option.group(2)
-            continue
-        if line.startswith("-"):
+    for option in parsed.options:
+        if option.name == "--index-url":
+            repo = option.value
+        elif option.name in _REFUSED_OPTIONS:
             raise InputError(
-                f"{path}:{number}: pip option {line.split()[0]!r} cannot be installed as a cluster library",
+                f"{option.origin}: {option.name} cannot be installed as a cluster library: {_REFUSED_OPTIONS[option.name]}",
                 hint="upload the requirements file and pass its /Volumes or /Workspace path to --requirements",
             )
-        try:
-            Requirement(line)
-        except InvalidRequirement as error:
-            raise InputError(f"{path}:{number}: invalid requirement {line!r}: {error}") from None
-        packages.append(line)
-    return [Library("pypi", package, repo) for package in packages]
+        elif option.name in _IGNORED_OPTIONS:
+            notices.append(f"{option.origin}: ignored {option.line()}: cluster PyPI libraries cannot choose wheels or sdists")
+        else:
+            raise InputError(f"{option.origin}: {option.name} cannot be installed as a cluster library",
+                             hint="upload the requirements file and pass its /Volumes or /Workspace path to --requirements")
+    return [Library("pypi", requirement, repo) for requirement in merged.requirements], notices
 
 
 @dataclasses.dataclass(frozen=True)

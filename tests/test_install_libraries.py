@@ -227,9 +227,10 @@ def test_missing_token_wrong_token_and_wrong_host(two_clusters, tmp_path):
 def test_requirements_local_file_becomes_pypi_libraries_and_remote_file_a_requirements_library(two_clusters, tmp_path):
     ws, old, new = two_clusters
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text("# pinned for the cluster\nrequests==2.32.3\n")
+    requirements.write_text("# pinned for the cluster\nrequests==2.32.3\n--prefer-binary\n")
     local = run_script("install_libraries.py", "--cluster-id", C1, "--requirements", requirements, *FAST, env=dbx_env(ws), cwd=tmp_path)
     assert local.returncode == 0, local.stderr
+    assert "notice: requirements.txt:3: ignored --prefer-binary" in local.stdout
     assert statuses(ws, C1)[json.dumps({"pypi": {"package": "requests==2.32.3"}})] == "INSTALLED"
     assert posts(ws, "*/clusters/restart") == []  # nothing replaced: no restart
     remote = f"{LIBS}/requirements.txt"
@@ -238,4 +239,9 @@ def test_requirements_local_file_becomes_pypi_libraries_and_remote_file_a_requir
     assert result.returncode == 0, result.stderr
     assert statuses(ws, C2)[json.dumps({"requirements": remote})] == "INSTALLED"
     unreadable = run_script("install_libraries.py", "--cluster-id", C1, "--requirements", tmp_path / "missing.txt", *FAST, env=dbx_env(ws), cwd=tmp_path)
-    assert_one_line_error(unreadable, code=2, contains="cannot read requirements file")
+    assert_one_line_error(unreadable, code=2, contains="missing.txt does not exist")
+    (tmp_path / "extra.txt").write_text("--extra-index-url https://extra.example/simple\nrequests==2.32.3\n")
+    ws.clear_log()
+    extra = run_script("install_libraries.py", "--cluster-id", C1, "--requirements", tmp_path / "extra.txt", *FAST, env=dbx_env(ws), cwd=tmp_path)
+    assert_one_line_error(extra, code=2, contains="extra.txt:1: --extra-index-url cannot be installed as a cluster library")
+    assert ws.api_requests() == []

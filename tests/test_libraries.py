@@ -99,18 +99,50 @@ def test_progress_reports_failures_with_messages_and_pending():
 def test_requirements_file_becomes_pypi_libraries(tmp_path):
     path = tmp_path / "requirements.txt"
     path.write_text("# comment\n--index-url https://pypi.example/simple\nrequests==2.32.3  # pinned\n\npyyaml>=6\n")
-    assert libraries.requirements_libraries(path) == [
-        Library("pypi", "requests==2.32.3", "https://pypi.example/simple"),
+    assert libraries.requirements_libraries(path) == ([
         Library("pypi", "pyyaml>=6", "https://pypi.example/simple"),
-    ]
+        Library("pypi", "requests==2.32.3", "https://pypi.example/simple"),
+    ], [])
     assert Library("pypi", "pyyaml>=6", "r").spec() == {"pypi": {"package": "pyyaml>=6", "repo": "r"}}
 
 
-def test_requirements_file_with_unsupported_option_is_refused(tmp_path):
+def test_requirements_file_is_read_by_the_merge_parser(tmp_path):
+    """Includes, continuations and duplicates are read as merge_requirements.py reads them; one library each."""
+    (tmp_path / "common.txt").write_text("requests>=2\n--prefer-binary\n")
     path = tmp_path / "requirements.txt"
-    path.write_text("-r other.txt\n")
-    with pytest.raises(InputError, match=":1: pip option '-r'"):
+    path.write_text("-r common.txt\nrequests<3 \\\n  --hash=sha256:ab\n--only-binary=:all:\n-f ./wheels\n")
+    found, notices = libraries.requirements_libraries(path)
+    assert found == [Library("pypi", "requests<3,>=2")]
+    assert any("ignored --prefer-binary" in n and "common.txt:2" in n for n in notices)
+    assert any("ignored --only-binary :all:" in n and "requirements.txt:4" in n for n in notices)
+    assert any("dropped -f" in n for n in notices) and any("--hash" in n for n in notices)
+
+
+@pytest.mark.parametrize("line, option", [
+    ("--extra-index-url https://extra.example/simple", "--extra-index-url"),
+    ("--trusted-host extra.example", "--trusted-host"),
+    ("--pre", "--pre"),
+])
+def test_requirements_options_a_cluster_library_cannot_honour_are_refused(tmp_path, line, option):
+    path = tmp_path / "requirements.txt"
+    path.write_text(f"requests==2.32.3\n{line}\n")
+    with pytest.raises(InputError, match=f":2: {option} cannot be installed as a cluster library") as error:
         libraries.requirements_libraries(path)
+    assert "upload the requirements file" in error.value.hint
+
+
+@pytest.mark.parametrize("text, message", [
+    ("requests==1\nrequests==2\n", "conflicting requirements for 'requests'"),
+    ("-i https://a.example/simple\n--index-url https://b.example/simple\nx\n", "conflicting --index-url"),
+    ("-e .\n", "editable installs"),
+    ("--index-url https://user:secret@a.example/simple\nx\n", "literal credentials"),
+])
+def test_requirements_file_errors_are_the_merge_parser_errors(tmp_path, text, message):
+    path = tmp_path / "requirements.txt"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message) as error:
+        libraries.requirements_libraries(path)
+    assert "secret" not in str(error.value)
 
 
 def test_library_spec_round_trips():
