@@ -67,8 +67,24 @@ def test_deployment_job_on_the_environment_with_the_artifact_of_this_run():
              for step in steps]
     positions = [next(i for i, text in enumerate(order) if script in text) for script in
                  ("package_artifact.py --verify", "read_config.py", "fetch_secrets.py", "upload_files.py",
-                  "install_libraries.py", "attach_init_script.py", "deploy_notebooks.py")]
+                  "create_init_script.py", "attach_init_script.py", "install_libraries.py", "deploy_notebooks.py")]
     assert positions == sorted(positions)
+
+
+def test_the_init_script_is_written_for_the_stage_target_before_it_is_uploaded():
+    """The artifact's init/init.sh points at the CI target's libraries path; each stage writes its own."""
+    steps = load("cd-stage.yml")["stages"][0]["jobs"][0]["strategy"]["runOnce"]["deploy"]["steps"]
+    scripts = [step.get("bash", "") + str(step.get("parameters", {}).get("script", "")) for step in steps]
+    create = next(i for i, text in enumerate(scripts) if "create_init_script.py" in text)
+    upload = next(i for i, text in enumerate(scripts) if "upload_files.py" in text and "DEPLOY_INIT_SCRIPT_PATH" in text)
+    assert create < upload
+    command = " ".join(scripts[create].replace("\\\n", " ").split())
+    for part in ('--out "deploy-init/${DEPLOY_INIT_SCRIPT_PATH##*/}"', "--requirements requirements.txt",
+                 "--wheel-dir wheels", '--config "${{ parameters.configFile }}"', '-t "${{ parameters.target }}"'):
+        assert part in command, part
+    assert '"deploy-init/${DEPLOY_INIT_SCRIPT_PATH##*/}"' in scripts[upload]
+    # Nothing uploads the CI target's script any more.
+    assert not any("init/init.sh" in text for text in scripts)
 
 
 def test_secrets_reach_steps_only_through_env_mappings():
