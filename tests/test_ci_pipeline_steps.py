@@ -9,11 +9,8 @@ package test fails the test step.
 """
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ElementTree
 import zipfile
 from pathlib import Path
@@ -22,7 +19,8 @@ import pytest
 
 import artifact
 import pipeline_schema
-from helpers import ROOT, SCRIPTS, script_env
+from helpers import ROOT, SCRIPTS
+from pipeline_agent import Agent, agent_venv, expand_parameters
 from repo_fixtures import ODD, make_repo
 
 pytestmark = pytest.mark.slow
@@ -37,9 +35,8 @@ def bash_steps() -> list[dict]:
     for step in template["steps"]:
         if "bash" not in step:
             continue
-        expand = lambda text: re.sub(r"\$\{\{\s*parameters\.(\w+)\s*\}\}", lambda m: defaults[m.group(1)], text)  # noqa: E731
-        steps.append({"name": expand(step.get("displayName", "")), "script": step["bash"],
-                      "env": {key: expand(value) for key, value in (step.get("env") or {}).items()}})
+        steps.append({"name": expand_parameters(step.get("displayName", ""), defaults), "script": step["bash"],
+                      "env": {key: expand_parameters(value, defaults) for key, value in (step.get("env") or {}).items()}})
     return steps
 
 
@@ -53,18 +50,10 @@ def agent_macros(tmp_path: Path, repo: Path) -> dict[str, str]:
 
 
 def run_steps(tmp_path: Path, repo: Path, stop_after: str | None = None) -> list[tuple[str, subprocess.CompletedProcess[str]]]:
-    venv = tmp_path / "agent python"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    macros = agent_macros(tmp_path, repo)
+    agent = Agent(agent_venv(tmp_path), variables=agent_macros(tmp_path, repo))
     ran = []
     for step in bash_steps():
-        env = script_env(PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", PIP_NO_INDEX="1", TF_BUILD="True")
-        for key, value in step["env"].items():
-            expanded = re.sub(r"\$\(([\w.]+)\)", lambda m: macros[m.group(1)], value)
-            assert "$(" not in expanded, f"unknown macro in {key}: {value}"
-            env[key] = expanded
-        result = subprocess.run(["bash", "--noprofile", "--norc", "-c", step["script"]], cwd=repo, env=env,
-                                capture_output=True, text=True, timeout=300)
+        result = agent.run_bash(step["script"], env=step["env"], cwd=repo)
         ran.append((step["name"], result))
         if result.returncode != 0 or step["name"] == stop_after:
             break

@@ -1,0 +1,126 @@
+"""Just enough of the Azure Pipelines agent to run the bash steps of our templates on this machine.
+
+Shared by tests/test_ci_pipeline_steps.py and tests/test_cd_pipeline_steps.py:
+
+* `expand_parameters`: ``${{ parameters.NAME }}`` replaced by the template's parameter values;
+* `expand_macros`: ``$(NAME)`` replaced by pipeline variables the way the agent does (unknown names stay
+  literal, as on the agent);
+* `agent_venv`: a virtualenv on the system site-packages, so a step installing packages does not touch the
+  test interpreter;
+* `Agent`: pipeline variables (plain and secret), the environment a step gets (plain variables exported
+  upper-cased with ``.`` -> ``_``, secrets only through the step's ``env:``), ``##vso[task.setvariable]``
+  lines of a step's output applied to later steps, and step ``condition:`` expressions
+  (``and/or/not/eq/ne/coalesce/succeeded`` over ``variables['name']``) evaluated like the agent.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent_decoder import parse_output
+from helpers import script_env
+
+_PARAMETER = re.compile(r"\$\{\{\s*parameters\.(\w+)\s*\}\}")
+_MACRO = re.compile(r"\$\(([\w.\-]+)\)")
+
+
+def expand_parameters(text: str, parameters: dict[str, str]) -> str:
+    return _PARAMETER.sub(lambda m: str(parameters[m.group(1)]), text)
+
+
+def expand_macros(text: str, variables: dict[str, str]) -> str:
+    """``$(name)`` -> value for known variables (case-insensitive, like the agent); others stay literal."""
+    folded = {key.lower(): value for key, value in variables.items()}
+    return _MACRO.sub(lambda m: folded.get(m.group(1).lower(), m.group(0)), text)
+
+
+def agent_venv(tmp_path: Path) -> Path:
+    """A virtualenv (system site-packages, no pip of its own) standing in for UsePythonVersion's Python."""
+    venv = tmp_path / "agent python"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    return venv
+
+
+def env_name(variable: str) -> str:
+    return re.sub(r"[. ]", "_", variable).upper()
+
+
+@dataclass
+class Agent:
+    """Pipeline variables and the step runner of one job."""
+
+    venv: Path
+    variables: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    failed: bool = False
+
+    def macros(self) -> dict[str, str]:
+        return {**self.variables, **self.secrets}
+
+    def step_env(self, mapping: dict[str, str] | None) -> dict[str, str]:
+        env = script_env(PATH=f"{self.venv / 'bin'}{os.pathsep}{os.environ['PATH']}", PIP_NO_INDEX="1", TF_BUILD="True")
+        for name, value in self.variables.items():  # plain variables are exported; secrets are not
+            env[env_name(name)] = value
+        for key, value in (mapping or {}).items():
+            expanded = expand_macros(str(value), self.macros())
+            assert not _MACRO.search(expanded), f"unknown macro in env {key}: {value}"
+            env[key] = expanded
+        return env
+
+    def run_bash(self, script: str, env: dict[str, str] | None = None, cwd: str | Path | None = None,
+                 timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run one bash step (script macros expanded) and apply the variables it sets."""
+        script = expand_macros(script, self.macros())
+        cwd = expand_macros(str(cwd), self.macros()) if cwd is not None else None
+        result = subprocess.run(["bash", "--noprofile", "--norc", "-c", script], cwd=cwd, env=self.step_env(env),
+                                capture_output=True, text=True, timeout=timeout)
+        for command in parse_output(result.stdout):
+            if (command.area, command.event) == ("task", "setvariable") and "variable" in command.properties:
+                target = self.secrets if command.properties.get("issecret", "").lower() == "true" else self.variables
+                target[command.properties["variable"]] = command.data
+        if result.returncode != 0:
+            self.failed = True
+        return result
+
+    # ---- conditions ---------------------------------------------------------------------------------------
+
+    def condition(self, expression: str | None) -> bool:
+        """Evaluate a step condition (default ``succeeded()``)."""
+        tokens = re.findall(r"'(?:[^']|'')*'|[\w.]+|[()\[\],]", expression or "succeeded()")
+        value, rest = self._expression(tokens)
+        assert not rest, f"cannot read condition {expression!r}"
+        return bool(value)
+
+    def _expression(self, tokens: list[str]):
+        head, rest = tokens[0], tokens[1:]
+        if head.startswith("'"):
+            return head[1:-1].replace("''", "'"), rest
+        if head == "variables":
+            assert rest[0] == "[" and rest[2] == "]", tokens
+            name = rest[1][1:-1]
+            return self.variables.get(name, self.secrets.get(name)), rest[3:]
+        assert rest and rest[0] == "(", f"unexpected {head!r}"
+        rest, args = rest[1:], []
+        while rest[0] != ")":
+            value, rest = self._expression(rest)
+            args.append(value)
+            if rest[0] == ",":
+                rest = rest[1:]
+        rest = rest[1:]
+        text = lambda v: "" if v is None else str(v)  # noqa: E731
+        functions = {
+            "succeeded": lambda: not self.failed,
+            "always": lambda: True,
+            "failed": lambda: self.failed,
+            "and": lambda *a: all(a),
+            "or": lambda *a: any(a),
+            "not": lambda a: not a,
+            "eq": lambda a, b: a is not None and b is not None and text(a).lower() == text(b).lower(),
+            "ne": lambda a, b: not (a is not None and b is not None and text(a).lower() == text(b).lower()),
+            "coalesce": lambda *a: next((v for v in a if v not in (None, "")), None),
+        }
+        return functions[head.lower()](*args), rest
