@@ -937,8 +937,9 @@ class LocalWorkspace:
             else:
                 raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
         except ConnectionResetFault:
-            handler.reset_connection()
+            # Logged before the reset, like every answer below: a client that saw it finds the entry.
             self._record(method, request, 0, started, started_wall, "reset")
+            handler.reset_connection()
             return
         except ApiError as error:
             if method == "HEAD":
@@ -949,7 +950,8 @@ class LocalWorkspace:
 
             traceback.print_exc(file=sys.stderr)
             response = ApiError(500, "INTERNAL_ERROR", f"Local workspace error: {type(error).__name__}: {error}").response()
-        # Logged before the reply leaves: a client that got its answer always finds the request in the log.
+        # Logged before the reply leaves: a client that got its answer (or a reset) always finds the request
+        # in the log, so tests read the log right after a call without waiting.
         if not path.startswith(ADMIN_PREFIX):
             self._record(method, request, response.status, started, started_wall, fault_name)
         handler.send_reply(response, head_only=(method == "HEAD"))
