@@ -29,12 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("attach_init_script.py", __doc__)
     cli.add_cluster_args(parser, purpose="edit")
     parser.add_argument("--script", metavar="REMOTE_PATH", help="init script path (default: deploy.init_script_path)")
-    cli.add_config_args(parser)
-    cli.add_workspace_args(parser)
-    cli.add_dry_run(parser)
+    cli.add_step_args(parser)
     args = parser.parse_args(argv)
-    config = cli.load_config_if_present(args)
-    deploy = (config.deploy if config else None) or {}
+    config, deploy = cli.step_config(args)
     cluster_ids, timeout = cli.cluster_targets(args, config)
     script = args.script or deploy.get("init_script_path")
     if not script:

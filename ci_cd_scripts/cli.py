@@ -119,6 +119,20 @@ def add_dry_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")
 
 
+def add_step_args(parser: argparse.ArgumentParser) -> None:
+    """What every CD step that talks to a workspace takes: `add_config_args`, `add_workspace_args`, `add_dry_run`."""
+    add_config_args(parser)
+    add_workspace_args(parser)
+    add_dry_run(parser)
+
+
+def step_config(args: argparse.Namespace) -> tuple[object | None, dict]:
+    """For a CD step (`add_step_args`): the config (`load_config_if_present`, None without one) and its resolved
+    ``deploy`` section ({} without a config), whose keys are the defaults of the step's flags."""
+    config = load_config_if_present(args)
+    return config, (getattr(config, "deploy", None) or {})
+
+
 def load_config(args: argparse.Namespace, current_user: str | Mapping | None = None):
     """The resolved `config.Config` for ``--config``/``-t``/``--var`` (see `add_config_args`)."""
     import config  # imported here: scripts that never read a config do not pay for YAML/pathspec

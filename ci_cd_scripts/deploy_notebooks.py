@@ -49,13 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=_positive_int, default=None, help="parallel calls (default: deploy.concurrency, else 8)")
     parser.add_argument("--full", action="store_true", help="upload every object, changed or not")
     parser.add_argument("--prune", action="store_true", help="delete objects the previous deployment created that are gone locally")
-    cli.add_dry_run(parser)
-    cli.add_config_args(parser)
-    cli.add_workspace_args(parser)
+    cli.add_step_args(parser)
     args = parser.parse_args(argv)
 
-    config = cli.load_config_if_present(args)
-    deploy_section = getattr(config, "deploy", None) or {}
+    config, deploy_section = cli.step_config(args)
     workspace_dir = args.workspace_dir or deploy_section.get("notebooks_path")
     if not workspace_dir:
         raise UsageError("WORKSPACE_DIR is missing", hint="pass it, or set deploy.notebooks_path in the config")

@@ -77,12 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wheel", action="append", default=[], metavar="REMOTE_PATH", help="wheel to install; repeatable")
     parser.add_argument("--requirements", metavar="FILE", help="requirements file: local (PyPI libraries) or remote path")
     parser.add_argument("--no-restart", action="store_true", help="never restart or start a cluster; say what is pending instead")
-    cli.add_config_args(parser)
-    cli.add_workspace_args(parser)
-    cli.add_dry_run(parser)
+    cli.add_step_args(parser)
     args = parser.parse_args(argv)
-    config = cli.load_config_if_present(args)
-    deploy = (config.deploy if config else None) or {}
+    config, deploy = cli.step_config(args)
     cluster_ids, timeout = cli.cluster_targets(args, config)
     if not args.wheel and not args.requirements:
         raise UsageError("nothing to install", hint="pass --wheel and/or --requirements")

@@ -25,9 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("upload_files.py", __doc__)
     parser.add_argument("dest_dir", metavar="DEST_DIR", help="/Volumes/..., /Workspace/... or dbfs:/... folder")
     parser.add_argument("files", metavar="FILE", nargs="+", help="local files to upload")
-    cli.add_dry_run(parser)
-    cli.add_config_args(parser)
-    cli.add_workspace_args(parser)
+    cli.add_step_args(parser)
     args = parser.parse_args(argv)
 
     destination = file_upload.parse_destination(args.dest_dir)
