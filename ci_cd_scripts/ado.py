@@ -105,12 +105,27 @@ def single_line_secret(value: str) -> tuple[str, str | None]:
         return base64.b64encode(value.encode("utf-8")).decode("ascii"), "base64"
 
 
+# Lines shorter than this, or without a letter or digit (a lone "{" of a JSON document), would mask that
+# text everywhere in the job's log while protecting nothing.
+_MIN_MASKED_LINE = 4
+
+
+def _worth_masking(line: str) -> bool:
+    return len(line.strip()) >= _MIN_MASKED_LINE and any(char.isalnum() for char in line)
+
+
 def set_secret(value: str) -> None:
-    """Register a value with the agent's masker (every line of it); prints nothing outside a pipeline."""
+    """Register a value with the agent's masker, line by line; prints nothing outside a pipeline.
+
+    The agent masks output one line at a time, so each line of a multi-line value is registered on its own.
+    Trivial lines (shorter than 4 characters, or no letter or digit) are not registered: masking a lone
+    brace would hide that character in every later line of the log.
+    """
     if not in_pipeline():
         return
-    for line in re.split(r"\r\n|\r|\n", str(value)):
-        if line.strip():
+    lines = re.split(r"\r\n|\r|\n", str(value))
+    for line in lines:
+        if _worth_masking(line) or (len(lines) == 1 and line):
             _emit(_command("task.setsecret", None, line))
 
 
@@ -123,9 +138,13 @@ def set_variable(
     encoding = None
     if secret:
         single_line, encoding = single_line_secret(value)
-        if encoding:
-            # Register every line, and the one-line form, before anything could print them.
+        if encoding == "base64":
+            # Register every line and the encoded form before anything could print them.
             set_secret(value)
+            set_secret(single_line)
+        elif encoding == "json":
+            # Like AzureKeyVault@2: only the compacted document is registered (its lines are mostly
+            # punctuation such as "{" that would be masked everywhere).
             set_secret(single_line)
         value = single_line
     if not in_pipeline():

@@ -182,3 +182,18 @@ def test_bad_issue_type_and_result_are_refused():
         ado.log_issue("info", "x")
     with pytest.raises(ValueError):
         ado.complete("succeeded")
+
+
+def test_multiline_json_secret_does_not_register_its_punctuation_lines(pipeline, capsys):
+    ado.set_variable("cfg", '{\n  "client_secret": "abc;def"\n}', secret=True)
+    commands = parse_output(capsys.readouterr().out)
+    registered = [c.data for c in commands if c.event == "setsecret"]
+    assert registered == ['{"client_secret":"abc;def"}']
+
+
+def test_trivial_lines_of_a_multiline_secret_are_not_registered(pipeline, capsys):
+    ado.set_variable("key", "line-one-secret\n}\n--\nab\nline-two-secret\n", secret=True)
+    commands = parse_output(capsys.readouterr().out)
+    registered = [c.data for c in commands if c.event == "setsecret"]
+    assert registered[:2] == ["line-one-secret", "line-two-secret"]
+    assert not {"}", "--", "ab"} & set(registered)
