@@ -111,7 +111,6 @@ class Agent:
             if rest[0] == ",":
                 rest = rest[1:]
         rest = rest[1:]
-        text = lambda v: "" if v is None else str(v)  # noqa: E731
         functions = {
             "succeeded": lambda: not self.failed,
             "always": lambda: True,
@@ -119,8 +118,15 @@ class Agent:
             "and": lambda *a: all(a),
             "or": lambda *a: any(a),
             "not": lambda a: not a,
-            "eq": lambda a, b: a is not None and b is not None and text(a).lower() == text(b).lower(),
-            "ne": lambda a, b: not (a is not None and b is not None and text(a).lower() == text(b).lower()),
+            "eq": lambda a, b: _equal(a, b),
+            "ne": lambda a, b: not _equal(a, b),
             "coalesce": lambda *a: next((v for v in a if v not in (None, "")), None),
         }
         return functions[head.lower()](*args), rest
+
+
+def _equal(left, right) -> bool:
+    """eq(): the right value is cast to the left one's type (null <-> '' only), strings compare ignoring case."""
+    if left is None:
+        return right in (None, "")
+    return str(left).lower() == ("" if right is None else str(right)).lower()
