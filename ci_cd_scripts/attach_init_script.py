@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     entry = cluster_spec.init_script_entry(remote.kind, remote.path)
     path = next(iter(entry.values()))["destination"]
 
-    report = summary.Summary("attach_init_script", "Attach init script", dry_run=args.dry_run)
+    report = summary.Summary("attach_init_script", "Attach init script", dry_run=args.dry_run, verbose=args.verbose)
     with databricks.connect_from_args(args, config) as client:
         try:
             found = client.files.head(path)

@@ -120,10 +120,14 @@ def add_dry_run(parser: argparse.ArgumentParser) -> None:
 
 
 def add_step_args(parser: argparse.ArgumentParser) -> None:
-    """What every CD step that talks to a workspace takes: `add_config_args`, `add_workspace_args`, `add_dry_run`."""
+    """What every CD step that talks to a workspace takes: `add_config_args`, `add_workspace_args`, `add_dry_run`,
+    and -v/--verbose (list every unchanged item in the text summary, see `summary.Summary`)."""
     add_config_args(parser)
     add_workspace_args(parser)
     add_dry_run(parser)
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="list every unchanged item in the summary (default: a count and the first few)"
+    )
 
 
 def step_config(args: argparse.Namespace) -> tuple[object | None, dict]:

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     workspace_dir = workspace_sync.check_workspace_dir(str(workspace_dir))
     local = workspace_sync.scan(Path(args.src_dir))  # bad input fails here, before any call
 
-    report = summary.Summary("deploy_notebooks", f"Deploy notebooks to {workspace_dir}", dry_run=args.dry_run)
+    report = summary.Summary("deploy_notebooks", f"Deploy notebooks to {workspace_dir}", dry_run=args.dry_run, verbose=args.verbose)
     progress = summary.Progress(f"Deploying notebooks to {workspace_dir}")
     with databricks.connect_from_args(args, config) as client:
         try:

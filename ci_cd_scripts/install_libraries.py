@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError("nothing to install", hint="pass --wheel and/or --requirements")
     wanted, notices = _wanted(args, deploy)
 
-    report = summary.Summary("install_libraries", "Install libraries", dry_run=args.dry_run)
+    report = summary.Summary("install_libraries", "Install libraries", dry_run=args.dry_run, verbose=args.verbose)
     for notice in notices:
         report.note(notice)
         print(ado.neutralise(f"notice: {notice}"), flush=True)

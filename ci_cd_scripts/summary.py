@@ -6,6 +6,10 @@ appends it to the job's cumulative ``summary.md`` and attaches the section to th
 ``task.uploadsummary`` (one attachment per step, so sections are not repeated). The folder is
 ``$CICD_SUMMARY_DIR``, else ``$AGENT_TEMPDIRECTORY/databricks-deployment``, else the system temp folder.
 
+The text summary lists every change, failure and note, but only the first `UNCHANGED_SHOWN` unchanged items
+and a count when there are more than `UNCHANGED_LIMIT` (a 400-notebook deploy is not 400 lines); ``--verbose``
+(`verbose=True`) lists them all, and the markdown section always does.
+
 `Progress` reports progress of long operations (``task.setprogress``) without flooding the log.
 
 Relayed text (service messages) is neutralised: nothing here can start an agent command. Secrets never belong in
@@ -37,6 +41,10 @@ def _markdown_escape(text: str) -> str:
     return re.sub(r"([\\`*_|<>\[\]])", r"\\\1", text)
 
 
+UNCHANGED_LIMIT = 10
+UNCHANGED_SHOWN = 5
+
+
 @dataclasses.dataclass
 class Summary:
     """The facts of one step run. `step` names the file section (``install_libraries``), `title` the heading."""
@@ -44,6 +52,7 @@ class Summary:
     step: str
     title: str
     dry_run: bool = False
+    verbose: bool = False
     changed: list[str] = dataclasses.field(default_factory=list)
     skipped: list[str] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
@@ -78,7 +87,11 @@ class Summary:
         lines = [self.headline()]
         prefix = "would " if self.dry_run else ""
         lines += [f"  {prefix}change: {item}" for item in self.changed]
-        lines += [f"  unchanged: {item}" for item in self.skipped]
+        shown = self.skipped if self.verbose or len(self.skipped) <= UNCHANGED_LIMIT else self.skipped[:UNCHANGED_SHOWN]
+        lines += [f"  unchanged: {item}" for item in shown]
+        if len(shown) < len(self.skipped):
+            where = "--verbose, or the deployment summary" if ado.in_pipeline() else "--verbose"
+            lines.append(f"  unchanged: ... and {len(self.skipped) - len(shown)} more (all listed with {where})")
         lines += [f"  FAILED: {item}" for item in self.failed]
         lines += [f"  note: {item}" for item in self.notes]
         return "\n".join(ado.neutralise(line) for line in lines)

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     destination = file_upload.parse_destination(args.dest_dir)
     files = file_upload.check_files(args.files)  # bad input fails here, before any call
     config = cli.load_config_if_present(args)
-    report = summary.Summary("upload_files", f"Upload files to {destination.display}", dry_run=args.dry_run)
+    report = summary.Summary("upload_files", f"Upload files to {destination.display}", dry_run=args.dry_run, verbose=args.verbose)
     progress = summary.Progress(f"Uploading files to {destination.display}")
     with databricks.connect_from_args(args, config) as client:
         workers = max(1, min(client.concurrency, len(files), 4))

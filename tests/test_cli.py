@@ -13,10 +13,11 @@ def step_args(*argv: str):
 
 
 def test_step_args_are_config_workspace_and_dry_run():
-    args = step_args("-t", "prod", "--var", "a=b", "--host", "https://h", "--auth", "pat", "--dry-run")
-    assert (args.config, args.target, args.var, args.host, args.auth, args.dry_run) == (
-        "config.json", "prod", ["a=b"], "https://h", "pat", True
+    args = step_args("-t", "prod", "--var", "a=b", "--host", "https://h", "--auth", "pat", "--dry-run", "-v")
+    assert (args.config, args.target, args.var, args.host, args.auth, args.dry_run, args.verbose) == (
+        "config.json", "prod", ["a=b"], "https://h", "pat", True, True
     )
+    assert step_args().verbose is False
 
 
 def test_step_config_is_none_and_empty_without_a_config(tmp_path, monkeypatch):

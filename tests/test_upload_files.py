@@ -70,6 +70,21 @@ def test_upload_then_skip_same_hash_then_replace_changed(deploy_workspace, deplo
     assert remote_bytes(deploy_workspace, destination, files[1].name) == files[1].read_bytes()
 
 
+def test_many_unchanged_files_are_counted_not_listed_unless_verbose(deploy_workspace, deploy_env, tmp_path) -> None:
+    many = []
+    for number in range(14):
+        many.append(tmp_path / f"pkg{number:02}-1.0-py3-none-any.whl")
+        many[-1].write_bytes(b"PK\x03\x04 wheel %d" % number)
+    ok(upload(deploy_env, VOLUME, *many))
+    again = upload(deploy_env, VOLUME, *many)
+    ok(again)
+    assert "0 changed, 14 unchanged" in again.stdout
+    assert again.stdout.count("  unchanged: ") == 5 + 1 and "... and 9 more (all listed with --verbose)" in again.stdout
+    verbose = upload(deploy_env, VOLUME, *many, "--verbose")
+    ok(verbose)
+    assert all(f"  unchanged: {VOLUME}/{path.name}" in verbose.stdout for path in many) and "more (" not in verbose.stdout
+
+
 def test_dry_run_writes_nothing(deploy_workspace, deploy_env, files) -> None:
     result = upload(deploy_env, VOLUME, *files, "--dry-run")
     ok(result)
