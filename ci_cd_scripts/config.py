@@ -216,7 +216,9 @@ def _check_shapes(data: dict, source: Path, warnings: list[str]) -> None:
 def _check_block(block: dict, prefix: str, source: Path, warnings: list[str]) -> None:
     """Shapes of the sections a file's top level and a target share."""
     for key, shape in _SECTION_SHAPES.items():
-        if key in block:
+        if key in block and block[key] is None:
+            del block[key]  # `workspace:` with only a comment, or JSON null: absent, as the reference reads it
+        elif key in block:
             _expect(block[key], shape, prefix + key, source)
     for section, fields in SECTION_FIELDS.items():
         for key in list(block.get(section) or {}):

@@ -863,3 +863,44 @@ def test_sync_paths_that_are_files_ignored_folders_or_symlinks(tmp_path):
     (tmp_path / "src" / "link.py").symlink_to(tmp_path / "outside.txt")
     cfg = load(tmp_path, {})
     assert cfg.sync_files()[0] == ["README.md", "src/a.py"]
+
+
+# --------------------------------------------------------------------------------------- null sections
+
+
+NULL_SECTIONS = ("bundle", "include", "workspace", "variables", "artifacts", "resources", "sync", "permissions",
+                 "presets", "run_as", "deploy", "targets")
+
+
+@pytest.mark.parametrize("section", NULL_SECTIONS)
+def test_a_null_section_is_absent(tmp_path, section):
+    """JSON null (or YAML `key:` with only a comment) reads as if the key were not there, as in the reference."""
+    cases = {"root": {"config.json": {section: None}}}
+    if section not in ("include", "targets"):
+        cases["include"] = {"config.json": {"include": ["extra.json"]}, "extra.json": {section: None}}
+        cases["target"] = {"config.json": {"targets": {"t": {section: None}}}}
+    for where, files in cases.items():
+        tree = load(tmp_path / where, files).tree
+        target = "t" if where == "target" else "default"
+        assert tree["workspace"]["root_path"] == f"/Workspace/Users/{USER}/.bundle//{target}"
+        assert tree["bundle"]["target"] == target
+
+
+def test_empty_yaml_sections_validate_as_a_subprocess(tmp_path):
+    write(tmp_path, {"databricks.yml": """\
+        bundle:
+          name: empty
+        workspace:
+          # only a comment
+        variables:
+        sync:
+        targets:
+          dev:
+            workspace:
+            variables:
+        """})
+    result = run_script("validate_config.py", "--config", tmp_path, "--current-user", USER, "--output", "json",
+                        env=script_env())
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert json.loads(result.stdout)["bundle"]["name"] == "empty"
