@@ -115,33 +115,46 @@ def _last_wins(elements: list, key: str) -> list:
 
 
 def apply_keyed_merges(resources: dict) -> None:
-    """Apply the reference's keyed list merges to a resolved ``resources`` section, in place."""
+    """Apply the reference's keyed list merges to a resolved ``resources`` section, in place.
+
+    Every element of a keyed list must be a map (a task, a cluster, a grant...); anything else is a
+    `ConfigError` naming its place, e.g. ``resources.jobs.j.tasks[0] must be a map, found nil``.
+    """
     if not isinstance(resources, dict):
         return
-    for job in _items(resources.get("jobs")):
-        if isinstance(job.get("job_clusters"), list):
-            job["job_clusters"] = merge_by_key(job["job_clusters"], "job_cluster_key")
-        if isinstance(job.get("parameters"), list):
-            job["parameters"] = merge_by_key(job["parameters"], "name")
+    for name, job in _named(resources, "jobs"):
+        for field, key in (("job_clusters", "job_cluster_key"), ("parameters", "name"), ("tasks", "task_key")):
+            if isinstance(job.get(field), list):
+                _require_maps(job[field], f"resources.jobs.{name}.{field}")
+                job[field] = merge_by_key(job[field], key)
         if isinstance(job.get("tasks"), list):
-            tasks = merge_by_key(job["tasks"], "task_key")
-            job["tasks"] = sorted(tasks, key=lambda task: str(task.get("task_key", "")))
-    for pipeline in _items(resources.get("pipelines")):
+            job["tasks"] = sorted(job["tasks"], key=lambda task: str(task.get("task_key", "")))
+    for name, pipeline in _named(resources, "pipelines"):
         if isinstance(pipeline.get("clusters"), list):
+            _require_maps(pipeline["clusters"], f"resources.pipelines.{name}.clusters")
             for cluster in pipeline["clusters"]:
-                if isinstance(cluster, dict) and not cluster.get("label"):
+                if not cluster.get("label"):
                     cluster["label"] = "default"
             pipeline["clusters"] = merge_by_key(pipeline["clusters"], "label", normalise=_label)
-    for app in _items(resources.get("apps")):
+    for name, app in _named(resources, "apps"):
         if isinstance(app.get("resources"), list):
+            _require_maps(app["resources"], f"resources.apps.{name}.resources")
             app["resources"] = _last_wins(app["resources"], "name")
-    for kind_resources in resources.values():
-        for resource in _items(kind_resources):
+    for kind_name in resources:
+        for name, resource in _named(resources, kind_name):
             if isinstance(resource.get("grants"), list):
+                _require_maps(resource["grants"], f"resources.{kind_name}.{name}.grants")
                 resource["grants"] = _merge_grants(resource["grants"])
 
 
-def _items(section: Any) -> list[dict]:
+def _named(resources: dict, kind_name: str) -> list[tuple[str, dict]]:
+    section = resources.get(kind_name)
     if not isinstance(section, dict):
         return []
-    return [value for value in section.values() if isinstance(value, dict)]
+    return [(name, value) for name, value in section.items() if isinstance(value, dict)]
+
+
+def _require_maps(elements: list, where: str) -> None:
+    for position, element in enumerate(elements):
+        if not isinstance(element, dict):
+            raise ConfigError(f"{where}[{position}] must be a map, found {kind(element)}")
