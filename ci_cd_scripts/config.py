@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import glob
 import json
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -132,9 +133,11 @@ def read_file(path: Path) -> dict:
         raise ConfigError(f"cannot read config file {path}: {error}") from None
     if path.suffix == ".json":
         try:
-            data = json.loads(text) if text.strip() else None
+            data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float) if text.strip() else None
         except json.JSONDecodeError as error:
             raise ConfigError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from None
+        except ValueError as error:  # NaN, Infinity or an overflowing number: JSON output could not hold it
+            raise ConfigError(f"{path}: invalid JSON: {error}", hint="write a finite number or a quoted string") from None
     else:
         try:
             data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
@@ -148,7 +151,32 @@ def read_file(path: Path) -> dict:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, found {_kind(data)}")
+    _check_finite(data, path, "")
     return _string_keys(data)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"{text} is too large for a number")
+    return number
+
+
+def _check_finite(value: Any, path: Path, where: str) -> None:
+    """NaN and infinities (YAML .nan/.inf) cannot be written as JSON, which every consumer of the tree reads."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{path}: {where or 'value'} is {value!r}, which is not a finite number",
+                          hint="write a finite number or a quoted string")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, path, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            _check_finite(item, path, f"{where}[{position}]")
 
 
 def _string_keys(value: Any) -> Any:
@@ -473,7 +501,8 @@ def _read_overrides(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant,
+                          parse_float=_finite_float)
     except (ValueError, OSError) as error:
         raise ConfigError(f"failed to parse variables file {path}: {error}") from None
     if not isinstance(data, dict):
@@ -843,7 +872,7 @@ def _prune(value: Any) -> Any:
 
 def to_json(tree: dict) -> str:
     """The resolved tree as ``validate --output json`` prints it: keys sorted, two-space indent."""
-    return json.dumps(tree, indent=2, sort_keys=True, ensure_ascii=False)
+    return json.dumps(tree, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
 def flatten(prefix: str, value: Any) -> list[tuple[str, str]]:

@@ -76,6 +76,18 @@ CASES = [
      "resources.pipelines.p.clusters[0] must be a map, found nil"),
     ("grant-string", {"config.json": {"resources": {"schemas": {"s": {"grants": ["all"]}}}}}, [], {},
      "resources.schemas.s.grants[0] must be a map, found string"),
+    ("json-nan", {"config.json": '{"bundle": {"name": "x", "n": NaN}}'}, [], {},
+     "config.json: invalid JSON: NaN is not a number JSON allows"),
+    ("json-infinity", {"config.json": '{"presets": {"jobs_max_concurrent_runs": -Infinity}}'}, [], {},
+     "invalid JSON: -Infinity is not a number JSON allows"),
+    ("json-overflow", {"config.json": '{"bundle": {"n": 1e400}}'}, [], {}, "invalid JSON: 1e400 is too large"),
+    ("yaml-nan-in-include", {"config.json": {"include": ["extra.yml"]}, "extra.yml": "bundle:\n  n: [1, .nan]\n"},
+     [], {}, "extra.yml: bundle.n[1] is nan, which is not a finite number"),
+    ("yaml-inf", {"databricks.yml": "presets:\n  jobs_max_concurrent_runs: .inf\n"}, [], {},
+     "presets.jobs_max_concurrent_runs is inf, which is not a finite number"),
+    ("overrides-file-nan", {"config.json": {"variables": {"v": {}}},
+                            ".databricks/bundle/default/variable-overrides.json": '{"v": NaN}'}, [], {},
+     "failed to parse variables file"),
     ("typed-field", {"config.json": {"variables": {"n": {"default": "many"}},
                                      "presets": {"jobs_max_concurrent_runs": "${var.n}"}}}, [], {},
      "presets.jobs_max_concurrent_runs: cannot parse 'many' as an integer"),
@@ -110,3 +122,9 @@ def test_read_config_reports_the_same_errors(tmp_path):
 def test_usage_errors_are_one_line(tmp_path):
     result = run_script("validate_config.py", "--output", "xml")
     assert_one_line_error(result, code=2, contains="--output")
+
+
+def test_json_output_never_holds_nan():
+    import config
+    with pytest.raises(ValueError):
+        config.to_json({"n": float("nan")})
