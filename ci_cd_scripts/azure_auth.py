@@ -39,12 +39,18 @@ Modes (``--auth``) and the environment variables each reads (first one set wins)
 5. ``token`` — ``AZURE_ACCESS_TOKEN`` is set;
 6. ``azure-cli`` — outside Azure Pipelines (no ``TF_BUILD``) when ``az`` is on PATH (a developer's login).
 
-Nothing found is a usage error naming what each mode needs. Aliases used by the Databricks ``--auth``
-option are accepted: ``azure-pipelines`` = ``pipelines``, ``azure-client-secret`` = ``environment``,
-``azure-msi`` = ``managed-identity``.
+Nothing found is a usage error naming what each mode needs.
+
+One vocabulary for every script: the names above are canonical, and the names the Databricks CLI and SDK use
+for ``DATABRICKS_AUTH_TYPE`` are accepted as aliases everywhere (``azure-pipelines`` = ``pipelines``,
+``azure-client-secret`` = ``environment``, ``azure-msi`` = ``managed-identity``). ``fetch_secrets.py --auth``
+takes `CHOICES`; the Databricks steps (``cli.add_workspace_args``) take `DATABRICKS_CHOICES`, which adds
+``pat``. Both parse the option with `argument_type`, so ``--help`` lists the canonical names, an alias
+becomes its canonical name, and every hint (``--auth managed-identity``...) is a value both accept.
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import logging
@@ -52,7 +58,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from errors import UsageError
@@ -62,7 +68,8 @@ DATABRICKS_SCOPE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"
 
 MODES = ("pipelines", "azure-cli", "environment", "managed-identity", "token")
 ALIASES = {"azure-pipelines": "pipelines", "azure-client-secret": "environment", "azure-msi": "managed-identity"}
-CHOICES = ("auto", *MODES)
+CHOICES = ("auto", *MODES)  # fetch_secrets.py --auth
+DATABRICKS_CHOICES = ("auto", "pat", *MODES)  # --auth of the Databricks steps (cli.add_workspace_args)
 
 _SERVICE_CONNECTION = ("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID", "AZURE_SERVICE_CONNECTION_ID")
 _CLIENT_ID = ("AZURESUBSCRIPTION_CLIENT_ID", "AZURE_CLIENT_ID", "ARM_CLIENT_ID")
@@ -105,6 +112,28 @@ def normalise_mode(mode: str | None) -> str:
     if mode not in CHOICES:
         raise UsageError(f"unknown Azure auth mode {mode!r}", hint=f"use one of {', '.join(CHOICES)}")
     return mode
+
+
+def argument_type(choices: tuple[str, ...] = CHOICES) -> Callable[[str], str]:
+    """An argparse ``type=`` for ``--auth``: the canonical name of one of `choices` or of an alias of one."""
+
+    def auth(text: str) -> str:
+        mode = text.strip().lower()
+        mode = ALIASES.get(mode, mode)
+        if mode not in choices:
+            aliases = ", ".join(f"{alias}={name}" for alias, name in ALIASES.items() if name in choices)
+            raise argparse.ArgumentTypeError(
+                f"invalid choice {text!r} (choose from {', '.join(choices)}; aliases {aliases})"
+            )
+        return mode
+
+    return auth
+
+
+def help_text(choices: tuple[str, ...] = CHOICES) -> str:
+    """``--help`` wording of the choices and their aliases."""
+    aliases = ", ".join(alias for alias, name in ALIASES.items() if name in choices)
+    return f"one of {'|'.join(choices)}; the Databricks CLI names {aliases} are accepted too"
 
 
 def _pipelines_values(environ: Mapping[str, str]) -> dict[str, str | None]:

@@ -103,14 +103,21 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_workspace_args(parser: argparse.ArgumentParser) -> None:
-    """--host and --auth: where and how to reach the Databricks workspace (tokens come from the environment)."""
+    """--host and --auth: where and how to reach the Databricks workspace (tokens come from the environment).
+
+    --auth takes `azure_auth.DATABRICKS_CHOICES` or an alias (the vocabulary fetch_secrets.py shares) and yields
+    the canonical name."""
+    import azure_auth  # here: scripts without a workspace do not load it
+
     group = parser.add_argument_group("workspace")
     group.add_argument("--host", default=None, help="workspace URL (default: $DATABRICKS_HOST, else config workspace.host)")
     group.add_argument(
         "--auth",
         default=None,
-        choices=["auto", "pat", "azure-pipelines", "azure-cli", "azure-client-secret", "azure-msi"],
-        help="authentication (default: $DATABRICKS_AUTH_TYPE, else auto-detected); a PAT is read from $DATABRICKS_TOKEN",
+        type=azure_auth.argument_type(azure_auth.DATABRICKS_CHOICES),
+        metavar="MODE",
+        help=f"authentication, {azure_auth.help_text(azure_auth.DATABRICKS_CHOICES)}; default: $DATABRICKS_AUTH_TYPE, "
+        "else auto-detected; a PAT is read from $DATABRICKS_TOKEN",
     )
 
 

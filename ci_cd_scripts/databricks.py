@@ -10,8 +10,9 @@ modules do) and does not choose Azure credentials (`azure_auth.py` does).
 Authentication (``--auth``, else ``DATABRICKS_AUTH_TYPE``, else ``auto``):
 
 * ``pat`` — ``Authorization: Bearer $DATABRICKS_TOKEN``.
-* ``azure-pipelines`` | ``azure-cli`` | ``azure-client-secret`` | ``azure-msi`` (and ``azure_auth``'s own names
-  ``pipelines``, ``environment``, ``managed-identity``, ``token``) — a Microsoft Entra ID token for the
+* ``pipelines`` | ``azure-cli`` | ``environment`` | ``managed-identity`` | ``token`` (the shared vocabulary of
+  `azure_auth`; the Databricks CLI names ``azure-pipelines``, ``azure-client-secret``, ``azure-msi`` are accepted
+  as aliases, also in ``DATABRICKS_AUTH_TYPE``) — a Microsoft Entra ID token for the
   AzureDatabricks application (scope `DATABRICKS_SCOPE`) from the credential `azure_auth.credential` builds,
   refreshed `REFRESH_MARGIN_SECONDS` before it expires. With ``DATABRICKS_AZURE_RESOURCE_ID`` set, every call also
   carries the service-principal management headers (an ARM token and the workspace resource id) so that a
@@ -61,7 +62,7 @@ log = logging.getLogger("databricks_client")
 DATABRICKS_SCOPE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"
 MANAGEMENT_SCOPE = "https://management.core.windows.net/.default"
 REFRESH_MARGIN_SECONDS = 300
-AUTH_CHOICES = ("auto", "pat", "azure-pipelines", "azure-cli", "azure-client-secret", "azure-msi")
+AUTH_CHOICES = azure_auth.DATABRICKS_CHOICES  # and azure_auth.ALIASES (the Databricks CLI names)
 DEFAULT_TIMEOUT = (5.0, 60.0)
 DEFAULT_RETRY_BUDGET_SECONDS = 300.0
 DEFAULT_BACKOFF = (1.0, 10.0)

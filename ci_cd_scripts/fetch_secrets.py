@@ -14,7 +14,8 @@ same (case-insensitive) name are an error. --all skips disabled, expired and not
 them by name; a secret named with --secret that is missing, disabled, expired or forbidden fails the step.
 Nothing is emitted unless every secret was read. Exit codes: 0 ok, 1 the vault refused or failed, 2 bad input.
 
-Auth (--auth, default auto): pipelines | azure-cli | environment | managed-identity | token; see azure_auth.py
+Auth (--auth, default auto): pipelines | azure-cli | environment | managed-identity | token (aliases
+azure-pipelines, azure-client-secret, azure-msi, as for the Databricks steps); see azure_auth.py
 for the environment variables each mode reads and the auto order.
 --output env-file FILE (only outside Azure Pipelines) writes NAME='value' lines to a new 0600 file for local
 debugging and prints only the names."""
@@ -84,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name-style", choices=keyvault.NAME_STYLES, default="keep",
                         help="pipeline variable names: keep (db-token), underscore (db_token), upper (DB_TOKEN)")
     parser.add_argument("--prefix", default="", help="put in front of every variable name")
-    parser.add_argument("--auth", choices=azure_auth.CHOICES, default="auto",
-                        help="Azure credential (default auto; see azure_auth.py for the order)")
+    parser.add_argument("--auth", type=azure_auth.argument_type(azure_auth.CHOICES), default="auto", metavar="MODE",
+                        help=f"Azure credential, {azure_auth.help_text(azure_auth.CHOICES)}; default auto (see azure_auth.py for the order)")
     parser.add_argument("--output", nargs="+", default=["vso"], metavar=("vso|env-file", "FILE"),
                         help="vso (default): secret pipeline variables; env-file FILE: a 0600 file, outside Azure Pipelines only")
     parser.add_argument("--ca-bundle", help="PEM file of CAs to trust (also REQUESTS_CA_BUNDLE); for private endpoints and emulators")

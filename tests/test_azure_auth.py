@@ -2,6 +2,7 @@
 classes are replaced (a cloud login cannot run here); nothing makes HTTP calls."""
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
@@ -201,3 +202,27 @@ def test_skip_reason():
     assert keyvault.skip_reason(True, now - day, None, now) == "expired 2025-12-31T00:00:00Z"
     assert keyvault.skip_reason(True, now + day, now + day, now) == "not valid before 2026-01-02T00:00:00Z"
     assert keyvault.skip_reason(None, now + day, now - day, now) is None
+
+
+def test_every_auth_value_a_hint_names_is_accepted_by_both_option_parsers(recorded):
+    """One vocabulary: fetch_secrets (CHOICES) and the Databricks steps (DATABRICKS_CHOICES) accept the same Azure
+    names and aliases, so a hint such as '--auth managed-identity' is right whichever script shows it."""
+    import re
+
+    keyvault_auth = azure_auth.argument_type(azure_auth.CHOICES)
+    databricks_auth = azure_auth.argument_type(azure_auth.DATABRICKS_CHOICES)
+    hints = []
+    with pytest.raises(UsageError) as error:
+        azure_auth.credential("auto", {"PATH": "/nonexistent", "TF_BUILD": "True"})
+    hints.append(error.value.one_line())
+    for mode in ("pipelines", "environment", "token"):
+        with pytest.raises(UsageError) as error:
+            azure_auth.credential(mode, {})
+        hints.append(error.value.one_line())
+    named = {value for hint in hints for value in re.findall(r"--auth ([a-z-]+)", hint)} - {"auto"}
+    assert named >= {"managed-identity", "pipelines", "environment", "token"}
+    for value in named | set(azure_auth.ALIASES):
+        assert keyvault_auth(value) == databricks_auth(value) == azure_auth.ALIASES.get(value, value)
+    assert databricks_auth("pat") == "pat"
+    with pytest.raises(argparse.ArgumentTypeError, match="invalid choice 'pat'.*aliases azure-pipelines=pipelines"):
+        keyvault_auth("pat")  # Key Vault has no personal access tokens

@@ -34,3 +34,12 @@ def test_step_config_gives_the_targets_deploy_section(tmp_path, monkeypatch):
     }))
     config, deploy = cli.step_config(step_args("-t", "prod"))
     assert config.target == "prod" and deploy["clusters"] == ["c-1", "c-2"] and deploy["concurrency"] == 4
+
+
+def test_auth_accepts_the_canonical_names_and_the_databricks_cli_aliases():
+    import azure_auth
+
+    for mode in azure_auth.DATABRICKS_CHOICES:
+        assert step_args("--auth", mode).auth == mode
+    assert [step_args("--auth", alias).auth for alias in azure_auth.ALIASES] == list(azure_auth.ALIASES.values())
+    assert step_args("--auth", "Azure-MSI").auth == "managed-identity"

@@ -245,3 +245,18 @@ def test_requirements_local_file_becomes_pypi_libraries_and_remote_file_a_requir
     extra = run_script("install_libraries.py", "--cluster-id", C1, "--requirements", tmp_path / "extra.txt", *FAST, env=dbx_env(ws), cwd=tmp_path)
     assert_one_line_error(extra, code=2, contains="extra.txt:1: --extra-index-url cannot be installed as a cluster library")
     assert ws.api_requests() == []
+
+
+def test_auth_takes_the_shared_vocabulary_and_its_hints_name_accepted_values(two_clusters, tmp_path):
+    ws, old, new = two_clusters
+    args = ["install_libraries.py", "--cluster-id", C1, "--wheel", new[0], "--dry-run"]
+    # An Entra token from elsewhere (fetch_secrets' `token` mode); the local workspace accepts it as a bearer.
+    token = run_script(*args, "--auth", "token", env=dbx_env(ws, DATABRICKS_TOKEN=None, AZURE_ACCESS_TOKEN=DBX_TOKEN), cwd=tmp_path)
+    assert token.returncode == 0, token.stderr
+    no_token(token)
+    for alias in ("azure-client-secret", "environment"):
+        missing = run_script(*args, "--auth", alias, env=dbx_env(ws, DATABRICKS_TOKEN=None), cwd=tmp_path)
+        assert_one_line_error(missing, code=2, contains="--auth environment needs AZURE_TENANT_ID")
+    nothing = run_script(*args, env=dbx_env(ws, DATABRICKS_TOKEN=None, TF_BUILD="True", PATH="/nonexistent"), cwd=tmp_path)
+    assert_one_line_error(nothing, code=2, contains="choose --auth managed-identity explicitly")
+    assert [r for r in ws.api_requests() if r.method not in ("GET", "HEAD")] == []
