@@ -136,6 +136,8 @@ def read_file(path: Path) -> dict:
             data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float) if text.strip() else None
         except json.JSONDecodeError as error:
             raise ConfigError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: invalid JSON: nested too deeply", hint=f"at most {MAX_DEPTH} levels") from None
         except ValueError as error:  # NaN, Infinity or an overflowing number: JSON output could not hold it
             raise ConfigError(f"{path}: invalid JSON: {error}", hint="write a finite number or a quoted string") from None
     else:
@@ -147,11 +149,13 @@ def read_file(path: Path) -> dict:
             raise ConfigError(f"{where}: invalid YAML: {error.problem or error.context}") from None
         except yaml.YAMLError as error:
             raise ConfigError(f"{path}: invalid YAML: {error}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: invalid YAML: nested too deeply", hint=f"at most {MAX_DEPTH} levels") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, found {_kind(data)}")
-    _check_finite(data, path, "")
+    _check_values(data, path)
     return _string_keys(data)
 
 
@@ -166,17 +170,35 @@ def _finite_float(text: str) -> float:
     return number
 
 
-def _check_finite(value: Any, path: Path, where: str) -> None:
-    """NaN and infinities (YAML .nan/.inf) cannot be written as JSON, which every consumer of the tree reads."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{path}: {where or 'value'} is {value!r}, which is not a finite number",
-                          hint="write a finite number or a quoted string")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_finite(item, path, f"{where}.{key}" if where else str(key))
-    elif isinstance(value, list):
-        for position, item in enumerate(value):
-            _check_finite(item, path, f"{where}[{position}]")
+# Real configs are a few levels deep and a few thousand values; the caps stop a YAML alias bomb (anchors that
+# repeat each other until the expanded tree is huge), a self-referencing anchor, or 3000 nested brackets
+# before any later step walks them.
+MAX_DEPTH = 100
+MAX_VALUES = 500_000
+
+
+def _check_values(data: dict, path: Path) -> None:
+    """Depth, expanded size (aliases counted each time they are used) and finite numbers, one walk."""
+    count = 0
+    pending: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while pending:
+        value, where, depth = pending.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ConfigError(f"{path}: expands to more than {MAX_VALUES} values",
+                              hint="YAML anchors/aliases that repeat large blocks are refused; write the values out")
+        if depth > MAX_DEPTH:
+            shown = where if len(where) < 80 else where[:77] + "..."
+            raise ConfigError(f"{path}: {shown} is nested more than {MAX_DEPTH} levels deep",
+                              hint="a YAML anchor that refers to itself, or too many brackets")
+        if isinstance(value, float) and not math.isfinite(value):
+            # NaN and infinities (YAML .nan/.inf) cannot be written as JSON, which every consumer reads.
+            raise ConfigError(f"{path}: {where or 'value'} is {value!r}, which is not a finite number",
+                              hint="write a finite number or a quoted string")
+        if isinstance(value, dict):
+            pending.extend((item, f"{where}.{key}" if where else str(key), depth + 1) for key, item in value.items())
+        elif isinstance(value, list):
+            pending.extend((item, f"{where}[{position}]", depth + 1) for position, item in enumerate(value))
 
 
 def _string_keys(value: Any) -> Any:

@@ -904,3 +904,17 @@ def test_empty_yaml_sections_validate_as_a_subprocess(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert json.loads(result.stdout)["bundle"]["name"] == "empty"
+
+
+def test_yaml_anchors_and_aliases_still_work(tmp_path):
+    """Aliases are allowed (databricks.yml files use them); only the expanded size and depth are capped."""
+    tree = load(tmp_path, {"databricks.yml": """\
+        variables:
+          a:
+            default: &shared {x: 1}
+            type: complex
+          b:
+            default: *shared
+            type: complex
+        """}).tree
+    assert tree["variables"]["b"]["value"] == {"x": 1}
