@@ -126,7 +126,7 @@ _Loader.add_implicit_resolver(
 def read_file(path: Path) -> dict:
     """Parse one config file (JSON or YAML); a syntax error names the file, line and column."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # editors on Windows may start the file with a BOM
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found", hint="pass --config PATH") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -523,7 +523,7 @@ def _read_overrides(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant,
+        data = json.loads(path.read_text(encoding="utf-8-sig"), parse_constant=_reject_constant,
                           parse_float=_finite_float)
     except (ValueError, OSError) as error:
         raise ConfigError(f"failed to parse variables file {path}: {error}") from None

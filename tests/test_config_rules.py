@@ -918,3 +918,19 @@ def test_yaml_anchors_and_aliases_still_work(tmp_path):
             type: complex
         """}).tree
     assert tree["variables"]["b"]["value"] == {"x": 1}
+
+
+@pytest.mark.parametrize("name", ["config.json", "databricks.yml", "extra.json", "variable-overrides.json"])
+def test_utf8_bom_is_accepted(tmp_path, name):
+    files = {"config.json": '{"bundle": {"name": "bom"}, "include": ["extra.json"], "variables": {"v": {}}}',
+             "extra.json": '{"workspace": {"host": "https://h"}}',
+             ".databricks/bundle/default/variable-overrides.json": '{"v": "from-file"}'}
+    if name == "databricks.yml":
+        files["databricks.yml"] = files.pop("config.json")  # JSON text is YAML too
+    key = next(key for key in files if key.endswith(name))
+    write(tmp_path, files)
+    target = tmp_path / key
+    target.write_bytes(b"\xef\xbb\xbf" + target.read_bytes())
+    tree = config.load(tmp_path, environ={}, current_user=USER).tree
+    assert tree["bundle"]["name"] == "bom" and tree["workspace"]["host"] == "https://h"
+    assert tree["variables"]["v"]["value"] == "from-file"
