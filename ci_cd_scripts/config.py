@@ -284,8 +284,57 @@ def _check_block(block: dict, prefix: str, source: Path, warnings: list[str]) ->
     for key, value in (block.get("workspace") or {}).items():
         if key in ("host", "profile", "auth_type") or key.endswith("_path"):
             _expect(value, str, f"{prefix}workspace.{key}", source)
+    _expect_maps(block.get("permissions"), f"{prefix}permissions", source)
+    presets = block.get("presets") or {}
+    for key, shape in (("name_prefix", str), ("tags", dict), ("trigger_pause_status", str)):
+        _expect_value(presets.get(key), shape, f"{prefix}presets.{key}", source)
+    for name, artifact in (block.get("artifacts") or {}).items():
+        if isinstance(artifact, dict):
+            _expect_maps(artifact.get("files"), f"{prefix}artifacts.{name}.files", source)
+            for key in ("type", "path", "build"):
+                _expect_value(artifact.get(key), str, f"{prefix}artifacts.{name}.{key}", source)
+    for kind, section in (block.get("resources") or {}).items():
+        for key, body in (section or {}).items():
+            where, body = f"{prefix}resources.{kind}.{key}", body or {}
+            for field_name in RESOURCE_MAP_LISTS.get(kind, ()) + ("permissions", "grants"):
+                _expect_maps(body.get(field_name), f"{where}.{field_name}", source)
+            for field_name in ("tags", "email_notifications", "schedule", "trigger", "new_cluster", "spark_conf",
+                               "custom_tags", "configuration"):
+                _expect_value(body.get(field_name), dict, f"{where}.{field_name}", source)
+            _expect_value(body.get("name"), str, f"{where}.name", source)
+            for task_position, task in enumerate(body.get("tasks") if kind == "jobs" and
+                                                 isinstance(body.get("tasks"), list) else []):
+                for field_name in ("libraries", "depends_on") if isinstance(task, dict) else ():
+                    _expect_maps(task.get(field_name), f"{where}.tasks[{task_position}].{field_name}", source)
     if "name" in (block.get("bundle") or {}):
         _expect(block["bundle"]["name"], str, f"{prefix}bundle.name", source)
+
+
+# Lists of maps under a resource (a `${var.x}` reference to a complex variable is checked after resolving).
+RESOURCE_MAP_LISTS = {
+    "jobs": ("tasks", "job_clusters", "parameters", "environments"),
+    "pipelines": ("clusters", "libraries", "notifications"),
+}
+
+
+def _is_reference(value: Any) -> bool:
+    return isinstance(value, str) and REFERENCE.fullmatch(value.strip()) is not None
+
+
+def _expect_value(value: Any, shape: type, where: str, source: Path) -> None:
+    """`_expect`, but a whole-value ``${...}`` reference is accepted (its value is checked when resolved)."""
+    if not _is_reference(value):
+        _expect(value, shape, where, source)
+
+
+def _expect_maps(value: Any, where: str, source: Path) -> None:
+    """A sequence of maps (tasks, permissions, artifact files...), or null, or a whole-value reference."""
+    if value is None or _is_reference(value):
+        return
+    _expect(value, list, where, source)
+    for position, element in enumerate(value):
+        if not _is_reference(element):
+            _expect(element, dict, f"{where}[{position}]", source, allow_none=False)
 
 
 def _expect(value: Any, shape: type | None, where: str, source: Path, allow_none: bool = True) -> None:

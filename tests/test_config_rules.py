@@ -934,3 +934,13 @@ def test_utf8_bom_is_accepted(tmp_path, name):
     tree = config.load(tmp_path, environ={}, current_user=USER).tree
     assert tree["bundle"]["name"] == "bom" and tree["workspace"]["host"] == "https://h"
     assert tree["variables"]["v"]["value"] == "from-file"
+
+
+def test_whole_value_references_pass_the_shape_checks(tmp_path):
+    """`tasks: ${var.tasks}` (a complex variable) is checked after it is resolved, not refused as a string."""
+    tree = load(tmp_path, {"config.json": {
+        "variables": {"tasks": {"type": "complex", "default": [{"task_key": "b"}, {"task_key": "a"}]},
+                      "tags": {"type": "complex", "default": {"team": "x"}}},
+        "presets": {"tags": "${var.tags}"},
+        "resources": {"jobs": {"j": {"name": "j", "tasks": "${var.tasks}"}}}}}).tree
+    assert [task["task_key"] for task in tree["resources"]["jobs"]["j"]["tasks"]] == ["a", "b"]
