@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"notice: {notice}", flush=True)
             report.change(f"{cluster_id}: attached {path}")
             report.note(notice)
+    if not report.changed:
+        report.note("nothing to change: the init script is already attached to every cluster")
     report.finish()
     return 0
 

@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"notice: {notice}", flush=True)
     if client.stats.retries:
         report.note(f"{client.stats.retries} API calls retried ({client.stats.throttled} throttled)")
+    if not report.changed and not report.failed:
+        report.note("nothing to change: every cluster already has these libraries installed")
     report.finish()
     if failures:
         if len(failures) == 1:

@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for item, reason in uploads:
                 report.change(f"upload {destination.shown(item.name)} ({item.size} bytes, {reason})")
+    if not report.changed:
+        report.note("nothing to change: every file is already there with the same content")
     report.finish()
     return 0
 

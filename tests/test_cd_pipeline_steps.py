@@ -211,7 +211,7 @@ def check_deployed(ws, artifact_zip: Path) -> None:
 
 
 def check_nothing_changed(ws, ran: dict[str, subprocess.CompletedProcess[str]]) -> None:
-    """Zero writes and zero cluster bounces, and every Databricks step says it changed nothing, and why."""
+    """Zero writes and zero cluster bounces, and every Databricks step says that nothing changed, and why."""
     assert writes(ws) == [], writes(ws)
     assert ws.bounces == []
     says = {"Upload wheels and requirements": "(same SHA-256)", "Upload the init script": "(same SHA-256)",
@@ -222,6 +222,7 @@ def check_nothing_changed(ws, ran: dict[str, subprocess.CompletedProcess[str]]) 
         out = ran[step].stdout
         assert re.search(r": 0 changed, [1-9]\d* unchanged in ", out), f"{step}:\n{out}"
         assert not re.search(r"^  change: ", out, re.MULTILINE) and reason in out, f"{step}:\n{out}"
+        assert re.search(r"^  note: nothing to change: ", out, re.MULTILINE), f"{step}:\n{out}"
 
 
 # ---- the tests ---------------------------------------------------------------------------------------------------
