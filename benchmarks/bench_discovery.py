@@ -8,7 +8,8 @@ site-packages and npm packages do). Then times, in the same run:
   python ci_cd_scripts/find_files.py ROOT '**/requirements/*.txt'   the CLI (interpreter start included)
   glob.glob('**/requirements/*.txt', recursive=True)   what the original scripts did
 
-and prints the median times, the ratios and how many files each found (glob also reports the decoys).
+plus, to explain the CLI figure, the start-up alone: a bare interpreter (`python -c pass`) and the CLI's imports
+without a walk (find_files.py's imports and pathspec), and prints the median times, the ratios and how many files each found (glob also reports the decoys).
 
   python benchmarks/bench_discovery.py [--files 200000] [--packages 20] [--repeat 5] [--tree DIR]
 
@@ -125,6 +126,9 @@ def main() -> int:
         ours_time, ours = median_time(lambda: discovery.find_files(root, [PATTERN]), args.repeat)
         command = [sys.executable, str(ROOT / "ci_cd_scripts" / "find_files.py"), str(root), PATTERN]
         cli_time, cli_out = median_time(lambda: subprocess.run(command, capture_output=True, text=True, check=True).stdout, args.repeat)
+        bare_time, _ = median_time(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), args.repeat)
+        imports = f"import sys; sys.path.insert(0, {str(ROOT / 'ci_cd_scripts')!r}); import find_files, pathspec"
+        imports_time, _ = median_time(lambda: subprocess.run([sys.executable, "-c", imports], check=True), args.repeat)
         glob_time, globbed = median_time(lambda: glob.glob(PATTERN, root_dir=root, recursive=True), max(1, args.repeat // 2))
         hidden_time, hidden = median_time(
             lambda: glob.glob(PATTERN, root_dir=root, recursive=True, include_hidden=True), max(1, args.repeat // 2)
@@ -137,6 +141,8 @@ def main() -> int:
     rows = [
         ("find_files (in-process)", ours_time, len(ours), 1.0),
         ("find_files.py (CLI)", cli_time, len(cli_out.splitlines()), cli_time / ours_time),
+        ("  of which: python -c pass", bare_time, 0, bare_time / ours_time),
+        ("  of which: interpreter + imports", imports_time, 0, imports_time / ours_time),
         ("glob('**/requirements/*.txt')", glob_time, len(globbed), glob_time / ours_time),
         ("glob(..., include_hidden=True)", hidden_time, len(hidden), hidden_time / ours_time),
     ]

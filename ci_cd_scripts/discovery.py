@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pathspec
-
 from errors import InputError
 
 # Directory names never entered: VCS metadata, virtualenvs, JS dependencies, build output, caches.
@@ -57,6 +55,10 @@ class Patterns:
     """
 
     def __init__(self, lines: Iterable[str]) -> None:
+        # Imported on first use: pathspec (with the typing_extensions/asyncio it pulls in) is about half of a
+        # CLI's start-up, and --help, usage errors and a bad ROOT do not need it.
+        import pathspec
+
         self.spec = pathspec.GitIgnoreSpec.from_lines(list(lines))
         self._rules = [
             (pattern.regex.match, bool(pattern.include))
