@@ -162,23 +162,30 @@ def add_current_user_arg(parser: argparse.ArgumentParser) -> None:
         "--current-user",
         metavar="USERNAME",
         default=None,
-        help="userName for ~/ paths and ${workspace.current_user.*} (default: SCIM Me when DATABRICKS_HOST and "
-        "a credential are set, else left unresolved)",
+        help="userName for ~/ paths and ${workspace.current_user.*} (default: SCIM Me when a credential and a "
+        "host (DATABRICKS_HOST or workspace.host) are set, else left unresolved)",
     )
 
 
 def current_user(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str | dict | None:
-    """``--current-user`` if given; else the SCIM ``Me`` document when DATABRICKS_HOST and a credential
-    (DATABRICKS_TOKEN or DATABRICKS_AUTH_TYPE) are set; else None (the config then warns and leaves
+    """``--current-user`` if given; else the SCIM ``Me`` document when a credential (DATABRICKS_TOKEN or
+    DATABRICKS_AUTH_TYPE) and a host (--host, DATABRICKS_HOST, else the config's workspace.host) are set; else None (the config then warns and leaves
     ``${workspace.current_user.*}`` unresolved)."""
     environ = os.environ if environ is None else environ
     if getattr(args, "current_user", None):
         return args.current_user
-    if not environ.get("DATABRICKS_HOST") or not (environ.get("DATABRICKS_TOKEN") or environ.get("DATABRICKS_AUTH_TYPE")):
+    if not (environ.get("DATABRICKS_TOKEN") or environ.get("DATABRICKS_AUTH_TYPE")):
         return None
+    preloaded = None
+    if not (getattr(args, "host", None) or environ.get("DATABRICKS_HOST")):
+        # The host may be only in the config's workspace.host: a first pass without the user finds it.
+        preloaded = load_config(args)
+        if not preloaded.host:
+            return None
     import databricks  # our client, ci_cd_scripts/databricks.py (scripts run with this folder first on sys.path)
 
-    return databricks.connect(host=getattr(args, "host", None), auth=getattr(args, "auth", None)).me()
+    return databricks.connect(host=getattr(args, "host", None), auth=getattr(args, "auth", None), config=preloaded,
+                              environ=environ).me()
 
 
 def load_config_if_present(args: argparse.Namespace):

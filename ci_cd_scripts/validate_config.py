@@ -5,8 +5,8 @@ resolves ${...} references and applies modes and presets. Warnings go to stderr;
 line `error: ...` on stderr and exit code 2.
 
 The current user (for ~/ paths and ${workspace.current_user.*}) comes from --current-user; otherwise, when
-DATABRICKS_HOST and a credential (DATABRICKS_TOKEN or DATABRICKS_AUTH_TYPE) are set, from the workspace's
-SCIM Me endpoint; otherwise it stays unresolved with a warning.
+a credential (DATABRICKS_TOKEN or DATABRICKS_AUTH_TYPE) and a host (DATABRICKS_HOST, else the config's
+workspace.host) are set, from the workspace's SCIM Me endpoint; otherwise it stays unresolved with a warning.
 
 Examples:
   python ci_cd_scripts/validate_config.py --current-user you@example.com
