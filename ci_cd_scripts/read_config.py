@@ -62,6 +62,24 @@ def pipeline_variables(loaded: config.Config) -> list[tuple[str, str]]:
     return pairs
 
 
+def _refuse_unresolved_user(pairs: list[tuple[str, str]], loaded: config.Config) -> None:
+    """In a pipeline a literal ``~/...`` or ``${workspace.current_user...}`` would reach a later step as a path;
+    fail here, where the cause is known, instead.
+
+    One exception: the *default* root path (``~/.bundle/<name>/<target>``, no root_path in the config) stays a
+    warning, because CI reads the config without workspace credentials and no step consumes that value."""
+    default_root = f"~/.bundle/{(loaded.tree.get('bundle') or {}).get('name') or ''}/{loaded.target}"
+    for name, value in pairs:
+        if name == "workspace_root_path" and value == default_root:
+            ado.log_issue("warning", f"workspace_root_path is exported as {value!r}: the current user is unknown")
+            continue
+        if value == "~" or value.startswith("~/") or "${workspace.current_user" in value:
+            raise ConfigError(
+                f"{name} is {value!r}: the current user is unknown, so it cannot be exported",
+                hint="set DATABRICKS_TOKEN (or DATABRICKS_AUTH_TYPE) with DATABRICKS_HOST or workspace.host so the "
+                "user is read from the workspace, pass --current-user, or set an absolute workspace.root_path")
+
+
 def _value(declaration: Any) -> Any:
     return declaration.get("value") if isinstance(declaration, dict) else None
 
@@ -77,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
     loaded = cli.load_config(args, current_user=cli.current_user(args))
     pairs = pipeline_variables(loaded)
+    if ado.in_pipeline():
+        _refuse_unresolved_user(pairs, loaded)
     for warning in loaded.warnings:
         ado.log_issue("warning", warning)
     for name, value in pairs:

@@ -122,3 +122,38 @@ def test_current_user_comes_from_scim_me_when_credentials_are_set(tmp_path):
     assert_one_line_error(denied, code=1)
     for output in (result, validate, denied):
         assert token not in output.stdout + output.stderr
+
+
+def test_current_user_with_the_host_only_in_the_config(tmp_path):
+    """DATABRICKS_TOKEN set, DATABRICKS_HOST not: the config's workspace.host is used for the SCIM Me call."""
+    from local_workspace import LocalWorkspace
+
+    token = "dapi-config-KNOWN-5e6f7a8b9c"
+    with LocalWorkspace(token=token, time_scale=0, clusters=[]) as workspace:
+        write(tmp_path, {"bundle": {"name": "b"}, "workspace": {"host": workspace.url}})
+        result = run_script("read_config.py", "--config", tmp_path,
+                            env=script_env(TF_BUILD="True", DATABRICKS_TOKEN=token))
+        me_calls = [entry for entry in workspace.requests if entry.path.endswith("/scim/v2/Me")]
+    assert result.returncode == 0, result.stderr
+    assert exported(result)["workspace_root_path"] == "/Workspace/Users/local-user@example.com/.bundle/b/default"
+    assert len(me_calls) == 1
+    assert token not in result.stdout + result.stderr
+
+
+def test_unresolved_current_user_fails_in_a_pipeline(tmp_path):
+    write(tmp_path, {"bundle": {"name": "b"}, "variables": {"me": {"default": "${workspace.current_user.userName}"}},
+                     "workspace": {"root_path": "/Workspace/Shared/b"}})
+    result = run_script("read_config.py", "--config", tmp_path, env=script_env(TF_BUILD="True"))
+    assert_one_line_error(result, code=2, contains="me")
+    assert "current user" in result.stderr and "--current-user" in result.stderr
+    assert "##vso[task.setvariable" not in result.stdout, "nothing is exported when one value is unusable"
+    write(tmp_path, {"bundle": {"name": "b"}, "workspace": {"root_path": "~/projects/b"}})
+    result = run_script("read_config.py", "--config", tmp_path, env=script_env(TF_BUILD="True"))
+    assert_one_line_error(result, code=2, contains="workspace_root_path is '~/projects/b'")
+    outside = run_script("read_config.py", "--config", tmp_path, env=script_env())
+    assert outside.returncode == 0, "outside a pipeline it stays a warning"
+    # CI reads the config without credentials: the default root path (consumed by no step) only warns.
+    write(tmp_path, {"bundle": {"name": "b"}})
+    result = run_script("read_config.py", "--config", tmp_path, env=script_env(TF_BUILD="True"))
+    assert result.returncode == 0, result.stderr
+    assert "workspace_root_path is exported as '~/.bundle/b/default'" in result.stdout
