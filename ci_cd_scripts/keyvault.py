@@ -206,6 +206,10 @@ def describe_error(error: BaseException, secrets: Iterable[str] = ()) -> str:
             return (f"forbidden ({status}): the identity needs the 'Key Vault Secrets User' role or a 'get' access "
                     "policy, and the vault firewall must admit the agent")
         if error.status_code == 401:
+            if not _has_challenge(error):
+                # azure-keyvault sends its first request without a token and waits for the challenge; none came.
+                return (f"unauthorized ({status}) without a usable WWW-Authenticate challenge, so no token was sent: "
+                        "check that the URL is the vault's (not a proxy or another service)")
             return f"unauthorized ({status}): the token was rejected"
         message = getattr(getattr(error, "error", None), "message", None) or ""
         return _short(azure_auth.scrub(f"HTTP {status}: {message}".rstrip(": "), scrub))
@@ -215,6 +219,13 @@ def describe_error(error: BaseException, secrets: Iterable[str] = ()) -> str:
         return ("the vault's authentication challenge names a resource that does not match its host "
                 "(only for private endpoints or emulators: --no-verify-challenge-resource)")
     return _short(azure_auth.scrub(f"{type(error).__name__}: {text}", scrub))
+
+
+def _has_challenge(error: BaseException) -> bool:
+    """Whether a 401 carried a Bearer challenge naming where to sign in (only the header's shape is read)."""
+    headers = getattr(getattr(error, "response", None), "headers", None) or {}
+    challenge = (headers.get("WWW-Authenticate") or "").lower()
+    return challenge.startswith("bearer") and "authorization" in challenge
 
 
 def _short(text: str, limit: int = 300) -> str:

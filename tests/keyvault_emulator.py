@@ -5,6 +5,9 @@ Follows shared/reference/keyvault-and-identity.md, section 3: TLS on 127.0.0.1 w
 ``WWW-Authenticate`` for any request without ``Bearer <token>``, ``api-version`` required, paging with an
 absolute ``nextLink`` and ``$skiptoken``, secret versions, 403 ``Forbidden``/``SecretDisabled`` for a disabled
 secret, 404 ``SecretNotFound``, and expired secrets still served with 200 (as the real service does).
+Faults: a secret added with ``forbidden=True`` answers a plain-text ``403 Forbidden`` (a firewall or an RBAC
+scope in front of the vault); ``challenge_form`` chooses the 401 challenge: ``resource`` (default),
+``scope``, ``bare`` (``WWW-Authenticate: Bearer`` without parameters) or ``none`` (no header at all).
 Every request is logged in ``requests`` (method, path, query, status, authorized) — never the token.
 
 Use::
@@ -13,12 +16,14 @@ Use::
         vault.add_secret("databricks-token", "dapi...")
         ... vault.url, vault.ca_pem ...
 
-or by hand: ``python tests/keyvault_emulator.py --secret databricks-token=dapi123`` prints the URL and the CA file.
+or by hand: ``python tests/keyvault_emulator.py --secret databricks-token=dapi123 [--disabled NAME=VALUE]
+[--expired NAME=VALUE]`` prints the URL and the CA file, and removes its temporary folder on Ctrl-C or SIGTERM.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import ssl
 import tempfile
 import threading
@@ -34,6 +39,7 @@ import trustme
 TENANT = "72f988bf-0000-4000-8000-000000000001"
 RESOURCE = "https://vault.azure.net"
 DEFAULT_PAGE_SIZE = 25
+CHALLENGE_FORMS = ("resource", "scope", "bare", "none")
 
 
 @dataclass
@@ -65,8 +71,11 @@ class KeyVaultEmulator:
         self.token = token
         self.tenant = tenant
         self.page_size = page_size
+        if challenge_form not in CHALLENGE_FORMS:
+            raise ValueError(f"challenge_form must be one of {CHALLENGE_FORMS}")
         self.challenge_form = challenge_form
         self.secrets: dict[str, list[SecretVersion]] = {}
+        self.forbidden: set[str] = set()  # lower-case names answered with a plain 403
         self.requests: list[LoggedRequest] = []
         self._lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="kv-emulator-")
@@ -79,11 +88,13 @@ class KeyVaultEmulator:
     # -- store ---------------------------------------------------------------------------------------------
     def add_secret(self, name: str, value: str, *, enabled: bool = True, content_type: str | None = "text/plain",
                    expires: int | None = None, not_before: int | None = None,
-                   tags: dict[str, str] | None = None) -> str:
-        """Add a new (current) version of `name`; return its version id."""
+                   tags: dict[str, str] | None = None, forbidden: bool = False) -> str:
+        """Add a new (current) version of `name`; return its version id. `forbidden`: reading it answers 403."""
         version = SecretVersion(uuid.uuid4().hex, value, enabled, content_type, expires, not_before, dict(tags or {}))
         with self._lock:
             self.secrets.setdefault(name, []).append(version)
+            if forbidden:
+                self.forbidden.add(name.lower())
         return version.version
 
     def clear_log(self) -> None:
@@ -170,13 +181,14 @@ class KeyVaultEmulator:
         return 200, {"value": items[start:end], "nextLink": next_link}
 
     def respond(self, method: str, path: str, query: dict[str, str], authorization: str | None
-                ) -> tuple[int, dict, dict[str, str]]:
-        """(status, JSON body, extra headers) for one request."""
+                ) -> tuple[int, dict | str, dict[str, str]]:
+        """(status, JSON body (or plain text), extra headers) for one request."""
         if authorization != f"Bearer {self.token}":
             form = (f'scope="{RESOURCE}/.default"' if self.challenge_form == "scope" else f'resource="{RESOURCE}"')
             challenge = f'Bearer authorization="https://login.microsoftonline.com/{self.tenant}", {form}'
-            return 401, _error("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."), {
-                "WWW-Authenticate": challenge}
+            headers = {"none": {}, "bare": {"WWW-Authenticate": "Bearer"}}.get(
+                self.challenge_form, {"WWW-Authenticate": challenge})
+            return 401, _error("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."), headers
         if not query.get("api-version"):
             return 400, _error("BadParameter", "The api-version query parameter is required."), {}
         if method != "GET":
@@ -202,6 +214,8 @@ class KeyVaultEmulator:
             return (*self._page(items, f"/secrets/{quote(name)}/versions", query), {})
         if len(rest) > 2 or not versions:
             return 404, _not_found(name), {}
+        if name.lower() in self.forbidden:
+            return 403, "Forbidden", {}
         if len(rest) == 2:
             version = next((v for v in versions if v.version == rest[1]), None)
             if version is None:
@@ -245,9 +259,10 @@ class _Handler(BaseHTTPRequestHandler):
         with self.vault._lock:
             self.vault.requests.append(LoggedRequest(self.command, parts.path, query, status,
                                                      authorization == f"Bearer {self.vault.token}"))
-        payload = json.dumps(body).encode("utf-8")
+        plain = isinstance(body, str)
+        payload = (body if plain else json.dumps(body)).encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", "text/plain; charset=utf-8" if plain else "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("x-ms-keyvault-service-version", "1.9.0.0")
         for key, value in headers.items():
@@ -258,22 +273,37 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Run a local HTTPS Key Vault emulator until Ctrl-C.")
+def _assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run a local HTTPS Key Vault emulator until Ctrl-C or SIGTERM.")
     parser.add_argument("--token", default="kv-test-token", help="bearer token to accept (give it as AZURE_ACCESS_TOKEN)")
-    parser.add_argument("--secret", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--secret", action="append", default=[], type=_assignment, metavar="NAME=VALUE")
+    parser.add_argument("--disabled", action="append", default=[], type=_assignment, metavar="NAME=VALUE",
+                        help="a disabled secret (403 SecretDisabled when read)")
+    parser.add_argument("--expired", action="append", default=[], type=_assignment, metavar="NAME=VALUE",
+                        help="a secret that expired an hour ago")
     parser.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    # SIGTERM and SIGINT end the wait, so the `with` block removes the temporary folder holding the CA.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     with KeyVaultEmulator(args.token, page_size=args.page_size) as vault:
-        for assignment in args.secret:
-            name, _, value = assignment.partition("=")
+        for name, value in args.secret:
             vault.add_secret(name, value)
+        for name, value in args.disabled:
+            vault.add_secret(name, value, enabled=False)
+        for name, value in args.expired:
+            vault.add_secret(name, value, expires=int(time.time()) - 3600)
         print(vault.url, flush=True)
         print(f"CA bundle: {vault.ca_pem} (export REQUESTS_CA_BUNDLE={vault.ca_pem})", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+        stop.wait()
 
 
 if __name__ == "__main__":

@@ -343,3 +343,71 @@ def test_all_plus_a_named_disabled_secret_fails_instead_of_skipping(keyvault, ke
     line = assert_one_line_error(result, 1, "required: disabled (403 SecretDisabled)")
     assert "optional" not in line  # only the named one is required; the other is merely skipped
     assert secret_variables(result.stdout) == {}
+
+
+def test_forbidden_secret_fails_the_step_naming_it(keyvault, keyvault_env):
+    """A plain-text 403 (firewall, RBAC scoped to one secret): one line, exit 1, no traceback, no value, no token."""
+    keyvault.add_secret("open", "open-value-123")
+    keyvault.add_secret("locked", "locked-value-456", forbidden=True)
+    for args in (["--secret", "open", "--secret", "locked"], ["--all"]):
+        result = fetch(keyvault, keyvault_env, *args)
+        line = assert_one_line_error(result, 1, "locked: forbidden (403)")
+        assert "Key Vault Secrets User" in line and "Traceback" not in result.stderr
+        assert secret_variables(result.stdout) == {}
+        assert_no_leak(result, ["open-value-123", "locked-value-456"], ado=False)
+
+
+def test_scope_challenge_form_is_accepted(keyvault_env):
+    from keyvault_emulator import KeyVaultEmulator
+
+    with KeyVaultEmulator(KEYVAULT_TOKEN, challenge_form="scope") as vault:
+        vault.add_secret("db", "abc-value-1")
+        result = fetch(vault, dict(keyvault_env, REQUESTS_CA_BUNDLE=str(vault.ca_pem)), "--secret", "db")
+    assert result.returncode == 0, result.stderr
+    assert secret_variables(result.stdout) == {"db": "abc-value-1"}
+
+
+@pytest.mark.parametrize("form", ["none", "bare"])
+def test_401_without_a_usable_challenge_is_one_clear_line(keyvault_env, form):
+    from keyvault_emulator import KeyVaultEmulator
+
+    with KeyVaultEmulator(KEYVAULT_TOKEN, challenge_form=form) as vault:
+        vault.add_secret("db", "abc-value-1")
+        env = dict(keyvault_env, REQUESTS_CA_BUNDLE=str(vault.ca_pem))
+        named = fetch(vault, env, "--secret", "db")
+        listing = fetch(vault, env, "--all")
+        assert not any(request.authorized for request in vault.requests), "no token is sent without a challenge"
+    for result in (named, listing):
+        assert_one_line_error(result, 1, "without a usable WWW-Authenticate challenge, so no token was sent")
+        assert "Traceback" not in result.stderr
+        assert_no_leak(result, ["abc-value-1"], ado=False)
+
+
+def test_emulator_command_line(tmp_path):
+    """The emulator run by hand: disabled/expired secrets from flags, NAME without '=' refused, temp dir removed on
+    SIGTERM and on Ctrl-C (SIGINT)."""
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    emulator = [sys.executable, str(ROOT / "tests" / "keyvault_emulator.py"), "--token", KEYVAULT_TOKEN]
+    refused = subprocess.run([*emulator, "--secret", "lonely"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "expected NAME=VALUE" in refused.stderr
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        process = subprocess.Popen([*emulator, "--secret", "good=good-value-1", "--disabled", "off=off-value-1",
+                                    "--expired", "old=old-value-1"], stdout=subprocess.PIPE, text=True)
+        try:
+            url = process.stdout.readline().strip()
+            ca_pem = process.stdout.readline().split()[2]
+            env = script_env(AZURE_ACCESS_TOKEN=KEYVAULT_TOKEN, REQUESTS_CA_BUNDLE=ca_pem)
+            result = run_script("fetch_secrets.py", "--vault-url", url, "--auth", "token",
+                                "--no-verify-challenge-resource", "--all", env=env, timeout=120)
+            assert result.returncode == 0, result.stderr
+            assert "skipped 2: off (disabled), old (expired " in result.stderr
+        finally:
+            process.send_signal(signum)
+            code = process.wait(timeout=30)
+        assert code == 0
+        assert not os.path.exists(os.path.dirname(ca_pem)), "the temporary CA folder is removed"
