@@ -411,3 +411,17 @@ def test_emulator_command_line(tmp_path):
             code = process.wait(timeout=30)
         assert code == 0
         assert not os.path.exists(os.path.dirname(ca_pem)), "the temporary CA folder is removed"
+
+
+def test_only_the_first_read_is_challenged(keyvault, keyvault_env):
+    """8 named secrets at concurrency 8: one 401 challenge primes the client, the other reads carry the token."""
+    names = [f"parallel-{i}" for i in range(8)]
+    for name in names:
+        keyvault.add_secret(name, f"value-of-{name}")
+    args = [part for name in names for part in ("--secret", name)]
+    result = fetch(keyvault, keyvault_env, *args, "--concurrency", "8")
+    assert result.returncode == 0, result.stderr
+    assert len(secret_variables(result.stdout)) == 8
+    challenged = [request for request in keyvault.requests if request.status == 401]
+    assert len(challenged) == 1, [(r.path, r.status) for r in keyvault.requests]
+    assert sum(request.status == 200 for request in keyvault.requests) == 8
