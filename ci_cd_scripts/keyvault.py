@@ -103,6 +103,12 @@ def map_names(refs: Sequence[SecretRef], style: str, prefix: str = "") -> dict[S
     to the same name in any case are a collision: `UsageError` naming both."""
     import ado
 
+    if prefix:  # a prefix that no name can follow is the prefix's fault, whatever the secrets are
+        try:
+            ado.check_variable_name(prefix + "x")
+        except UsageError as error:
+            raise UsageError(f"--prefix {prefix!r} cannot start a pipeline variable name",
+                             hint=f"choose another --prefix (e.g. kv_): {error.hint}") from None
     mapped: dict[SecretRef, str] = {}
     seen: dict[str, SecretRef] = {}
     for ref in refs:

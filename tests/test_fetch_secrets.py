@@ -425,3 +425,14 @@ def test_only_the_first_read_is_challenged(keyvault, keyvault_env):
     challenged = [request for request in keyvault.requests if request.status == 401]
     assert len(challenged) == 1, [(r.path, r.status) for r in keyvault.requests]
     assert sum(request.status == 200 for request in keyvault.requests) == 8
+
+
+@pytest.mark.parametrize("prefix,cause", [("secret", "endpoint, input, secret"), ("x;y]", "letters, digits")])
+def test_bad_prefix_is_named_as_the_cause(keyvault, keyvault_env, prefix, cause):
+    keyvault.add_secret("db", "abc-value-1")
+    for args in (["--secret", "db"], ["--all"]):
+        result = fetch(keyvault, keyvault_env, *args, "--prefix", prefix)
+        line = assert_one_line_error(result, 2, f"--prefix {prefix!r} cannot start a pipeline variable name")
+        assert "choose another --prefix" in line and cause in line
+        assert "use --prefix to give" not in line
+        assert secret_variables(result.stdout) == {}
