@@ -41,9 +41,17 @@ def _note(text: str) -> None:
     print(ado.neutralise(text), file=sys.stderr, flush=True)
 
 
+def _unique(refs: list[keyvault.SecretRef]) -> list[keyvault.SecretRef]:
+    """The same secret named twice (`--secret a --secret a`; Key Vault names ignore case) is read once."""
+    first: dict[tuple[str, str | None], keyvault.SecretRef] = {}
+    for ref in refs:
+        first.setdefault((ref.name.lower(), ref.version), ref)
+    return list(first.values())
+
+
 def _vault_and_refs(args) -> tuple[str, list[keyvault.SecretRef]]:
     """The vault URL and the named secrets, from the flags, else from config deploy.keyvault."""
-    named = [keyvault.parse_ref(text) for text in args.secret]
+    named = _unique([keyvault.parse_ref(text) for text in args.secret])
     url = keyvault.vault_url(args.vault_url, args.vault_name) if (args.vault_url or args.vault_name) else None
     if url and (named or args.all):
         return url, named
@@ -60,7 +68,7 @@ def _vault_and_refs(args) -> tuple[str, list[keyvault.SecretRef]]:
         configured = settings.get("secrets") or []
         if not isinstance(configured, list):
             raise UsageError("config deploy.keyvault.secrets must be a list of secret names")
-        named = [keyvault.parse_ref(str(name)) for name in configured]
+        named = _unique([keyvault.parse_ref(str(name)) for name in configured])
     if not named and not args.all:
         raise UsageError("no secrets to fetch", hint="name them with --secret (or deploy.keyvault.secrets) or use --all")
     return url, named

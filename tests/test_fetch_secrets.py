@@ -436,3 +436,11 @@ def test_bad_prefix_is_named_as_the_cause(keyvault, keyvault_env, prefix, cause)
         assert "choose another --prefix" in line and cause in line
         assert "use --prefix to give" not in line
         assert secret_variables(result.stdout) == {}
+
+
+def test_the_same_secret_named_twice_is_read_once(keyvault, keyvault_env):
+    keyvault.add_secret("db", "abc-value-1")
+    result = fetch(keyvault, keyvault_env, "--secret", "db", "--secret", "db", "--secret", "DB")
+    assert result.returncode == 0, result.stderr
+    assert secret_variables(result.stdout) == {"db": "abc-value-1"}
+    assert sum(request.status == 200 for request in keyvault.requests) == 1
