@@ -55,20 +55,16 @@ def _vault_and_refs(args) -> tuple[str, list[keyvault.SecretRef]]:
     url = keyvault.vault_url(args.vault_url, args.vault_name) if (args.vault_url or args.vault_name) else None
     if url and (named or args.all):
         return url, named
-    if not Path(args.config).exists() and not args.target:
+    loaded = cli.load_config_if_present(args)
+    if loaded is None:
         if url is None:
             raise UsageError("no Key Vault given", hint=f"pass --vault-url or --vault-name, or set deploy.keyvault in {args.config}")
         raise UsageError("no secrets to fetch", hint="name them with --secret (or deploy.keyvault.secrets in the config) or use --all")
-    settings = cli.load_config(args).deploy.get("keyvault") or {}
-    if not isinstance(settings, dict):
-        raise UsageError("config deploy.keyvault must be an object", hint='e.g. {"name": "kv-dev", "secrets": ["databricks-token"]}')
+    settings = loaded.deploy.get("keyvault") or {}  # its shape is checked by config (deploy.keyvault)
     if url is None:
         url = keyvault.vault_url(settings.get("url"), settings.get("name"))
     if not named and not args.all:
-        configured = settings.get("secrets") or []
-        if not isinstance(configured, list):
-            raise UsageError("config deploy.keyvault.secrets must be a list of secret names")
-        named = _unique([keyvault.parse_ref(str(name)) for name in configured])
+        named = _unique([keyvault.parse_ref(name) for name in settings.get("secrets") or []])
     if not named and not args.all:
         raise UsageError("no secrets to fetch", hint="name them with --secret (or deploy.keyvault.secrets) or use --all")
     return url, named

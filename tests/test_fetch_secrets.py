@@ -444,3 +444,13 @@ def test_the_same_secret_named_twice_is_read_once(keyvault, keyvault_env):
     assert result.returncode == 0, result.stderr
     assert secret_variables(result.stdout) == {"db": "abc-value-1"}
     assert sum(request.status == 200 for request in keyvault.requests) == 1
+
+
+def test_config_is_read_like_every_other_step(keyvault_env, tmp_path):
+    """cli.load_config_if_present: an explicit --config that is missing is named; deploy.keyvault shapes are config's."""
+    result = run_script("fetch_secrets.py", "--config", "missing.json", "--all", env=keyvault_env, cwd=tmp_path,
+                        timeout=60)
+    assert_one_line_error(result, 2, "config file missing.json not found")
+    (tmp_path / "config.json").write_text(json.dumps({"deploy": {"keyvault": ["kv"]}}), encoding="utf-8")
+    result = run_script("fetch_secrets.py", "--all", env=keyvault_env, cwd=tmp_path, timeout=60)
+    assert_one_line_error(result, 2, "deploy.keyvault must be a map, found sequence")
