@@ -454,3 +454,97 @@ def test_config_is_read_like_every_other_step(keyvault_env, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"deploy": {"keyvault": ["kv"]}}), encoding="utf-8")
     result = run_script("fetch_secrets.py", "--all", env=keyvault_env, cwd=tmp_path, timeout=60)
     assert_one_line_error(result, 2, "deploy.keyvault must be a map, found sequence")
+
+
+# ------------------------------------------------------------------------------------ auth mode selection
+# Each mode is chosen by fetch_secrets.py run as a subprocess. Only the azure-identity credential classes are
+# replaced (a cloud login cannot run here), by a sitecustomize.py on PYTHONPATH; the fake hands out the token the
+# Key Vault emulator accepts, so the HTTP side (challenge, token, secret read) is the real client's.
+
+FAKE_IDENTITY = '''
+import json, os
+import azure.identity
+from azure.core.credentials import AccessToken
+
+def _fake(class_name):
+    class Fake:
+        def __init__(self, *args, **kwargs):
+            with open(os.environ["FAKE_CREDENTIAL_LOG"], "a", encoding="utf-8") as log:
+                log.write(json.dumps([class_name, sorted(kwargs)]) + "\\n")
+        def get_token(self, *scopes, **kwargs):
+            return AccessToken(os.environ["FAKE_CREDENTIAL_TOKEN"], 4102444800)
+        def close(self):
+            pass
+    Fake.__name__ = class_name
+    return Fake
+
+for _name in ("AzurePipelinesCredential", "AzureCliCredential", "ClientSecretCredential", "CertificateCredential",
+              "ManagedIdentityCredential"):
+    setattr(azure.identity, _name, _fake(_name))
+'''
+
+PIPELINES_ENV = {"SYSTEM_OIDCREQUESTURI": "https://dev.azure.com/org/_apis/oidc", "SYSTEM_ACCESSTOKEN": "sys-token-1",
+                 "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID": "conn-1", "AZURESUBSCRIPTION_CLIENT_ID": "client-1",
+                 "AZURESUBSCRIPTION_TENANT_ID": "tenant-1"}
+SP_ENV = {"AZURE_TENANT_ID": "tenant-1", "AZURE_CLIENT_ID": "client-1", "AZURE_CLIENT_SECRET": "sp-secret-1"}
+
+AUTH_CASES = [
+    # id, --auth, env, expected class, expected "signing in with ..." text
+    ("pipelines", "pipelines", PIPELINES_ENV, "AzurePipelinesCredential",
+     "AzurePipelinesCredential (service connection conn-1; --auth pipelines)"),
+    ("pipelines-alias", "azure-pipelines", PIPELINES_ENV, "AzurePipelinesCredential", "; --auth pipelines)"),
+    ("pipelines-auto", "auto", PIPELINES_ENV, "AzurePipelinesCredential",
+     "(service connection conn-1; auto-detected: SYSTEM_OIDCREQUESTURI, SYSTEM_ACCESSTOKEN and a service connection"),
+    ("azure-cli", "azure-cli", {}, "AzureCliCredential", "AzureCliCredential (--auth azure-cli)"),
+    ("azure-cli-auto", "auto", {"AZURE_CONFIG_DIR": "/tmp/az", "AZURESUBSCRIPTION_TENANT_ID": "tenant-1"},
+     "AzureCliCredential", "AzureCliCredential (auto-detected: running inside AzureCLI@2"),
+    ("environment", "environment", SP_ENV, "ClientSecretCredential",
+     "ClientSecretCredential (client client-1 from AZURE_*; --auth environment)"),
+    ("environment-alias-arm", "azure-client-secret",
+     {"ARM_TENANT_ID": "tenant-2", "ARM_CLIENT_ID": "client-2", "ARM_CLIENT_SECRET": "sp-secret-2"},
+     "ClientSecretCredential", "ClientSecretCredential (client client-2 from ARM_*; --auth environment)"),
+    ("environment-auto", "auto", SP_ENV, "ClientSecretCredential", "auto-detected: a service principal is set"),
+    ("certificate", "environment", {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c",
+                                    "AZURE_CLIENT_CERTIFICATE_PATH": "/nonexistent/cert.pem"},
+     "CertificateCredential", "CertificateCredential (client c; --auth environment)"),
+    ("managed-identity", "managed-identity", {}, "ManagedIdentityCredential",
+     "ManagedIdentityCredential (system-assigned; --auth managed-identity)"),
+    ("managed-identity-user", "azure-msi", {"AZURE_CLIENT_ID": "uami-1"}, "ManagedIdentityCredential",
+     "ManagedIdentityCredential (user-assigned uami-1; --auth managed-identity)"),
+    ("managed-identity-auto", "auto", {"IDENTITY_ENDPOINT": "http://169.254.169.254/x"}, "ManagedIdentityCredential",
+     "auto-detected: the platform announces a managed identity"),
+]
+
+
+@pytest.fixture
+def fake_identity(tmp_path):
+    """PYTHONPATH with the fake credential classes, a fake `az` on PATH, and the log of credentials built."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(FAKE_IDENTITY, encoding="utf-8")
+    az = tmp_path / "bin" / "az"
+    az.parent.mkdir()
+    az.write_text("#!/bin/sh\nexit 1\n", encoding="utf-8")
+    az.chmod(0o755)
+    log = tmp_path / "credentials.jsonl"
+    return {"PYTHONPATH": str(site), "FAKE_CREDENTIAL_LOG": str(log),
+            "PATH": os.pathsep.join([str(az.parent), os.path.dirname(os.sys.executable)])}, log
+
+
+@pytest.mark.parametrize("case_id, mode, extra_env, expected_class, description", AUTH_CASES,
+                         ids=[case[0] for case in AUTH_CASES])
+def test_auth_mode_selection_through_the_script(keyvault, fake_identity, case_id, mode, extra_env, expected_class,
+                                                description):
+    keyvault.add_secret("db", "abc-value-1")
+    overrides, log = fake_identity
+    env = script_env(REQUESTS_CA_BUNDLE=str(keyvault.ca_pem), TF_BUILD="True", FAKE_CREDENTIAL_TOKEN=KEYVAULT_TOKEN,
+                     **overrides, **extra_env)
+    result = run_script("fetch_secrets.py", "--vault-url", keyvault.url, "--auth", mode, "--secret", "db",
+                        "--no-verify-challenge-resource", env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"signing in with {expected_class}" in result.stderr and description in result.stderr, result.stderr
+    assert [json.loads(line)[0] for line in log.read_text(encoding="utf-8").splitlines()] == [expected_class]
+    assert secret_variables(result.stdout) == {"db": "abc-value-1"}
+    assert any(request.authorized for request in keyvault.requests), "the emulator saw the fake credential's token"
+    for value in (KEYVAULT_TOKEN, "sys-token-1", "sp-secret-1", "sp-secret-2"):
+        assert value not in result.stderr
