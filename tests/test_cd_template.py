@@ -80,7 +80,7 @@ def test_the_init_script_is_written_for_the_stage_target_before_it_is_uploaded()
     assert create < upload
     command = " ".join(scripts[create].replace("\\\n", " ").split())
     for part in ('--out "deploy-init/${DEPLOY_INIT_SCRIPT_PATH##*/}"', "--requirements requirements.txt",
-                 "--wheel-dir wheels", '--config "${{ parameters.configFile }}"', '-t "${{ parameters.target }}"'):
+                 "--wheel-dir wheels", '--config "$CONFIG_FILE"', '-t "$TARGET"'):
         assert part in command, part
     assert '"deploy-init/${DEPLOY_INIT_SCRIPT_PATH##*/}"' in scripts[upload]
     # Nothing uploads the CI target's script any more.
@@ -94,8 +94,62 @@ def test_secrets_reach_steps_only_through_env_mappings():
         assert leaked == [], f"{name}: secret macro outside env: {leaked}"
     step = load("cd-databricks-step.yml")
     env_values = [s.get("env", {}) for s in walk_steps(step["steps"])]
-    assert {"DATABRICKS_TOKEN": "$(${{ parameters.tokenSecret }})", "DATABRICKS_AUTH_TYPE": "pat"} in env_values
+    assert {"DATABRICKS_TOKEN": "$(${{ parameters.tokenSecret }})", "DATABRICKS_AUTH_TYPE": "pat",
+            "CONFIG_FILE": "${{ parameters.configFile }}", "TARGET": "${{ parameters.target }}"} in env_values
     # No step prints variables or turns on shell tracing (which would echo command lines).
     for name in ("cd-stage.yml", "cd-databricks-step.yml"):
         text = (TEMPLATES / name).read_text(encoding="utf-8")
         assert "set -x" not in text and "printenv" not in text and "System.Debug" not in text
+
+
+# ---- no template expression inside script text ---------------------------------------------------------------------
+
+PIPELINES = ROOT / "pipelines"
+SCRIPT_KEYS = ("bash", "script", "pwsh", "powershell", "inlineScript")
+EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.S)
+# cd-databricks-step.yml splices its `script` parameter: template text from cd-stage.yml (checked below as the
+# caller's `script:`), never a runtime value.
+ALLOWED_SPLICE = {("cd-databricks-step.yml", "${{ parameters.script }}")}
+
+
+def script_bodies(node, where=""):
+    """(where, text) of every script body: step bash/script/pwsh, AzureCLI@2 inlineScript, template `script:`."""
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from script_bodies(item, f"{where}[{index}]")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in SCRIPT_KEYS and isinstance(value, str):
+                yield f"{where}.{key}", value
+            elif key == "parameters" and "template" in node and isinstance(value, dict) and isinstance(value.get("script"), str):
+                yield f"{where}.parameters.script", value["script"]
+            else:
+                yield from script_bodies(value, f"{where}.{key}")
+
+
+def expressions_in_scripts(path) -> list[str]:
+    found = []
+    for where, text in script_bodies(yaml.safe_load(path.read_text(encoding="utf-8"))):
+        for expression in EXPRESSION.findall(text):
+            if (path.name, expression) not in ALLOWED_SPLICE:
+                found.append(f"{path.relative_to(ROOT)} {where}: {expression}")
+    return found
+
+
+def test_no_template_expression_is_pasted_into_script_text():
+    """`${{ parameters.configFile }}` (a runtime parameter) pasted into bash could run commands next to
+    DATABRICKS_TOKEN: parameters reach scripts only through env: and are used as "$VAR"."""
+    files = sorted(PIPELINES.rglob("*.yml"))
+    assert {p.name for p in files} >= {"azure-pipelines.yml", "ci-steps.yml", "cd-stage.yml", "cd-databricks-step.yml"}
+    found = [line for path in files for line in expressions_in_scripts(path)]
+    assert found == []
+
+
+def test_the_script_expression_check_finds_a_pasted_parameter(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text('steps:\n- bash: python x.py --config "${{ parameters.configFile }}"\n'
+                   "- task: AzureCLI@2\n  inputs:\n    inlineScript: echo ${{ parameters.target }}\n"
+                   "- template: cd-databricks-step.yml\n  parameters:\n    script: run -t ${{parameters.target}}\n",
+                   encoding="utf-8")
+    found = [where for where, text in script_bodies(yaml.safe_load(bad.read_text())) if EXPRESSION.search(text)]
+    assert found == [".steps[0].bash", ".steps[1].inputs.inlineScript", ".steps[2].parameters.script"]
