@@ -32,7 +32,7 @@ CLUSTERS = ("0101-000000-local001", "0101-000000-local002")
 LIBRARIES = "/Workspace/Shared/ci-cd/local/libraries"
 INIT_SCRIPT = "/Workspace/Shared/ci-cd/local/init.sh"
 NOTEBOOKS = "/Workspace/Shared/ci-cd/local/notebooks"
-STEPS = ["Extract the artifact", "Install the scripts' requirements", "Verify the artifact against its MANIFEST",
+STEPS = ["Extract the artifact", "Verify the artifact against its MANIFEST", "Install the scripts' requirements",
          "Read config for local", "Upload wheels and requirements", "Create the init script for local",
          "Upload the init script", "Attach the init script to the clusters", "Install libraries on the clusters",
          "Deploy notebooks"]

@@ -3,10 +3,12 @@ run, and secrets reaching steps only through ``env:`` mappings. (Schema validity
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import yaml
 
-from helpers import ROOT
+from helpers import ROOT, SCRIPTS, run_script, script_env
 
 TEMPLATES = ROOT / "pipelines" / "templates"
 SECRET_MACRO = re.compile(r"\$\((databricks-token|\$\{\{ parameters\.(tokenSecret|databricksTokenSecret) \}\})\)")
@@ -69,6 +71,28 @@ def test_deployment_job_on_the_environment_with_the_artifact_of_this_run():
                  ("package_artifact.py --verify", "read_config.py", "fetch_secrets.py", "upload_files.py",
                   "create_init_script.py", "attach_init_script.py", "install_libraries.py", "deploy_notebooks.py")]
     assert positions == sorted(positions)
+
+
+def test_the_artifact_is_verified_before_pip_reads_anything_from_it():
+    """A tampered ci_cd_scripts/requirements.txt in the zip must be caught before pip installs from it."""
+    steps = load("cd-stage.yml")["stages"][0]["jobs"][0]["strategy"]["runOnce"]["deploy"]["steps"]
+    scripts = [step.get("bash", "") + step.get("inputs", {}).get("inlineScript", "") for step in steps]
+    verify = next(i for i, text in enumerate(scripts) if "package_artifact.py --verify" in text)
+    installs = [i for i, text in enumerate(scripts) if "pip install" in text]
+    assert installs and verify < min(installs), (verify, installs)
+
+
+def test_verify_needs_only_the_standard_library(tmp_path):
+    """The verify step runs before the scripts' requirements are installed: python -S (no site-packages) must do."""
+    from test_package_artifact import make_staging
+
+    staging, config = make_staging(tmp_path)
+    out = tmp_path / "artifact.zip"
+    assert run_script("package_artifact.py", staging, out, "--config", config).returncode == 0
+    result = subprocess.run([sys.executable, "-S", str(SCRIPTS / "package_artifact.py"), "--verify", str(out)],
+                            cwd=tmp_path, env=script_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every file matches MANIFEST.json" in result.stdout
 
 
 def test_the_init_script_is_written_for_the_stage_target_before_it_is_uploaded():
