@@ -11,7 +11,9 @@ Each DEST/<package> folder is replaced as a whole (built in a temporary folder i
 notebook deleted from the repo does not survive from an earlier run and a failure leaves DEST as it was.
 Refused (exit 2): a notebook that is a symlink pointing outside its package, two packages with the same
 folder name, two notebooks that would become the same workspace notebook (a.py and a.sql), anything that
-would land outside DEST.
+would land outside DEST, and a DEST inside a package folder or inside a notebooks/ folder being copied (the
+next run would copy the last run's copy again, nesting deeper each time) or whose DEST/<package> would
+replace a package folder itself.
 
 Example:
   python ci_cd_scripts/copy_notebooks.py "$(Build.SourcesDirectory)" "$(Build.ArtifactStagingDirectory)/notebooks"
@@ -71,9 +73,11 @@ def describe(path: Path) -> tuple[str, str]:
     return "file", source_language
 
 
-def plan_copies(root: Path, all_files: bool) -> tuple[list[NotebookCopy], list[Path], list[Path]]:
-    """What to copy, which files are skipped, and which packages have no notebooks/ folder."""
+def plan_copies(root: Path, all_files: bool, dest: Path | None = None) -> tuple[list[NotebookCopy], list[Path], list[Path]]:
+    """What to copy, which files are skipped, and which packages have no notebooks/ folder (DEST checked if given)."""
     packages = discovery.find_packages(root)
+    if dest is not None:
+        check_destination(root, dest, packages)
     names = Counter(folder.name for folder in packages)
     clashing = sorted(name for name, count in names.items() if count > 1)
     if clashing:
@@ -101,6 +105,20 @@ def plan_copies(root: Path, all_files: bool) -> tuple[list[NotebookCopy], list[P
             copies.append(NotebookCopy(source, f"{package.name}/{relative}", kind, language))
     _check_workspace_names(copies)
     return copies, skipped, without
+
+
+def check_destination(root: Path, dest: Path, packages: list[Path]) -> None:
+    """DEST must not be inside what is copied: inside a package (other than ROOT itself when ROOT is the
+    package) or any notebooks/ folder, and DEST/<package> must not be a package folder or hold one."""
+    root_real, dest_real = root.resolve(), dest.resolve()
+    for package in packages:
+        package_real = package.resolve()
+        if _inside(dest_real, package_real / "notebooks") or (package_real != root_real and _inside(dest_real, package_real)):
+            raise InputError(f"DEST {dest} is inside package folder {package}: each run would copy the previous copy again",
+                             hint="write the notebooks outside the packages, e.g. to a staging or build folder")
+        if _inside(package_real, dest_real / package.name):
+            raise InputError(f"DEST {dest} would replace package folder {package} with its notebooks",
+                             hint="write the notebooks to a separate folder, e.g. a staging or build folder")
 
 
 def _check_workspace_names(copies: list[NotebookCopy]) -> None:
@@ -155,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     if dest.exists() and not dest.is_dir():
         raise InputError(f"DEST {args.dest!r} exists and is not a folder")
 
-    copies, skipped, without = plan_copies(root, args.all_files)
+    copies, skipped, without = plan_copies(root, args.all_files, dest)
     packages = copy_all(copies, dest) if copies else []
     for copy in copies:
         ado.relay(f"{copy.kind:8} {copy.language or '-':7} {copy.relative_target}")

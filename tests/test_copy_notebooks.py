@@ -97,3 +97,30 @@ def test_bad_arguments(tmp_path):
     assert_one_line_error(run_script("copy_notebooks.py", tmp_path / "missing", tmp_path / "d"), 2, "is not a folder")
     (tmp_path / "file").write_text("")
     assert_one_line_error(run_script("copy_notebooks.py", tmp_path, tmp_path / "file"), 2, "is not a folder")
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_dest_inside_a_package_is_refused_instead_of_nesting_copies_run_after_run(sample_repo):
+    before = snapshot(sample_repo)
+    for dest in ("package1/notebooks/x", "package1/build/notebooks", "package2"):
+        for _run in range(2):
+            result = run_script("copy_notebooks.py", ".", dest, cwd=sample_repo)
+            assert_one_line_error(result, 2, "DEST")
+    assert snapshot(sample_repo) == before  # nothing written into the repo
+
+
+def test_dest_whose_package_folder_would_replace_a_package_is_refused(sample_repo):
+    before = snapshot(sample_repo)
+    assert_one_line_error(run_script("copy_notebooks.py", sample_repo, sample_repo), 2, "would replace package folder")
+    assert snapshot(sample_repo) == before
+
+
+def test_dest_inside_root_but_outside_the_packages_is_fine(sample_repo):
+    result = run_script("copy_notebooks.py", ".", "build/notebooks", cwd=sample_repo)
+    assert result.returncode == 0, result.stderr
+    again = run_script("copy_notebooks.py", ".", "build/notebooks", cwd=sample_repo)
+    assert again.returncode == 0, again.stderr
+    assert tree(sample_repo / "build" / "notebooks") == SAMPLE.notebooks
