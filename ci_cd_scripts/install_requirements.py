@@ -13,7 +13,10 @@ When pip fails, the error names the requirement file and line that caused it.
 Extra pip options: --pip-arg=OPTION, repeatable, e.g. --pip-arg=--no-index --pip-arg=--find-links=wheels/
 (write them with '=' so they are not read as options of this script).
 
-Exit codes: 0 installed (or nothing to install), 1 pip failed, 2 bad input (a file is missing).
+pip gets --timeout SECONDS (default 1800) in all; past that, pip and everything it started (a source build)
+are killed and the step fails with exit 1.
+
+Exit codes: 0 installed (or nothing to install), 1 pip failed or ran out of time, 2 bad input (a file is missing).
 
 Example:
   python ci_cd_scripts/install_requirements.py --kind dev "$(requirements_files)"
@@ -21,9 +24,12 @@ Example:
 """
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -151,18 +157,36 @@ def pip_command(files: list[Path], pip_args: list[str]) -> list[str]:
     return command + pip_args
 
 
-def run_pip(command: list[str]) -> tuple[int, list[str]]:
-    """Run pip, relaying each output line as it arrives; return the exit code and the last lines."""
+def run_pip(command: list[str], timeout: float) -> tuple[int | None, list[str]]:
+    """Run pip, relaying each output line as it arrives; return the exit code (None when it ran out of time
+    and was killed) and the last lines."""
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
+    expired = threading.Event()
+    # A session of its own, so the deadline also stops what pip started (a source build, a VCS checkout);
+    # once the whole group is gone the output pipe closes and the read loop below ends.
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        text=True, encoding="utf-8", errors="replace", bufsize=1,
+        text=True, encoding="utf-8", errors="replace", bufsize=1, start_new_session=True,
     ) as process:
-        for line in process.stdout:
-            line = redact(line.rstrip("\r\n"))
-            tail.append(line)
-            ado.relay(line)
-        return process.wait(), list(tail)
+        def stop() -> None:
+            expired.set()
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        deadline = threading.Timer(timeout, stop)
+        deadline.daemon = True
+        deadline.start()
+        try:
+            for line in process.stdout:
+                line = redact(line.rstrip("\r\n"))
+                tail.append(line)
+                ado.relay(line)
+            code = process.wait()
+        finally:
+            deadline.cancel()
+        return (None if expired.is_set() else code), list(tail)
 
 
 @cli.entry
@@ -172,10 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", metavar="FILE", nargs="*", help="requirement files (comma-separated lists allowed)")
     parser.add_argument("--root", help="find requirements/<kind>.txt under this folder when no FILE is given (default: .)")
     parser.add_argument("--pip-arg", action="append", default=[], metavar="OPTION", help="extra pip install option; repeatable")
+    parser.add_argument("--timeout", type=float, default=1800, metavar="SECONDS",
+                        help="seconds pip may take in all before it is killed (default: 1800)")
     cli.add_dry_run(parser)
     args = parser.parse_args(argv)
     if args.files and args.root:
         raise UsageError("give requirement FILEs or --root, not both")
+    if not 0 < args.timeout < float("inf"):
+        raise UsageError(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
 
     files, skipped = choose_files(args.kind, args.files, args.root)
     for path in skipped:
@@ -192,8 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with ado.group(f"pip install ({len(files)} {args.kind} requirement file(s))"):
         ado.relay(f"running: {shown}")
-        code, tail = run_pip(command)
+        code, tail = run_pip(command, args.timeout)
     elapsed = time.perf_counter() - started
+    if code is None:
+        last = next((line.strip() for line in reversed(tail) if line.strip()), "no output")
+        raise OperationFailed(
+            f"pip install did not finish within --timeout {args.timeout:g}s and was stopped (last output: {last})",
+            hint="check the package index is reachable, or raise --timeout",
+        )
     if code != 0:
         headline, places = locate_failure(tail, files)
         where = "; ".join(places) if places else "in " + ", ".join(str(path) for path in files)

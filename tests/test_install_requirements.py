@@ -152,3 +152,34 @@ def test_locate_failure_maps_a_bare_requirement_to_its_file(tmp_path):
     )
     assert headline == "ERROR: No matching distribution found for demo-lib>=1"
     assert places == [f"{common.resolve()} line 1: Demo_Lib >= 1"]
+
+
+def process_alive(pid: int) -> bool:
+    """True while pid runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_pip_running_past_timeout_is_killed_with_what_it_started(tmp_path, wheelhouse):
+    """A build that never ends (a setup.py blocking forever) must not hold the agent until the job timeout."""
+    project = tmp_path / "hangs"
+    pid_file = tmp_path / "build.pid"
+    write(project / "setup.py", "import os, threading\n"
+          f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+          "threading.Event().wait()  # never returns\n")
+    requirements = write(tmp_path / "requirements" / "dev.txt", f"{project}\n")
+    result = run_script("install_requirements.py", "--kind", "dev", requirements, "--timeout", "3",
+                        *pip_args(wheelhouse, tmp_path / "target"), "--pip-arg=--no-build-isolation", timeout=120)
+    line = assert_one_line_error(result, 1, "did not finish within --timeout 3s")
+    assert "raise --timeout" in line
+    assert pid_file.exists(), result.stdout  # the build really started, and ...
+    assert not process_alive(int(pid_file.read_text()))  # ... the deadline stopped it too, not only pip
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "abc", "inf"])
+def test_timeout_must_be_a_positive_number(tmp_path, value):
+    requirements = write(tmp_path / "requirements" / "dev.txt", "demo-lib\n")
+    assert_one_line_error(run_script("install_requirements.py", "--kind", "dev", requirements, f"--timeout={value}"), 2, "--timeout")
