@@ -298,8 +298,7 @@ def _check_block(block: dict, prefix: str, source: Path, warnings: list[str]) ->
             where, body = f"{prefix}resources.{kind}.{key}", body or {}
             for field_name in RESOURCE_MAP_LISTS.get(kind, ()) + ("permissions", "grants"):
                 _expect_maps(body.get(field_name), f"{where}.{field_name}", source)
-            for field_name in ("tags", "email_notifications", "schedule", "trigger", "new_cluster", "spark_conf",
-                               "custom_tags", "configuration"):
+            for field_name in RESOURCE_MAPS.get(kind, ()):
                 _expect_value(body.get(field_name), dict, f"{where}.{field_name}", source)
             _expect_value(body.get("name"), str, f"{where}.name", source)
             for task_position, task in enumerate(body.get("tasks") if kind == "jobs" and
@@ -314,6 +313,13 @@ def _check_block(block: dict, prefix: str, source: Path, warnings: list[str]) ->
 RESOURCE_MAP_LISTS = {
     "jobs": ("tasks", "job_clusters", "parameters", "environments"),
     "pipelines": ("clusters", "libraries", "notifications"),
+}
+
+# Map fields per resource kind (only where the API shape is a map: `tags` of a model or experiment is a list).
+RESOURCE_MAPS = {
+    "jobs": ("tags", "email_notifications", "schedule", "trigger", "continuous", "queue"),
+    "pipelines": ("configuration", "tags"),
+    "clusters": ("spark_conf", "custom_tags", "spark_env_vars"),
 }
 
 

@@ -944,3 +944,13 @@ def test_whole_value_references_pass_the_shape_checks(tmp_path):
         "presets": {"tags": "${var.tags}"},
         "resources": {"jobs": {"j": {"name": "j", "tasks": "${var.tasks}"}}}}}).tree
     assert [task["task_key"] for task in tree["resources"]["jobs"]["j"]["tasks"]] == ["a", "b"]
+
+
+def test_list_shaped_tags_of_models_and_experiments_are_not_refused(tmp_path):
+    tags = [{"key": "team", "value": "data"}]
+    tree = load(tmp_path, {"config.json": {"resources": {
+        "registered_models": {"m": {"name": "m", "catalog_name": "c", "schema_name": "s", "tags": tags}},
+        "experiments": {"e": {"name": "/Shared/e", "tags": tags}}}}}).tree
+    assert tree["resources"]["experiments"]["e"]["tags"] == tags
+    assert "jobs.j.tags must be a map" in error(tmp_path / "j", {"config.json": {
+        "resources": {"jobs": {"j": {"name": "j", "tags": ["x"]}}}}})
