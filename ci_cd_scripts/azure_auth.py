@@ -219,6 +219,34 @@ class StaticTokenCredential:
         pass
 
 
+def header_value_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as an HTTP header value, or None when it can. Never quotes the value.
+
+    http.client refuses line breaks and encodes headers as Latin-1: a token pasted with a line break or a
+    typographic character would otherwise fail inside the HTTP library with the whole header (and so the
+    token) in its message. Whitespace inside a token is refused as well: no token format has any."""
+    for position, char in enumerate(value, start=1):
+        if char in "\r\n":
+            return f"contains a line break (character {position})"
+        if ord(char) < 32 or 127 <= ord(char) < 160:
+            return f"contains a control character (character {position})"
+        if char.isspace():
+            return f"contains whitespace (character {position})"
+        if ord(char) > 255:
+            return f"contains a character HTTP headers cannot carry (non-Latin-1, character {position})"
+    return None
+
+
+def check_header_value(value: str, name: str) -> None:
+    """Raise `UsageError` naming `name` (never the value) when `value` cannot be sent in an HTTP header."""
+    problem = header_value_problem(value)
+    if problem:
+        raise UsageError(
+            f"{name} {problem}",
+            hint=f"set {name} again from the original, without line breaks, spaces or typographic characters",
+        )
+
+
 def _token_expiry(token: str, environ: Mapping[str, str]) -> int:
     """``exp`` of a JWT (read, not verified), else AZURE_ACCESS_TOKEN_EXPIRES_ON, else one hour from now."""
     parts = token.split(".")
@@ -296,6 +324,7 @@ def credential(mode: str | None = "auto", environ: Mapping[str, str] | None = No
     token = (environ.get("AZURE_ACCESS_TOKEN") or "").strip()
     if not token:
         raise _missing("token", ["AZURE_ACCESS_TOKEN"])
+    check_header_value(token, "AZURE_ACCESS_TOKEN")
     return StaticTokenCredential(token, _token_expiry(token, environ)), f"access token from AZURE_ACCESS_TOKEN ({reason})"
 
 

@@ -29,7 +29,9 @@ raised saying how many attempts were made. Until the host has answered once, a f
 twice (a wrong ``--host`` fails in seconds, not minutes). Request bodies that are files are rewound before a retry.
 
 Secrets: tokens live only in the auth object and the request headers; they never appear in a repr, an exception,
-a log record or the request log. Service messages are scrubbed of known secret values before they are raised.
+a log record or the request log. Service messages are scrubbed of known secret values before they are raised. A
+token (or ``DATABRICKS_AZURE_RESOURCE_ID``) with a line break, whitespace, a control or non-Latin-1 character is
+refused by name when auth is resolved, since the HTTP library's own refusal quotes the whole header.
 
 Import note: in the test process ``databricks`` is databricks-sdk; load this module with
 ``helpers.load_module("databricks")``. Other modules take a `Client` as a parameter instead of importing this one.
@@ -157,6 +159,12 @@ class EntraAuth(Auth):
                         f"Entra ID login failed ({self.description}): {first[0] if first else type(error).__name__}",
                         hint="check the service connection / az login / AZURE_* variables, or use DATABRICKS_TOKEN",
                     ) from None
+                problem = azure_auth.header_value_problem(str(cached.token))
+                if problem:
+                    raise ConnectionFailed(
+                        f"Entra ID login ({self.description}) returned a token that cannot be sent: it {problem}",
+                        hint="check the credential's source (AZURE_* variables, az login, the service connection)",
+                    )
                 self._tokens[scope] = cached
             return cached.token
 
@@ -185,6 +193,7 @@ def resolve_auth(auth: str | None = None, environ: Mapping[str, str] | None = No
                 "no Databricks token: DATABRICKS_TOKEN is not set",
                 hint="map the secret into the step's env (env: DATABRICKS_TOKEN: $(databricks-token)) or choose --auth",
             )
+        azure_auth.check_header_value(token, "DATABRICKS_TOKEN")
         return PatAuth(token)
     try:
         azure_mode = azure_auth.normalise_mode(mode)
@@ -202,6 +211,8 @@ def resolve_auth(auth: str | None = None, environ: Mapping[str, str] | None = No
             ) from None
     credential, description = azure_auth.credential(azure_mode, environ)
     resource_id = (environ.get("DATABRICKS_AZURE_RESOURCE_ID") or "").strip() or None
+    if resource_id:
+        azure_auth.check_header_value(resource_id, "DATABRICKS_AZURE_RESOURCE_ID")
     return EntraAuth(credential, f"Entra ID via {description}", resource_id=resource_id)
 
 
@@ -449,6 +460,13 @@ class Client:
                 )
                 # Until the host has answered once, a failed connection most likely means a wrong host: fail fast.
                 retryable = idempotent and (self._reached or attempt < 3)
+            except (ValueError, UnicodeError) as error:
+                # The request could not even be built or sent (a header value HTTP cannot carry, a bad URL). The
+                # library's message may quote the header, i.e. the token: say what kind of problem it is instead.
+                raise UsageError(
+                    f"{method} {path}: the request cannot be sent: {self._unsendable(error)}",
+                    hint="check DATABRICKS_TOKEN, DATABRICKS_AZURE_RESOURCE_ID and the host for stray characters",
+                ) from None
             else:
                 self._reached = True
                 log.debug("%s %s -> %s (attempt %d)", method, path, response.status_code, attempt)
@@ -473,6 +491,13 @@ class Client:
                     note += f", retry budget {self.retry_budget_seconds:g}s"
                 failure.hint = f"{note}; {failure.hint}" if failure.hint else note
             raise failure
+
+    def _unsendable(self, error: Exception) -> str:
+        text = str(error)
+        if isinstance(error, (UnicodeError, requests.exceptions.InvalidHeader)) or "header" in text.lower():
+            return f"a header value has a character HTTP does not allow ({type(error).__name__})"
+        lines = azure_auth.scrub(text, self.auth.secrets()).strip().splitlines()
+        return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         initial, maximum = self.backoff

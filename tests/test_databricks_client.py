@@ -353,3 +353,50 @@ def test_error_class_is_chosen_by_override_then_error_code_then_status(status, c
     assert isinstance(error, errors.ApiError) and error.exit_code == 1
     assert (error.status, error.method, error.path) == (status, "GET", path)
     assert type(error).__doc__  # every class says when it happens and what to do
+
+
+# --- values that cannot travel in an HTTP header ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["\n", " ", "\u20ac", "\x00"])
+def test_header_values_http_cannot_carry_are_refused_by_name_never_by_value(dbx, monkeypatch, damage):
+    import azure.identity
+
+    bad = DBX_TOKEN[:10] + damage + DBX_TOKEN[10:]
+    with pytest.raises(UsageError, match="DATABRICKS_TOKEN") as pat:
+        dbx.resolve_auth(None, {"DATABRICKS_TOKEN": bad})
+    with pytest.raises(UsageError, match="AZURE_ACCESS_TOKEN") as entra:
+        dbx.resolve_auth("token", {"AZURE_ACCESS_TOKEN": bad})
+    monkeypatch.setattr(azure.identity, "ClientSecretCredential", lambda **kw: FakeCredential())
+    environ = {"AZURE_CLIENT_ID": "a", "AZURE_TENANT_ID": "t", "AZURE_CLIENT_SECRET": "s",
+               "DATABRICKS_AZURE_RESOURCE_ID": "/subscriptions/s/resourceGroups/g" + damage + "/x"}
+    with pytest.raises(UsageError, match="DATABRICKS_AZURE_RESOURCE_ID"):
+        dbx.resolve_auth("environment", environ)
+    for caught in (pat, entra):
+        assert DBX_TOKEN[:10] not in caught.value.one_line() and DBX_TOKEN[10:] not in caught.value.one_line()
+
+
+def test_an_entra_token_http_cannot_carry_is_a_login_failure_without_the_token(dbx):
+    class Odd(FakeCredential):
+        def get_token(self, *scopes, **kwargs):
+            from azure.core.credentials import AccessToken
+
+            return AccessToken("eyJodd-token\nsecond-half", int(time.time()) + 3600)
+
+    with pytest.raises(ConnectionFailed, match="line break") as caught:
+        dbx.EntraAuth(Odd(), "fake").headers()
+    assert "odd-token" not in caught.value.one_line() and "second-half" not in caught.value.one_line()
+
+
+@pytest.mark.parametrize("damage", ["\n", "\u20ac"])
+def test_a_request_that_cannot_be_sent_is_one_line_without_the_token(dbx_workspace, dbx, damage):
+    # An Auth built directly (no resolve_auth check): the client still turns the HTTP library's refusal, whose
+    # text quotes the header, into one scrubbed line.
+    ws = dbx_workspace()
+    bad = DBX_TOKEN[:10] + damage + DBX_TOKEN[10:]
+    client = dbx.Client(ws.url, dbx.PatAuth(bad))
+    with pytest.raises(UsageError, match="cannot be sent") as caught:
+        client.me()
+    text = caught.value.one_line() + repr(caught.value)
+    assert DBX_TOKEN[:10] not in text and DBX_TOKEN[10:] not in text and "Bearer" not in text
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__

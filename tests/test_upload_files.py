@@ -167,3 +167,15 @@ def test_memory_does_not_grow_with_file_size(deploy_workspace, deploy_env, tmp_p
         heavy = peak_kb(deploy_env, destination + "/l", large)
         assert heavy - baseline < 24 * 1024, (destination, baseline, heavy)  # well under the 47 MB difference
     assert remote_bytes(deploy_workspace, DBFS + "/l", "large.bin") == large.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["\n", "\r\n", " ", "\t", "\u20ac", "\x7f"])
+def test_token_with_a_line_break_space_or_non_latin1_character_is_refused_by_name(deploy_workspace, deploy_env, files, damage) -> None:
+    # The HTTP library would otherwise stop with "Invalid header value b'Bearer <token>'" (a traceback with the token).
+    head, tail = KNOWN_TOKEN[:20], KNOWN_TOKEN[20:]
+    env = dict(deploy_env, DATABRICKS_TOKEN=head + damage + tail)
+    for args in (["--dry-run", VOLUME, *files], [VOLUME, *files]):
+        result = upload(env, *args)
+        assert_one_line_error(result, code=2, contains="DATABRICKS_TOKEN")
+        assert head not in result.stdout + result.stderr and tail not in result.stdout + result.stderr
+    assert api_requests(deploy_workspace) == []
