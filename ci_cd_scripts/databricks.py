@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import ipaddress
 import logging
 import os
 import random
@@ -220,7 +221,10 @@ def resolve_auth(auth: str | None = None, environ: Mapping[str, str] | None = No
 
 
 def resolve_host(host: str | None = None, config: Any = None, environ: Mapping[str, str] | None = None) -> str:
-    """``--host``, else ``DATABRICKS_HOST``, else config ``workspace.host``; normalised to ``scheme://netloc``."""
+    """``--host``, else ``DATABRICKS_HOST``, else config ``workspace.host``; normalised to ``scheme://netloc``.
+
+    Plain ``http://`` only reaches a loopback host (the local workspace): anywhere else a bearer token would be
+    readable on the wire, so it is refused rather than sent."""
     environ = os.environ if environ is None else environ
     value = (host or environ.get("DATABRICKS_HOST") or getattr(config, "host", None) or "").strip()
     if not value:
@@ -236,7 +240,22 @@ def resolve_host(host: str | None = None, config: Any = None, environ: Mapping[s
         parts.port
     except ValueError:
         raise ConfigError(f"invalid port in workspace host {value!r}") from None
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"workspace host {value!r} uses plain http://: the token would cross the network unencrypted",
+            hint="use https://; http:// is accepted only for a local workspace on this machine (localhost, 127.0.0.1, ::1)",
+        )
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def is_loopback(hostname: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1): the only hosts plain http:// may reach."""
+    if hostname.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -400,3 +400,15 @@ def test_a_request_that_cannot_be_sent_is_one_line_without_the_token(dbx_workspa
     text = caught.value.one_line() + repr(caught.value)
     assert DBX_TOKEN[:10] not in text and DBX_TOKEN[10:] not in text and "Bearer" not in text
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+@pytest.mark.parametrize("host", ["http://127.0.0.1:8080", "http://127.8.9.10", "http://localhost:5000", "http://[::1]:8443"])
+def test_plain_http_is_accepted_for_a_loopback_workspace(dbx, host):
+    assert dbx.resolve_host(host, None, {}) == host
+
+
+@pytest.mark.parametrize("host", ["http://adb-1.2.azuredatabricks.net", "http://10.0.0.5:8080", "http://[::2]", "http://localhost.example.com"])
+def test_plain_http_to_any_other_host_is_refused_before_a_token_is_sent(dbx, host):
+    with pytest.raises(ConfigError, match="http://") as caught:
+        dbx.resolve_host(host, None, {})
+    assert caught.value.exit_code == 2 and "https://" in caught.value.one_line()

@@ -179,3 +179,13 @@ def test_token_with_a_line_break_space_or_non_latin1_character_is_refused_by_nam
         assert_one_line_error(result, code=2, contains="DATABRICKS_TOKEN")
         assert head not in result.stdout + result.stderr and tail not in result.stdout + result.stderr
     assert api_requests(deploy_workspace) == []
+
+
+def test_plain_http_to_a_remote_host_is_refused_without_sending_the_token(deploy_workspace, deploy_env, files) -> None:
+    env = dict(deploy_env, DATABRICKS_HOST="http://adb-1.2.azuredatabricks.net")
+    for args in (["--dry-run", VOLUME, *files], ["--host", "http://10.1.2.3:8080", VOLUME, *files]):
+        result = upload(env, *args)
+        assert_one_line_error(result, code=2, contains="https://")
+        assert KNOWN_TOKEN not in result.stdout + result.stderr
+    # The local workspace itself is plain http on 127.0.0.1, which stays allowed.
+    ok(upload(deploy_env, "--dry-run", VOLUME, *files))
