@@ -220,32 +220,76 @@ def resolve_auth(auth: str | None = None, environ: Mapping[str, str] | None = No
 # --- host and remote paths ---------------------------------------------------------------------------------
 
 
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_HOST_EXAMPLE = "https://adb-<workspace-id>.<n>.azuredatabricks.net"
+
+
 def resolve_host(host: str | None = None, config: Any = None, environ: Mapping[str, str] | None = None) -> str:
     """``--host``, else ``DATABRICKS_HOST``, else config ``workspace.host``; normalised to ``scheme://netloc``.
 
-    Plain ``http://`` only reaches a loopback host (the local workspace): anywhere else a bearer token would be
-    readable on the wire, so it is refused rather than sent."""
+    Checked before any request, naming where the value came from: scheme http(s), a host name of letters, digits,
+    ``-``, ``_`` and dots (or an IP address), a port 1-65535, no user name or password (a wrong value would
+    otherwise be retried as a network error and end as exit 1). Plain ``http://`` only reaches a loopback host
+    (the local workspace): anywhere else a bearer token would be readable on the wire, so it is refused rather
+    than sent."""
     environ = os.environ if environ is None else environ
-    value = (host or environ.get("DATABRICKS_HOST") or getattr(config, "host", None) or "").strip()
-    if not value:
-        raise ConfigError(
-            "no Databricks workspace host", hint="pass --host, set DATABRICKS_HOST, or set workspace.host in the config"
-        )
-    if "://" not in value:
-        value = "https://" + value
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
-        raise ConfigError(f"invalid workspace host {value!r}", hint="use https://adb-<id>.<n>.azuredatabricks.net")
+    candidates = (
+        ("--host", host),
+        ("DATABRICKS_HOST", environ.get("DATABRICKS_HOST")),
+        ("workspace.host in the config", getattr(config, "host", None)),
+    )
+    for source, raw in candidates:
+        value = str(raw).strip() if raw is not None else ""
+        if value:
+            return _checked_host(value, source)
+    raise ConfigError(
+        "no Databricks workspace host", hint="pass --host, set DATABRICKS_HOST, or set workspace.host in the config"
+    )
+
+
+def _checked_host(original: str, source: str) -> str:
+    def invalid(why: str, *, show: bool = True) -> ConfigError:
+        shown = f" ({original!r})" if show else ""
+        return ConfigError(f"{source}{shown} is not a workspace URL: {why}", hint=f"use {_HOST_EXAMPLE}")
+
+    if any(char.isspace() or not char.isprintable() for char in original):
+        raise invalid("it contains whitespace or control characters")
+    value = original if "://" in original else "https://" + original
     try:
-        parts.port
+        parts = urlsplit(value)
     except ValueError:
-        raise ConfigError(f"invalid port in workspace host {value!r}") from None
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise invalid("it cannot be read as a URL (an unclosed '[' of an IPv6 address?)", show="@" not in value) from None
+    try:
+        port = parts.port
+    except ValueError:
+        raise invalid("the port must be a number from 1 to 65535", show="@" not in value) from None
+    if "@" in parts.netloc:
+        raise invalid("it contains a user name or password (give credentials in DATABRICKS_TOKEN or --auth)", show=False)
+    if parts.scheme not in ("http", "https"):
+        raise invalid(f"the scheme must be https:// (not {parts.scheme}://)")
+    hostname = parts.hostname or ""
+    if not hostname:
+        raise invalid("there is no host name")
+    if not _is_ip_address(hostname):
+        name = hostname[:-1] if hostname.endswith(".") else hostname
+        if len(name) > 253 or not all(_HOST_LABEL.match(label) for label in name.split(".")):
+            raise invalid("the host name may only contain letters, digits, '-', '_' and dots")
+    if port == 0:
+        raise invalid("the port must be a number from 1 to 65535")
+    if parts.scheme == "http" and not is_loopback(hostname):
         raise ConfigError(
-            f"workspace host {value!r} uses plain http://: the token would cross the network unencrypted",
+            f"{source} ({original!r}) uses plain http://: the token would cross the network unencrypted",
             hint="use https://; http:// is accepted only for a local workspace on this machine (localhost, 127.0.0.1, ::1)",
         )
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_ip_address(hostname: str) -> bool:
+    try:
+        ipaddress.ip_address(hostname)
+    except ValueError:
+        return False
+    return True
 
 
 def is_loopback(hostname: str) -> bool:

@@ -412,3 +412,38 @@ def test_plain_http_to_any_other_host_is_refused_before_a_token_is_sent(dbx, hos
     with pytest.raises(ConfigError, match="http://") as caught:
         dbx.resolve_host(host, None, {})
     assert caught.value.exit_code == 2 and "https://" in caught.value.one_line()
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ("not a url", "whitespace"),
+        ("https://adb-1.2.azure\tdatabricks.net", "whitespace"),
+        ("https://adb_1..azuredatabricks.net", "host name may only contain"),
+        ("https://adb-1.2.azuredatabricks.net:99999", "port must be a number"),
+        ("https://adb-1.2.azuredatabricks.net:https", "port must be a number"),
+        ("adb-1.2.azuredatabricks.net:0", "port must be a number"),
+        ("https://[::1", "cannot be read as a URL"),
+        ("https://", "no host name"),
+        ("https://exämple.azuredatabricks.net", "host name may only contain"),
+        ("ftp://adb-1.2.azuredatabricks.net", "scheme must be https://"),
+    ],
+)
+def test_a_host_that_is_not_a_workspace_url_is_a_config_error_naming_its_source(dbx, bad, why):
+    class Cfg:
+        host = bad
+
+    for kwargs, source in (
+        ({"host": bad}, "--host"),
+        ({"environ": {"DATABRICKS_HOST": bad}}, "DATABRICKS_HOST"),
+        ({"config": Cfg(), "environ": {}}, "workspace.host in the config"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            dbx.resolve_host(**{"environ": {}, **kwargs})
+        assert caught.value.one_line().startswith(source + " ") and why in caught.value.one_line()
+
+
+def test_a_host_with_credentials_in_it_is_refused_without_echoing_them(dbx):
+    with pytest.raises(ConfigError, match="user name or password") as caught:
+        dbx.resolve_host(None, None, {"DATABRICKS_HOST": "https://me:hunter2-secret@adb-1.2.azuredatabricks.net"})
+    assert "hunter2-secret" not in caught.value.one_line()

@@ -189,3 +189,16 @@ def test_plain_http_to_a_remote_host_is_refused_without_sending_the_token(deploy
         assert KNOWN_TOKEN not in result.stdout + result.stderr
     # The local workspace itself is plain http on 127.0.0.1, which stays allowed.
     ok(upload(deploy_env, "--dry-run", VOLUME, *files))
+
+
+def test_a_host_that_is_not_a_url_is_exit_2_naming_its_source_without_any_retry(deploy_env, files, tmp_path) -> None:
+    # Before: "not a url" became https://not a url, was retried as a network error and ended as exit 1.
+    result = upload(dict(deploy_env, DATABRICKS_HOST="not a url"), "--dry-run", VOLUME, *files)
+    assert_one_line_error(result, code=2, contains="DATABRICKS_HOST ('not a url') is not a workspace URL")
+    config = tmp_path / "config.json"
+    config.write_text('{"bundle": {"name": "b"}, "workspace": {"host": "https://adb-1.2.azure databricks.net"}}')
+    env = dict(deploy_env)
+    del env["DATABRICKS_HOST"]
+    result = upload(env, "--config", config, "--dry-run", VOLUME, *files)
+    assert_one_line_error(result, code=2, contains="workspace.host in the config")
+    assert KNOWN_TOKEN not in result.stdout + result.stderr
