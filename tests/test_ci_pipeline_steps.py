@@ -4,8 +4,9 @@ Tasks (UsePythonVersion, Cache, PublishTestResults, PublishPipelineArtifact) are
 skipped; every bash step runs with its `env:` mapping, `${{ parameters.* }}` replaced by the template
 defaults and `$(...)` macros by agent-like values, in a virtualenv (so installing the built wheels does not
 touch the test interpreter), on the odd-shaped repo with ci_cd_scripts/ copied in as a real repo has it.
-Proves the YAML itself works: the artifact appears, JUnit files are written per package, and a failing
-package test fails the test step.
+Proves the YAML itself works: the artifact appears, JUnit files are written per package, a failing
+package test fails the test step, the tests run against the installed wheel (a module the wheel lacks fails
+them even though the source has it).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from repo_fixtures import ODD, make_repo
 
 pytestmark = pytest.mark.slow
 CI_STEPS = ROOT / "pipelines" / "templates" / "ci-steps.yml"
+TEST_STEP = "Unit tests (pytest per package, installed wheels)"
 CONFIG = '{"bundle": {"name": "odd"}, "targets": {"dev": {"default": true, "deploy": {"libraries_path": "/Volumes/main/ci/libs"}}}}'
 
 
@@ -103,6 +105,25 @@ def test_a_failing_package_test_fails_the_test_step_after_all_packages_ran(tmp_p
         "from gamma import double\n\ndef test_double():\n    assert double(2) == 5\n")
     ran = run_steps(tmp_path, odd_pipeline_repo)
     name, result = ran[-1]
-    assert name == "Unit tests (pytest per package)" and result.returncode == 1, (name, result.stdout, result.stderr)
+    assert name == TEST_STEP and result.returncode == 1, (name, result.stdout, result.stderr)
     junit = sorted(p.name for p in (tmp_path / "_temp" / "test-results").glob("TEST-*.xml"))
     assert junit == ["TEST-beta.xml", "TEST-gamma pkg.xml", "TEST-libs_alpha.xml"]
+
+
+def test_the_tests_run_against_the_installed_wheel_not_the_source(tmp_path, odd_pipeline_repo):
+    """gamma/extra/ exists in the source but the wheel leaves it out (packages = ["gamma"]): testing the source
+    would pass, testing what the CD stage deploys must not."""
+    gamma = odd_pipeline_repo / "gamma pkg"
+    (gamma / "gamma" / "extra").mkdir()
+    (gamma / "gamma" / "extra" / "__init__.py").write_text("def triple(x):\n    return 3 * x\n")
+    (gamma / "tests" / "test_extra.py").write_text("from gamma.extra import triple\n\ndef test_triple():\n    assert triple(2) == 6\n")
+    ran = run_steps(tmp_path, odd_pipeline_repo)
+    name, result = ran[-1]
+    assert name == TEST_STEP and result.returncode == 1, (name, result.stdout, result.stderr)
+    assert "No module named 'gamma.extra'" in result.stdout, result.stdout
+    wheels = list((tmp_path / "a" / "staging" / "wheels").glob("gamma_pkg-*.whl"))
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        assert not [n for n in wheel.namelist() if n.startswith("gamma/extra/")]  # the wheel really lacks it
+    suite = ElementTree.parse(tmp_path / "_temp" / "test-results" / "TEST-gamma pkg.xml").getroot().find("testsuite")
+    assert int(suite.get("errors")) + int(suite.get("failures")) >= 1
+
