@@ -6,7 +6,7 @@ defaults and `$(...)` macros by agent-like values, in a virtualenv (so installin
 touch the test interpreter), on the odd-shaped repo with ci_cd_scripts/ copied in as a real repo has it.
 Proves the YAML itself works: the artifact appears, JUnit files are written per package, a failing
 package test fails the test step, the tests run against the installed wheel (a module the wheel lacks fails
-them even though the source has it).
+them even though the source has it), and a package without tests fails the step with a message naming it.
 """
 from __future__ import annotations
 
@@ -127,3 +127,14 @@ def test_the_tests_run_against_the_installed_wheel_not_the_source(tmp_path, odd_
     suite = ElementTree.parse(tmp_path / "_temp" / "test-results" / "TEST-gamma pkg.xml").getroot().find("testsuite")
     assert int(suite.get("errors")) + int(suite.get("failures")) >= 1
 
+
+def test_a_package_without_tests_fails_the_step_with_a_message_naming_it(tmp_path, odd_pipeline_repo):
+    shutil.rmtree(odd_pipeline_repo / "libs" / "alpha" / "tests")
+    ran = run_steps(tmp_path, odd_pipeline_repo)
+    name, result = ran[-1]
+    assert name == TEST_STEP and result.returncode == 1, (name, result.stdout, result.stderr)
+    assert "error: package libs/alpha has no tests (pytest collected none, exit 5): add a tests/test_*.py" in result.stderr
+    assert "'!libs/alpha/**'" in result.stderr
+    # The other packages still ran.
+    junit = sorted(p.name for p in (tmp_path / "_temp" / "test-results").glob("TEST-*.xml"))
+    assert {"TEST-beta.xml", "TEST-gamma pkg.xml"} <= set(junit)
