@@ -177,23 +177,35 @@ def parse_faults(spec: str | None) -> list[FaultRule]:
                     raise ValueError(f"fault={value} is not one of {', '.join(FAULT_KINDS)}")
                 rule.fault = value.lower()
             elif key == "rate":
-                rule.rate = float(value)
+                rule.rate = _number(value, f"rate={value}", float)
                 if not 0 <= rule.rate <= 1:
                     raise ValueError(f"rate={value} must be between 0 and 1")
             elif key in ("skip", "times"):
-                number = int(value)
+                number = _number(value, f"{key}={value}", int)
                 if number < 0:
                     raise ValueError(f"{key}={value} must be >= 0")
                 setattr(rule, key, number)
             elif key == "retry_after":
                 retry_after_set = True
-                rule.retry_after = None if value.lower() == "none" else int(value)
+                rule.retry_after = None if value.lower() == "none" else _number(value, f"retry_after={value}", int)
             else:
                 raise ValueError(f"unknown fault rule field {key!r} (path, method, fault, rate, skip, times, retry_after)")
         if not retry_after_set and rule.fault == "429":
             rule.retry_after = 1
         rules.append(rule)
     return rules
+
+
+def _number(text: str, what: str, kind: type = float) -> Any:
+    """`kind(text)`, or a ValueError that names the field instead of Python's 'could not convert ...'."""
+    try:
+        value = kind(text.strip())
+    except ValueError:
+        noun = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{what}: {text.strip()!r} is not {noun}") from None
+    if kind is float and (value != value or value in (float("inf"), float("-inf"))):
+        raise ValueError(f"{what}: {text.strip()!r} is not a finite number")
+    return value
 
 
 @dataclass
@@ -214,7 +226,7 @@ def parse_rate_limit(text: str) -> RateLimit:
     per = {"": 1.0, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0}.get(unit.strip().lower())
     if per is None:
         raise ValueError(f"rate limit {text!r}: unit must be /s or /min")
-    value = float(number)
+    value = _number(number, f"rate limit {text!r}: N", float)
     if value <= 0:
         raise ValueError(f"rate limit {text!r}: rate must be positive")
     if not pattern.startswith(("/", "*")):
@@ -238,12 +250,15 @@ def parse_latency(values: Any) -> tuple[float, list[tuple[str, float]]]:
         items = list(values)
     for item in items:
         pattern, sep, ms = str(item).rpartition("=")
+        milliseconds = _number(str(ms), f"latency {str(item)!r}: MS", float)
+        if milliseconds < 0:
+            raise ValueError(f"latency {str(item)!r}: MS must be >= 0")
         if not sep:
-            default = float(ms)
+            default = milliseconds
         else:
             if not pattern.startswith(("/", "*")):
                 pattern = "*/" + pattern
-            rules.append((pattern, float(ms)))
+            rules.append((pattern, milliseconds))
     return default, rules
 
 
@@ -263,6 +278,7 @@ class RequestRecord:
     duration: float
     started: float
     fault: str | None = None
+    latency_ms: float = 0.0  # injected latency this request waited (--latency-ms rule that matched)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -499,6 +515,9 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
     sys_version = ""
 
     def setup(self) -> None:
+        # A socket timeout (StreamRequestHandler applies self.timeout): an idle keep-alive or half-open client
+        # would otherwise hold its handler thread forever; on expiry the connection is closed.
+        self.timeout = self.server.workspace.client_timeout
         super().setup()
         # Without TCP_NODELAY, headers and body leave in two segments and delayed ACK stalls keep-alive ~40 ms.
         if self.server.workspace.tcp_nodelay:
@@ -579,8 +598,9 @@ class LocalWorkspace:
     run_timeout (deadline of run subprocesses without timeout_seconds), dbfs_handle_timeout (seconds a DBFS
     streaming handle lives idle), dbfs_delete_missing_ok (200 instead of 404 for deleting a missing DBFS path),
     tcp_nodelay (default True; benchmarks turn it off to compare with http.server's default),
-    service_principals (Entra application ids already in the workspace) and azure_resource_id (the workspace's
-    Azure resource id checked against X-Databricks-Azure-Workspace-Resource-Id).
+    service_principals (Entra application ids already in the workspace), azure_resource_id (the workspace's
+    Azure resource id checked against X-Databricks-Azure-Workspace-Resource-Id) and client_timeout (seconds a
+    connection may sit idle or half-sent before it is closed; default 120).
     """
 
     def __init__(
@@ -602,8 +622,10 @@ class LocalWorkspace:
         tcp_nodelay: bool = True,
         service_principals: list[str] | None = None,
         azure_resource_id: str | None = None,
+        client_timeout: float = 120.0,
     ):
         self.token = token
+        self.client_timeout = client_timeout
         # Entra ID: application ids already members of the workspace; others join by sending the
         # management headers. azure_resource_id, when set, must match X-Databricks-Azure-Workspace-Resource-Id.
         self.service_principals = set(service_principals or [])
@@ -908,6 +930,7 @@ class LocalWorkspace:
         request = Request(method, handler.path, handler.headers, body)
         path = request.path
         fault_name: str | None = None
+        delay = 0.0
         try:
             if path.startswith(ADMIN_PREFIX):
                 response = self._admin(request)
@@ -938,7 +961,7 @@ class LocalWorkspace:
                 raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
         except ConnectionResetFault:
             # Logged before the reset, like every answer below: a client that saw it finds the entry.
-            self._record(method, request, 0, started, started_wall, "reset")
+            self._record(method, request, 0, started, started_wall, "reset", delay)
             handler.reset_connection()
             return
         except ApiError as error:
@@ -953,12 +976,14 @@ class LocalWorkspace:
         # Logged before the reply leaves: a client that got its answer (or a reset) always finds the request
         # in the log, so tests read the log right after a call without waiting.
         if not path.startswith(ADMIN_PREFIX):
-            self._record(method, request, response.status, started, started_wall, fault_name)
+            self._record(method, request, response.status, started, started_wall, fault_name, delay)
         handler.send_reply(response, head_only=(method == "HEAD"))
 
-    def _record(self, method: str, request: Request, status: int, started: float, started_wall: float, fault: str | None) -> None:
+    def _record(self, method: str, request: Request, status: int, started: float, started_wall: float, fault: str | None,
+                delay: float = 0.0) -> None:
         query = "&".join(f"{key}={value}" for key, value in request.query.items())
-        record = RequestRecord(method, request.path, query, status, time.perf_counter() - started, started_wall, fault)
+        record = RequestRecord(method, request.path, query, status, time.perf_counter() - started, started_wall, fault,
+                               round(delay * 1000.0, 3))
         with self._log_lock:
             self._log.append(record)
 
@@ -1053,18 +1078,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--run-timeout", type=float, default=600.0, help="deadline (s) of run subprocesses without timeout_seconds (default 600)")
         parser.add_argument("--service-principal", action="append", default=[], metavar="APP_ID", help="Entra application id already in the workspace (repeatable); others must send the Azure management headers")
         parser.add_argument("--azure-resource-id", default=None, help="Azure resource id the X-Databricks-Azure-Workspace-Resource-Id header must match")
+        parser.add_argument("--client-timeout", type=float, default=120.0, metavar="SECONDS", help="close a connection idle or half-sent this long (default 120)")
         args = parser.parse_args(argv)
+        if not 0 < args.client_timeout < float("inf"):
+            raise UsageError("--client-timeout must be a positive number of seconds")
         if args.port < 0 or args.port > 65535:
             raise UsageError(f"--port {args.port} is not a valid port")
         if args.time_scale < 0:
             raise UsageError("--time-scale must be >= 0")
-        try:
-            parse_faults(args.faults)
-            for text in args.rate_limit:
-                parse_rate_limit(text)
-            parse_latency(args.latency_ms)
-        except ValueError as error:
-            raise UsageError(str(error))
+        for flag, check, values, example in (
+            ("--faults", parse_faults, [args.faults], "path=*/clusters/*,fault=503,times=2"),
+            ("--rate-limit", parse_rate_limit, args.rate_limit, "*/clusters/*=10/s"),
+            ("--latency-ms", parse_latency, args.latency_ms, "50 or */workspace/*=50"),
+        ):
+            for value in values:
+                try:
+                    check(value)
+                except ValueError as error:
+                    raise UsageError(f"{flag}: {error}", hint=f"e.g. {flag} {example}") from None
         clusters: Any = None
         if args.clusters:
             try:
@@ -1077,7 +1108,7 @@ def main(argv: list[str] | None = None) -> int:
                 token=token, port=args.port, host=args.host, latency_ms=args.latency_ms, rate_limits=args.rate_limit,
                 faults=args.faults, seed=args.seed, state_dir=args.state_dir, time_scale=args.time_scale,
                 clusters=clusters, run_timeout=args.run_timeout, service_principals=args.service_principal,
-                azure_resource_id=args.azure_resource_id,
+                azure_resource_id=args.azure_resource_id, client_timeout=args.client_timeout,
             )
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise InputError(f"cannot load state from {args.state_dir}: {error!r}", hint="fix or remove the folder")
