@@ -38,6 +38,14 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message}", hint=f"see {self.prog} --help")
 
+    # --help inside a pipeline prints docstrings that quote logging commands ("##vso[task.setvariable ...");
+    # printed as is, the agent would run them. Everything argparse shows goes through ado.neutralise.
+    def format_help(self) -> str:
+        return ado.neutralise(super().format_help())
+
+    def format_usage(self) -> str:
+        return ado.neutralise(super().format_usage())
+
 
 def parser(prog: str, doc: str | None) -> ArgumentParser:
     """A parser whose --help shows the script's docstring: first line as description, rest as epilog."""

@@ -43,3 +43,41 @@ def test_auth_accepts_the_canonical_names_and_the_databricks_cli_aliases():
         assert step_args("--auth", mode).auth == mode
     assert [step_args("--auth", alias).auth for alias in azure_auth.ALIASES] == list(azure_auth.ALIASES.values())
     assert step_args("--auth", "Azure-MSI").auth == "managed-identity"
+
+
+# ---- --help inside a pipeline ----------------------------------------------------------------------------------
+
+import re  # noqa: E402
+
+import pytest  # noqa: E402
+
+from helpers import SCRIPTS, run_script, script_env  # noqa: E402
+
+SCRIPTS_WITH_MAIN = sorted(p.name for p in SCRIPTS.glob("*.py") if re.search(r"^def main\(", p.read_text(encoding="utf-8"), re.M))
+LOGGING_COMMAND = re.compile(r"##(vso)?\[")
+
+
+def test_every_step_script_is_checked():
+    assert {"fetch_secrets.py", "read_config.py", "install_requirements.py", "local_workspace.py"} <= set(SCRIPTS_WITH_MAIN)
+    # The three whose docstrings quote logging commands: the check below is not vacuous.
+    for name in ("fetch_secrets.py", "read_config.py", "install_requirements.py"):
+        assert "##vso[" in (SCRIPTS / name).read_text(encoding="utf-8"), name
+
+
+@pytest.mark.parametrize("script", SCRIPTS_WITH_MAIN)
+def test_help_inside_a_pipeline_prints_no_logging_command(script):
+    """Docstrings quote '##vso[...' examples; the agent would run them if --help printed them as they are."""
+    result = run_script(script, "--help", env=script_env(TF_BUILD="True"), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), "--help printed nothing"
+    found = [line for line in (result.stdout + result.stderr).splitlines() if LOGGING_COMMAND.search(line)]
+    assert found == []
+
+
+def test_usage_and_help_are_neutralised_in_process(capsys):
+    parser = cli.parser("x.py", "Sets ##vso[task.setvariable variable=x]1.\n\nEpilog ##[error]boom")
+    parser.add_argument("--flag", help="prints ##vso[task.complete result=Failed]")
+    parser.print_help()
+    parser.print_usage()
+    out = capsys.readouterr().out
+    assert not LOGGING_COMMAND.search(out) and "task.setvariable" in out and "task.complete" in out
