@@ -27,6 +27,9 @@ PUT, DELETE, and POSTs declared idempotent: ``mkdirs``, overwriting imports, ``r
 ``idempotency_token``...); all within a total retry budget per call (default 300 s), after which the last error is
 raised saying how many attempts were made. Until the host has answered once, a failed connection is retried only
 twice (a wrong ``--host`` fails in seconds, not minutes). Request bodies that are files are rewound before a retry.
+Inside a wait (`Client.poll`) a call retries only until the wait's deadline (min(time left, budget)), with its
+timeouts cut to the time left, so a wait ends with `WaitTimedOut` at its deadline even while the service answers
+503/429.
 
 Secrets: tokens live only in the auth object and the request headers; they never appear in a repr, an exception,
 a log record or the request log. Service messages are scrubbed of known secret values before they are raised. A
@@ -39,6 +42,7 @@ Import note: in the test process ``databricks`` is databricks-sdk; load this mod
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import ipaddress
 import logging
@@ -431,6 +435,7 @@ class Client:
         self.stats = Stats()
         self._reached = False
         self._stats_lock = threading.Lock()
+        self._waiting = threading.local()  # .deadline: the monotonic deadline of the wait this thread is in
         limits = dict(DEFAULT_RATE_LIMITS)
         limits.update(rate_limits or {})
         self.rate_limiter = RateLimiter(limits)
@@ -492,8 +497,13 @@ class Client:
         replayable = data is None or isinstance(data, (bytes, bytearray)) or rewind_to is not None
         url = self.host + quote(path, safe="/:@!$&'()*+,;=-._~")
         clean_params = {key: _param(value) for key, value in (params or {}).items() if value is not None}
-        deadline = time.monotonic() + self.retry_budget_seconds
         started = time.monotonic()
+        deadline = started + self.retry_budget_seconds
+        # Inside a wait (`poll`), the wait's deadline bounds the retries too: a call gets min(time left, budget).
+        wait_deadline = getattr(self._waiting, "deadline", None)
+        bound_by_wait = wait_deadline is not None and wait_deadline < deadline
+        if bound_by_wait:
+            deadline = wait_deadline
         attempt = 0
         while True:
             attempt += 1
@@ -502,6 +512,10 @@ class Client:
                 data.seek(rewind_to)  # type: ignore[union-attr]
             self._count(requests=1, retries=1 if attempt > 1 else 0)
             retry_after = None
+            timeout = self.timeout
+            if bound_by_wait:
+                left = max(1.0, deadline - time.monotonic())
+                timeout = (min(self.timeout[0], left), min(self.timeout[1], left))
             try:
                 response = self._session.request(
                     method,
@@ -510,7 +524,7 @@ class Client:
                     json=body if data is None and body is not None else None,
                     data=data,
                     headers=dict(headers or {}),
-                    timeout=self.timeout,
+                    timeout=timeout,
                     auth=self.auth,
                     stream=stream,
                     allow_redirects=False,
@@ -544,10 +558,15 @@ class Client:
                 response.close()
             if retryable and replayable:
                 delay = self._delay(attempt, retry_after)
-                if time.monotonic() + delay <= deadline:
+                now = time.monotonic()
+                if now + delay <= deadline:
                     log.info("retrying %s %s in %.1fs after: %s", method, path, delay, failure)
                     time.sleep(delay)
                     continue
+                if bound_by_wait:
+                    # The wait ends at its deadline, not earlier: use the time left, then let `poll` report it.
+                    time.sleep(max(0.0, deadline - now))
+                    raise _WaitDeadlinePassed(failure, attempt)
             if attempt > 1 and isinstance(failure, (ApiError, ConnectionFailed)):
                 note = f"gave up after {attempt} attempts in {time.monotonic() - started:.0f}s"
                 if retryable and replayable:
@@ -607,6 +626,16 @@ class Client:
 
     # -- waiting --
 
+    @contextlib.contextmanager
+    def _within(self, deadline: float) -> Iterator[None]:
+        """Calls made by this thread inside the block retry no later than `deadline` (nested waits: the earlier)."""
+        outer = getattr(self._waiting, "deadline", None)
+        self._waiting.deadline = deadline if outer is None else min(outer, deadline)
+        try:
+            yield
+        finally:
+            self._waiting.deadline = outer
+
     def poll(
         self,
         fetch: Callable[[], _T],
@@ -619,14 +648,24 @@ class Client:
     ) -> _T:
         """Call `fetch` until `done(value)` is true (it may raise to fail early), or raise `WaitTimedOut`.
 
-        Sleeps grow from `poll_seconds[0]` to `poll_seconds[1]`; the last sleep is cut to the deadline.
+        Sleeps grow from `poll_seconds[0]` to `poll_seconds[1]`; the last sleep is cut to the deadline. Each
+        `fetch` retries only until the deadline: a status call still refused (503/429/timeouts) when it comes ends
+        the wait with `WaitTimedOut` then, not after the call's own retry budget.
         `on_poll(value, elapsed_seconds)` is called after every fetch (progress reporting).
         """
         started = time.monotonic()
         deadline = started + timeout
         interval, maximum = self.poll_seconds
         while True:
-            value = fetch()
+            try:
+                with self._within(deadline):
+                    value = fetch()
+            except _WaitDeadlinePassed as passed:
+                raise WaitTimedOut(
+                    f"{what}: the workspace was still refusing at the deadline ({round(timeout, 1):g}s; the last call "
+                    f"tried {passed.attempts} times): {passed.failure.message}",
+                    hint="raise --timeout, or run the step again when the workspace answers",
+                ) from None
             if done(value):
                 return value
             now = time.monotonic()
@@ -634,11 +673,20 @@ class Client:
                 on_poll(value, now - started)
             if now >= deadline:
                 raise WaitTimedOut(
-                    f"{what}: still {describe(value)} after {now - started:.0f}s (deadline {timeout:g}s)",
+                    f"{what}: still {describe(value)} after {now - started:.0f}s (deadline {round(timeout, 1):g}s)",
                     hint="raise --timeout, or look at it in the workspace",
                 )
             time.sleep(min(interval, deadline - now))
             interval = min(maximum, interval * 1.5)
+
+
+class _WaitDeadlinePassed(Exception):
+    """Internal: a call inside `Client.poll` was still failing (retryably) when the wait's deadline came."""
+
+    def __init__(self, failure: Exception, attempts: int) -> None:
+        super().__init__(str(failure))
+        self.failure = failure
+        self.attempts = attempts
 
 
 def _param(value: Any) -> Any:

@@ -20,6 +20,7 @@ from errors import (
     TooManyRequests,
     Unauthenticated,
     UsageError,
+    WaitTimedOut,
 )
 
 STATUS = "/api/2.0/workspace/get-status"
@@ -447,3 +448,28 @@ def test_a_host_with_credentials_in_it_is_refused_without_echoing_them(dbx):
     with pytest.raises(ConfigError, match="user name or password") as caught:
         dbx.resolve_host(None, None, {"DATABRICKS_HOST": "https://me:hunter2-secret@adb-1.2.azuredatabricks.net"})
     assert "hunter2-secret" not in caught.value.one_line()
+
+
+# --- waits end at their deadline, whatever each call's retry budget ---------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["fault=503", "fault=429,retry_after=30"])
+def test_a_wait_ends_with_wait_timed_out_at_its_deadline_while_the_service_keeps_refusing(dbx_workspace, dbx_client, fault):
+    # Each status call alone may retry for 60 s; the wait (1 s) bounds them: the wait's deadline is what fails.
+    cluster_id = "0101-000000-local001"
+    ws = dbx_workspace(faults=f"path=*/clusters/get,{fault}")
+    client = dbx_client(ws, retry_budget_seconds=60, backoff=(0.05, 0.2))
+    with pytest.raises(WaitTimedOut) as caught:
+        client.clusters.wait_for_state(cluster_id, ("RUNNING",), timeout=1)
+    line = caught.value.one_line()
+    assert f"cluster {cluster_id} did not reach RUNNING" in line and "deadline (1s" in line
+    assert ("503" if "503" in fault else "429") in line and "GET /api/2.0/clusters/get" in line
+    assert DBX_TOKEN not in line
+
+
+def test_outside_a_wait_a_call_keeps_its_own_budget(dbx_workspace, dbx_client):
+    ws = dbx_workspace(faults="path=*/clusters/get,fault=503,times=3")
+    client = dbx_client(ws, retry_budget_seconds=20)
+    client.poll(lambda: None, lambda value: True, timeout=0.01, what="nothing")  # leaves no deadline behind
+    assert client.clusters.get("0101-000000-local001")["state"]
+    assert [r.status for r in calls(ws, "/clusters/get")] == [503, 503, 503, 200]

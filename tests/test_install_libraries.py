@@ -260,3 +260,17 @@ def test_auth_takes_the_shared_vocabulary_and_its_hints_name_accepted_values(two
     nothing = run_script(*args, env=dbx_env(ws, DATABRICKS_TOKEN=None, TF_BUILD="True", PATH="/nonexistent"), cwd=tmp_path)
     assert_one_line_error(nothing, code=2, contains="choose --auth managed-identity explicitly")
     assert [r for r in ws.api_requests() if r.method not in ("GET", "HEAD")] == []
+
+
+def test_wait_ends_at_the_timeout_while_cluster_status_answers_503(dbx_workspace, dbx_client, tmp_path):
+    # Every status call in the wait has the default 300 s retry budget, far longer than --timeout 2: before the
+    # fix the first status call alone retried for 300 s. The generous subprocess timeout (120 s) is what fails then.
+    ws = dbx_workspace(clusters=[cluster(C1)], faults="path=*/clusters/get,fault=503,skip=1")  # the plan's read works
+    new = wheel("package1", "0.2.0")
+    seed(ws, dbx_client, {C1: [wheel("package1", "0.1.0")]}, [new, wheel("package1", "0.1.0")])
+    result = run_script("install_libraries.py", "--cluster-id", C1, "--wheel", new, "--timeout", "2",
+                        "--poll-interval", "0.1", env=dbx_env(ws), cwd=tmp_path, timeout=120)
+    line = assert_one_line_error(result, code=1, contains=f"cluster {C1} did not reach RUNNING")
+    assert "deadline (2s" in line and "503" in line
+    assert [r.status for r in ws.api_requests("POST", "*/clusters/restart")] == [200]
+    no_token(result)
