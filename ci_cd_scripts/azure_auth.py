@@ -41,6 +41,14 @@ Modes (``--auth``) and the environment variables each reads (first one set wins)
 
 Nothing found is a usage error naming what each mode needs.
 
+Token acquisition has its own bounded policy. azure-identity talks to Entra ID (or the managed-identity endpoint,
+or the pipeline's OIDC endpoint) through azure-core, whose defaults are 300 s connect and read timeouts and up to
+10 retries. Every credential built here gets `TOKEN_CONNECTION_TIMEOUT`/`TOKEN_READ_TIMEOUT` seconds and at most
+`TOKEN_RETRY_TOTAL` retries by azure-core's own retry policy, so a token request fails within about
+``(TOKEN_RETRY_TOTAL + 1) * (connect + read)`` seconds plus short backoffs; ``az`` (``azure-cli``) gets
+`AZ_CLI_TIMEOUT_SECONDS`. These token requests are the one place outside ``databricks.py`` (which retries the
+calls to Databricks) and ``keyvault.py`` (azure-core's policy for Key Vault calls) where anything is retried.
+
 One vocabulary for every script: the names above are canonical, and the names the Databricks CLI and SDK use
 for ``DATABRICKS_AUTH_TYPE`` are accepted as aliases everywhere (``azure-pipelines`` = ``pipelines``,
 ``azure-client-secret`` = ``environment``, ``azure-msi`` = ``managed-identity``). ``fetch_secrets.py --auth``
@@ -70,6 +78,12 @@ MODES = ("pipelines", "azure-cli", "environment", "managed-identity", "token")
 ALIASES = {"azure-pipelines": "pipelines", "azure-client-secret": "environment", "azure-msi": "managed-identity"}
 CHOICES = ("auto", *MODES)  # fetch_secrets.py --auth
 DATABRICKS_CHOICES = ("auto", "pat", *MODES)  # --auth of the Databricks steps (cli.add_workspace_args)
+
+# Token acquisition (see the module docstring): seconds to connect / to wait for an answer, and retries.
+TOKEN_CONNECTION_TIMEOUT = 10
+TOKEN_READ_TIMEOUT = 20
+TOKEN_RETRY_TOTAL = 2
+AZ_CLI_TIMEOUT_SECONDS = 30
 
 _SERVICE_CONNECTION = ("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID", "AZURE_SERVICE_CONNECTION_ID")
 _CLIENT_ID = ("AZURESUBSCRIPTION_CLIENT_ID", "AZURE_CLIENT_ID", "ARM_CLIENT_ID")
@@ -266,6 +280,15 @@ def _token_expiry(token: str, environ: Mapping[str, str]) -> int:
     return int(time.time()) + 3600
 
 
+def token_request_options() -> dict[str, int]:
+    """azure-core keyword arguments bounding a credential's token requests (timeouts and retries)."""
+    return {
+        "connection_timeout": TOKEN_CONNECTION_TIMEOUT,
+        "read_timeout": TOKEN_READ_TIMEOUT,
+        "retry_total": TOKEN_RETRY_TOTAL,
+    }
+
+
 def _missing(what: str, names: list[str]) -> UsageError:
     return UsageError(f"--auth {what} needs {', '.join(names)}", hint="set them in the step's env:")
 
@@ -295,29 +318,42 @@ def credential(mode: str | None = "auto", environ: Mapping[str, str] | None = No
             # azure-identity reads the OIDC endpoint from the process environment when it asks for a token.
             os.environ["SYSTEM_OIDCREQUESTURI"] = oidc
         cred = identity.AzurePipelinesCredential(
-            tenant_id=tenant, client_id=client, service_connection_id=connection, system_access_token=system_token
+            tenant_id=tenant,
+            client_id=client,
+            service_connection_id=connection,
+            system_access_token=system_token,
+            **token_request_options(),
         )
         return cred, f"AzurePipelinesCredential (service connection {connection}; {reason})"
     if mode == "azure-cli":
         tenant = _first(environ, ("AZURESUBSCRIPTION_TENANT_ID", "AZURE_TENANT_ID"))
-        cred = identity.AzureCliCredential(tenant_id=tenant or "", process_timeout=30)
+        cred = identity.AzureCliCredential(tenant_id=tenant or "", process_timeout=AZ_CLI_TIMEOUT_SECONDS)
         return cred, f"AzureCliCredential ({reason})"
     if mode == "environment":
         secret = _client_secret_values(environ)
         if secret:
             prefix, tenant, client, value = secret
-            cred = identity.ClientSecretCredential(tenant_id=tenant, client_id=client, client_secret=value)
+            cred = identity.ClientSecretCredential(
+                tenant_id=tenant, client_id=client, client_secret=value, **token_request_options()
+            )
             return cred, f"ClientSecretCredential (client {client} from {prefix}_*; {reason})"
         certificate = _certificate_values(environ)
         if certificate:
             tenant, client, path = certificate
             password = environ.get("AZURE_CLIENT_CERTIFICATE_PASSWORD") or None
-            cred = identity.CertificateCredential(tenant, client, certificate_path=path, password=password)
+            cred = identity.CertificateCredential(
+                tenant, client, certificate_path=path, password=password, **token_request_options()
+            )
             return cred, f"CertificateCredential (client {client}; {reason})"
         raise _missing("environment", ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET (or ARM_*)"])
     if mode == "managed-identity":
         client = (environ.get("AZURE_CLIENT_ID") or "").strip() or None
-        cred = identity.ManagedIdentityCredential(client_id=client) if client else identity.ManagedIdentityCredential()
+        options = token_request_options()
+        cred = (
+            identity.ManagedIdentityCredential(client_id=client, **options)
+            if client
+            else identity.ManagedIdentityCredential(**options)
+        )
         which = f"user-assigned {client}" if client else "system-assigned"
         return cred, f"ManagedIdentityCredential ({which}; {reason})"
     # token

@@ -101,12 +101,22 @@ def test_an_azure_vm_identity_is_never_picked_automatically(recorded):
     assert recorded == []
 
 
+# Token requests are bounded by our own small timeouts and retry count, not azure-core's 300 s / 10 retries.
+BOUNDED = {"connection_timeout": 10, "read_timeout": 20, "retry_total": 2}
+
+
+def test_token_requests_are_bounded_by_small_documented_values():
+    assert azure_auth.token_request_options() == BOUNDED
+    for name in ("TOKEN_CONNECTION_TIMEOUT", "TOKEN_READ_TIMEOUT", "TOKEN_RETRY_TOTAL", "AZ_CLI_TIMEOUT_SECONDS"):
+        assert name in azure_auth.__doc__
+
+
 def test_pipelines_credential_arguments(recorded):
     cred, description = azure_auth.credential("auto", {"PATH": "/nonexistent", **PIPELINES})
     assert recorded == [("AzurePipelinesCredential", (), {
         "tenant_id": "tenant-guid", "client_id": "client-guid",
         "service_connection_id": "11111111-2222-3333-4444-555555555555",
-        "system_access_token": "system-access-token-secret"})]
+        "system_access_token": "system-access-token-secret", **BOUNDED})]
     assert os.environ["SYSTEM_OIDCREQUESTURI"] == PIPELINES["SYSTEM_OIDCREQUESTURI"]
     assert description.startswith("AzurePipelinesCredential (service connection 11111111-")
     assert "auto-detected" in description and "system-access-token-secret" not in description
@@ -125,19 +135,19 @@ def test_other_modes_build_the_named_credential(recorded, fake_az):
     assert description == "AzureCliCredential (--auth azure-cli)"
 
     _, description = azure_auth.credential("environment", CLIENT_SECRET)
-    assert recorded[-1] == ("ClientSecretCredential", (), {"tenant_id": "t", "client_id": "c", "client_secret": "client-secret-value"})
+    assert recorded[-1] == ("ClientSecretCredential", (), {"tenant_id": "t", "client_id": "c", "client_secret": "client-secret-value", **BOUNDED})
     assert "client-secret-value" not in description
 
     azure_auth.credential("azure-client-secret", {"ARM_TENANT_ID": "at", "ARM_CLIENT_ID": "ac", "ARM_CLIENT_SECRET": "as"})
-    assert recorded[-1] == ("ClientSecretCredential", (), {"tenant_id": "at", "client_id": "ac", "client_secret": "as"})
+    assert recorded[-1] == ("ClientSecretCredential", (), {"tenant_id": "at", "client_id": "ac", "client_secret": "as", **BOUNDED})
 
     azure_auth.credential("environment", {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_CERTIFICATE_PATH": "/c.pem"})
-    assert recorded[-1] == ("CertificateCredential", ("t", "c"), {"certificate_path": "/c.pem", "password": None})
+    assert recorded[-1] == ("CertificateCredential", ("t", "c"), {"certificate_path": "/c.pem", "password": None, **BOUNDED})
 
     _, description = azure_auth.credential("managed-identity", {})
-    assert recorded[-1] == ("ManagedIdentityCredential", (), {}) and "system-assigned" in description
+    assert recorded[-1] == ("ManagedIdentityCredential", (), BOUNDED) and "system-assigned" in description
     _, description = azure_auth.credential("azure-msi", {"AZURE_CLIENT_ID": "uami"})
-    assert recorded[-1] == ("ManagedIdentityCredential", (), {"client_id": "uami"}) and "user-assigned uami" in description
+    assert recorded[-1] == ("ManagedIdentityCredential", (), {"client_id": "uami", **BOUNDED}) and "user-assigned uami" in description
 
     with pytest.raises(UsageError, match="AZURE_CLIENT_SECRET"):
         azure_auth.credential("environment", {"AZURE_TENANT_ID": "t"})

@@ -264,7 +264,8 @@ def test_client_secret_from_arm_variables_gets_a_databricks_scoped_token(dbx, mo
         assert auth.mode == "entra" and auth.headers()["Authorization"].startswith("Bearer entra-token-")
         assert auth._credential.scopes == ["2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"]
         assert "s3cret-value" not in repr(auth) and "app" in auth.description
-    assert made[0] == {"tenant_id": "tenant", "client_id": "app", "client_secret": "s3cret-value"}
+    assert made[0] == {"tenant_id": "tenant", "client_id": "app", "client_secret": "s3cret-value",
+                       "connection_timeout": 10, "read_timeout": 20, "retry_total": 2}
 
 
 def test_entra_token_is_refreshed_before_expiry_and_cached_otherwise(dbx):
