@@ -24,7 +24,8 @@ Modes (``--auth``) and the environment variables each reads (first one set wins)
 ``managed-identity`` ``ManagedIdentityCredential``; user-assigned when ``AZURE_CLIENT_ID`` is set.
 ``token``          An access token obtained elsewhere, from ``AZURE_ACCESS_TOKEN`` (returned for any scope:
                    it must already be for the right audience); expiry from the token's ``exp`` claim when it
-                   is a JWT, else ``AZURE_ACCESS_TOKEN_EXPIRES_ON`` (Unix seconds), else one hour.
+                   is a JWT, else ``AZURE_ACCESS_TOKEN_EXPIRES_ON`` (Unix seconds), else one hour. An already
+                   expired token is refused up front (usage error), never sent.
 =================  ==========================================================================================
 
 ``auto`` (`detect`) picks the first mode whose evidence is present, in this order, and says why:
@@ -361,7 +362,25 @@ def credential(mode: str | None = "auto", environ: Mapping[str, str] | None = No
     if not token:
         raise _missing("token", ["AZURE_ACCESS_TOKEN"])
     check_header_value(token, "AZURE_ACCESS_TOKEN")
-    return StaticTokenCredential(token, _token_expiry(token, environ)), f"access token from AZURE_ACCESS_TOKEN ({reason})"
+    expires_on = _token_expiry(token, environ)
+    if expires_on <= time.time():
+        # Sent anyway it only comes back as "401 the token was rejected", which does not say why.
+        expired_at = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(expires_on))
+        raise UsageError(
+            f"AZURE_ACCESS_TOKEN has expired (at {expired_at}, {_ago(time.time() - expires_on)} ago)",
+            hint="get a fresh token right before this step, or let the step sign in itself with another --auth mode",
+        )
+    return StaticTokenCredential(token, expires_on), f"access token from AZURE_ACCESS_TOKEN ({reason})"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -166,14 +166,26 @@ def test_token_mode(recorded):
     token = cred.get_token(azure_auth.DATABRICKS_SCOPE, tenant_id="x", enable_cae=True)
     assert (token.token, token.expires_on) == (jwt, 2_000_000_000)
     assert jwt not in repr(cred) and jwt not in description
-    cred, _ = azure_auth.credential("token", {"AZURE_ACCESS_TOKEN": "opaque", "AZURE_ACCESS_TOKEN_EXPIRES_ON": "1234"})
-    assert cred.get_token("s").expires_on == 1234
+    cred, _ = azure_auth.credential("token", {"AZURE_ACCESS_TOKEN": "opaque", "AZURE_ACCESS_TOKEN_EXPIRES_ON": "4102444800"})
+    assert cred.get_token("s").expires_on == 4102444800
     cred, _ = azure_auth.credential("token", {"AZURE_ACCESS_TOKEN": "opaque"})
     assert cred.get_token("s").expires_on > time.time() + 3000
     with pytest.raises(UsageError, match="AZURE_ACCESS_TOKEN"):
         azure_auth.credential("token", {})
     with pytest.raises(UsageError, match="unknown Azure auth mode"):
         azure_auth.credential("default", {})
+    assert recorded == []
+
+
+@pytest.mark.parametrize("mode", ["token", "auto"])
+def test_an_expired_access_token_is_refused_up_front_without_showing_it(recorded, mode):
+    expired = _jwt(int(time.time()) - 120)
+    with pytest.raises(UsageError, match="AZURE_ACCESS_TOKEN has expired") as caught:
+        azure_auth.credential(mode, {"AZURE_ACCESS_TOKEN": expired, "PATH": "/nonexistent", "TF_BUILD": "True"})
+    assert expired not in caught.value.one_line() and caught.value.exit_code == 2
+    with pytest.raises(UsageError, match="has expired"):
+        azure_auth.credential("token", {"AZURE_ACCESS_TOKEN": "opaque", "AZURE_ACCESS_TOKEN_EXPIRES_ON": "1234"})
+    cred, _ = azure_auth.credential("token", {"AZURE_ACCESS_TOKEN": _jwt(int(time.time()) + 120)})  # not yet: fine
     assert recorded == []
 
 

@@ -202,3 +202,21 @@ def test_a_host_that_is_not_a_url_is_exit_2_naming_its_source_without_any_retry(
     result = upload(env, "--config", config, "--dry-run", VOLUME, *files)
     assert_one_line_error(result, code=2, contains="workspace.host in the config")
     assert KNOWN_TOKEN not in result.stdout + result.stderr
+
+
+def test_an_expired_entra_access_token_is_refused_before_any_call(deploy_workspace, deploy_env, files) -> None:
+    import base64
+    import json
+    import time
+
+    def segment(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    expired = f"{segment({'alg': 'none'})}.{segment({'exp': int(time.time()) - 600, 'aud': 'x'})}.signature"
+    env = dict(deploy_env, AZURE_ACCESS_TOKEN=expired)
+    del env["DATABRICKS_TOKEN"]
+    for auth in ("token", "auto"):
+        result = upload(env, "--auth", auth, VOLUME, *files)
+        assert_one_line_error(result, code=2, contains="AZURE_ACCESS_TOKEN has expired")
+        assert expired not in result.stdout + result.stderr
+    assert api_requests(deploy_workspace) == []
