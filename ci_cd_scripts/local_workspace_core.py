@@ -279,6 +279,19 @@ class Tree:
     def get(self, path: str) -> dict | None:
         return self.nodes.get(path)
 
+    def blocking_prefix(self, path: str) -> str | None:
+        """The nearest of `path` and its ancestors that exists and is not a directory, else None.
+
+        Every API refuses to create a folder (or a file) below a file; each words the error its own way.
+        """
+        prefix = path
+        while prefix not in ("/", ""):
+            node = self.nodes.get(prefix)
+            if node is not None and node["type"] != "DIRECTORY":
+                return prefix
+            prefix = self.parent(prefix)
+        return None
+
     def _add(self, node: dict) -> dict:
         path = node["path"]
         stamp = now_ms()

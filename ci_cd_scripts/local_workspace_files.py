@@ -189,12 +189,10 @@ def workspace_export(emu: Emulator, request: Request) -> Response:
 @route("POST", "workspace/mkdirs")
 def workspace_mkdirs(emu: Emulator, request: Request) -> Response:
     path = normalise_workspace_path(request.required("path"))
-    prefix = path
-    while prefix != "/":
-        node = emu.workspace.get(prefix)
-        if node is not None and node["type"] != "DIRECTORY":
-            raise already_exists(f"Cannot create directory {path} because {prefix} is an existing {node['type'].lower()}.")
-        prefix = Tree.parent(prefix)
+    prefix = emu.workspace.blocking_prefix(path)
+    if prefix is not None:
+        kind = emu.workspace.get(prefix)["type"].lower()
+        raise already_exists(f"Cannot create directory {path} because {prefix} is an existing {kind}.")
     emu.workspace.mkdirs(path)
     emu.mark_dirty()
     return ok()
@@ -263,12 +261,9 @@ class _Files:
         self.mark_dirty()
 
     def dbfs_check_parent(self, path: str) -> None:
-        prefix = Tree.parent(path)
-        while prefix != "/":
-            node = self.dbfs.get(prefix)
-            if node is not None and node["type"] != "DIRECTORY":
-                raise already_exists(f"A file or directory already exists at the input path {prefix}.")
-            prefix = Tree.parent(prefix)
+        prefix = self.dbfs.blocking_prefix(Tree.parent(path))
+        if prefix is not None:
+            raise already_exists(f"A file or directory already exists at the input path {prefix}.")
 
     def dbfs_handle(self, request: Request) -> dict:
         handle_id = request.int_param("handle", required=True)
@@ -382,12 +377,9 @@ class _Files:
         return Response(200, data, headers, "application/octet-stream")
 
     def files_mkdirs(self, tree: Tree, path: str) -> None:
-        prefix = path
-        while prefix not in ("/", ""):
-            node = tree.get(prefix)
-            if node is not None and node["type"] != "DIRECTORY":
-                raise ApiError(409, "ALREADY_EXISTS", f"A file already exists at {prefix}.")
-            prefix = Tree.parent(prefix)
+        prefix = tree.blocking_prefix(path)
+        if prefix is not None:
+            raise ApiError(409, "ALREADY_EXISTS", f"A file already exists at {prefix}.")
         tree.mkdirs(path)
 
     def files_directory(self, request: Request, method: str, tree: Tree, path: str) -> Response:
@@ -508,12 +500,9 @@ def dbfs_list(emu: Emulator, request: Request) -> Response:
 @route("POST", "dbfs/mkdirs")
 def dbfs_mkdirs(emu: Emulator, request: Request) -> Response:
     path = normalise_dbfs_path(request.required("path"))
-    prefix = path
-    while prefix != "/":
-        node = emu.dbfs.get(prefix)
-        if node is not None and node["type"] != "DIRECTORY":
-            raise already_exists(f"A file or directory already exists at the input path {prefix}.")
-        prefix = Tree.parent(prefix)
+    prefix = emu.dbfs.blocking_prefix(path)
+    if prefix is not None:
+        raise already_exists(f"A file or directory already exists at the input path {prefix}.")
     emu.dbfs.mkdirs(path)
     emu.mark_dirty()
     return ok()
