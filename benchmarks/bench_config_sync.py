@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT / "ci_cd_scripts"))
 
-import config_sync  # noqa: E402
+from cicdkit import config_sync  # noqa: E402
 
 
 def build_tree(root: Path, files: int) -> None:

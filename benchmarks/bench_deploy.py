@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "ci_cd_scripts"
 sys.path.append(str(SCRIPTS))  # appended: `databricks` must stay databricks-sdk in this process
 
-from local_workspace import LocalWorkspace  # noqa: E402
+from local_cloud.workspace.server import LocalWorkspace  # noqa: E402
 
 TOKEN = "dapi-bench-token"
 HEADER = "# Databricks notebook source\n"

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ci_cd_scripts"))
 
-import discovery  # noqa: E402
+from cicdkit import discovery  # noqa: E402
 
 PATTERN = "**/requirements/*.txt"
 # Real trees hold about 5 files per folder (measured here: site-packages 5.3, /usr/lib/node_modules 4.3);

@@ -19,7 +19,7 @@ import requests
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "ci_cd_scripts"))
 
-from local_workspace import LocalWorkspace  # noqa: E402
+from local_cloud.workspace.server import LocalWorkspace  # noqa: E402
 
 TOKEN = "dapi-bench-token"
 

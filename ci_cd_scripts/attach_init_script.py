@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import sys
 
-import ado
-import cli
-import cluster_spec
-import databricks
-import summary
-from errors import InputError, NotFound, ResourceDoesNotExist, UsageError
+from cicdkit import ado
+from cicdkit import cli
+from cicdkit import cluster_spec
+from cicdkit import dbclient
+from cicdkit import summary
+from cicdkit.errors import InputError, NotFound, ResourceDoesNotExist, UsageError
 
 SETTLED = ("RUNNING", "TERMINATED")
 
@@ -36,12 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     script = args.script or deploy.get("init_script_path")
     if not script:
         raise UsageError("no init script given", hint="pass --script or set deploy.init_script_path in the config")
-    remote = databricks.remote_path(script)
+    remote = dbclient.remote_path(script)
     entry = cluster_spec.init_script_entry(remote.kind, remote.path)
     path = next(iter(entry.values()))["destination"]
 
     report = summary.Summary("attach_init_script", "Attach init script", dry_run=args.dry_run, verbose=args.verbose)
-    with databricks.connect_from_args(args, config) as client:
+    with dbclient.connect_from_args(args, config) as client:
         try:
             found = client.files.head(path)
         except NotFound:

@@ -37,11 +37,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import ado
-import cli
-import discovery
-import wheels
-from errors import InputError, OperationFailed, UsageError
+from cicdkit import ado
+from cicdkit import cli
+from cicdkit import discovery
+from cicdkit import wheels
+from cicdkit.errors import InputError, OperationFailed, UsageError
 
 try:
     import tomllib

@@ -29,11 +29,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import ado
-import cli
-import discovery
-import workspace_sync
-from errors import InputError
+from cicdkit import ado
+from cicdkit import cli
+from cicdkit import discovery
+from cicdkit import workspace_sync
+from cicdkit.errors import InputError
 
 SUPPORTED = (".py", ".sql", ".scala", ".r", ".ipynb")
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import atomic
-import cli
-import init_script
-import requirements
-from errors import ConfigError, InputError
+from cicdkit import atomic
+from cicdkit import cli
+from cicdkit import init_script
+from cicdkit import requirements
+from cicdkit.errors import ConfigError, InputError
 
 
 def libraries_path_from_config(args) -> str:

@@ -21,12 +21,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import ado
-import cli
-import databricks
-import summary
-import workspace_sync
-from errors import OperationFailed, UsageError
+from cicdkit import ado
+from cicdkit import cli
+from cicdkit import dbclient
+from cicdkit import summary
+from cicdkit import workspace_sync
+from cicdkit.errors import OperationFailed, UsageError
 
 
 def _positive_int(text: str) -> int:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = summary.Summary("deploy_notebooks", f"Deploy notebooks to {workspace_dir}", dry_run=args.dry_run, verbose=args.verbose)
     progress = summary.Progress(f"Deploying notebooks to {workspace_dir}")
-    with databricks.connect_from_args(args, config) as client:
+    with dbclient.connect_from_args(args, config) as client:
         try:
             result = workspace_sync.deploy(
                 client,

@@ -27,12 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-import ado
-import atomic
-import azure_auth
-import cli
-import keyvault
-from errors import InputError, OperationFailed, UsageError
+from cicdkit import ado
+from cicdkit import atomic
+from cicdkit import azure_auth
+from cicdkit import cli
+from cicdkit import keyvault
+from cicdkit.errors import InputError, OperationFailed, UsageError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -28,10 +28,10 @@ import sys
 import time
 from pathlib import Path
 
-import ado
-import cli
-import discovery
-from errors import InputError
+from cicdkit import ado
+from cicdkit import cli
+from cicdkit import discovery
+from cicdkit.errors import InputError
 
 
 @cli.entry

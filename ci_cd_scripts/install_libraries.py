@@ -23,13 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-import ado
-import cli
-import databricks
-import libraries
-import summary
-from errors import CICDError, InputError, NotFound, OperationFailed, UsageError
-from libraries import Library
+from cicdkit import ado
+from cicdkit import cli
+from cicdkit import dbclient
+from cicdkit import libraries
+from cicdkit import summary
+from cicdkit.errors import CICDError, InputError, NotFound, OperationFailed, UsageError
+from cicdkit.libraries import Library
 
 def _wanted(args, deploy: dict) -> tuple[list[Library], list[str]]:
     """The libraries to install, and notices about requirement-file options a cluster library cannot honour."""
@@ -41,13 +41,13 @@ def _wanted(args, deploy: dict) -> tuple[list[Library], list[str]]:
             if not base:
                 raise UsageError(f"--wheel {wheel!r} is not a remote path", hint="give /Volumes/..., /Workspace/... or set deploy.libraries_path")
             wheel = base.rstrip("/") + "/" + wheel
-        path = databricks.remote_path(wheel)
+        path = dbclient.remote_path(wheel)
         libraries.wheel_distribution(path.path)
         location = libraries.workspace_library_path(path.path) if path.kind == "workspace" else path.path
         wanted.append(Library("whl", location))
     if args.requirements:
         if args.requirements.startswith(("/Volumes/", "/Workspace/", "/Users/", "/Shared/")):
-            remote = databricks.remote_path(args.requirements, allowed=("workspace", "volumes"))
+            remote = dbclient.remote_path(args.requirements, allowed=("workspace", "volumes"))
             wanted.append(Library("requirements", libraries.workspace_library_path(remote.path)))
         else:
             pypi, notices = libraries.requirements_libraries(Path(args.requirements))
@@ -55,7 +55,7 @@ def _wanted(args, deploy: dict) -> tuple[list[Library], list[str]]:
     return wanted, notices
 
 
-def _check_uploaded(client: databricks.Client, library: Library) -> None:
+def _check_uploaded(client: dbclient.Client, library: Library) -> None:
     """Refuse to install a wheel that is not there (the cluster would report FAILED only after a restart)."""
     if library.kind not in ("whl", "requirements"):
         return
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for notice in notices:
         report.note(notice)
         print(ado.neutralise(f"notice: {notice}"), flush=True)
-    client = databricks.connect_from_args(args, config, concurrency=max(len(cluster_ids), 2))
+    client = dbclient.connect_from_args(args, config, concurrency=max(len(cluster_ids), 2))
     workers = min(len(cluster_ids), client.concurrency)
     with client, concurrent.futures.ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
         for library in wanted:

@@ -35,12 +35,12 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-import ado
-import cli
-import discovery
-from errors import InputError, OperationFailed, UsageError
+from cicdkit import ado
+from cicdkit import cli
+from cicdkit import discovery
+from cicdkit.errors import InputError, OperationFailed, UsageError
 # The requirement-file grammar lives in requirements.py; redact masks user:password@ in URLs.
-from requirements import logical_lines, redact
+from cicdkit.requirements import logical_lines, redact
 
 KINDS = ("dev", "common")
 _TAIL_LINES = 200

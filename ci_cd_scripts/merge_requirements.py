@@ -16,16 +16,16 @@ import os
 import sys
 from pathlib import Path
 
-import ado
-import atomic
-import cli
-import requirements
-from errors import InputError, UsageError
+from cicdkit import ado
+from cicdkit import atomic
+from cicdkit import cli
+from cicdkit import requirements
+from cicdkit.errors import InputError, UsageError
 
 
 def find_requirement_files(root: Path, kind: str) -> list[Path]:
     """Every package's ``requirements/<kind>.txt`` under `root` (virtualenvs, build dirs, ignored paths skipped)."""
-    import discovery  # the shared file finder (same rules as find_files.py)
+    from cicdkit import discovery  # the shared file finder (same rules as find_files.py)
 
     if not root.is_dir():
         raise InputError(f"--root {root} is not a folder")

@@ -19,10 +19,10 @@ import hashlib
 import sys
 from pathlib import Path
 
-import ado
-import artifact
-import cli
-from errors import InputError, UsageError
+from cicdkit import ado
+from cicdkit import artifact
+from cicdkit import cli
+from cicdkit.errors import InputError, UsageError
 
 HERE = Path(__file__).resolve().parent
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import ado
-import cli
-import config
-from errors import CICDError, ConfigError
+from cicdkit import ado
+from cicdkit import cli
+from cicdkit import config
+from cicdkit.errors import CICDError, ConfigError
 
 # Always exported (empty when unset) so that a template's $(deploy_x) never stays an unexpanded macro.
 ALWAYS_EXPORTED = (

@@ -12,12 +12,12 @@ from __future__ import annotations
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import ado
-import cli
-import databricks
-import file_upload
-import summary
-from errors import OperationFailed
+from cicdkit import ado
+from cicdkit import cli
+from cicdkit import dbclient
+from cicdkit import file_upload
+from cicdkit import summary
+from cicdkit.errors import OperationFailed
 
 
 @cli.entry
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     config = cli.load_config_if_present(args)
     report = summary.Summary("upload_files", f"Upload files to {destination.display}", dry_run=args.dry_run, verbose=args.verbose)
     progress = summary.Progress(f"Uploading files to {destination.display}")
-    with databricks.connect_from_args(args, config) as client:
+    with dbclient.connect_from_args(args, config) as client:
         workers = max(1, min(client.concurrency, len(files), 4))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(lambda item: file_upload.remote_state(client, destination, item), files))

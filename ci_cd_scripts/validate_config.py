@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import sys
 
-import ado
-import cli
-import config
-from errors import ConfigError
+from cicdkit import ado
+from cicdkit import cli
+from cicdkit import config
+from cicdkit.errors import ConfigError
 
 
 def _text_report(loaded, warning_count: int) -> str:

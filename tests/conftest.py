@@ -5,7 +5,7 @@ import sys
 
 from helpers import SCRIPTS
 
-# Appended, not prepended: databricks-sdk's `databricks` package must keep its name in the test process.
+# Appended: the steps' own folder, so tests import `cicdkit` and `local_cloud` as the steps do.
 if str(SCRIPTS) not in sys.path:
     sys.path.append(str(SCRIPTS))
 from keyvault_fixtures import *  # noqa: F401,F403

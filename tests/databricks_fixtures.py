@@ -9,21 +9,22 @@ import contextlib
 
 import pytest
 
-from helpers import load_module, script_env
+from cicdkit import dbclient
+from helpers import script_env
 
 DBX_TOKEN = "dapi-known-secret-7f3a9c1e5b"
 
 
 @pytest.fixture
 def dbx():
-    """Our ``ci_cd_scripts/databricks.py`` (loaded as ``cicd_databricks``: ``databricks`` is the SDK here)."""
-    return load_module("databricks")
+    """Our Databricks client, ``cicdkit.dbclient``."""
+    return dbclient
 
 
 @pytest.fixture
 def dbx_workspace():
     """Factory: ``dbx_workspace(**LocalWorkspace kwargs)`` → a started local workspace accepting `DBX_TOKEN`."""
-    import local_workspace
+    from local_cloud.workspace import server as local_workspace
 
     with contextlib.ExitStack() as stack:
 

@@ -21,7 +21,7 @@ NO_CONFIG = Path(tempfile.mkdtemp(prefix="deploy-tests-cwd-"))
 @pytest.fixture
 def deploy_workspace() -> Iterator:
     """A fresh local workspace (no latency, no clusters) that accepts `KNOWN_TOKEN`."""
-    from local_workspace import LocalWorkspace
+    from local_cloud.workspace.server import LocalWorkspace
 
     with LocalWorkspace(token=KNOWN_TOKEN, time_scale=0, clusters=[], seed=11) as workspace:
         yield workspace

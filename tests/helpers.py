@@ -1,12 +1,10 @@
 """Helpers shared by the tests: paths, a clean environment, and running a script the way a pipeline does."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "ci_cd_scripts"
@@ -49,25 +47,6 @@ def run_script(
         encoding="utf-8",
         timeout=timeout,
     )
-
-
-def load_module(name: str) -> ModuleType:
-    """Import ``ci_cd_scripts/<name>.py`` in-process.
-
-    ``ci_cd_scripts`` is appended to ``sys.path`` (see conftest) so that its modules can import each other,
-    while the real ``databricks`` package (databricks-sdk) keeps its name in the test process; our
-    ``databricks.py`` is therefore loaded under the alias ``cicd_databricks``.
-    """
-    if name != "databricks":
-        return importlib.import_module(name)
-    alias = "cicd_databricks"
-    if alias in sys.modules:
-        return sys.modules[alias]
-    spec = importlib.util.spec_from_file_location(alias, SCRIPTS / "databricks.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[alias] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int = 2, contains: str = "") -> str:

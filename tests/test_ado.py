@@ -8,8 +8,8 @@ import pytest
 
 from agent_decoder import parse_line, parse_output
 
-import ado
-from errors import UsageError
+from cicdkit import ado
+from cicdkit.errors import UsageError
 
 HOSTILE = [
     "a;b]c",

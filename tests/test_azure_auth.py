@@ -12,9 +12,9 @@ import time
 import azure.identity
 import pytest
 
-import azure_auth
-import keyvault
-from errors import UsageError
+from cicdkit import azure_auth
+from cicdkit import keyvault
+from cicdkit.errors import UsageError
 
 PIPELINES = {
     "SYSTEM_OIDCREQUESTURI": "https://dev.azure.com/org/_apis/distributedtask/hubs/build/plans/p/jobs/j/oidctoken",

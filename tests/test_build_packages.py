@@ -10,7 +10,7 @@ import pytest
 from wheel.wheelfile import WheelFile
 
 import build_packages
-import wheels
+from cicdkit import wheels
 from helpers import assert_one_line_error, run_script, script_env
 from repo_fixtures import ODD
 

@@ -153,7 +153,7 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture
 def workspace():
     """The local workspace with its two seed clusters (001 RUNNING, 002 TERMINATED), recording cluster bounces."""
-    from local_workspace import LocalWorkspace
+    from local_cloud.workspace.server import LocalWorkspace
 
     with LocalWorkspace(token=TOKEN, time_scale=0.01) as ws:
         ws.bounces = []

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-import artifact
-import config
-import init_script
+from cicdkit import artifact
+from cicdkit import config
+from cicdkit import init_script
 from helpers import SCRIPTS, run_script
 from repo_fixtures import ODD, SAMPLE, make_repo
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-import artifact
+from cicdkit import artifact
 import pipeline_schema
 from helpers import ROOT, SCRIPTS
 from pipeline_agent import Agent, agent_venv, expand_parameters

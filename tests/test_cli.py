@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-import cli
+from cicdkit import cli
 
 
 def step_args(*argv: str):
@@ -37,7 +37,7 @@ def test_step_config_gives_the_targets_deploy_section(tmp_path, monkeypatch):
 
 
 def test_auth_accepts_the_canonical_names_and_the_databricks_cli_aliases():
-    import azure_auth
+    from cicdkit import azure_auth
 
     for mode in azure_auth.DATABRICKS_CHOICES:
         assert step_args("--auth", mode).auth == mode

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-import cluster_spec
-from errors import InputError
+from cicdkit import cluster_spec
+from cicdkit.errors import InputError
 
 DETAILS = {
     "cluster_id": "c1",

@@ -100,7 +100,7 @@ def test_reference_case(case: dict, tmp_path: Path) -> None:
     for text in expect.get("warnings_contain", []):
         assert any(text in line for line in warnings), f"{text!r} not in {warnings}"
     if "synced_files" in expect:
-        import config
+        from cicdkit import config
 
         loaded = config.load(write_project(case, tmp_path), target=case["args"].get("target"),
                              current_user=case["args"]["current_user"]["userName"])

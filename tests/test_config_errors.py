@@ -150,6 +150,6 @@ def test_usage_errors_are_one_line(tmp_path):
 
 
 def test_json_output_never_holds_nan():
-    import config
+    from cicdkit import config
     with pytest.raises(ValueError):
         config.to_json({"n": float("nan")})

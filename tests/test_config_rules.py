@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import config
-from errors import ConfigError
+from cicdkit import config
+from cicdkit.errors import ConfigError
 from helpers import run_script, script_env
 
 USER = "tester@databricks.com"
@@ -675,7 +675,7 @@ def test_presets_prefixes_and_tags_in_any_mode(tmp_path):
 
 
 def test_identifier_prefix_normalisation():
-    import config_resources
+    from cicdkit import config_resources
 
     assert config_resources.identifier_prefix("[dev tester] ") == "dev_tester_"
     assert config_resources.identifier_prefix("prefix-") == "prefix"
@@ -850,7 +850,7 @@ def test_sync_selection_agrees_with_git(tmp_path):
     listed = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=tmp_path, check=True,
                             capture_output=True, text=True).stdout
     expected = sorted(name for name in listed.split("\0") if name)
-    import config_sync
+    from cicdkit import config_sync
 
     assert config_sync.select_files(tmp_path, ["."], [], []) == expected
     assert "src/a.py" in expected and "docs/sub/y.md" in expected and "build/out.txt" not in expected

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import init_script
-from errors import InputError
+from cicdkit import init_script
+from cicdkit.errors import InputError
 from helpers import assert_one_line_error, run_script
 
 ODD_VOLUME = "/Volumes/main/default/libs dir/it's $(touch PWNED) `id` \"q\" ; & *"
@@ -143,7 +143,6 @@ def test_requirements_without_requirements_are_not_installed(tmp_path, stub_pip)
 
 
 def test_libraries_path_defaults_from_config(tmp_path, stub_pip):
-    pytest.importorskip("config", reason="config.py (config area) has not landed yet")
     (wheel,) = make_wheels(tmp_path, "pkg-1.0-py3-none-any.whl")
     (tmp_path / "config.json").write_text(json.dumps({
         "bundle": {"name": "demo"},

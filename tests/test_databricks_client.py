@@ -9,7 +9,7 @@ import time
 import pytest
 
 from databricks_fixtures import DBX_TOKEN
-from errors import (
+from cicdkit.errors import (
     ConfigError,
     ConnectionFailed,
     InputError,
@@ -78,7 +78,7 @@ def test_connection_reset_is_retried_for_idempotent_calls_only(dbx_workspace, db
 
 
 def test_non_idempotent_500_is_not_retried_but_idempotent_is(dbx_workspace, dbx_client):
-    from errors import InternalError
+    from cicdkit.errors import InternalError
 
     ws = dbx_workspace(faults="path=*/workspace/import,fault=500,times=1; path=*/workspace/list,fault=500,times=1")
     client = dbx_client(ws)
@@ -348,7 +348,7 @@ def test_dbfs_streamed_upload_starts_again_after_a_lost_add_block(dbx_workspace,
     ],
 )
 def test_error_class_is_chosen_by_override_then_error_code_then_status(status, code, message, path, expected):
-    import errors
+    from cicdkit import errors
 
     error = errors.api_error(status, code, message, method="GET", path=path)
     assert type(error).__name__ == expected

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-import file_upload
-from errors import InputError
+from cicdkit import file_upload
+from cicdkit.errors import InputError
 
 
 @pytest.mark.parametrize(

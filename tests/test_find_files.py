@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import discovery
+from cicdkit import discovery
 from helpers import assert_one_line_error, run_script, script_env
 from repo_fixtures import ODD, SAMPLE
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-import libraries
-from errors import InputError
-from libraries import Library
+from cicdkit import libraries
+from cicdkit.errors import InputError
+from cicdkit.libraries import Library
 
 OLD = "/Volumes/main/default/libs/package1-0.1.0-py3-none-any.whl"
 NEW = "/Volumes/main/default/libs/package1-0.2.0-py3-none-any.whl"

@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-import local_workspace as lw
+from local_cloud.workspace import server as lw
 from helpers import SCRIPTS, assert_one_line_error, run_script, script_env
 from workspace_fixtures import RUNNING_CLUSTER, TERMINATED_CLUSTER, WORKSPACE_TOKEN, make_wheel
 

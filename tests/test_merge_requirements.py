@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from packaging.specifiers import SpecifierSet
 
-import requirements
-from errors import InputError
+from cicdkit import requirements
+from cicdkit.errors import InputError
 from helpers import assert_one_line_error, run_script
 
 

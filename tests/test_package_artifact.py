@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import artifact
-from errors import InputError
+from cicdkit import artifact
+from cicdkit.errors import InputError
 from helpers import SCRIPTS, assert_one_line_error, run_script
 
 

@@ -102,7 +102,7 @@ def test_reserved_prefix_is_refused(tmp_path):
 
 
 def test_current_user_comes_from_scim_me_when_credentials_are_set(tmp_path):
-    from local_workspace import LocalWorkspace
+    from local_cloud.workspace.server import LocalWorkspace
 
     token = "dapi-config-KNOWN-0b1c2d3e4f"
     write(tmp_path, {"bundle": {"name": "b"}, "variables": {"me": {"default": "${workspace.current_user.short_name}"}}})
@@ -126,7 +126,7 @@ def test_current_user_comes_from_scim_me_when_credentials_are_set(tmp_path):
 
 def test_current_user_with_the_host_only_in_the_config(tmp_path):
     """DATABRICKS_TOKEN set, DATABRICKS_HOST not: the config's workspace.host is used for the SCIM Me call."""
-    from local_workspace import LocalWorkspace
+    from local_cloud.workspace.server import LocalWorkspace
 
     token = "dapi-config-KNOWN-5e6f7a8b9c"
     with LocalWorkspace(token=token, time_scale=0, clusters=[]) as workspace:

@@ -1,7 +1,7 @@
 """The shared step summary: text for people, a markdown section uploaded under Azure DevOps."""
 from __future__ import annotations
 
-import summary
+from cicdkit import summary
 
 
 def test_text_summary_lists_changes_and_is_inert_outside_a_pipeline(monkeypatch, tmp_path, capsys):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import workspace_sync as ws
-from errors import InputError, OperationFailed
+from cicdkit import workspace_sync as ws
+from cicdkit.errors import InputError, OperationFailed
 
 PY_HEADER = "# Databricks notebook source\n"
 
@@ -433,7 +433,7 @@ class RecordingWorkspace:
     """A minimal in-memory workspace API recording every call (order matters for these tests)."""
 
     def __init__(self, fail_import_of: str | None = None) -> None:
-        from errors import NotFound
+        from cicdkit.errors import NotFound
 
         self.not_found = NotFound
         self.objects: dict[str, dict] = {}

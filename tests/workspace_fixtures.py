@@ -32,7 +32,7 @@ def _load_local_workspace():
 
     if str(SCRIPTS) not in sys.path:
         sys.path.append(str(SCRIPTS))
-    import local_workspace
+    from local_cloud.workspace import server as local_workspace
 
     return local_workspace
 

@@ -28,8 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import atomic
-from errors import InputError
+from . import atomic
+from .errors import InputError
 
 MANIFEST = "MANIFEST.json"
 MANIFEST_FORMAT = 1
@@ -37,6 +37,8 @@ FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 EXECUTABLE = frozenset({"init/init.sh"})
 _SKIPPED_SCRIPT_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 _SKIPPED_SCRIPT_SUFFIXES = (".pyc", ".pyo")
+# The local stand-ins of the cloud and their entry scripts: the CD stages never run them.
+_LOCAL_ONLY = ("local_cloud/", "local_workspace.py", "run_pipeline_locally.py")
 
 
 @dataclass(frozen=True)
@@ -136,15 +138,19 @@ def config_files(loaded_files: Iterable[Path], root: Path) -> list[ArtifactFile]
     return files
 
 
+def _not_shipped(relative: str) -> bool:
+    return relative.endswith(_SKIPPED_SCRIPT_SUFFIXES) or relative.startswith(_LOCAL_ONLY)
+
+
 def script_files(scripts_dir: Path, scripts_requirements: Path | None = None) -> list[ArtifactFile]:
-    """``ci_cd_scripts/**`` without caches, plus ``ci_cd_scripts/requirements.txt``.
+    """``ci_cd_scripts/**`` without caches and the local stand-ins, plus ``ci_cd_scripts/requirements.txt``.
 
     The scripts' requirements are `scripts_requirements`, else ``<scripts_dir>/requirements.txt``, else the
     repository's ``requirements.txt`` next to the scripts folder (where this repo keeps them).
     """
     if not scripts_dir.is_dir():
         raise InputError(f"scripts folder {scripts_dir} does not exist", hint="pass --scripts-dir")
-    files = _files_under(scripts_dir, "ci_cd_scripts", skip=lambda relative: relative.endswith(_SKIPPED_SCRIPT_SUFFIXES))
+    files = _files_under(scripts_dir, "ci_cd_scripts", skip=_not_shipped)
     requirements = scripts_requirements or next(
         (p for p in (scripts_dir / "requirements.txt", scripts_dir.parent / "requirements.txt") if p.is_file()), None
     )

@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from errors import InputError
+from .errors import InputError
 
 CLUSTER_PIP = "/databricks/python/bin/pip"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

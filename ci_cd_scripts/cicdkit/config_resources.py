@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from errors import ConfigError
+from .errors import ConfigError
 
 MODES = ("development", "production")
 PAUSE_STATUSES = ("PAUSED", "UNPAUSED")

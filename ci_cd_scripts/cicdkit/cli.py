@@ -26,8 +26,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import NoReturn
 
-import ado
-from errors import CICDError, UsageError
+from . import ado
+from .errors import CICDError, UsageError
 
 Main = Callable[[Sequence[str] | None], int]
 
@@ -115,7 +115,7 @@ def add_workspace_args(parser: argparse.ArgumentParser) -> None:
 
     --auth takes `azure_auth.DATABRICKS_CHOICES` or an alias (the vocabulary fetch_secrets.py shares) and yields
     the canonical name."""
-    import azure_auth  # here: scripts without a workspace do not load it
+    from . import azure_auth  # here: scripts without a workspace do not load it
 
     group = parser.add_argument_group("workspace")
     group.add_argument("--host", default=None, help="workspace URL (default: $DATABRICKS_HOST, else config workspace.host)")
@@ -154,7 +154,7 @@ def step_config(args: argparse.Namespace) -> tuple[object | None, dict]:
 
 def load_config(args: argparse.Namespace, current_user: str | Mapping | None = None):
     """The resolved `config.Config` for ``--config``/``-t``/``--var`` (see `add_config_args`)."""
-    import config  # imported here: scripts that never read a config do not pay for YAML/pathspec
+    from . import config  # imported here: scripts that never read a config do not pay for YAML/pathspec
 
     return config.load(
         getattr(args, "config", None) or "config.json",
@@ -190,9 +190,9 @@ def current_user(args: argparse.Namespace, environ: Mapping[str, str] | None = N
         preloaded = load_config(args)
         if not preloaded.host:
             return None
-    import databricks  # our client, ci_cd_scripts/databricks.py (scripts run with this folder first on sys.path)
+    from . import dbclient  # imported here: steps without a workspace do not load requests
 
-    return databricks.connect(host=getattr(args, "host", None), auth=getattr(args, "auth", None), config=preloaded,
+    return dbclient.connect(host=getattr(args, "host", None), auth=getattr(args, "auth", None), config=preloaded,
                               environ=environ).me()
 
 

@@ -24,8 +24,8 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-import requirements
-from errors import InputError, InvalidState, OperationFailed, ResourceDoesNotExist, WaitTimedOut
+from . import requirements
+from .errors import InputError, InvalidState, OperationFailed, ResourceDoesNotExist, WaitTimedOut
 
 INSTALLED_STATES = ("INSTALLED", "RESTORED")
 FAILED_STATES = ("FAILED", "SKIPPED")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from errors import InputError
+from .errors import InputError
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from errors import ConfigError
+from .errors import ConfigError
 
 _SEGMENT = r"[^\W\d_]+(?:[-_]*[^\W_]+)*"
 _INDEXED = rf"{_SEGMENT}(?:\[[0-9]+\])*"

@@ -61,8 +61,8 @@ import requests
 import requests.auth
 from requests.adapters import HTTPAdapter
 
-import azure_auth
-from errors import ApiError, ConfigError, ConnectionFailed, InputError, UsageError, WaitTimedOut, api_error
+from . import azure_auth
+from .errors import ApiError, ConfigError, ConnectionFailed, InputError, UsageError, WaitTimedOut, api_error
 
 log = logging.getLogger("databricks_client")
 
@@ -872,7 +872,7 @@ class Files(_Family):
 
     def head(self, path: str) -> FileMetadata | None:
         """Metadata of a file, or None when it does not exist."""
-        from errors import NotFound
+        from .errors import NotFound
 
         try:
             response = self._client.request("HEAD", self._url("files", path))
@@ -954,7 +954,7 @@ class Clusters(_Family):
         on_poll: Callable[[dict[str, Any], float], None] | None = None,
     ) -> dict[str, Any]:
         """Poll until the cluster is in one of `states`; `OperationFailed` in a fail state, `WaitTimedOut` at the deadline."""
-        from errors import OperationFailed
+        from .errors import OperationFailed
 
         def done(details: dict[str, Any]) -> bool:
             state = details.get("state", "UNKNOWN")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from errors import InputError
+from .errors import InputError
 
 EDITABLE_FIELDS = (
     "cluster_id", "cluster_name", "spark_version", "spark_conf", "node_type_id", "driver_node_type_id",

@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import azure_auth
-from errors import OperationFailed, UsageError
+from . import azure_auth
+from .errors import OperationFailed, UsageError
 
 NAME_STYLES = ("keep", "underscore", "upper")
 CONNECT_TIMEOUT = 10
@@ -101,7 +101,7 @@ def variable_name(secret_name: str, style: str = "keep", prefix: str = "") -> st
 def map_names(refs: Sequence[SecretRef], style: str, prefix: str = "") -> dict[SecretRef, str]:
     """Variable name per secret. Pipeline variable names are case-insensitive, so two secrets whose names map
     to the same name in any case are a collision: `UsageError` naming both."""
-    import ado
+    from . import ado
 
     if prefix:  # a prefix that no name can follow is the prefix's fault, whatever the secrets are
         try:

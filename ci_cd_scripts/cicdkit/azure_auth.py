@@ -70,7 +70,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from errors import UsageError
+from .errors import UsageError
 
 KEYVAULT_SCOPE = "https://vault.azure.net/.default"
 DATABRICKS_SCOPE = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"

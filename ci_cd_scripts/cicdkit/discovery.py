@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from errors import InputError
+from .errors import InputError
 
 # Directory names never entered: VCS metadata, virtualenvs, JS dependencies, build output, caches.
 PRUNED_DIR_NAMES = frozenset(

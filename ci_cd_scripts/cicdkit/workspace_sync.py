@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from errors import ApiError, InputError, NotFound, OperationFailed
+from .errors import ApiError, InputError, NotFound, OperationFailed
 
 MANIFEST_NAME = ".deploy-manifest.json"
 MANIFEST_VERSION = 1

@@ -25,12 +25,12 @@ from typing import Any
 
 import yaml
 
-import config_resources as resources_
-import config_sync
-from config_merge import MergeError, apply_keyed_merges, merge
-from config_merge import kind as _kind
-from config_resolve import REFERENCE, Resolver
-from errors import ConfigError
+from . import config_resources as resources_
+from . import config_sync
+from .config_merge import MergeError, apply_keyed_merges, merge
+from .config_merge import kind as _kind
+from .config_resolve import REFERENCE, Resolver
+from .errors import ConfigError
 
 ROOT_FILE_NAMES = ("config.json", "databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
 INCLUDE_SUFFIXES = (".yml", ".yaml", ".json")
@@ -835,7 +835,7 @@ def _default_workspace_paths(workspace: dict, bundle: dict, target: str, user: d
 
 def _computed(tree: dict):
     """Lookups the tree does not hold: ``resources.volumes.<k>.volume_path`` (others under resources stay literal)."""
-    from config_resolve import Unresolvable
+    from .config_resolve import Unresolvable
 
     def lookup(parts: list) -> Any:
         if parts[0] != "resources":

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from local_workspace_compute import runtime_version
-from local_workspace_core import (
+from .compute import runtime_version
+from .core import (
     ApiError,
     MB,
     OUTPUT_LIMIT,
@@ -40,7 +40,7 @@ from local_workspace_core import (
 )
 
 if TYPE_CHECKING:
-    from local_workspace import Emulator
+    from .server import Emulator
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ TASK_TYPES = (
     "dashboard_task", "power_bi_task", "gen_ai_compute_task",
 )
 EXECUTABLE_TASK_TYPES = ("notebook_task", "spark_python_task", "python_wheel_task")
-RUNNER = Path(__file__).resolve().with_name("local_workspace_runner.py")
+RUNNER = Path(__file__).resolve().with_name("runner.py")
 TERMINATION = {
     "SUCCESS": ("SUCCESS", "SUCCESS", ""),
     "FAILED": ("RUN_EXECUTION_ERROR", "CLIENT_ERROR", "Workload failed, see run output for details"),

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from errors import InputError, NotFound, OperationFailed
-from workspace_sync import HASH_CHUNK, check_workspace_dir, hash_file
+from .errors import InputError, NotFound, OperationFailed
+from .workspace_sync import HASH_CHUNK, check_workspace_dir, hash_file
 
 DBFS_BLOCK = 1024 * 1024
 

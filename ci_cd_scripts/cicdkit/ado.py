@@ -28,7 +28,7 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
-from errors import UsageError
+from .errors import UsageError
 
 ISSUE_TYPES = ("error", "warning")
 RESULTS = ("Succeeded", "SucceededWithIssues", "Failed")

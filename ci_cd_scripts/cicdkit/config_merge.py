@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from errors import ConfigError
+from .errors import ConfigError
 
 
 def kind(value: Any) -> str:

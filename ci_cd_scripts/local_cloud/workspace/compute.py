@@ -12,7 +12,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from local_workspace_core import (
+from .core import (
     Request,
     Response,
     USER_NAME,
@@ -24,7 +24,7 @@ from local_workspace_core import (
 )
 
 if TYPE_CHECKING:
-    from local_workspace import Emulator
+    from .server import Emulator
 
 
 # --------------------------------------------------------------------------------------------------------------

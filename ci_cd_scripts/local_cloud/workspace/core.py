@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from local_workspace import Emulator
+    from .server import Emulator
 
 DEFAULT_TOKEN = "dapi-local-token"
 USER_NAME = "local-user@example.com"

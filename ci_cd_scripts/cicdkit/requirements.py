@@ -34,7 +34,7 @@ from packaging.specifiers import Specifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from errors import InputError
+from .errors import InputError
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _INCLUDE = ("-r", "--requirement")

@@ -25,7 +25,7 @@ from pathlib import Path
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from errors import InputError
+from .errors import InputError
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import ado
+from . import ado
 
 
 def summary_dir() -> Path:
