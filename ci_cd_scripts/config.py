@@ -768,11 +768,13 @@ def _git_details(bundle: dict, root: Path) -> None:
     if actual_branch and not git.get("branch"):
         git["branch"] = actual_branch
         git["inferred"] = True
-    if commit:
+    # Like the reference, a commit or origin_url written in the config is kept; git fills them in otherwise.
+    if commit and not git.get("commit"):
         git["commit"] = commit
-    origin = _without_credentials((_git(root, "config", "--get", "remote.origin.url") or "").strip())
-    if origin:
-        git["origin_url"] = origin
+    if not git.get("origin_url"):
+        origin = _without_credentials((_git(root, "config", "--get", "remote.origin.url") or "").strip())
+        if origin:
+            git["origin_url"] = origin
     git["bundle_root_path"] = prefix.rstrip("/") or "."
     bundle["git"] = git
 

@@ -923,6 +923,15 @@ def test_git_origin_url_loses_its_credentials(tmp_path):
 
 
 @needs_git
+def test_git_values_set_in_the_config_win_over_the_checkout(tmp_path):
+    """As in the reference, a configured branch, commit or origin_url is kept; actual_branch is always git's."""
+    files = {"proj/databricks.yml": "bundle: {git: {branch: release, commit: abc123, origin_url: 'https://x/y'}}\n"}
+    repo = make_repo(tmp_path / "repo", files)
+    assert bundle_git(repo / "proj") == {"actual_branch": "main", "branch": "release", "commit": "abc123",
+                                         "origin_url": "https://x/y", "bundle_root_path": "proj"}
+
+
+@needs_git
 def test_git_details_before_the_first_commit(tmp_path):
     """`git init` and no commit yet: HEAD names an unborn branch, there is no commit to report."""
     repo = tmp_path / "repo"
