@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -810,20 +813,146 @@ def test_artifacts(tmp_path):
     assert "Valid values are [whl jar]" in error(tmp_path / "t", {"databricks.yml": "artifacts: {a: {type: zip}}\n"})
 
 
-def test_git_details_without_credentials_in_origin(tmp_path):
-    git = tmp_path / ".git"
-    (git / "refs" / "heads").mkdir(parents=True)
-    (git / "HEAD").write_text("ref: refs/heads/feature/x\n")
-    (git / "refs" / "heads" / "feature").mkdir()
-    (git / "refs" / "heads" / "feature" / "x").write_text("0123456789abcdef0123456789abcdef01234567\n")
-    (git / "config").write_text('[remote "origin"]\n\turl = https://build:SECRET-PAT@dev.azure.com/org/p/_git/repo\n')
-    cfg = load(tmp_path / "proj", {"databricks.yml": "variables: {b: {default: '${bundle.git.branch}'}}\n"})
-    bundle_git = cfg.tree["bundle"]["git"]
-    assert bundle_git["actual_branch"] == bundle_git["branch"] == "feature/x"
-    assert bundle_git["commit"].startswith("0123") and bundle_git["bundle_root_path"] == "proj"
-    assert bundle_git["origin_url"] == "https://dev.azure.com/org/p/_git/repo"
-    assert cfg.tree["variables"]["b"]["value"] == "feature/x"
-    assert "SECRET-PAT" not in json.dumps(cfg.tree)
+# ------------------------------------------------------------------------------------ bundle.git (subprocess)
+
+# Real repositories made with git, isolated from the machine's git configuration, read through
+# validate_config.py the way a pipeline step reads them.
+GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "Tester",
+           "GIT_AUTHOR_EMAIL": "tester@example.com", "GIT_COMMITTER_NAME": "Tester",
+           "GIT_COMMITTER_EMAIL": "tester@example.com"}
+ORIGIN = "https://dev.azure.com/org/p/_git/repo"
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def git(folder: Path, *args: str) -> str:
+    result = subprocess.run(["git", "-C", str(folder), *args], env=script_env(**GIT_ENV), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+    return result.stdout.strip()
+
+
+def make_repo(folder: Path, files: dict | None = None, origin: str | None = ORIGIN) -> Path:
+    """A repository on branch main with one commit holding `files` (default: proj/databricks.yml)."""
+    folder.mkdir(parents=True)
+    git(folder, "init", "-q", "-b", "main")
+    write(folder, files or {"proj/databricks.yml": "bundle: {name: g}\n"})
+    git(folder, "add", "-A")
+    git(folder, "commit", "-q", "-m", "first")
+    if origin:
+        git(folder, "remote", "add", "origin", origin)
+    return folder
+
+
+def bundle_git(config_folder: Path, **env: str | None) -> dict:
+    result = run_script("validate_config.py", "--config", config_folder, "--output", "json", "--current-user", USER,
+                        env=script_env(**GIT_ENV, **env), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return json.loads(result.stdout)["bundle"].get("git", {})
+
+
+@needs_git
+def test_git_details_of_a_normal_clone(tmp_path):
+    files = {"proj/databricks.yml": "variables: {b: {default: '${bundle.git.branch}@${bundle.git.commit}'}}\n"}
+    repo = make_repo(tmp_path / "repo", files)
+    git(repo, "tag", "main")  # a tag named like the branch must not turn the branch into "heads/main"
+    commit = git(repo, "rev-parse", "HEAD")
+    result = run_script("validate_config.py", "--config", repo / "proj", "--output", "json", "--current-user", USER,
+                        env=script_env(**GIT_ENV), timeout=120)
+    assert result.returncode == 0, result.stderr
+    tree = json.loads(result.stdout)
+    assert tree["bundle"]["git"] == {"actual_branch": "main", "branch": "main", "commit": commit,
+                                     "origin_url": ORIGIN, "bundle_root_path": "proj", "inferred": True}
+    assert tree["variables"]["b"]["value"] == f"main@{commit}"
+
+
+@needs_git
+def test_git_details_in_a_worktree(tmp_path):
+    """A `git worktree` keeps refs and config in the main repository's common dir, not in its own git dir."""
+    repo = make_repo(tmp_path / "repo")
+    worktree = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", "-b", "feature/x", str(worktree))
+    (worktree / "proj" / "more.txt").write_text("x\n")
+    git(worktree, "add", "-A")
+    git(worktree, "commit", "-q", "-m", "on the branch")
+    git(repo, "pack-refs", "--all")  # refs/heads/feature/x now only in the common dir's packed-refs
+    commit = git(worktree, "rev-parse", "HEAD")
+    assert commit != git(repo, "rev-parse", "HEAD")
+    assert bundle_git(worktree / "proj") == {"actual_branch": "feature/x", "branch": "feature/x", "commit": commit,
+                                             "origin_url": ORIGIN, "bundle_root_path": "proj", "inferred": True}
+
+
+@needs_git
+def test_git_details_on_a_detached_head(tmp_path):
+    """Azure Pipelines checks out a commit, not a branch: there is no actual branch, only the commit."""
+    repo = make_repo(tmp_path / "repo")
+    first = git(repo, "rev-parse", "HEAD")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "second")
+    git(repo, "checkout", "-q", "--detach", first)
+    assert bundle_git(repo / "proj", BUILD_SOURCEBRANCH="refs/heads/main") == {
+        "commit": first, "origin_url": ORIGIN, "bundle_root_path": "proj"}
+    # A branch set in the config is kept as the intended branch; the actual one stays unknown.
+    write(repo, {"proj/databricks.yml": "bundle: {git: {branch: main}}\n"})
+    assert bundle_git(repo / "proj") == {"branch": "main", "commit": first, "origin_url": ORIGIN,
+                                         "bundle_root_path": "proj"}
+
+
+@needs_git
+def test_git_details_of_a_shallow_clone(tmp_path):
+    """`fetchDepth: 1` in a pipeline gives a clone with one commit and no history."""
+    source = make_repo(tmp_path / "source", {"databricks.yml": "bundle: {name: g}\n"}, origin=None)
+    for n in range(3):
+        git(source, "commit", "-q", "--allow-empty", "-m", f"later {n}")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", source.as_uri(), str(clone))
+    assert git(clone, "rev-parse", "--is-shallow-repository") == "true"
+    assert bundle_git(clone) == {"actual_branch": "main", "branch": "main", "commit": git(source, "rev-parse", "HEAD"),
+                                 "origin_url": source.as_uri(), "bundle_root_path": ".", "inferred": True}
+
+
+@needs_git
+def test_git_origin_url_loses_its_credentials(tmp_path):
+    repo = make_repo(tmp_path / "repo", origin="https://build:SECRET-PAT@dev.azure.com/org/p/_git/repo")
+    result = run_script("validate_config.py", "--config", repo / "proj", "--output", "json", "--current-user", USER,
+                        env=script_env(**GIT_ENV), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["bundle"]["git"]["origin_url"] == ORIGIN
+    assert "SECRET-PAT" not in result.stdout + result.stderr
+    git(repo, "remote", "set-url", "origin", "HTTPS://SECRET-PAT@dev.azure.com/org/p/_git/repo")
+    assert bundle_git(repo / "proj")["origin_url"] == "HTTPS://dev.azure.com/org/p/_git/repo"
+
+
+@needs_git
+def test_git_values_set_in_the_config_win_over_the_checkout(tmp_path):
+    """As in the reference, a configured branch, commit or origin_url is kept; actual_branch is always git's."""
+    files = {"proj/databricks.yml": "bundle: {git: {branch: release, commit: abc123, origin_url: 'https://x/y'}}\n"}
+    repo = make_repo(tmp_path / "repo", files)
+    assert bundle_git(repo / "proj") == {"actual_branch": "main", "branch": "release", "commit": "abc123",
+                                         "origin_url": "https://x/y", "bundle_root_path": "proj"}
+
+
+@needs_git
+def test_git_details_before_the_first_commit(tmp_path):
+    """`git init` and no commit yet: HEAD names an unborn branch, there is no commit to report."""
+    repo = tmp_path / "repo"
+    write(repo, {"proj/databricks.yml": "bundle: {name: g}\n"})
+    git(repo, "init", "-q", "-b", "start")
+    assert bundle_git(repo / "proj") == {"actual_branch": "start", "branch": "start", "bundle_root_path": "proj",
+                                         "inferred": True}
+
+
+def test_git_details_outside_a_repository(tmp_path):
+    write(tmp_path / "plain", {"databricks.yml": "bundle: {name: g, git: {branch: main}}\n"})
+    assert bundle_git(tmp_path / "plain", GIT_CEILING_DIRECTORIES=str(tmp_path)) == {"branch": "main"}
+
+
+@needs_git
+def test_git_details_without_git_installed(tmp_path):
+    """Without a git executable the fields stay unset, as outside a repository; validation still succeeds."""
+    repo = make_repo(tmp_path / "repo")
+    no_git = tmp_path / "empty-path"
+    no_git.mkdir()
+    assert bundle_git(repo / "proj", PATH=str(no_git)) == {}
 
 
 GITIGNORE_TREE = {
@@ -838,9 +967,6 @@ GITIGNORE_TREE = {
 
 def test_sync_selection_agrees_with_git(tmp_path):
     """The .gitignore handling matches `git ls-files --others --exclude-standard` on the same untracked tree."""
-    import shutil
-    import subprocess
-
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     write(tmp_path, GITIGNORE_TREE)

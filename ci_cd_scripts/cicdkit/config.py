@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -740,61 +741,66 @@ def _prepare_sync(tree: dict, root: Path) -> Path:
 
 
 def _git_details(bundle: dict, root: Path) -> None:
-    """``bundle.git``: branch, commit and origin URL read from the enclosing repository's .git folder."""
-    repository = next((folder for folder in (root, *root.parents) if (folder / ".git").exists()), None)
+    """``bundle.git`` from the repository around the bundle root, as git itself reports it.
+
+    Asking git rather than reading .git by hand gets worktrees (refs and config in the common dir), packed
+    refs, shallow clones and config includes right. Outside a repository, or without a usable git, the
+    fields stay as configured (unset, so ``${bundle.git.commit}`` is ``""``) and nothing fails.
+    """
+    if not any((folder / ".git").exists() for folder in (root, *root.parents)):
+        return  # not in a checkout: no need to start git
+    head = _git(root, "rev-parse", "--show-prefix", "HEAD", "--symbolic-full-name", "HEAD")
+    if head is not None and len(head.splitlines()) == 3:
+        prefix, commit, ref = head.splitlines()
+    else:  # a repository without commits yet (HEAD names an unborn branch), or no repository after all
+        prefix = _git(root, "rev-parse", "--show-prefix")
+        if prefix is None:
+            return
+        prefix, commit, ref = prefix.strip(), "", (_git(root, "symbolic-ref", "-q", "HEAD") or "").strip()
     git = bundle.get("git") if isinstance(bundle.get("git"), dict) else {}
-    if repository is None:
-        return
-    git_dir = repository / ".git"
-    if git_dir.is_file():  # a worktree or submodule: "gitdir: <path>"
-        pointer = git_dir.read_text(errors="replace").strip().partition("gitdir:")[2].strip()
-        git_dir = (repository / pointer).resolve()
-    try:
-        head = (git_dir / "HEAD").read_text(errors="replace").strip()
-    except OSError:
-        return
-    commit = head
-    if head.startswith("ref:"):
-        ref = head[4:].strip()
-        git["actual_branch"] = ref.removeprefix("refs/heads/")
-        commit = _read_ref(git_dir, ref)
-    if commit:
-        git["commit"] = commit
-    origin = _origin_url(git_dir / "config")
-    if origin:
-        git["origin_url"] = origin
-    if git.get("actual_branch") and not git.get("branch"):
-        git["branch"] = git["actual_branch"]
+    # --symbolic-full-name, not --abbrev-ref: the latter says "heads/main" when a tag is also named main.
+    # A detached HEAD (how Azure Pipelines checks out) prints "HEAD": there is no actual branch.
+    actual_branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/") else ""
+    if actual_branch:
+        git["actual_branch"] = actual_branch
+    else:
+        git.pop("actual_branch", None)
+    if actual_branch and not git.get("branch"):
+        git["branch"] = actual_branch
         git["inferred"] = True
-    relative = root.relative_to(repository).as_posix()
-    git["bundle_root_path"] = relative
+    # Like the reference, a commit or origin_url written in the config is kept; git fills them in otherwise.
+    if commit and not git.get("commit"):
+        git["commit"] = commit
+    if not git.get("origin_url"):
+        origin = _without_credentials((_git(root, "config", "--get", "remote.origin.url") or "").strip())
+        if origin:
+            git["origin_url"] = origin
+    git["bundle_root_path"] = prefix.rstrip("/") or "."
     bundle["git"] = git
 
 
-def _read_ref(git_dir: Path, ref: str) -> str:
-    try:
-        return (git_dir / ref).read_text(errors="replace").strip()
-    except OSError:
-        pass
-    try:
-        for line in (git_dir / "packed-refs").read_text(errors="replace").splitlines():
-            sha, _, name = line.partition(" ")
-            if name.strip() == ref:
-                return sha
-    except OSError:
-        pass
-    return ""
+GIT_TIMEOUT_SECONDS = 10
+# Variables that point git at some other repository (set for hooks and by tools that run git); bundle.git
+# describes the repository around the bundle root, so `git -C <root>` must find it on its own.
+_GIT_LOCATION_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+                           "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX")
 
 
-def _origin_url(config_file: Path) -> str:
-    """The origin remote's URL without any user:password part (a checkout may embed a token there)."""
+def _git(root: Path, *args: str) -> str | None:
+    """The output of ``git -C <root> ARGS``; None when git is missing, fails (not a repository, no such
+    setting) or takes longer than GIT_TIMEOUT_SECONDS."""
+    env = {key: value for key, value in os.environ.items() if key not in _GIT_LOCATION_VARIABLES}
     try:
-        text = config_file.read_text(errors="replace")
-    except OSError:
-        return ""
-    section = re.search(r'\[remote "origin"\]([^\[]*)', text)
-    url = re.search(r"^\s*url\s*=\s*(\S+)", section.group(1), re.MULTILINE) if section else None
-    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url.group(1)) if url else ""
+        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, encoding="utf-8",
+                                errors="replace", stdin=subprocess.DEVNULL, env=env, timeout=GIT_TIMEOUT_SECONDS)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout if result.returncode == 0 else None
+
+
+def _without_credentials(url: str) -> str:
+    """The URL without any user:password part (a checkout may embed a token in the origin URL)."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url, flags=re.IGNORECASE)
 
 
 def _check_artifacts(artifacts: Any) -> None:
