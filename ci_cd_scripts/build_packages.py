@@ -9,6 +9,9 @@ or virtualenvs), with that copy as the working directory: a wheel contains only 
 stale files from an old build/ folder, and parallel builds cannot disturb each other or the checkout.
 Packages that read files outside their own folder (e.g. '../README.md') or take their version from git
 (setuptools-scm) need --in-place, which builds in the package folder itself.
+Either way, a symlink in a package folder that points outside it, dangles or loops is refused (exit 2) before
+any build starts or --out-dir is created (discovery.resolve_in_root, the rule of every step reading a source
+tree); links inside the package are followed, as the copy and the build backend follow them.
 
 --version-suffix SUFFIX stamps version + SUFFIX into every wheel (file name, METADATA, RECORD), e.g.
 '.dev$(Build.BuildId)', '.post$(Build.BuildId)' or '+$(Build.SourceVersion)' shortened; the result must be
@@ -151,6 +154,35 @@ def _copy_ignore(package_root: Path):
     return ignore
 
 
+def check_symlinks(package_dir: Path) -> None:
+    """Refuse, before anything is built, every symlink the build would read that `discovery.resolve_in_root`
+    refuses for the package folder (outside it, dangling, a loop).
+
+    Walks what the clean copy copies (the same `_copy_ignore`), and like the copy (and a backend building in
+    place) follows linked folders inside the package, so a pair of folders linking to each other is a loop
+    (`entered`: the real folders above the one being read).
+    """
+    ignore = _copy_ignore(package_dir)
+    pending: list[tuple[Path, tuple[Path, ...]]] = [(package_dir, (package_dir.resolve(),))]
+    while pending:
+        folder, entered = pending.pop()
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError as error:
+            raise InputError(f"cannot read {folder}: {error.strerror or error}") from None
+        skipped = ignore(str(folder), names)
+        for name in names:
+            path = folder / name
+            if name in skipped:
+                continue
+            if path.is_symlink():
+                real = discovery.resolve_in_root(path, package_dir, entered=entered)
+                if real.is_dir():
+                    pending.append((path, entered + (real,)))
+            elif path.is_dir():
+                pending.append((path, entered + (entered[-1] / name,)))
+
+
 def run_build(build: Build, work_dir: Path, in_place: bool, timeout: float) -> Build:
     """Build one wheel into work_dir/<n>/wheel; fill in build.wheel or build.error."""
     started = time.perf_counter()
@@ -250,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if clashing:
         raise InputError(f"several packages are named {', '.join(sorted(clashing))}", hint="package folder names must be unique")
     for build in builds:
+        check_symlinks(build.package_dir)  # before --out-dir is created or any build starts
         needs = build_requires(build.package_dir)
         build.isolated = args.isolation == "always" or (args.isolation == "auto" and not requirements_installed(needs))
     out_dir = Path(args.out_dir)

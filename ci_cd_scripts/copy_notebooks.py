@@ -9,7 +9,9 @@ Paths ignored by .gitignore, caches and .ipynb_checkpoints are never copied.
 
 Each DEST/<package> folder is replaced as a whole (built in a temporary folder inside DEST first), so a
 notebook deleted from the repo does not survive from an earlier run and a failure leaves DEST as it was.
-Refused (exit 2): a notebook that is a symlink pointing outside its package, two packages with the same
+Refused (exit 2): a symlink under notebooks/ that points outside its package, dangles or loops (the shared
+rule of every step reading a source tree, discovery.resolve_in_root; a linked file inside the package is copied
+as a plain file, linked folders are not entered), two packages with the same
 folder name, two notebooks that would become the same workspace notebook (a.py and a.sql), anything that
 would land outside DEST, and a DEST inside a package folder or inside a notebooks/ folder being copied (the
 next run would copy the last run's copy again, nesting deeper each time) or whose DEST/<package> would
@@ -90,14 +92,13 @@ def plan_copies(root: Path, all_files: bool, dest: Path | None = None) -> tuple[
     without: list[Path] = []
     for package in packages:
         notebooks = package / "notebooks"
+        if notebooks.is_symlink():
+            discovery.resolve_in_root(notebooks, package)  # a linked notebooks/ folder is checked, not entered
         if not notebooks.is_dir() or notebooks.is_symlink():
             without.append(package)
             continue
-        package_real = package.resolve()
-        for relative, absolute in sorted(discovery.walk_files(notebooks, ignore_root=root)):
+        for relative, absolute in sorted(discovery.walk_files(notebooks, ignore_root=root, symlinks_within=package)):
             source = Path(absolute)
-            if os.path.islink(absolute) and not _inside(source.resolve(), package_real):
-                raise InputError(f"{source} is a symlink to {source.resolve()}, outside package {package.name}", hint="copy the file in instead")
             if not all_files and source.suffix.lower() not in SUPPORTED:
                 skipped.append(source)
                 continue

@@ -142,3 +142,66 @@ def test_a_build_past_its_deadline_fails_cleanly(sample_repo, tmp_path):
     result = run_script("build_packages.py", "--out-dir", tmp_path / "out", "--timeout", "0.01", sample_repo / "package1")
     assert_one_line_error(result, 1, "package1 (build did not finish within 0.01s)")
     assert not list((tmp_path / "out").glob("*.whl"))
+
+
+# --- symlinks in package folders (discovery.resolve_in_root, root: the package folder) --------------------------
+
+
+@pytest.mark.parametrize(
+    "link, kind",
+    [
+        ("package1/package1/secret.py", "file"),  # inside the importable code: it would be in the wheel
+        ("package1/package1/data", "folder"),  # the clean copy would copy the folder's files
+        ("package1/README.md", "file"),  # read by the backend for the long description
+    ],
+)
+@pytest.mark.parametrize("select", ["PACKAGE_DIR", "--root"])
+def test_a_link_leaving_the_package_is_refused_before_any_build(sample_repo, tmp_path, link, kind, select):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "id_rsa.py").write_text("KEY = 'secret'\n")
+    target = outside if kind == "folder" else outside / "id_rsa.py"
+    path = sample_repo / link
+    if path.exists():
+        path.unlink()
+    path.symlink_to(target, target_is_directory=kind == "folder")
+    out = tmp_path / "out"
+    chosen = [sample_repo / "package2", sample_repo / "package1"] if select == "PACKAGE_DIR" else ["--root", sample_repo]
+    result = run_script("build_packages.py", "--out-dir", out, *chosen)
+    package = (sample_repo / "package1").resolve()
+    assert_one_line_error(result, 2, f"error: {package}/{link.split('/', 1)[1]} is a symlink to {target}, outside {package} "
+                                     f"(replace the link with the file, or move its target inside {package})")
+    assert "building" not in result.stdout  # refused before any build started (package2's neither)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "links, message",
+    [
+        ({"package1/a.py": "b.py", "package1/b.py": "a.py"}, "package1/a.py is a symlink loop ("),
+        ({"package1/again": "."}, "package1/again is a symlink to "),
+        ({"package1/x/to_y": "../y", "package1/y/to_x": "../x"}, "a folder that contains the link (a loop)"),
+    ],
+    ids=["file-loop", "self", "folder-pair"],
+)
+def test_link_loops_in_a_package_are_one_line_errors(sample_repo, tmp_path, links, message):
+    code = sample_repo / "package1" / "package1"
+    for link, target in links.items():
+        (code / link).parent.mkdir(parents=True, exist_ok=True)
+        (code / link).symlink_to(target)
+    result = run_script("build_packages.py", "--out-dir", tmp_path / "out", sample_repo / "package1")
+    line = assert_one_line_error(result, 2, message)
+    assert "loop" in line and "building" not in result.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_links_inside_the_package_are_built_with_their_content_and_skipped_folders_are_not_checked(sample_repo, tmp_path):
+    code = sample_repo / "package1" / "package1"
+    (code / "rules_again.py").symlink_to("rules.py")
+    (sample_repo / "package1" / ".venv").symlink_to(sys.prefix, target_is_directory=True)  # never copied, never read
+    out = tmp_path / "out"
+    result = run_script("build_packages.py", "--out-dir", out, sample_repo / "package1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [wheel] = out.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read("package1/rules_again.py") == (code / "rules.py").read_bytes()

@@ -1,7 +1,10 @@
 """copy_notebooks.py: every package's notebooks/** into DEST/<package>/, safely and completely."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+import pytest
 
 from helpers import assert_one_line_error, run_script
 from repo_fixtures import ODD, SAMPLE
@@ -57,7 +60,9 @@ def test_symlink_escaping_the_package_is_refused_and_dest_untouched(sample_repo,
     (sample_repo / "package1" / "notebooks" / "sneaky.py").symlink_to(secret)
     dest = tmp_path / "dest"
     result = run_script("copy_notebooks.py", sample_repo, dest)
-    assert_one_line_error(result, 2, "outside package package1")
+    package = (sample_repo / "package1").resolve()
+    assert_one_line_error(result, 2, f"error: {package}/notebooks/sneaky.py is a symlink to {secret.resolve()}, outside {package} "
+                                     f"(replace the link with the file, or move its target inside {package})")
     assert not dest.exists() or tree(dest) == []
 
 
@@ -67,6 +72,66 @@ def test_symlink_inside_the_package_is_copied_as_a_file(sample_repo, tmp_path):
     assert run_script("copy_notebooks.py", sample_repo, tmp_path / "dest").returncode == 0
     copied = tmp_path / "dest" / "package1" / "alias.py"
     assert not copied.is_symlink() and copied.read_text().startswith("# Databricks notebook source")
+
+
+def copy_into_filled_dest(sample_repo, tmp_path):
+    """DEST after a first, good copy, and the files it holds then."""
+    dest = tmp_path / "dest"
+    assert run_script("copy_notebooks.py", sample_repo, dest).returncode == 0
+    return dest, tree(dest)
+
+
+@pytest.mark.parametrize(
+    "link, target",
+    [
+        ("package1/notebooks/shared", "outside folder"),  # a linked folder leaving the package
+        ("package1/notebooks/other.py", "package2/notebooks/jobs/status_demo.py"),  # inside ROOT, outside package1
+        ("package2/notebooks", "outside folder"),  # the notebooks/ folder itself
+    ],
+)
+def test_links_leaving_their_package_are_refused_and_dest_keeps_the_last_copy(sample_repo, tmp_path, link, target):
+    dest, before = copy_into_filled_dest(sample_repo, tmp_path)
+    outside = tmp_path / "outside folder"
+    outside.mkdir()
+    (outside / "secret.py").write_text("# Databricks notebook source\ntoken = 'x'\n")
+    resolved = outside if target == "outside folder" else sample_repo.resolve() / target
+    path = sample_repo / link
+    if path.is_dir():
+        shutil.rmtree(path)
+    path.symlink_to(resolved, target_is_directory=resolved.is_dir())
+    package = (sample_repo / link.split("/")[0]).resolve()
+    result = run_script("copy_notebooks.py", sample_repo, dest)
+    assert_one_line_error(result, 2, f"error: {sample_repo.resolve()}/{link} is a symlink to {resolved}, outside {package} "
+                                     f"(replace the link with the file, or move its target inside {package})")
+    assert tree(dest) == before
+
+
+@pytest.mark.parametrize(
+    "links, message",
+    [
+        ({"a.py": "b.py", "b.py": "a.py"}, "NB/a.py is a symlink loop (NB/a.py -> b.py -> a.py)"),
+        ({"up": ".."}, "NB/up is a symlink to PACKAGE, a folder that contains the link (a loop)"),
+        ({"gone.py": "missing.py"}, "NB/gone.py is a symlink to NB/missing.py, which does not exist"),
+    ],
+    ids=["loop", "folder-loop", "dangling"],
+)
+def test_link_loops_and_dangling_links_are_one_line_errors(sample_repo, tmp_path, links, message):
+    dest, before = copy_into_filled_dest(sample_repo, tmp_path)
+    notebooks = sample_repo / "package1" / "notebooks"
+    for link, target in links.items():
+        (notebooks / link).symlink_to(target)
+    expected = message.replace("NB", str(notebooks.resolve())).replace("PACKAGE", str(notebooks.parent.resolve()))
+    assert_one_line_error(run_script("copy_notebooks.py", sample_repo, dest), 2, f"error: {expected} (")
+    assert tree(dest) == before
+
+
+def test_gitignored_links_are_never_read_so_never_refused(sample_repo, tmp_path):
+    (sample_repo / "package1" / "notebooks" / "local.py").symlink_to(tmp_path / "elsewhere.py")
+    with open(sample_repo / ".gitignore", "a") as gitignore:
+        gitignore.write("\nlocal.py\n")
+    result = run_script("copy_notebooks.py", sample_repo, tmp_path / "dest")
+    assert result.returncode == 0, result.stderr
+    assert tree(tmp_path / "dest") == SAMPLE.notebooks
 
 
 def test_existing_symlink_in_dest_is_replaced_not_followed(sample_repo, tmp_path):

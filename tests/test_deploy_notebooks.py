@@ -309,10 +309,72 @@ def test_missing_source_and_conflicting_names(deploy_workspace, deploy_env, tmp_
     assert api_requests(deploy_workspace) == []
 
 
-@pytest.mark.skipif(not os.path.isfile("/proc/self/mem"), reason="needs Linux /proc")
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a mode-000 file (test_workspace_sync covers the mapping)")
 def test_unreadable_source_file_is_refused_without_calls(deploy_workspace, deploy_env, source) -> None:
-    os.symlink("/proc/self/mem", source / "etl" / "broken.py")  # a regular file no one can read
+    broken = source / "etl" / "broken.py"
+    broken.write_text("x = 1\n")
+    broken.chmod(0)
     assert_one_line_error(deploy(deploy_env, source, TARGET), code=2, contains="cannot read")
+    assert api_requests(deploy_workspace) == []
+
+
+def workspace_paths(workspace, folder: str = TARGET) -> set[str]:
+    """Every object below `folder`, relative to it (recursive listing through the SDK, which drops /Workspace)."""
+    prefix = folder.removeprefix("/Workspace") + "/"
+    return {item.path.removeprefix("/Workspace").removeprefix(prefix) for item in sdk(workspace).workspace.list(folder, recursive=True)}
+
+
+def test_symlink_to_a_file_outside_src_is_refused_before_any_call(deploy_workspace, deploy_env, source, tmp_path) -> None:
+    ok(deploy(deploy_env, source, TARGET))
+    before = workspace_paths(deploy_workspace)
+    secret = tmp_path / "passwd"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (source / "notes").mkdir()
+    (source / "notes" / "passwd.txt").symlink_to(secret)
+    reset_log(deploy_workspace)
+    result = deploy(deploy_env, source, TARGET)
+    assert_one_line_error(result, code=2, contains=(
+        f"error: {source}/notes/passwd.txt is a symlink to {secret}, outside {source} "
+        f"(replace the link with the file, or move its target inside {source})"))
+    assert "upload" not in result.stdout
+    assert api_requests(deploy_workspace) == []  # not even a read: refused while scanning SRC_DIR
+    assert workspace_paths(deploy_workspace) == before
+
+
+def test_symlinked_folder_outside_src_is_refused_and_relative_src_is_named_as_given(deploy_workspace, deploy_env, source, tmp_path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "shadow.py").write_text("secret = 1\n")
+    (source / "etl" / "ext").symlink_to(tmp_path / "etc", target_is_directory=True)
+    result = run_script("deploy_notebooks.py", "notebooks", TARGET, env=deploy_env, cwd=tmp_path, timeout=120)
+    assert_one_line_error(result, code=2, contains=f"error: notebooks/etl/ext is a symlink to {tmp_path}/etc, outside notebooks (")
+    assert api_requests(deploy_workspace) == []
+
+
+def test_symlink_inside_src_deploys_its_targets_content_and_linked_folders_are_not_entered(deploy_workspace, deploy_env, source) -> None:
+    (source / "reports" / "load_again.py").symlink_to("../etl/load.py")
+    (source / "reports" / "etl").symlink_to("../etl", target_is_directory=True)
+    ok(deploy(deploy_env, source, TARGET))
+    assert exported(deploy_workspace, f"{TARGET}/reports/load_again") == exported(deploy_workspace, f"{TARGET}/etl/load")
+    assert sdk(deploy_workspace).workspace.get_status(f"{TARGET}/reports/load_again").object_type.value == "NOTEBOOK"
+    paths = workspace_paths(deploy_workspace)
+    assert "etl/load" in paths and "reports/load_again" in paths
+    assert not any(path.startswith("reports/etl") for path in paths)
+
+
+@pytest.mark.parametrize(
+    "links, message",
+    [
+        ({"etl/a.py": "b.py", "etl/b.py": "a.py"}, "etl/a.py is a symlink loop (NOTEBOOKS/etl/a.py -> b.py -> a.py)"),
+        ({"etl/up": ".."}, "etl/up is a symlink to NOTEBOOKS, a folder that contains the link (a loop)"),
+        ({"etl/gone.py": "missing.py"}, "etl/gone.py is a symlink to NOTEBOOKS/etl/missing.py, which does not exist"),
+    ],
+    ids=["loop", "folder-loop", "dangling"],
+)
+def test_symlink_loops_and_dangling_links_are_one_line_errors_without_calls(deploy_workspace, deploy_env, source, links, message) -> None:
+    for link, target in links.items():
+        (source / link).symlink_to(target)
+    result = deploy(deploy_env, source, TARGET)
+    assert_one_line_error(result, code=2, contains=f"error: {source}/{message.replace('NOTEBOOKS', str(source))}")
     assert api_requests(deploy_workspace) == []
 
 

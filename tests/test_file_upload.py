@@ -67,3 +67,19 @@ def test_check_files_hashes_and_refuses_bad_files(tmp_path: Path) -> None:
         file_upload.check_files([str(tmp_path / "a")])
     with pytest.raises(InputError, match="same name"):
         file_upload.check_files([str(one), str(tmp_path / "b" / "x.whl")])
+
+
+def test_check_files_source_root_of_a_file_is_its_own_folder(tmp_path: Path) -> None:
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "other").mkdir()
+    wheel = tmp_path / "dist" / "app-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"wheel")
+    (tmp_path / "other" / "key").write_bytes(b"secret")
+    (tmp_path / "dist" / "latest.whl").symlink_to(wheel.name)  # a sibling: uploaded under the link's name
+    [checked] = file_upload.check_files([str(tmp_path / "dist" / "latest.whl")])
+    assert (checked.name, checked.size) == ("latest.whl", 5)
+    (tmp_path / "via").symlink_to(tmp_path / "dist", target_is_directory=True)  # a folder the user named: fine
+    assert [f.name for f in file_upload.check_files([str(tmp_path / "via" / wheel.name)])] == [wheel.name]
+    (tmp_path / "dist" / "key.whl").symlink_to("../other/key")  # inside the repo, but not inside dist/
+    with pytest.raises(InputError, match=f"^{tmp_path}/dist/key.whl is a symlink to {tmp_path}/other/key, outside {tmp_path}/dist$"):
+        file_upload.check_files([str(wheel), str(tmp_path / "dist" / "key.whl")])

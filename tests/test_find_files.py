@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cicdkit import discovery
+from cicdkit.errors import InputError
 from helpers import assert_one_line_error, run_script, script_env
 from repo_fixtures import ODD, SAMPLE
 
@@ -152,3 +153,96 @@ def test_relayed_paths_cannot_inject_commands(tmp_path):
     as_json = run_script("find_files.py", tmp_path, "**/setup.py", "--format", "json", env=script_env(TF_BUILD="True"))
     assert "##vso[" not in as_json.stdout
     assert json.loads(as_json.stdout)["files"] == [str(evil.resolve() / "setup.py")]  # still the exact path
+
+
+# --- resolve_in_root: the one symlink rule of every step that reads a source tree ----------------------------
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """SRC with a notebook, a secret next to SRC, and the folder the links point into."""
+    src = tmp_path / "SRC"
+    (src / "notes").mkdir(parents=True)
+    (src / "notes" / "a.py").write_text("x = 1\n")
+    (tmp_path / "secret.txt").write_text("root:x:0:0\n")
+    (tmp_path / "elsewhere").mkdir()
+    return src
+
+
+def test_resolve_in_root_refuses_a_link_leaving_the_root_naming_link_target_and_root(tree):
+    (tree / "notes" / "passwd.txt").symlink_to(tree.parent / "secret.txt")
+    with pytest.raises(InputError) as caught:
+        discovery.resolve_in_root(tree / "notes" / "passwd.txt", tree)
+    assert caught.value.one_line() == (
+        f"{tree}/notes/passwd.txt is a symlink to {tree.parent}/secret.txt, outside {tree} "
+        f"(replace the link with the file, or move its target inside {tree})"
+    )
+
+
+def test_resolve_in_root_names_the_linked_folder_on_the_way_out(tree):
+    (tree.parent / "elsewhere" / "b.py").write_text("y = 2\n")
+    (tree / "notes" / "ext").symlink_to(tree.parent / "elsewhere", target_is_directory=True)
+    with pytest.raises(InputError, match=f"^{tree}/notes/ext is a symlink to {tree.parent}/elsewhere, outside {tree}$"):
+        discovery.resolve_in_root(tree / "notes" / "ext" / "b.py", tree)
+
+
+def test_resolve_in_root_follows_links_inside_the_root_once(tree):
+    (tree / "alias.py").symlink_to("notes/a.py")  # relative, and a chain: link -> link -> file
+    (tree / "alias2.py").symlink_to("alias.py")
+    assert discovery.resolve_in_root(tree / "alias2.py", tree) == (tree / "notes" / "a.py").resolve()
+    assert discovery.resolve_in_root(tree / "notes" / "a.py", tree) == (tree / "notes" / "a.py").resolve()
+
+
+def test_resolve_in_root_takes_the_roots_own_real_path_as_the_boundary(tree):
+    (tree.parent / "via").symlink_to(tree, target_is_directory=True)  # the user named SRC through a link
+    (tree / "alias.py").symlink_to(tree / "notes" / "a.py")  # absolute target, spelt with the real path
+    assert discovery.resolve_in_root(tree.parent / "via" / "alias.py", tree.parent / "via") == (tree / "notes" / "a.py").resolve()
+
+
+def test_resolve_in_root_refuses_loops_and_dangling_links(tree):
+    (tree / "notes" / "a2").symlink_to("b")
+    (tree / "notes" / "b").symlink_to("a2")
+    with pytest.raises(InputError, match=r"^.*/notes/a2 is a symlink loop \(.*/notes/a2 -> b -> a2\)$"):
+        discovery.resolve_in_root(tree / "notes" / "a2", tree)
+    (tree / "notes" / "gone").symlink_to("missing.py")
+    with pytest.raises(InputError, match=f"^{tree}/notes/gone is a symlink to {tree.resolve()}/notes/missing.py, which does not exist$"):
+        discovery.resolve_in_root(tree / "notes" / "gone", tree)
+    (tree / "notes" / "up").symlink_to("..", target_is_directory=True)
+    with pytest.raises(InputError, match="a folder that contains the link \\(a loop\\)"):
+        discovery.resolve_in_root(tree / "notes" / "up", tree)
+
+
+def test_resolve_in_root_entered_folders_make_a_pair_of_folder_links_a_loop(tree):
+    (tree / "x").mkdir()
+    (tree / "y").mkdir()
+    (tree / "x" / "to_y").symlink_to("../y", target_is_directory=True)
+    (tree / "y" / "to_x").symlink_to("../x", target_is_directory=True)
+    # On its own each link points to a sibling; reached through x/to_y, y/to_x leads back to x.
+    assert discovery.resolve_in_root(tree / "y" / "to_x", tree) == (tree / "x").resolve()
+    with pytest.raises(InputError, match="a loop"):
+        discovery.resolve_in_root(tree / "x" / "to_y" / "to_x", tree, entered=[(tree / "x").resolve(), (tree / "y").resolve()])
+
+
+def test_walk_files_with_a_source_root_checks_every_link_it_meets(tree):
+    (tree / "notes" / "alias.py").symlink_to("a.py")
+    (tree / "notes" / "inner").symlink_to(tree / "notes", target_is_directory=True)  # a loop, but ignored below
+    (tree / ".gitignore").write_text("inner\n")
+    found = sorted(relative for relative, _ in discovery.walk_files(tree, symlinks_within=tree))
+    assert found == [".gitignore", "notes/a.py", "notes/alias.py"]
+    (tree / "notes" / "ext").symlink_to(tree.parent / "elsewhere", target_is_directory=True)
+    with pytest.raises(InputError, match="notes/ext is a symlink to .*, outside"):
+        list(discovery.walk_files(tree, symlinks_within=tree))
+    (tree / "notes" / "ext").unlink()
+    (tree / "notes" / "leak.txt").symlink_to(tree.parent / "secret.txt")
+    with pytest.raises(InputError, match="notes/leak.txt is a symlink to .*secret.txt, outside"):
+        list(discovery.walk_files(tree, symlinks_within=tree))
+
+
+def test_a_symlink_loop_does_not_crash_find_files(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "setup.py").write_text("")
+    (tmp_path / "pkg" / "a").symlink_to("b")
+    (tmp_path / "pkg" / "b").symlink_to("a")  # entry.is_file() raises ELOOP on these
+    result = run_script("find_files.py", tmp_path, "**/*", "--relative")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["pkg/setup.py"]

@@ -153,6 +153,86 @@ def test_incomplete_staging_is_a_clear_error_and_writes_nothing(tmp_path, breaka
     assert not out.exists() and not list(tmp_path.glob(".artifact.zip*"))
 
 
+def _link(path: Path, target: Path) -> None:
+    if path.is_file():
+        path.unlink()
+    path.symlink_to(target, target_is_directory=target.is_dir())
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "notebooks/package1/passwd.txt",
+        "notebooks/package1/ext",  # a linked folder
+        "notebooks",  # the whole notebooks/ folder
+        "wheels/evil-1.0-py3-none-any.whl",
+        "init/init.sh",
+        "requirements.txt",
+    ],
+)
+def test_symlink_leaving_the_staging_folder_is_refused_and_no_zip_is_left(tmp_path, where):
+    staging, config = make_staging(tmp_path)
+    outside = tmp_path / "etc"
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    target = outside if where in ("notebooks", "notebooks/package1/ext") else outside / "passwd"
+    if where == "notebooks":
+        shutil.rmtree(staging / "notebooks")
+    _link(staging / where, target)
+    out = tmp_path / "out" / "artifact.zip"
+    out.parent.mkdir()
+    out.write_bytes(b"the previous artifact")
+    result = run_script("package_artifact.py", staging, out, "--config", config)
+    assert_one_line_error(result, 2, f"error: {staging}/{where} is a symlink to {target}, outside {staging} "
+                                     f"(replace the link with the file, or move its target inside {staging})")
+    assert out.read_bytes() == b"the previous artifact"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["artifact.zip"]  # no temp zip left behind
+
+
+def test_symlink_loop_in_the_staging_folder_is_a_one_line_error(tmp_path):
+    staging, config = make_staging(tmp_path)
+    (staging / "notebooks" / "package1" / "a.py").symlink_to("b.py")
+    (staging / "notebooks" / "package1" / "b.py").symlink_to("a.py")
+    out = tmp_path / "artifact.zip"
+    result = run_script("package_artifact.py", staging, out, "--config", config)
+    assert_one_line_error(result, 2, f"error: {staging}/notebooks/package1/a.py is a symlink loop (")
+    assert not out.exists() and not list(tmp_path.glob(".artifact.zip*"))
+
+
+def test_symlinks_inside_the_staging_folder_are_packaged_as_their_targets_content(tmp_path):
+    staging, config = make_staging(tmp_path)
+    (staging / "notebooks" / "package1" / "alias.py").symlink_to("explore.py")
+    (staging / "notebooks" / "package1" / "sub link").symlink_to("sub dir", target_is_directory=True)  # not entered
+    out = tmp_path / "artifact.zip"
+    result = run_script("package_artifact.py", staging, out, "--config", config)
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(out) as archive:
+        assert archive.read("notebooks/package1/alias.py") == (staging / "notebooks" / "package1" / "explore.py").read_bytes()
+        assert not [name for name in archive.namelist() if "sub link" in name]
+
+
+def test_config_include_and_scripts_linking_outside_their_roots_are_refused(tmp_path):
+    staging, config = make_staging(tmp_path)
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text(json.dumps({"targets": {"prod": {}}}))
+    include = config.parent / "conf" / "targets.json"
+    _link(include, outside)
+    out = tmp_path / "artifact.zip"
+    result = run_script("package_artifact.py", staging, out, "--config", config)
+    assert_one_line_error(result, 2, f"error: {include} is a symlink to {outside}, outside {config.parent} (")
+    assert not out.exists()
+
+    include.unlink()  # a plain include again
+    include.write_text(json.dumps({"targets": {"prod": {}}}))
+    scripts = tmp_path / "scripts"
+    shutil.copytree(SCRIPTS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "requirements.txt").write_text("requests\n")
+    (scripts / "token.txt").symlink_to(tmp_path / "elsewhere.json")
+    result = run_script("package_artifact.py", staging, out, "--config", config, "--scripts-dir", scripts)
+    assert_one_line_error(result, 2, f"error: {scripts}/token.txt is a symlink to {outside}, outside {scripts} (")
+    assert not out.exists()
+
+
 def test_unknown_staging_entries_are_left_out_with_a_warning(tmp_path):
     staging, config = make_staging(tmp_path)
     (staging / "test-results.xml").write_text("<testsuites/>")

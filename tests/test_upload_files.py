@@ -115,6 +115,39 @@ def test_missing_or_unreadable_file_is_refused_without_calls(deploy_workspace, d
     assert api_requests(deploy_workspace) == []
 
 
+@pytest.mark.parametrize("destination", [VOLUME, DBFS])
+def test_file_linking_outside_its_folder_is_refused_and_nothing_is_uploaded(deploy_workspace, deploy_env, files, tmp_path, destination) -> None:
+    secret = tmp_path / "home" / "id_rsa"
+    secret.parent.mkdir()
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    link = files[0].parent / "zz-1.0-py3-none-any.whl"  # what dist/*.whl picks up, after two good files
+    link.symlink_to(secret)
+    result = upload(deploy_env, destination, *files, link)
+    assert_one_line_error(result, code=2, contains=(
+        f"error: {link} is a symlink to {secret}, outside {link.parent} "
+        f"(replace the link with the file, or move its target inside {link.parent})"))
+    assert api_requests(deploy_workspace) == []  # the good files before it were not uploaded either
+
+
+def test_file_linking_inside_its_folder_uploads_the_targets_bytes_under_the_links_name(deploy_workspace, deploy_env, files) -> None:
+    link = files[1].parent / "latest.whl"
+    link.symlink_to(files[1].name)
+    ok(upload(deploy_env, VOLUME, link))
+    assert remote_bytes(deploy_workspace, VOLUME, "latest.whl") == files[1].read_bytes()
+
+
+def test_file_argument_that_is_a_link_loop_or_dangling_is_refused(deploy_workspace, deploy_env, files) -> None:
+    folder = files[0].parent
+    (folder / "a.whl").symlink_to("b.whl")
+    (folder / "b.whl").symlink_to("a.whl")
+    (folder / "gone.whl").symlink_to("missing.whl")
+    assert_one_line_error(upload(deploy_env, VOLUME, folder / "a.whl"), code=2,
+                          contains=f"error: {folder}/a.whl is a symlink loop ({folder}/a.whl -> b.whl -> a.whl)")
+    assert_one_line_error(upload(deploy_env, VOLUME, folder / "gone.whl"), code=2,
+                          contains=f"error: {folder}/gone.whl is a symlink to {folder}/missing.whl, which does not exist")
+    assert api_requests(deploy_workspace) == []
+
+
 def test_missing_token_wrong_host_and_leaks(deploy_workspace, deploy_env, files, tmp_path) -> None:
     no_token = script_env(DATABRICKS_HOST=deploy_workspace.url, DATABRICKS_AUTH_TYPE="pat")
     assert_one_line_error(upload(no_token, VOLUME, *files), code=2, contains="DATABRICKS_TOKEN")

@@ -84,16 +84,32 @@ def test_scan_missing_folder_and_oversized_file(tmp_path: Path) -> None:
         ws.scan(big)
 
 
-# /proc/self/mem is a regular file that nobody (root included) can read from offset 0: an unreadable file.
-UNREADABLE = "/proc/self/mem"
-
-
-@pytest.mark.skipif(not os.path.isfile(UNREADABLE), reason="needs Linux /proc")
-def test_scan_unreadable_file(tmp_path: Path) -> None:
+def test_scan_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(tmp_path, "a.py", PY_HEADER)
-    os.symlink(UNREADABLE, tmp_path / "b.py")
-    with pytest.raises(InputError, match="cannot read .*b.py"):
+    unreadable = write(tmp_path, "b.py", PY_HEADER)
+    unreadable.chmod(0)
+    if os.geteuid() == 0:  # root reads a mode-000 file: make scan's own open() of it fail instead
+        def refusing_open(path, *args, **kwargs):
+            if Path(path) == unreadable:
+                raise PermissionError(13, "Permission denied", str(path))
+            return open(path, *args, **kwargs)
+
+        monkeypatch.setattr(ws, "open", refusing_open, raising=False)
+    with pytest.raises(InputError, match="cannot read .*b.py: Permission denied"):
         ws.scan(tmp_path)
+
+
+def test_scan_refuses_a_link_leaving_src_before_reading_it(tmp_path: Path) -> None:
+    secret = write(tmp_path, "secret.txt", "root:x:0:0\n")
+    write(tmp_path / "src", "a.py", PY_HEADER)
+    (tmp_path / "src" / "passwd.txt").symlink_to(secret)
+    src = tmp_path / "src"
+    with pytest.raises(InputError, match=f"^{src}/passwd.txt is a symlink to {secret}, outside {src}$"):
+        ws.scan(src)
+    (tmp_path / "src" / "passwd.txt").unlink()
+    (tmp_path / "src" / "alias.py").symlink_to("a.py")  # inside SRC: deployed with a.py's content
+    tree = ws.scan(src)
+    assert tree.objects["alias"].sha256 == tree.objects["a"].sha256 and tree.objects["alias"].object_type == ws.NOTEBOOK
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,9 @@ Reproducible: entries sorted by path, timestamps 1980-01-01 00:00:00, permission
 zip. Written to a temp file next to the target, verified, then renamed over it.
 
 Does not build, merge or copy anything itself; it packages a staging folder the earlier steps filled.
+Every file read must pass `discovery.resolve_in_root` against its source root (the staging folder, the
+scripts folder, the bundle root): a symlink pointing outside it, dangling or looping stops the packaging
+before anything is written, so a linked ``/etc/passwd`` never ends up in the zip.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from . import atomic
+from . import atomic, discovery
 from .errors import InputError
 
 MANIFEST = "MANIFEST.json"
@@ -66,16 +69,30 @@ def check_entry_path(path: str) -> str:
     return path
 
 
-def _files_under(folder: Path, prefix: str, skip=lambda relative: False) -> list[ArtifactFile]:
+def _files_under(folder: Path, prefix: str, root: Path, skip=lambda relative: False) -> list[ArtifactFile]:
+    """The files below `folder` (itself below the source `root`); linked folders are checked, not entered."""
+    discovery.resolve_in_root(folder, root)
     found = []
     for directory, subdirs, names in os.walk(folder):
         subdirs[:] = sorted(d for d in subdirs if d not in _SKIPPED_SCRIPT_PARTS)
+        for name in subdirs:
+            if os.path.islink(os.path.join(directory, name)):
+                discovery.resolve_in_root(Path(directory) / name, root)
         for name in names:
             source = Path(directory) / name
             relative = source.relative_to(folder).as_posix()
-            if not skip(relative) and source.is_file():
+            if skip(relative):
+                continue
+            discovery.resolve_in_root(source, root)
+            if source.is_file():
                 found.append(ArtifactFile(f"{prefix}/{relative}", source))
     return found
+
+
+def _staged(path: Path, staging: Path) -> Path:
+    """`path` once `discovery.resolve_in_root` accepts it inside the staging folder."""
+    discovery.resolve_in_root(path, staging)
+    return path
 
 
 def staging_files(staging: Path) -> tuple[list[ArtifactFile], list[str]]:
@@ -88,8 +105,8 @@ def staging_files(staging: Path) -> tuple[list[ArtifactFile], list[str]]:
     if not staging.is_dir():
         raise InputError(f"SRC_DIR {staging} is not a folder", hint="fill it with the earlier CI steps first")
     files: list[ArtifactFile] = []
-    wheels_dir = staging / "wheels"
-    wheels = sorted(wheels_dir.glob("*.whl")) if wheels_dir.is_dir() else []
+    wheels_dir = _staged(staging / "wheels", staging)
+    wheels = sorted(_staged(wheel, staging) for wheel in wheels_dir.glob("*.whl")) if wheels_dir.is_dir() else []
     if not wheels:
         raise InputError(f"no wheels in {wheels_dir}", hint="build them with build_packages.py --out-dir SRC_DIR/wheels")
     others = sorted(p.name for p in wheels_dir.iterdir() if not (p.suffix == ".whl" and p.is_file()))
@@ -97,7 +114,7 @@ def staging_files(staging: Path) -> tuple[list[ArtifactFile], list[str]]:
         raise InputError(f"{wheels_dir} holds more than wheels: {', '.join(others)}", hint="keep only the built .whl files there")
     files += [ArtifactFile(f"wheels/{wheel.name}", wheel) for wheel in wheels]
 
-    init = staging / "init" / "init.sh"
+    init = _staged(staging / "init" / "init.sh", staging)
     if not init.is_file():
         raise InputError(f"{init} does not exist", hint="write it with create_init_script.py --out SRC_DIR/init/init.sh")
     extra_init = sorted(p.name for p in init.parent.iterdir() if p.name != "init.sh")
@@ -105,14 +122,14 @@ def staging_files(staging: Path) -> tuple[list[ArtifactFile], list[str]]:
         raise InputError(f"{init.parent} holds more than init.sh: {', '.join(extra_init)}")
     files.append(ArtifactFile("init/init.sh", init))
 
-    merged = staging / "requirements.txt"
+    merged = _staged(staging / "requirements.txt", staging)
     if not merged.is_file():
         raise InputError(f"{merged} does not exist", hint="write it with merge_requirements.py --out SRC_DIR/requirements.txt")
     files.append(ArtifactFile("requirements.txt", merged))
 
-    notebooks = staging / "notebooks"
+    notebooks = _staged(staging / "notebooks", staging)
     if notebooks.is_dir():
-        files += _files_under(notebooks, "notebooks")
+        files += _files_under(notebooks, "notebooks", staging)
 
     known = {"wheels", "init", "requirements.txt", "notebooks"}
     warnings = [f"{staging / name} is not part of the artifact layout: left out"
@@ -129,6 +146,8 @@ def config_files(loaded_files: Iterable[Path], root: Path) -> list[ArtifactFile]
     base = Path(root).resolve()
     files: list[ArtifactFile] = []
     for path in loaded_files:
+        if os.path.islink(path):
+            discovery.resolve_in_root(path, root)
         relative = os.path.relpath(Path(path).resolve(), base).replace(os.sep, "/")
         if relative.startswith("../"):
             raise InputError(f"config file {path} is outside the bundle root {base}",
@@ -150,10 +169,12 @@ def script_files(scripts_dir: Path, scripts_requirements: Path | None = None) ->
     """
     if not scripts_dir.is_dir():
         raise InputError(f"scripts folder {scripts_dir} does not exist", hint="pass --scripts-dir")
-    files = _files_under(scripts_dir, "ci_cd_scripts", skip=_not_shipped)
+    files = _files_under(scripts_dir, "ci_cd_scripts", scripts_dir, skip=_not_shipped)
     requirements = scripts_requirements or next(
         (p for p in (scripts_dir / "requirements.txt", scripts_dir.parent / "requirements.txt") if p.is_file()), None
     )
+    if requirements is not None and requirements.is_symlink():
+        discovery.resolve_in_root(requirements, requirements.parent)  # one file: its own folder is the root
     if requirements is None or not requirements.is_file():
         raise InputError(f"no requirements file for {scripts_dir}", hint="pass --scripts-requirements FILE")
     files = [f for f in files if f.path != "ci_cd_scripts/requirements.txt"]

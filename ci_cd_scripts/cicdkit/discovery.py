@@ -4,9 +4,14 @@ Owns: which directories are never entered (`.git`, virtualenvs, `node_modules`, 
 anything ignored by the repo's ``.gitignore`` files), gitignore-style matching of the caller's patterns,
 and what counts as a Python package (`find_packages`). It does not install, build or copy anything.
 
+Also owns the one symlink rule of every step that reads a source tree (`resolve_in_root`: deploy_notebooks,
+upload_files, package_artifact, copy_notebooks, build_packages): a symlink is used only when it resolves inside
+the step's source root; one that points outside, dangles or loops is an `InputError` naming the link.
+
 Speed comes from pruning: a pruned directory is never listed, so a ``.venv`` or ``node_modules`` with
 hundreds of thousands of files costs one ``stat``. The walk uses ``os.scandir`` and does not follow
-symlinked directories (no loops, no escaping the root).
+symlinked directories (no loops, no escaping the root); a symlink that does not resolve (dangling, loop) is
+skipped, or refused when the caller asks for `resolve_in_root` checks (``symlinks_within``).
 
 Patterns use ``.gitignore`` syntax (pathspec's `GitIgnoreSpec`), matched against paths relative to the root:
 ``*/requirements/*.txt`` (a slash inside anchors it to the root: one folder deep), ``**/setup.py`` (any
@@ -14,6 +19,7 @@ depth), ``setup.py`` (no slash: any depth), ``!pattern`` excludes again.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +50,83 @@ def is_pruned_dir(name: str, path: str | os.PathLike[str]) -> bool:
     if name in PRUNED_DIR_NAMES or name.endswith(PRUNED_DIR_SUFFIXES):
         return True
     return os.path.isfile(os.path.join(path, VENV_MARKER))
+
+
+def _within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _loop_chain(link: Path) -> str:
+    """``SRC/a -> b -> a``: `link`, then each link's target as written, until one repeats (at most 5 steps)."""
+    chain, seen, current = [str(link)], {os.path.abspath(link)}, str(link)
+    while len(chain) < 6 and os.path.islink(current):
+        target = os.readlink(current)
+        chain.append(target)
+        current = os.path.abspath(os.path.join(os.path.dirname(current), target))
+        if current in seen:
+            break
+        seen.add(current)
+    return " -> ".join(chain)
+
+
+def resolve_in_root(
+    path: str | os.PathLike[str],
+    root: str | os.PathLike[str],
+    *,
+    entered: Iterable[str | os.PathLike[str]] = (),
+) -> Path:
+    """The real path of `path` (a file or folder below `root`), or `InputError` when a symlink makes it unsafe.
+
+    The one symlink rule of every step that reads a source tree: a symlink is used only when it resolves inside
+    `root` (a linked file is then read through the link). Refused, naming the link as the user wrote it:
+    a link whose target is outside `root` (checked on the whole path, so a linked folder on the way counts),
+    a dangling link, a loop of links, and a link to a folder that contains the link itself or any folder in
+    `entered` (the real folders a walk that follows folder links is inside: following it would never end).
+    `root` may itself be a symlink or lie below one: the user named it, so its real path is the boundary.
+    """
+    path, root = Path(path), Path(root)
+    root_real = Path(os.path.realpath(root))
+    real = Path(os.path.realpath(path))
+    if not _within(real, root_real):
+        link = _link_leaving(path, root, root_real)
+        if link is None:
+            raise InputError(f"{path} resolves to {real}, outside {root}", hint=f"keep the files of {root} inside it")
+        raise InputError(
+            f"{link} is a symlink to {os.path.realpath(link)}, outside {root}",
+            hint=f"replace the link with the file, or move its target inside {root}",
+        )
+    if not os.path.islink(path):
+        return real
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise InputError(f"{path} is a symlink loop ({_loop_chain(path)})", hint="replace the link with the file, or remove it") from None
+        if error.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise InputError(f"{path} is a symlink to {real}, which does not exist", hint="fix the link or remove it") from None
+        raise InputError(f"cannot read {path}: {error.strerror or error}") from None
+    if real.is_dir():
+        for folder in (Path(os.path.realpath(path.parent)), *map(Path, entered)):
+            if _within(folder, real):
+                raise InputError(
+                    f"{path} is a symlink to {real}, a folder that contains the link (a loop)",
+                    hint="replace the link with the folder's files, or remove it",
+                )
+    return real
+
+
+def _link_leaving(path: Path, root: Path, root_real: Path) -> Path | None:
+    """The first symlink on the way from `root` to `path` whose target is outside `root_real` (None: no symlink)."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        parts = ()
+    current = root
+    for part in parts:
+        current = current / part
+        if os.path.islink(current) and not _within(Path(os.path.realpath(current)), root_real):
+            return current
+    return path if os.path.islink(path) else None
 
 
 class Patterns:
@@ -153,12 +236,17 @@ def walk_files(
     respect_gitignore: bool = True,
     ignore_root: str | os.PathLike[str] | None = None,
     want: Callable[[str], object] | None = None,
+    symlinks_within: str | os.PathLike[str] | None = None,
 ) -> Iterator[tuple[str, str]]:
     """Yield ``(relative_posix_path, absolute_path)`` for every file under `root` that is not pruned.
 
     `ignore_root`: an ancestor folder (e.g. the repository root) whose ``.gitignore`` files, from there down
     to `root`, apply too. `want`: only files whose relative path it accepts (tested before the cheaper-to-skip
     .gitignore check). Files are yielded in no particular order; callers sort.
+
+    Linked files are yielded (read through the link), linked folders are never entered, links that do not
+    resolve are skipped. `symlinks_within`: the caller's source root; every link the walk meets and does not
+    prune or ignore must pass `resolve_in_root` against it (outside, dangling, looping: `InputError`).
     """
     root_path = Path(root).resolve()
     if not root_path.is_dir():
@@ -197,12 +285,26 @@ def walk_files(
                 if ignore_files and _is_ignored(relative + "/", ignore_files):
                     continue
                 stack.append((entry.path, relative + "/", ignore_files))
-            elif entry.is_file():
-                if want is not None and not want(relative):
-                    continue
-                if ignore_files and _is_ignored(relative, ignore_files):
-                    continue
-                yield relative, entry.path
+            else:
+                try:
+                    is_file = entry.is_file()  # follows a link; a loop of links raises here
+                except OSError:
+                    is_file = False
+                if is_file:
+                    if want is not None and not want(relative):
+                        continue
+                    if ignore_files and _is_ignored(relative, ignore_files):
+                        continue
+                    if symlinks_within is not None and entry.is_symlink():
+                        resolve_in_root(entry.path, symlinks_within)
+                    yield relative, entry.path
+                elif symlinks_within is not None and entry.is_symlink():
+                    # A linked folder (never entered) or a link that does not resolve: checked, never yielded.
+                    if is_pruned_dir(entry.name, entry.path):
+                        continue
+                    if ignore_files and (_is_ignored(relative, ignore_files) or _is_ignored(relative + "/", ignore_files)):
+                        continue
+                    resolve_in_root(entry.path, symlinks_within)
 
 
 def compile_patterns(patterns: Iterable[str]) -> Patterns:

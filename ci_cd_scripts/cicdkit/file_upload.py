@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import discovery
 from .errors import InputError, NotFound, OperationFailed
 from .workspace_sync import HASH_CHUNK, check_workspace_dir, hash_file
 
@@ -86,11 +87,18 @@ def parse_destination(text: str) -> Destination:
 
 
 def check_files(paths: list[str]) -> list[LocalFile]:
-    """Every FILE must be a readable regular file; two files may not share a name. Hashes them (streamed)."""
+    """Every FILE must be a readable regular file; two files may not share a name. Hashes them (streamed).
+
+    A FILE that is a symlink must resolve inside the folder it is in (`discovery.resolve_in_root` with the
+    file's own folder as the source root): ``dist/*.whl`` may hold a link to a sibling, but a checked-in link
+    to ``/etc/passwd`` or ``~/.ssh/id_rsa`` is refused. To upload a file that lives elsewhere, name it directly.
+    """
     files: list[LocalFile] = []
     seen: dict[str, Path] = {}
     for text in paths:
         source = Path(text)
+        if source.is_symlink():
+            discovery.resolve_in_root(source, source.parent)
         if not source.is_file():
             what = "is a folder" if source.is_dir() else "does not exist"
             raise InputError(f"file {text!r} {what}", hint="pass existing files, e.g. dist/*.whl")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import discovery
 from .errors import ApiError, InputError, NotFound, OperationFailed
 
 MANIFEST_NAME = ".deploy-manifest.json"
@@ -256,8 +257,10 @@ def _first_line(path: Path) -> str:
 def scan(src_dir: Path) -> LocalTree:
     """Walk SRC_DIR (skipping dot files/folders and __pycache__) and classify every file.
 
-    Raises InputError for a missing folder, an unreadable file, a file above the 10 MB import limit, or two
-    files that would land on the same workspace path (``a.py`` and ``a.sql`` notebooks, a notebook and a folder).
+    Raises InputError for a missing folder, an unreadable file, a file above the 10 MB import limit, two
+    files that would land on the same workspace path (``a.py`` and ``a.sql`` notebooks, a notebook and a folder),
+    or a symlink that `discovery.resolve_in_root` refuses (outside SRC_DIR, dangling, a loop). A linked file
+    inside SRC_DIR is deployed with the target's content under the link's name; linked folders are not entered.
     """
     root = Path(src_dir)
     if not root.is_dir():
@@ -270,12 +273,17 @@ def scan(src_dir: Path) -> LocalTree:
 
     for folder, dirnames, filenames in os.walk(root, onerror=fail_walk):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIPPED_NAMES)
+        for dirname in dirnames:
+            if os.path.islink(os.path.join(folder, dirname)):
+                discovery.resolve_in_root(Path(folder) / dirname, root)  # checked; os.walk does not enter it
         relative_folder = Path(folder).relative_to(root).as_posix()
         relative_folder = "" if relative_folder == "." else relative_folder
         for filename in sorted(filenames):
             if filename.startswith(".") or filename.endswith(".pyc"):
                 continue
             source = Path(folder) / filename
+            if os.path.islink(source):
+                discovery.resolve_in_root(source, root)  # before anything reads through the link
             if not source.is_file():
                 continue
             try:
