@@ -232,8 +232,9 @@ def resolve_host(host: str | None = None, config: Any = None, environ: Mapping[s
     """``--host``, else ``DATABRICKS_HOST``, else config ``workspace.host``; normalised to ``scheme://netloc``.
 
     Checked before any request, naming where the value came from: scheme http(s), a host name of letters, digits,
-    ``-``, ``_`` and dots (or an IP address), a port 1-65535, no user name or password (a wrong value would
-    otherwise be retried as a network error and end as exit 1). Plain ``http://`` only reaches a loopback host
+    ``-``, ``_`` and dots (or an IP address), a port 1-65535, nothing after it but an optional ``/`` (no path,
+    query or fragment), no user name or password (a wrong value would otherwise be retried as a network error
+    and end as exit 1, or be silently cut to its host). Plain ``http://`` only reaches a loopback host
     (the local workspace): anywhere else a bearer token would be readable on the wire, so it is refused rather
     than sent."""
     environ = os.environ if environ is None else environ
@@ -252,9 +253,10 @@ def resolve_host(host: str | None = None, config: Any = None, environ: Mapping[s
 
 
 def _checked_host(original: str, source: str) -> str:
-    def invalid(why: str, *, show: bool = True) -> ConfigError:
-        shown = f" ({original!r})" if show else ""
-        return ConfigError(f"{source}{shown} is not a workspace URL: {why}", hint=f"use {_HOST_EXAMPLE}")
+    def invalid(why: str, *, hint: str = f"use {_HOST_EXAMPLE}") -> ConfigError:
+        # Never echo a value with '@' in it: whatever comes before it may be a user name and password.
+        shown = f" ({original!r})" if "@" not in original else ""
+        return ConfigError(f"{source}{shown} is not a workspace URL: {why}", hint=hint)
 
     if any(char.isspace() or not char.isprintable() for char in original):
         raise invalid("it contains whitespace or control characters")
@@ -262,13 +264,21 @@ def _checked_host(original: str, source: str) -> str:
     try:
         parts = urlsplit(value)
     except ValueError:
-        raise invalid("it cannot be read as a URL (an unclosed '[' of an IPv6 address?)", show="@" not in value) from None
+        raise invalid("it cannot be read as a URL (an unclosed '[' of an IPv6 address?)") from None
     try:
         port = parts.port
     except ValueError:
-        raise invalid("the port must be a number from 1 to 65535", show="@" not in value) from None
+        raise invalid("the port must be a number from 1 to 65535") from None
     if "@" in parts.netloc:
-        raise invalid("it contains a user name or password (give credentials in DATABRICKS_TOKEN or --auth)", show=False)
+        raise invalid("it contains a user name or password (give credentials in DATABRICKS_TOKEN or --auth)")
+    # The API paths are ours to add: a path, query or fragment would be silently dropped (or hide a typo such as
+    # the browser's '?o=<workspace-id>'), so anything after the host name but a single '/' is refused.
+    after_host = {"a path": parts.path not in ("", "/"), "a query ('?...')": "?" in value,
+                  "a fragment ('#...')": "#" in value}
+    found = [what for what, present in after_host.items() if present]
+    if found:
+        raise invalid(f"it has {' and '.join(found)}; a workspace URL is only scheme://host[:port]",
+                      hint=f"keep only the part up to the host name (and port), e.g. {_HOST_EXAMPLE}")
     if parts.scheme not in ("http", "https"):
         raise invalid(f"the scheme must be https:// (not {parts.scheme}://)")
     hostname = parts.hostname or ""

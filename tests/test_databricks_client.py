@@ -207,7 +207,7 @@ def test_host_resolution(dbx):
         host = "adb-1.2.azuredatabricks.net/"
 
     assert dbx.resolve_host(None, Cfg(), {}) == "https://adb-1.2.azuredatabricks.net"
-    assert dbx.resolve_host(None, Cfg(), {"DATABRICKS_HOST": "http://127.0.0.1:8080/x"}) == "http://127.0.0.1:8080"
+    assert dbx.resolve_host(None, Cfg(), {"DATABRICKS_HOST": "http://127.0.0.1:8080/"}) == "http://127.0.0.1:8080"
     assert dbx.resolve_host("https://a.b", Cfg(), {"DATABRICKS_HOST": "http://c"}) == "https://a.b"
     with pytest.raises(ConfigError) as missing:
         dbx.resolve_host(None, None, {})
@@ -429,6 +429,14 @@ def test_plain_http_to_any_other_host_is_refused_before_a_token_is_sent(dbx, hos
         ("https://", "no host name"),
         ("https://exämple.azuredatabricks.net", "host name may only contain"),
         ("ftp://adb-1.2.azuredatabricks.net", "scheme must be https://"),
+        # Anything after the host but one '/' used to be dropped without a word.
+        ("http://127.0.0.1:8080/x", "it has a path"),
+        ("https://adb-1.2.azuredatabricks.net//", "it has a path"),
+        ("http://127.0.0.1:8765/##vso[task.complete]pwned", "it has a fragment"),
+        ("https://adb-1.2.azuredatabricks.net/api/2.0", "it has a path"),
+        ("https://adb-1.2.azuredatabricks.net/?o=1234567890", "it has a query"),
+        ("https://adb-1.2.azuredatabricks.net?", "it has a query"),
+        ("adb-1.2.azuredatabricks.net#workspace", "it has a fragment"),
     ],
 )
 def test_a_host_that_is_not_a_workspace_url_is_a_config_error_naming_its_source(dbx, bad, why):
@@ -449,6 +457,21 @@ def test_a_host_with_credentials_in_it_is_refused_without_echoing_them(dbx):
     with pytest.raises(ConfigError, match="user name or password") as caught:
         dbx.resolve_host(None, None, {"DATABRICKS_HOST": "https://me:hunter2-secret@adb-1.2.azuredatabricks.net"})
     assert "hunter2-secret" not in caught.value.one_line()
+
+
+@pytest.mark.parametrize("host", [
+    "https://me:hunter2-secret@adb-1.2.azuredatabricks.net/path",
+    "https://me:hun/ter2-secret@adb-1.2.azuredatabricks.net",  # urlsplit sees host 'me', port 'hun', a path
+    "https://me:hun?ter2-secret@adb-1.2.azuredatabricks.net",
+    "https://me:hun#ter2-secret@adb-1.2.azuredatabricks.net",
+    "me:hunter2-secret@adb-1.2.azuredatabricks.net?x",
+])
+def test_credentials_are_never_echoed_whatever_else_is_wrong(dbx, host):
+    with pytest.raises(ConfigError) as caught:
+        dbx.resolve_host(host, None, {})
+    text = caught.value.one_line()
+    assert text.startswith("--host is not a workspace URL")
+    assert "hun" not in text and "ter2-secret" not in text
 
 
 # --- waits end at their deadline, whatever each call's retry budget ---------------------------------------------

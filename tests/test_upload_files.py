@@ -204,6 +204,22 @@ def test_a_host_that_is_not_a_url_is_exit_2_naming_its_source_without_any_retry(
     assert KNOWN_TOKEN not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("tail, what", [
+    ("/##vso[task.setvariable]pwned", "a fragment"),
+    ("/api/2.0", "a path"),
+    ("/?o=1234567890", "a query"),
+])
+def test_a_host_with_anything_after_the_host_name_is_refused_not_cut_off(deploy_workspace, deploy_env, files, tail, what) -> None:
+    # Before: the local workspace's URL plus a path/query/fragment was cut to scheme://host:port and the upload ran.
+    env = dict(deploy_env, TF_BUILD="True", DATABRICKS_HOST=deploy_workspace.url + tail)
+    result = upload(env, VOLUME, *files)
+    assert_one_line_error(result, code=2, contains=f"DATABRICKS_HOST ('{deploy_workspace.url}")
+    assert f"it has {what}" in result.stderr
+    assert "##vso[" not in result.stdout + result.stderr and KNOWN_TOKEN not in result.stdout + result.stderr
+    assert api_requests(deploy_workspace) == []
+    ok(upload(dict(env, DATABRICKS_HOST=deploy_workspace.url + "/"), "--dry-run", VOLUME, *files))  # one '/' is fine
+
+
 def test_an_expired_entra_access_token_is_refused_before_any_call(deploy_workspace, deploy_env, files) -> None:
     import base64
     import json
