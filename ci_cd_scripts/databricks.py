@@ -34,7 +34,8 @@ timeouts cut to the time left, so a wait ends with `WaitTimedOut` at its deadlin
 Secrets: tokens live only in the auth object and the request headers; they never appear in a repr, an exception,
 a log record or the request log. Service messages are scrubbed of known secret values before they are raised. A
 token (or ``DATABRICKS_AZURE_RESOURCE_ID``) with a line break, whitespace, a control or non-Latin-1 character is
-refused by name when auth is resolved, since the HTTP library's own refusal quotes the whole header.
+refused by name when auth is resolved (`azure_auth.header_value_from_environ`; leading and trailing ones too,
+nothing is stripped), since the HTTP library's own refusal quotes the whole header.
 
 Import note: in the test process ``databricks`` is databricks-sdk; load this module with
 ``helpers.load_module("databricks")``. Other modules take a `Client` as a parameter instead of importing this one.
@@ -189,7 +190,7 @@ def resolve_auth(auth: str | None = None, environ: Mapping[str, str] | None = No
     """The `Auth` for ``--auth`` (else ``DATABRICKS_AUTH_TYPE``, else auto); see the module docstring."""
     environ = os.environ if environ is None else environ
     mode = (auth or environ.get("DATABRICKS_AUTH_TYPE") or "auto").strip().lower()
-    token = (environ.get("DATABRICKS_TOKEN") or "").strip()
+    token = environ.get("DATABRICKS_TOKEN") or ""
     if mode == "auto" and token:
         mode = "pat"
     if mode == "pat":
@@ -198,8 +199,7 @@ def resolve_auth(auth: str | None = None, environ: Mapping[str, str] | None = No
                 "no Databricks token: DATABRICKS_TOKEN is not set",
                 hint="map the secret into the step's env (env: DATABRICKS_TOKEN: $(databricks-token)) or choose --auth",
             )
-        azure_auth.check_header_value(token, "DATABRICKS_TOKEN")
-        return PatAuth(token)
+        return PatAuth(azure_auth.header_value_from_environ(environ, "DATABRICKS_TOKEN"))
     try:
         azure_mode = azure_auth.normalise_mode(mode)
     except UsageError:
@@ -215,9 +215,7 @@ def resolve_auth(auth: str | None = None, environ: Mapping[str, str] | None = No
                 hint=f"set DATABRICKS_TOKEN, or {error.hint}" if error.hint else "set DATABRICKS_TOKEN or choose --auth",
             ) from None
     credential, description = azure_auth.credential(azure_mode, environ)
-    resource_id = (environ.get("DATABRICKS_AZURE_RESOURCE_ID") or "").strip() or None
-    if resource_id:
-        azure_auth.check_header_value(resource_id, "DATABRICKS_AZURE_RESOURCE_ID")
+    resource_id = azure_auth.header_value_from_environ(environ, "DATABRICKS_AZURE_RESOURCE_ID") or None
     return EntraAuth(credential, f"Entra ID via {description}", resource_id=resource_id)
 
 

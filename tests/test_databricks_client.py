@@ -378,6 +378,24 @@ def test_header_values_http_cannot_carry_are_refused_by_name_never_by_value(dbx,
         assert DBX_TOKEN[:10] not in caught.value.one_line() and DBX_TOKEN[10:] not in caught.value.one_line()
 
 
+@pytest.mark.parametrize("bad", [DBX_TOKEN + "\n", DBX_TOKEN + "\r\n", "\n" + DBX_TOKEN, " " + DBX_TOKEN, "\n"])
+def test_a_line_break_or_space_at_either_end_is_refused_too_not_stripped(dbx, monkeypatch, bad):
+    # Before: DATABRICKS_TOKEN and AZURE_ACCESS_TOKEN were .strip()ped first, so a secret mapped with a trailing
+    # newline was silently accepted although the README promises an error naming the variable.
+    import azure.identity
+
+    for auth, name in ((None, "DATABRICKS_TOKEN"), ("pat", "DATABRICKS_TOKEN"), ("token", "AZURE_ACCESS_TOKEN")):
+        with pytest.raises(UsageError) as caught:
+            dbx.resolve_auth(auth, {name: bad})
+        assert caught.value.one_line().startswith(f"{name} contains "), caught.value.one_line()
+        assert DBX_TOKEN not in caught.value.one_line()
+    monkeypatch.setattr(azure.identity, "ClientSecretCredential", lambda **kw: FakeCredential())
+    environ = {"AZURE_CLIENT_ID": "a", "AZURE_TENANT_ID": "t", "AZURE_CLIENT_SECRET": "s",
+               "DATABRICKS_AZURE_RESOURCE_ID": bad.replace(DBX_TOKEN, "/subscriptions/s/resourceGroups/g")}
+    with pytest.raises(UsageError, match="^DATABRICKS_AZURE_RESOURCE_ID contains"):
+        dbx.resolve_auth("environment", environ)
+
+
 def test_an_entra_token_http_cannot_carry_is_a_login_failure_without_the_token(dbx):
     class Odd(FakeCredential):
         def get_token(self, *scopes, **kwargs):

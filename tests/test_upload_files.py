@@ -181,6 +181,21 @@ def test_token_with_a_line_break_space_or_non_latin1_character_is_refused_by_nam
     assert api_requests(deploy_workspace) == []
 
 
+@pytest.mark.parametrize("edge", ["trailing", "leading"])
+def test_token_with_a_line_break_at_either_end_is_refused_not_stripped(deploy_workspace, deploy_env, files, edge) -> None:
+    # The usual accident: a secret saved or mapped with its final newline. It used to be stripped and accepted.
+    bad = KNOWN_TOKEN + "\n" if edge == "trailing" else "\n" + KNOWN_TOKEN
+    result = upload(dict(deploy_env, DATABRICKS_TOKEN=bad), VOLUME, *files)
+    assert_one_line_error(result, code=2, contains="DATABRICKS_TOKEN contains a line break")
+    assert KNOWN_TOKEN not in result.stdout + result.stderr
+    env = dict(deploy_env, AZURE_ACCESS_TOKEN=bad)
+    del env["DATABRICKS_TOKEN"]
+    result = upload(env, "--auth", "token", VOLUME, *files)
+    assert_one_line_error(result, code=2, contains="AZURE_ACCESS_TOKEN contains a line break")
+    assert KNOWN_TOKEN not in result.stdout + result.stderr
+    assert api_requests(deploy_workspace) == []
+
+
 def test_plain_http_to_a_remote_host_is_refused_without_sending_the_token(deploy_workspace, deploy_env, files) -> None:
     env = dict(deploy_env, DATABRICKS_HOST="http://adb-1.2.azuredatabricks.net")
     for args in (["--dry-run", VOLUME, *files], ["--host", "http://10.1.2.3:8080", VOLUME, *files]):
