@@ -141,6 +141,42 @@ def test_wrong_host_fails_fast(dbx):
     assert "gave up after 3 attempts" in caught.value.one_line() and DBX_TOKEN not in caught.value.one_line()
 
 
+@pytest.mark.parametrize("host, expected", [
+    ("http://127.0.0.1:8765", "start it with: python ci_cd_scripts/local_workspace.py --port 8765 ("),
+    ("http://localhost:5000", "start it with: python ci_cd_scripts/local_workspace.py --port 5000 ("),
+    ("http://127.0.0.2", "start it with: python ci_cd_scripts/local_workspace.py --host 127.0.0.2 --port 80 ("),
+    ("http://[::1]:8443", "--port 8443 and use http://127.0.0.1:8443 (it serves plain http on IPv4)"),
+    ("https://localhost", "--port 443 and use http://127.0.0.1:443"),
+    ("https://adb-1.2.azuredatabricks.net", "check --host / DATABRICKS_HOST and the network"),
+    ("https://10.0.0.5:8443", "check --host / DATABRICKS_HOST and the network"),
+])
+def test_the_unreachable_hint_says_how_to_start_the_local_workspace_only_for_a_loopback_host(dbx, host, expected):
+    hint = dbx._unreachable_hint(host)
+    assert expected in hint
+    assert ("local_workspace.py" in hint) == dbx.is_loopback(dbx.urlsplit(host).hostname)
+
+
+def test_no_token_and_401_against_a_loopback_host_name_the_local_workspace_token(dbx_workspace, dbx):
+    from local_workspace_core import DEFAULT_TOKEN
+
+    ws = dbx_workspace()
+    for environ in ({"PATH": ""}, {"DATABRICKS_AUTH_TYPE": "pat"}):  # auto with no az on PATH, and pat
+        with pytest.raises(ConfigError) as missing:
+            dbx.connect(host=ws.url, auth=environ.get("DATABRICKS_AUTH_TYPE"), environ=environ)
+        assert f"DATABRICKS_TOKEN={DEFAULT_TOKEN}" in missing.value.one_line()
+    with pytest.raises(ConfigError) as remote:
+        dbx.connect(host="https://adb-1.2.azuredatabricks.net", auth="pat", environ={})
+    assert DEFAULT_TOKEN not in remote.value.one_line(), "only a workspace on this machine is the local workspace"
+
+    class NoCredential(dbx.Auth):
+        def headers(self):
+            return {}
+
+    with pytest.raises(Unauthenticated) as unauthenticated:
+        dbx.Client(ws.url, NoCredential("nothing")).me()
+    assert f"DATABRICKS_TOKEN={DEFAULT_TOKEN}" in unauthenticated.value.one_line()
+
+
 def test_submit_uses_an_idempotency_token_so_a_retry_never_creates_a_second_run(dbx_workspace, dbx_client):
     ws = dbx_workspace(faults="path=*/jobs/runs/submit,fault=reset,times=1")
     client = dbx_client(ws)
