@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     _, sync_warnings = loaded.sync_files()
     warnings = [*loaded.warnings, *sync_warnings]
     for warning in warnings:
-        ado.log_issue("warning", warning)
+        # stderr in a pipeline too: with --output json, stdout is the document and nothing else.
+        ado.log_issue("warning", warning, stream=sys.stderr)
     if args.strict and warnings:
         count = len(warnings)
         raise ConfigError(

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import re
+import sys
 
 import pytest
 
@@ -197,3 +200,44 @@ def test_trivial_lines_of_a_multiline_secret_are_not_registered(pipeline, capsys
     registered = [c.data for c in commands if c.event == "setsecret"]
     assert registered[:2] == ["line-one-secret", "line-two-secret"]
     assert not {"}", "--", "ab"} & set(registered)
+
+
+# --- everything a script prints is inert (cli.entry runs it inside ado.inert_output) ---------------------------
+
+LIVE = re.compile(r"##(vso)?\[", re.IGNORECASE)
+
+
+def test_inert_stream_neutralises_a_command_printed_in_pieces():
+    target = io.StringIO()
+    stream = ado.InertStream(target)
+    pieces = ["value: #", "#", "v", "S", "o[task.setvariable variable=x]1\n", "##", "[error]fake\n", "a ##vso", "[x.y]z"]
+    for piece in pieces:
+        stream.write(piece)
+    stream.write("\nends with ##")
+    stream.release()
+    text = target.getvalue()
+    assert not LIVE.search(text) and parse_output(text) == []
+    # Only zero-width spaces were added, and nothing held back was lost.
+    assert text.replace("\u200b", "") == "".join(pieces) + "\nends with ##"
+
+
+def test_only_ados_own_commands_are_live_inside_inert_output(pipeline, capsys):
+    outer = sys.stdout
+    with ado.inert_output():
+        assert isinstance(sys.stdout, ado.InertStream) and isinstance(sys.stderr, ado.InertStream)
+        print("config value ##vso[task.complete result=Failed]x")
+        print("##", end="")  # held back, then the command starts the same line: still ours that is parsed
+        ado.set_variable("v", "##vso[task.setvariable variable=injected]1")
+        print("warning ##[error]x", file=sys.stderr)
+        ado.log_issue("warning", "quotes ##vso[task.setvariable variable=injected]2")
+        print("last #", end="")
+    assert sys.stdout is outer
+    captured = capsys.readouterr()
+    commands = parse_output(captured.out + captured.err)
+    assert [(c.event, c.properties.get("variable"), c.data) for c in commands] == [
+        ("setvariable", "v", "##vso[task.setvariable variable=injected]1"),  # data round-trips exactly
+        ("logissue", None, ado.neutralise("quotes ##vso[task.setvariable variable=injected]2")),
+    ]
+    assert captured.out.endswith("last #") and not LIVE.search(captured.err)
+    plain = [line for line in captured.out.splitlines() if not line.lstrip("#").startswith("vso[task.")]
+    assert plain and not any(LIVE.search(line) for line in plain)

@@ -113,6 +113,12 @@ CASES = [
     ("task-libraries-map", {"config.json": {"resources": {"jobs": {"j": {"tasks": [{"task_key": "a",
                                                                                     "libraries": {"whl": "x"}}]}}}}},
      [], {}, "resources.jobs.j.tasks[0].libraries must be a sequence, found map"),
+    # Empty root files used to validate OK (and read_config.py exported 14 empty-ish variables for 'default').
+    ("empty-json", {"config.json": ""}, [], {}, 'config.json is empty: it holds no settings (write at least {"bundle"'),
+    ("whitespace-json", {"config.json": " \n\t\r\n"}, [], {}, "config.json is empty"),
+    ("null-json", {"config.json": "null\n"}, [], {}, "config.json is empty"),
+    ("comments-only-yaml", {"databricks.yml": "# nothing yet\n\n"}, [], {},
+     "databricks.yml is empty: it holds no settings (write at least bundle: {name: <name>}"),
     ("typed-field", {"config.json": {"variables": {"n": {"default": "many"}},
                                      "presets": {"jobs_max_concurrent_runs": "${var.n}"}}}, [], {},
      "presets.jobs_max_concurrent_runs: cannot parse 'many' as an integer"),
@@ -142,6 +148,22 @@ def test_read_config_reports_the_same_errors(tmp_path):
     result = run_script("read_config.py", "--config", tmp_path, "-t", "qa", env=script_env(TF_BUILD="True"))
     assert_one_line_error(result, code=2, contains="qa: no such target. Available targets: dev, prod")
     assert "##vso[" not in result.stdout
+
+
+def test_read_config_refuses_an_empty_config_before_exporting_anything(tmp_path):
+    for content in ("", "\n  \n"):
+        (tmp_path / "config.json").write_text(content, encoding="utf-8")
+        result = run_script("read_config.py", "--config", tmp_path / "config.json", "--current-user", USER,
+                            env=script_env(TF_BUILD="True"))
+        assert_one_line_error(result, code=2, contains=f"{tmp_path / 'config.json'} is empty")
+        assert "##vso[" not in result.stdout and result.stdout == ""
+
+
+def test_an_empty_include_is_still_only_an_empty_include(tmp_path):
+    write(tmp_path, {"config.json": {"bundle": {"name": "b"}, "include": ["extra.yml"]}, "extra.yml": ""})
+    result = run_script("validate_config.py", "--config", tmp_path, "--current-user", USER)
+    assert result.returncode == 0, result.stderr
+    assert "Name: b" in result.stdout
 
 
 def test_usage_errors_are_one_line(tmp_path):

@@ -141,6 +141,42 @@ def test_wrong_host_fails_fast(dbx):
     assert "gave up after 3 attempts" in caught.value.one_line() and DBX_TOKEN not in caught.value.one_line()
 
 
+@pytest.mark.parametrize("host, expected", [
+    ("http://127.0.0.1:8765", "start it with: python ci_cd_scripts/local_workspace.py --port 8765 ("),
+    ("http://localhost:5000", "start it with: python ci_cd_scripts/local_workspace.py --port 5000 ("),
+    ("http://127.0.0.2", "start it with: python ci_cd_scripts/local_workspace.py --host 127.0.0.2 --port 80 ("),
+    ("http://[::1]:8443", "--port 8443 and use http://127.0.0.1:8443 (it serves plain http on IPv4)"),
+    ("https://localhost", "--port 443 and use http://127.0.0.1:443"),
+    ("https://adb-1.2.azuredatabricks.net", "check --host / DATABRICKS_HOST and the network"),
+    ("https://10.0.0.5:8443", "check --host / DATABRICKS_HOST and the network"),
+])
+def test_the_unreachable_hint_says_how_to_start_the_local_workspace_only_for_a_loopback_host(dbx, host, expected):
+    hint = dbx._unreachable_hint(host)
+    assert expected in hint
+    assert ("local_workspace.py" in hint) == dbx.is_loopback(dbx.urlsplit(host).hostname)
+
+
+def test_no_token_and_401_against_a_loopback_host_name_the_local_workspace_token(dbx_workspace, dbx):
+    from local_workspace_core import DEFAULT_TOKEN
+
+    ws = dbx_workspace()
+    for environ in ({"PATH": ""}, {"DATABRICKS_AUTH_TYPE": "pat"}):  # auto with no az on PATH, and pat
+        with pytest.raises(ConfigError) as missing:
+            dbx.connect(host=ws.url, auth=environ.get("DATABRICKS_AUTH_TYPE"), environ=environ)
+        assert f"DATABRICKS_TOKEN={DEFAULT_TOKEN}" in missing.value.one_line()
+    with pytest.raises(ConfigError) as remote:
+        dbx.connect(host="https://adb-1.2.azuredatabricks.net", auth="pat", environ={})
+    assert DEFAULT_TOKEN not in remote.value.one_line(), "only a workspace on this machine is the local workspace"
+
+    class NoCredential(dbx.Auth):
+        def headers(self):
+            return {}
+
+    with pytest.raises(Unauthenticated) as unauthenticated:
+        dbx.Client(ws.url, NoCredential("nothing")).me()
+    assert f"DATABRICKS_TOKEN={DEFAULT_TOKEN}" in unauthenticated.value.one_line()
+
+
 def test_submit_uses_an_idempotency_token_so_a_retry_never_creates_a_second_run(dbx_workspace, dbx_client):
     ws = dbx_workspace(faults="path=*/jobs/runs/submit,fault=reset,times=1")
     client = dbx_client(ws)
@@ -207,7 +243,7 @@ def test_host_resolution(dbx):
         host = "adb-1.2.azuredatabricks.net/"
 
     assert dbx.resolve_host(None, Cfg(), {}) == "https://adb-1.2.azuredatabricks.net"
-    assert dbx.resolve_host(None, Cfg(), {"DATABRICKS_HOST": "http://127.0.0.1:8080/x"}) == "http://127.0.0.1:8080"
+    assert dbx.resolve_host(None, Cfg(), {"DATABRICKS_HOST": "http://127.0.0.1:8080/"}) == "http://127.0.0.1:8080"
     assert dbx.resolve_host("https://a.b", Cfg(), {"DATABRICKS_HOST": "http://c"}) == "https://a.b"
     with pytest.raises(ConfigError) as missing:
         dbx.resolve_host(None, None, {})
@@ -378,6 +414,24 @@ def test_header_values_http_cannot_carry_are_refused_by_name_never_by_value(dbx,
         assert DBX_TOKEN[:10] not in caught.value.one_line() and DBX_TOKEN[10:] not in caught.value.one_line()
 
 
+@pytest.mark.parametrize("bad", [DBX_TOKEN + "\n", DBX_TOKEN + "\r\n", "\n" + DBX_TOKEN, " " + DBX_TOKEN, "\n"])
+def test_a_line_break_or_space_at_either_end_is_refused_too_not_stripped(dbx, monkeypatch, bad):
+    # Before: DATABRICKS_TOKEN and AZURE_ACCESS_TOKEN were .strip()ped first, so a secret mapped with a trailing
+    # newline was silently accepted although the README promises an error naming the variable.
+    import azure.identity
+
+    for auth, name in ((None, "DATABRICKS_TOKEN"), ("pat", "DATABRICKS_TOKEN"), ("token", "AZURE_ACCESS_TOKEN")):
+        with pytest.raises(UsageError) as caught:
+            dbx.resolve_auth(auth, {name: bad})
+        assert caught.value.one_line().startswith(f"{name} contains "), caught.value.one_line()
+        assert DBX_TOKEN not in caught.value.one_line()
+    monkeypatch.setattr(azure.identity, "ClientSecretCredential", lambda **kw: FakeCredential())
+    environ = {"AZURE_CLIENT_ID": "a", "AZURE_TENANT_ID": "t", "AZURE_CLIENT_SECRET": "s",
+               "DATABRICKS_AZURE_RESOURCE_ID": bad.replace(DBX_TOKEN, "/subscriptions/s/resourceGroups/g")}
+    with pytest.raises(UsageError, match="^DATABRICKS_AZURE_RESOURCE_ID contains"):
+        dbx.resolve_auth("environment", environ)
+
+
 def test_an_entra_token_http_cannot_carry_is_a_login_failure_without_the_token(dbx):
     class Odd(FakeCredential):
         def get_token(self, *scopes, **kwargs):
@@ -429,6 +483,14 @@ def test_plain_http_to_any_other_host_is_refused_before_a_token_is_sent(dbx, hos
         ("https://", "no host name"),
         ("https://exämple.azuredatabricks.net", "host name may only contain"),
         ("ftp://adb-1.2.azuredatabricks.net", "scheme must be https://"),
+        # Anything after the host but one '/' used to be dropped without a word.
+        ("http://127.0.0.1:8080/x", "it has a path"),
+        ("https://adb-1.2.azuredatabricks.net//", "it has a path"),
+        ("http://127.0.0.1:8765/##vso[task.complete]pwned", "it has a fragment"),
+        ("https://adb-1.2.azuredatabricks.net/api/2.0", "it has a path"),
+        ("https://adb-1.2.azuredatabricks.net/?o=1234567890", "it has a query"),
+        ("https://adb-1.2.azuredatabricks.net?", "it has a query"),
+        ("adb-1.2.azuredatabricks.net#workspace", "it has a fragment"),
     ],
 )
 def test_a_host_that_is_not_a_workspace_url_is_a_config_error_naming_its_source(dbx, bad, why):
@@ -449,6 +511,21 @@ def test_a_host_with_credentials_in_it_is_refused_without_echoing_them(dbx):
     with pytest.raises(ConfigError, match="user name or password") as caught:
         dbx.resolve_host(None, None, {"DATABRICKS_HOST": "https://me:hunter2-secret@adb-1.2.azuredatabricks.net"})
     assert "hunter2-secret" not in caught.value.one_line()
+
+
+@pytest.mark.parametrize("host", [
+    "https://me:hunter2-secret@adb-1.2.azuredatabricks.net/path",
+    "https://me:hun/ter2-secret@adb-1.2.azuredatabricks.net",  # urlsplit sees host 'me', port 'hun', a path
+    "https://me:hun?ter2-secret@adb-1.2.azuredatabricks.net",
+    "https://me:hun#ter2-secret@adb-1.2.azuredatabricks.net",
+    "me:hunter2-secret@adb-1.2.azuredatabricks.net?x",
+])
+def test_credentials_are_never_echoed_whatever_else_is_wrong(dbx, host):
+    with pytest.raises(ConfigError) as caught:
+        dbx.resolve_host(host, None, {})
+    text = caught.value.one_line()
+    assert text.startswith("--host is not a workspace URL")
+    assert "hun" not in text and "ter2-secret" not in text
 
 
 # --- waits end at their deadline, whatever each call's retry budget ---------------------------------------------

@@ -397,6 +397,42 @@ def test_wrong_host_fails_fast_with_exit_1(source) -> None:
     assert KNOWN_TOKEN not in result.stdout + result.stderr + line
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_local_workspace_not_running_or_wrong_token_says_how_to_start_it_and_which_token(source, tmp_path) -> None:
+    """Against a loopback host the hints are about the local workspace, and following them literally works."""
+    port = _free_port()
+    host = f"http://127.0.0.1:{port}"
+    wrong = "dapi-wrong-token-5c4b3a29"
+    env = script_env(DATABRICKS_HOST=host, DATABRICKS_TOKEN=wrong, LOCAL_WORKSPACE_TOKEN=None)
+    # Not running: before, the hint was only "check --host / DATABRICKS_HOST and the network".
+    line = assert_one_line_error(deploy(env, source, TARGET), code=1, contains="is the local workspace running?")
+    start = re.search(r"start it with: python (ci_cd_scripts/local_workspace\.py [^(]*?) \(", line)
+    assert start and start.group(1) == f"ci_cd_scripts/local_workspace.py --port {port}", line
+    command = start.group(1).split()
+    workspace = subprocess.Popen([sys.executable, *command], cwd=SCRIPTS.parent, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=script_env(LOCAL_WORKSPACE_TOKEN=None))
+    try:
+        assert workspace.stdout.readline().strip() == host, "the hinted command starts it at the same URL"
+        # Wrong token (403) and no token: both name the token the local workspace takes by default.
+        denied = assert_one_line_error(deploy(env, source, TARGET), code=1, contains="the local workspace takes DATABRICKS_TOKEN=")
+        missing = assert_one_line_error(deploy(script_env(DATABRICKS_HOST=host, DATABRICKS_AUTH_TYPE="pat"), source, TARGET),
+                                        code=2, contains="the local workspace takes DATABRICKS_TOKEN=")
+        assert wrong not in denied
+        token = re.search(r"DATABRICKS_TOKEN=(\S+)", denied).group(1)
+        assert token == re.search(r"DATABRICKS_TOKEN=(\S+)", missing).group(1)
+        ok(deploy(dict(env, DATABRICKS_TOKEN=token), source, TARGET))
+    finally:
+        workspace.terminate()
+        workspace.wait(timeout=30)
+
+
 def test_token_never_leaks_in_output_or_written_files(deploy_workspace, deploy_env, source, tmp_path) -> None:
     env = dict(deploy_env, TF_BUILD="True")
     outputs = []

@@ -157,3 +157,15 @@ def test_unresolved_current_user_fails_in_a_pipeline(tmp_path):
     result = run_script("read_config.py", "--config", tmp_path, env=script_env(TF_BUILD="True"))
     assert result.returncode == 0, result.stderr
     assert "workspace_root_path is exported as '~/.bundle/b/default'" in result.stdout
+
+
+def test_target_name_in_the_closing_line_injects_nothing(tmp_path):
+    # The target's name is a config key; read_config.py repeats it on stderr, which the agent reads too.
+    target = "t##vso[task.setvariable variable=injected]pwned"
+    write(tmp_path, {"bundle": {"name": "b"}, "targets": {target: {"default": True}}})
+    result = run_script("read_config.py", "--config", tmp_path, "--current-user", "a@b.c",
+                        env=script_env(TF_BUILD="True"))
+    assert result.returncode == 0, result.stderr
+    assert exported(result)["bundle_target"] == target, "the exported value itself round-trips exactly"
+    assert parse_output(result.stderr) == [] and "##vso[" not in result.stderr
+    assert "variables set for target t" in result.stderr and "task.setvariable" in result.stderr

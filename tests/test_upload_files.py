@@ -214,6 +214,21 @@ def test_token_with_a_line_break_space_or_non_latin1_character_is_refused_by_nam
     assert api_requests(deploy_workspace) == []
 
 
+@pytest.mark.parametrize("edge", ["trailing", "leading"])
+def test_token_with_a_line_break_at_either_end_is_refused_not_stripped(deploy_workspace, deploy_env, files, edge) -> None:
+    # The usual accident: a secret saved or mapped with its final newline. It used to be stripped and accepted.
+    bad = KNOWN_TOKEN + "\n" if edge == "trailing" else "\n" + KNOWN_TOKEN
+    result = upload(dict(deploy_env, DATABRICKS_TOKEN=bad), VOLUME, *files)
+    assert_one_line_error(result, code=2, contains="DATABRICKS_TOKEN contains a line break")
+    assert KNOWN_TOKEN not in result.stdout + result.stderr
+    env = dict(deploy_env, AZURE_ACCESS_TOKEN=bad)
+    del env["DATABRICKS_TOKEN"]
+    result = upload(env, "--auth", "token", VOLUME, *files)
+    assert_one_line_error(result, code=2, contains="AZURE_ACCESS_TOKEN contains a line break")
+    assert KNOWN_TOKEN not in result.stdout + result.stderr
+    assert api_requests(deploy_workspace) == []
+
+
 def test_plain_http_to_a_remote_host_is_refused_without_sending_the_token(deploy_workspace, deploy_env, files) -> None:
     env = dict(deploy_env, DATABRICKS_HOST="http://adb-1.2.azuredatabricks.net")
     for args in (["--dry-run", VOLUME, *files], ["--host", "http://10.1.2.3:8080", VOLUME, *files]):
@@ -235,6 +250,22 @@ def test_a_host_that_is_not_a_url_is_exit_2_naming_its_source_without_any_retry(
     result = upload(env, "--config", config, "--dry-run", VOLUME, *files)
     assert_one_line_error(result, code=2, contains="workspace.host in the config")
     assert KNOWN_TOKEN not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("tail, what", [
+    ("/##vso[task.setvariable]pwned", "a fragment"),
+    ("/api/2.0", "a path"),
+    ("/?o=1234567890", "a query"),
+])
+def test_a_host_with_anything_after_the_host_name_is_refused_not_cut_off(deploy_workspace, deploy_env, files, tail, what) -> None:
+    # Before: the local workspace's URL plus a path/query/fragment was cut to scheme://host:port and the upload ran.
+    env = dict(deploy_env, TF_BUILD="True", DATABRICKS_HOST=deploy_workspace.url + tail)
+    result = upload(env, VOLUME, *files)
+    assert_one_line_error(result, code=2, contains=f"DATABRICKS_HOST ('{deploy_workspace.url}")
+    assert f"it has {what}" in result.stderr
+    assert "##vso[" not in result.stdout + result.stderr and KNOWN_TOKEN not in result.stdout + result.stderr
+    assert api_requests(deploy_workspace) == []
+    ok(upload(dict(env, DATABRICKS_HOST=deploy_workspace.url + "/"), "--dry-run", VOLUME, *files))  # one '/' is fine
 
 
 def test_an_expired_entra_access_token_is_refused_before_any_call(deploy_workspace, deploy_env, files) -> None:

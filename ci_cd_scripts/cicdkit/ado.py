@@ -15,7 +15,9 @@ encoded form is registered too. A consumer decodes it with ``base64 -d``. See RE
 
 Text relayed from elsewhere (pip output, notebook output, API error messages) must go through
 `neutralise` (or `relay`) so that it cannot inject commands: the agent finds ``##vso[`` anywhere in a line,
-on stdout and stderr.
+on stdout and stderr. Every script also runs inside `inert_output` (`cli.entry` sets it up): stdout and stderr
+become `InertStream`s that neutralise whatever is printed, so a config value, a cluster name or a path in a
+summary line is inert even where nobody thought of it. Only this module's own commands bypass that.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import json
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from typing import TextIO
 
@@ -61,6 +64,77 @@ def neutralise(text: str) -> str:
     return _COMMAND_START.sub("#" + _ZERO_WIDTH_SPACE + "#", str(text))
 
 
+# What a write may end with that the next write could complete into a command: held back until then.
+_COMMAND_PREFIXES = ("##vso", "##vs", "##v", "##", "#")
+
+
+def _held_back(text: str) -> int:
+    """Where the trailing part of `text` that could still become ``##vso[`` or ``##[`` begins (len if none)."""
+    lowered = text[-5:].lower()
+    for prefix in _COMMAND_PREFIXES:
+        if lowered.endswith(prefix):
+            return len(text) - len(prefix)
+    return len(text)
+
+
+class InertStream:
+    """A text stream (stdout, stderr) whose every write is neutralised; `command` writes one of ours as it is.
+
+    The agent reads commands per line, and a line may be printed in pieces (``print(a, b)`` writes four times),
+    so a trailing ``#``, ``##``, ``##v``... is held back until the next write shows what follows it; `release`
+    writes what is still held. Everything else (fileno, encoding, isatty...) is the wrapped stream's.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.wrapped = stream
+        self._held = ""
+        self._lock = threading.RLock()  # steps print from worker threads
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            pending = self._held + str(text)
+            cut = _held_back(pending)
+            self._held = pending[cut:]
+            if cut:
+                self.wrapped.write(neutralise(pending[:cut]))
+        return len(text)
+
+    def command(self, line: str) -> None:
+        """Write one logging command line of this module, not neutralised, after anything held back."""
+        with self._lock:
+            self.release()
+            self.wrapped.write(line + "\n")
+            self.wrapped.flush()
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held, ""
+            if held:
+                self.wrapped.write(held)  # a lone prefix: nothing follows it to make a command
+            self.wrapped.flush()
+
+    def flush(self) -> None:
+        self.wrapped.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self.wrapped, name)
+
+
+@contextlib.contextmanager
+def inert_output() -> Iterator[None]:
+    """Within the block, sys.stdout and sys.stderr are `InertStream`s: nothing printed there starts a command."""
+    saved = sys.stdout, sys.stderr
+    wrapped = [stream if stream is None or isinstance(stream, InertStream) else InertStream(stream) for stream in saved]
+    sys.stdout, sys.stderr = wrapped
+    try:
+        yield
+    finally:
+        for stream, original in zip(wrapped, saved):
+            if stream is not original:
+                stream.release()
+        sys.stdout, sys.stderr = saved
+
+
 def relay(text: str, stream: TextIO | None = None) -> None:
     """Print text that came from elsewhere (tool output, notebook output), neutralised."""
     stream = stream or sys.stdout
@@ -71,8 +145,18 @@ def relay(text: str, stream: TextIO | None = None) -> None:
 
 
 def _emit(line: str, stream: TextIO | None = None) -> None:
+    """Print a readable line (outside a pipeline): neutralised like everything else."""
     stream = stream or sys.stdout
-    print(line, file=stream, flush=True)
+    print(neutralise(line), file=stream, flush=True)
+
+
+def _emit_command(line: str, stream: TextIO | None = None) -> None:
+    """Print one of our logging commands (stdout unless told): the only output that is not neutralised."""
+    stream = stream or sys.stdout
+    if isinstance(stream, InertStream):
+        stream.command(line)
+    else:
+        print(line, file=stream, flush=True)
 
 
 def _command(name: str, properties: dict[str, str] | None, data: str = "") -> str:
@@ -126,7 +210,7 @@ def set_secret(value: str) -> None:
     lines = re.split(r"\r\n|\r|\n", str(value))
     for line in lines:
         if _worth_masking(line) or (len(lines) == 1 and line):
-            _emit(_command("task.setsecret", None, line))
+            _emit_command(_command("task.setsecret", None, line))
 
 
 def set_variable(
@@ -162,13 +246,19 @@ def set_variable(
         properties["isoutput"] = "true"
     if readonly:
         properties["isreadonly"] = "true"
-    _emit(_command("task.setvariable", properties, value))
+    _emit_command(_command("task.setvariable", properties, value))
     if encoding:
         log_issue("warning", f"secret variable {name} had several lines; it is exported {encoding}-encoded on one line")
 
 
-def log_issue(type: str, message: str, source_path: str | None = None, line: int | None = None) -> None:
-    """Report an error or warning (``task.logissue``). It does not change the step result by itself."""
+def log_issue(
+    type: str, message: str, source_path: str | None = None, line: int | None = None, *, stream: TextIO | None = None
+) -> None:
+    """Report an error or warning (``task.logissue``). It does not change the step result by itself.
+
+    Outside a pipeline the line goes to stderr; inside, the command goes to `stream` (default stdout; a step
+    whose stdout is a document, such as ``validate_config.py --output json``, passes sys.stderr). The message
+    is neutralised: it is for people, and often quotes config values."""
     kind = type.lower()
     if kind not in ISSUE_TYPES:
         raise ValueError(f"issue type must be one of {ISSUE_TYPES}, not {type!r}")
@@ -181,7 +271,7 @@ def log_issue(type: str, message: str, source_path: str | None = None, line: int
         properties["sourcepath"] = str(source_path)
     if line:
         properties["linenumber"] = str(int(line))
-    _emit(_command("task.logissue", properties, message))
+    _emit_command(_command("task.logissue", properties, neutralise(message)), stream)
 
 
 def complete(result: str, message: str = "") -> None:
@@ -191,21 +281,21 @@ def complete(result: str, message: str = "") -> None:
     if not in_pipeline():
         _emit(f"[result] {result}{f': {message}' if message else ''}")
         return
-    _emit(_command("task.complete", {"result": result}, message))
+    _emit_command(_command("task.complete", {"result": result}, neutralise(message)))
 
 
 @contextlib.contextmanager
 def group(title: str) -> Iterator[None]:
     """A collapsible section of the log. Azure Pipelines does not nest groups, so do not nest them."""
     if in_pipeline():
-        _emit(f"##[group]{neutralise(title)}")
+        _emit_command(f"##[group]{neutralise(title)}")
     else:
         _emit(f"== {title} ==")
     try:
         yield
     finally:
         if in_pipeline():
-            _emit("##[endgroup]")
+            _emit_command("##[endgroup]")
 
 
 def set_progress(percent: float, text: str = "") -> None:
@@ -214,7 +304,7 @@ def set_progress(percent: float, text: str = "") -> None:
     if not in_pipeline():
         _emit(f"[progress] {value}%{f' {text}' if text else ''}")
         return
-    _emit(_command("task.setprogress", {"value": str(value)}, text))
+    _emit_command(_command("task.setprogress", {"value": str(value)}, neutralise(text)))
 
 
 def upload_summary(markdown_path: str | os.PathLike[str]) -> None:
@@ -223,7 +313,7 @@ def upload_summary(markdown_path: str | os.PathLike[str]) -> None:
     if not in_pipeline():
         _emit(f"[summary] {path}")
         return
-    _emit(_command("task.uploadsummary", None, path))
+    _emit_command(_command("task.uploadsummary", None, path))
 
 
 def add_build_tag(tag: str) -> None:
@@ -233,4 +323,4 @@ def add_build_tag(tag: str) -> None:
     if not in_pipeline():
         _emit(f"[build tag] {tag}")
         return
-    _emit(_command("build.addbuildtag", None, tag.strip()))
+    _emit_command(_command("build.addbuildtag", None, tag.strip()))

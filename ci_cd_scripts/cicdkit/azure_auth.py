@@ -262,6 +262,17 @@ def check_header_value(value: str, name: str) -> None:
         )
 
 
+def header_value_from_environ(environ: Mapping[str, str], name: str) -> str:
+    """The value of `name` as it will be sent in a header ('' when unset or empty), checked and never stripped.
+
+    A line break is refused wherever it is, leading or trailing too: stripping it would hide a secret that was
+    pasted or mapped wrongly, and the README promises an error naming the variable (`check_header_value`)."""
+    value = environ.get(name) or ""
+    if value:
+        check_header_value(value, name)
+    return value
+
+
 def _token_expiry(token: str, environ: Mapping[str, str]) -> int:
     """``exp`` of a JWT (read, not verified), else AZURE_ACCESS_TOKEN_EXPIRES_ON, else one hour from now."""
     parts = token.split(".")
@@ -358,10 +369,9 @@ def credential(mode: str | None = "auto", environ: Mapping[str, str] | None = No
         which = f"user-assigned {client}" if client else "system-assigned"
         return cred, f"ManagedIdentityCredential ({which}; {reason})"
     # token
-    token = (environ.get("AZURE_ACCESS_TOKEN") or "").strip()
+    token = header_value_from_environ(environ, "AZURE_ACCESS_TOKEN")
     if not token:
         raise _missing("token", ["AZURE_ACCESS_TOKEN"])
-    check_header_value(token, "AZURE_ACCESS_TOKEN")
     expires_on = _token_expiry(token, environ)
     if expires_on <= time.time():
         # Sent anyway it only comes back as "401 the token was rejected", which does not say why.

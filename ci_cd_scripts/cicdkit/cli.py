@@ -64,17 +64,21 @@ def report(error: CICDError) -> int:
 
 
 def entry(main: Main) -> Main:
-    """Wrap a script's main so expected errors become ``error: ...`` + exit code, never a traceback."""
+    """Wrap a script's main so expected errors become ``error: ...`` + exit code, never a traceback.
+
+    The script runs inside `ado.inert_output`: whatever it prints (config values, workspace names, paths) cannot
+    start an Azure DevOps logging command; only `ado`'s own commands are live."""
 
     @functools.wraps(main)
     def wrapper(argv: Sequence[str] | None = None) -> int:
-        try:
-            return main(argv)
-        except CICDError as error:
-            return report(error)
-        except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr, flush=True)
-            return 130
+        with ado.inert_output():
+            try:
+                return main(argv)
+            except CICDError as error:
+                return report(error)
+            except KeyboardInterrupt:
+                print("error: interrupted", file=sys.stderr, flush=True)
+                return 130
 
     return wrapper
 

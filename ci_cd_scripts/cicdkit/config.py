@@ -124,8 +124,11 @@ _Loader.add_implicit_resolver(
 )
 
 
-def read_file(path: Path) -> dict:
-    """Parse one config file (JSON or YAML); a syntax error names the file, line and column."""
+def read_file(path: Path, *, root: bool = False) -> dict:
+    """Parse one config file (JSON or YAML); a syntax error names the file, line and column.
+
+    An empty file (nothing but whitespace, comments or ``null``) is an empty include, but as the `root` file it
+    is an error: it would otherwise resolve to a bundle with no name, host or settings and validate OK."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # editors on Windows may start the file with a BOM
     except FileNotFoundError:
@@ -153,6 +156,11 @@ def read_file(path: Path) -> dict:
         except RecursionError:
             raise ConfigError(f"{path}: invalid YAML: nested too deeply", hint=f"at most {MAX_DEPTH} levels") from None
     if data is None:
+        if root:
+            example = '{"bundle": {"name": "<name>"}}' if path.suffix == ".json" else "bundle: {name: <name>}"
+            raise ConfigError(f"{path} is empty: it holds no settings",
+                              hint=f"write at least {example} in it, plus the workspace.host of each target (README "
+                              '"Configuration"), or pass --config with the right file')
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, found {_kind(data)}")
@@ -594,7 +602,7 @@ def _read_overrides(path: Path) -> dict:
 def _load_files(root_file: Path, warnings: list[str]) -> tuple[dict, list[Path]]:
     """The root file merged with its includes (section 5), and the files loaded, root first."""
     root = root_file.parent
-    tree = read_file(root_file)
+    tree = read_file(root_file, root=True)
     _check_shapes(tree, root_file, warnings)
     _prepare_file(tree, root_file, root)
     files = [root_file]

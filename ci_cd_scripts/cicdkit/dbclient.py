@@ -34,7 +34,11 @@ timeouts cut to the time left, so a wait ends with `WaitTimedOut` at its deadlin
 Secrets: tokens live only in the auth object and the request headers; they never appear in a repr, an exception,
 a log record or the request log. Service messages are scrubbed of known secret values before they are raised. A
 token (or ``DATABRICKS_AZURE_RESOURCE_ID``) with a line break, whitespace, a control or non-Latin-1 character is
-refused by name when auth is resolved, since the HTTP library's own refusal quotes the whole header.
+refused by name when auth is resolved (`azure_auth.header_value_from_environ`; leading and trailing ones too,
+nothing is stripped), since the HTTP library's own refusal quotes the whole header.
+
+A host on this machine (`is_loopback`) is the local workspace: an unreachable one gets a hint with the command that
+starts it, a missing or refused (401/403) token a hint naming the token it takes (`local_workspace_core.DEFAULT_TOKEN`).
 
 Import note: in the test process ``databricks`` is databricks-sdk; load this module with
 ``helpers.load_module("databricks")``. Other modules take a `Client` as a parameter instead of importing this one.
@@ -185,21 +189,24 @@ class EntraAuth(Auth):
             return [token.token for token in self._tokens.values()]
 
 
-def resolve_auth(auth: str | None = None, environ: Mapping[str, str] | None = None) -> Auth:
-    """The `Auth` for ``--auth`` (else ``DATABRICKS_AUTH_TYPE``, else auto); see the module docstring."""
+def resolve_auth(auth: str | None = None, environ: Mapping[str, str] | None = None, *, host: str | None = None) -> Auth:
+    """The `Auth` for ``--auth`` (else ``DATABRICKS_AUTH_TYPE``, else auto); see the module docstring.
+
+    `host` (resolved) only shapes the hint when no credential is set: for the local workspace, its token."""
     environ = os.environ if environ is None else environ
+    local = host is not None and _local_workspace_start(host) is not None
     mode = (auth or environ.get("DATABRICKS_AUTH_TYPE") or "auto").strip().lower()
-    token = (environ.get("DATABRICKS_TOKEN") or "").strip()
+    token = environ.get("DATABRICKS_TOKEN") or ""
     if mode == "auto" and token:
         mode = "pat"
     if mode == "pat":
         if not token:
             raise ConfigError(
                 "no Databricks token: DATABRICKS_TOKEN is not set",
-                hint="map the secret into the step's env (env: DATABRICKS_TOKEN: $(databricks-token)) or choose --auth",
+                hint=_local_token_hint() if local else
+                "map the secret into the step's env (env: DATABRICKS_TOKEN: $(databricks-token)) or choose --auth",
             )
-        azure_auth.check_header_value(token, "DATABRICKS_TOKEN")
-        return PatAuth(token)
+        return PatAuth(azure_auth.header_value_from_environ(environ, "DATABRICKS_TOKEN"))
     try:
         azure_mode = azure_auth.normalise_mode(mode)
     except UsageError:
@@ -212,12 +219,11 @@ def resolve_auth(auth: str | None = None, environ: Mapping[str, str] | None = No
         except UsageError as error:
             raise ConfigError(
                 "no Databricks credentials found: DATABRICKS_TOKEN is not set and no Entra ID login was detected",
-                hint=f"set DATABRICKS_TOKEN, or {error.hint}" if error.hint else "set DATABRICKS_TOKEN or choose --auth",
+                hint=_local_token_hint() if local else
+                (f"set DATABRICKS_TOKEN, or {error.hint}" if error.hint else "set DATABRICKS_TOKEN or choose --auth"),
             ) from None
     credential, description = azure_auth.credential(azure_mode, environ)
-    resource_id = (environ.get("DATABRICKS_AZURE_RESOURCE_ID") or "").strip() or None
-    if resource_id:
-        azure_auth.check_header_value(resource_id, "DATABRICKS_AZURE_RESOURCE_ID")
+    resource_id = azure_auth.header_value_from_environ(environ, "DATABRICKS_AZURE_RESOURCE_ID") or None
     return EntraAuth(credential, f"Entra ID via {description}", resource_id=resource_id)
 
 
@@ -232,8 +238,9 @@ def resolve_host(host: str | None = None, config: Any = None, environ: Mapping[s
     """``--host``, else ``DATABRICKS_HOST``, else config ``workspace.host``; normalised to ``scheme://netloc``.
 
     Checked before any request, naming where the value came from: scheme http(s), a host name of letters, digits,
-    ``-``, ``_`` and dots (or an IP address), a port 1-65535, no user name or password (a wrong value would
-    otherwise be retried as a network error and end as exit 1). Plain ``http://`` only reaches a loopback host
+    ``-``, ``_`` and dots (or an IP address), a port 1-65535, nothing after it but an optional ``/`` (no path,
+    query or fragment), no user name or password (a wrong value would otherwise be retried as a network error
+    and end as exit 1, or be silently cut to its host). Plain ``http://`` only reaches a loopback host
     (the local workspace): anywhere else a bearer token would be readable on the wire, so it is refused rather
     than sent."""
     environ = os.environ if environ is None else environ
@@ -252,9 +259,10 @@ def resolve_host(host: str | None = None, config: Any = None, environ: Mapping[s
 
 
 def _checked_host(original: str, source: str) -> str:
-    def invalid(why: str, *, show: bool = True) -> ConfigError:
-        shown = f" ({original!r})" if show else ""
-        return ConfigError(f"{source}{shown} is not a workspace URL: {why}", hint=f"use {_HOST_EXAMPLE}")
+    def invalid(why: str, *, hint: str = f"use {_HOST_EXAMPLE}") -> ConfigError:
+        # Never echo a value with '@' in it: whatever comes before it may be a user name and password.
+        shown = f" ({original!r})" if "@" not in original else ""
+        return ConfigError(f"{source}{shown} is not a workspace URL: {why}", hint=hint)
 
     if any(char.isspace() or not char.isprintable() for char in original):
         raise invalid("it contains whitespace or control characters")
@@ -262,13 +270,21 @@ def _checked_host(original: str, source: str) -> str:
     try:
         parts = urlsplit(value)
     except ValueError:
-        raise invalid("it cannot be read as a URL (an unclosed '[' of an IPv6 address?)", show="@" not in value) from None
+        raise invalid("it cannot be read as a URL (an unclosed '[' of an IPv6 address?)") from None
     try:
         port = parts.port
     except ValueError:
-        raise invalid("the port must be a number from 1 to 65535", show="@" not in value) from None
+        raise invalid("the port must be a number from 1 to 65535") from None
     if "@" in parts.netloc:
-        raise invalid("it contains a user name or password (give credentials in DATABRICKS_TOKEN or --auth)", show=False)
+        raise invalid("it contains a user name or password (give credentials in DATABRICKS_TOKEN or --auth)")
+    # The API paths are ours to add: a path, query or fragment would be silently dropped (or hide a typo such as
+    # the browser's '?o=<workspace-id>'), so anything after the host name but a single '/' is refused.
+    after_host = {"a path": parts.path not in ("", "/"), "a query ('?...')": "?" in value,
+                  "a fragment ('#...')": "#" in value}
+    found = [what for what, present in after_host.items() if present]
+    if found:
+        raise invalid(f"it has {' and '.join(found)}; a workspace URL is only scheme://host[:port]",
+                      hint=f"keep only the part up to the host name (and port), e.g. {_HOST_EXAMPLE}")
     if parts.scheme not in ("http", "https"):
         raise invalid(f"the scheme must be https:// (not {parts.scheme}://)")
     hostname = parts.hostname or ""
@@ -304,6 +320,39 @@ def is_loopback(hostname: str) -> bool:
         return ipaddress.ip_address(hostname).is_loopback
     except ValueError:
         return False
+
+
+# A workspace on this machine is the local workspace (ci_cd_scripts/local_workspace.py): when it cannot be reached
+# or refuses the token, say how to start it and which token it takes instead of the hints for a real workspace.
+
+
+def _local_workspace_start(host: str) -> str | None:
+    """The command that starts the local workspace at `host` (scheme://netloc), or None when it is not loopback."""
+    parts = urlsplit(host)
+    hostname = parts.hostname or ""
+    if not is_loopback(hostname):
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    bind = "" if hostname in ("127.0.0.1", "localhost") or ":" in hostname else f" --host {hostname}"
+    command = f"python ci_cd_scripts/local_workspace.py{bind} --port {port}"
+    if parts.scheme == "https" or ":" in hostname:
+        command += f" and use http://127.0.0.1:{port} (it serves plain http on IPv4)"
+    return command
+
+
+def _unreachable_hint(host: str) -> str:
+    start = _local_workspace_start(host)
+    if start is None:
+        return "check --host / DATABRICKS_HOST and the network"
+    return (f"is the local workspace running? start it with: {start} (add --state-dir DIR to keep its state), "
+            "or check --host / DATABRICKS_HOST")
+
+
+def _local_token_hint() -> str:
+    from local_workspace_core import DEFAULT_TOKEN  # the emulator's own default; here only for this hint
+
+    return (f"the local workspace takes DATABRICKS_TOKEN={DEFAULT_TOKEN} unless it was started with --token or "
+            "$LOCAL_WORKSPACE_TOKEN, then that value")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -434,6 +483,8 @@ class Client:
         self.read_only = read_only
         self.stats = Stats()
         self._reached = False
+        self._unreachable_hint = _unreachable_hint(host)
+        self._local = _local_workspace_start(host) is not None
         self._stats_lock = threading.Lock()
         self._waiting = threading.local()  # .deadline: the monotonic deadline of the wait this thread is in
         limits = dict(DEFAULT_RATE_LIMITS)
@@ -533,7 +584,7 @@ class Client:
                 kind = "timed out" if isinstance(error, requests.Timeout) else "connection failed"
                 failure: Exception = ConnectionFailed(
                     f"{method} {path}: {kind} ({type(error).__name__}) talking to {self.host}",
-                    hint="check --host / DATABRICKS_HOST and the network",
+                    hint=self._unreachable_hint,
                 )
                 # Until the host has answered once, a failed connection most likely means a wrong host: fail fast.
                 retryable = idempotent and (self._reached or attempt < 3)
@@ -610,7 +661,10 @@ class Client:
         if len(message) > 500:
             message = message[:500] + "..."
         message = azure_auth.scrub(message, self.auth.secrets())
-        return api_error(response.status_code, error_code, message, method=method, path=path)
+        error = api_error(response.status_code, error_code, message, method=method, path=path)
+        if self._local and response.status_code in (401, 403):
+            error.hint = _local_token_hint()
+        return error
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """GET a JSON API; `{}` for an empty body."""
@@ -1059,7 +1113,7 @@ def connect(
     `read_only` (dry runs) makes any write a programming error.
     """
     resolved_host = resolve_host(host, config, environ)
-    resolved_auth = auth if isinstance(auth, Auth) else resolve_auth(auth, environ)
+    resolved_auth = auth if isinstance(auth, Auth) else resolve_auth(auth, environ, host=resolved_host)
     limits: dict[str, float | None] = {}
     deploy = getattr(config, "deploy", None) or {}
     if isinstance(deploy.get("rate_limits"), Mapping):
