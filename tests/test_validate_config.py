@@ -13,8 +13,7 @@ import pytest
 from agent_decoder import parse_line
 from helpers import run_script, script_env
 
-import ado
-import config
+from cicdkit import ado, config
 
 INJECT = "##vso[task.setvariable variable=injected]pwned"
 FORMAT = "##[error]fake error"

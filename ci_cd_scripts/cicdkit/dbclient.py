@@ -38,7 +38,7 @@ refused by name when auth is resolved (`azure_auth.header_value_from_environ`; l
 nothing is stripped), since the HTTP library's own refusal quotes the whole header.
 
 A host on this machine (`is_loopback`) is the local workspace: an unreachable one gets a hint with the command that
-starts it, a missing or refused (401/403) token a hint naming the token it takes (`local_workspace_core.DEFAULT_TOKEN`).
+starts it, a missing or refused (401/403) token a hint naming the token it takes (`LOCAL_WORKSPACE_TOKEN`, which the emulator takes by default).
 
 Import note: in the test process ``databricks`` is databricks-sdk; load this module with
 ``helpers.load_module("databricks")``. Other modules take a `Client` as a parameter instead of importing this one.
@@ -340,6 +340,10 @@ def _local_workspace_start(host: str) -> str | None:
     return command
 
 
+# The local workspace's default token (local_cloud imports it from here: the library never imports local_cloud).
+LOCAL_WORKSPACE_TOKEN = "dapi-local-token"
+
+
 def _unreachable_hint(host: str) -> str:
     start = _local_workspace_start(host)
     if start is None:
@@ -349,9 +353,7 @@ def _unreachable_hint(host: str) -> str:
 
 
 def _local_token_hint() -> str:
-    from local_workspace_core import DEFAULT_TOKEN  # the emulator's own default; here only for this hint
-
-    return (f"the local workspace takes DATABRICKS_TOKEN={DEFAULT_TOKEN} unless it was started with --token or "
+    return (f"the local workspace takes DATABRICKS_TOKEN={LOCAL_WORKSPACE_TOKEN} unless it was started with --token or "
             "$LOCAL_WORKSPACE_TOKEN, then that value")
 
 

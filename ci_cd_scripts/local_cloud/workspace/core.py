@@ -21,10 +21,12 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from cicdkit.dbclient import LOCAL_WORKSPACE_TOKEN
+
 if TYPE_CHECKING:
     from .server import Emulator
 
-DEFAULT_TOKEN = "dapi-local-token"
+DEFAULT_TOKEN = LOCAL_WORKSPACE_TOKEN  # one value: the client names it in its hints
 USER_NAME = "local-user@example.com"
 USER_ID = "7001000000000001"
 ORG_ID = "1234567890123456"
