@@ -6,7 +6,8 @@ full spec back with clusters/edit. Every other editable field is kept as it was.
 end-of-life and refused. A RUNNING cluster restarts when its spec is edited; a TERMINATED one runs the script at
 its next start: the step says which.
 
-Defaults from the config: --cluster-id from deploy.clusters, --script from deploy.init_script_path.
+Defaults from the config: --cluster-id from deploy.clusters, --script from deploy.init_script_path, --timeout
+(the deadline of the whole step: reads, edits and waits; else 1200) from deploy.timeout_seconds.
 On standard (shared) access mode Unity Catalog clusters the script's path must be in the init-script allowlist.
 
 Exit codes: 0 done, 1 the edit failed, 2 bad input (unknown cluster, missing script, dbfs or bad path)."""
@@ -19,7 +20,7 @@ from cicdkit import cli
 from cicdkit import cluster_spec
 from cicdkit import dbclient
 from cicdkit import summary
-from cicdkit.errors import InputError, NotFound, ResourceDoesNotExist, UsageError
+from cicdkit.errors import CICDError, InputError, NotFound, ResourceDoesNotExist, UsageError
 
 SETTLED = ("RUNNING", "TERMINATED")
 
@@ -66,12 +67,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"cluster {cluster_id} ({name}): would attach {path}", flush=True)
                 report.change(f"{cluster_id}: attach {path}")
                 continue
-            state = details.get("state")
-            if state not in SETTLED:
-                details = client.clusters.wait_for_state(cluster_id, SETTLED, timeout=timeout, fail_states=("ERROR", "UNKNOWN"))
-                spec, changed = cluster_spec.with_init_script(details, entry)
+            try:
                 state = details.get("state")
-            client.clusters.edit(spec)
+                if state not in SETTLED:
+                    details = client.clusters.wait_for_state(cluster_id, SETTLED, timeout=timeout, fail_states=("ERROR", "UNKNOWN"))
+                    spec, changed = cluster_spec.with_init_script(details, entry)
+                    state = details.get("state")
+                client.clusters.edit(spec)
+            except CICDError as error:
+                # The clusters edited before this one stay edited: the summary lists them next to the failure.
+                report.fail(f"{cluster_id}: {error.one_line()}")
+                report.finish()
+                raise
             if state == "RUNNING":
                 notice = f"cluster {cluster_id} restarts now to apply the init script (editing a running cluster restarts it)"
             else:

@@ -11,8 +11,11 @@ and writes the manifest last; a re-run with nothing changed makes no writes. --f
 --prune deletes objects the previous deployment created that no longer exist locally (never anything else).
 
 WORKSPACE_DIR must be below /Workspace/<root>/, /Users/<user>/ or /Shared/ (not Repos). Defaults come from
-the config's deploy section (deploy.notebooks_path, deploy.concurrency) when --config/-t is given or
-./config.json exists. The token is read from $DATABRICKS_TOKEN (see --auth).
+the config's deploy section (deploy.notebooks_path, deploy.concurrency, deploy.timeout_seconds) when
+--config/-t is given or ./config.json exists. The token is read from $DATABRICKS_TOKEN (see --auth).
+
+--timeout bounds the whole deploy (default deploy.timeout_seconds, else 1200): every call and retry ends by it.
+A deploy that fails half-way lists in its summary exactly the writes that landed before the failure.
 
 Exit codes: 0 deployed (or nothing to do), 1 the workspace refused or failed a call, 2 bad input."""
 from __future__ import annotations
@@ -26,7 +29,7 @@ from cicdkit import cli
 from cicdkit import dbclient
 from cicdkit import summary
 from cicdkit import workspace_sync
-from cicdkit.errors import OperationFailed, UsageError
+from cicdkit.errors import CICDError, UsageError
 
 
 def _positive_int(text: str) -> int:
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = summary.Summary("deploy_notebooks", f"Deploy notebooks to {workspace_dir}", dry_run=args.dry_run, verbose=args.verbose)
     progress = summary.Progress(f"Deploying notebooks to {workspace_dir}")
+    written = workspace_sync.Written()
     with dbclient.connect_from_args(args, config) as client:
         try:
             result = workspace_sync.deploy(
@@ -73,24 +77,19 @@ def main(argv: list[str] | None = None) -> int:
                 concurrency=client.concurrency,
                 progress=(lambda done, total: progress.update(100.0 * done / total, f"{done}/{total} changes"))
                 if ado.in_pipeline() else None,
+                written=written,
             )
-        except OperationFailed as error:
+        except CICDError as error:
+            if written.plan is not None:
+                _record(report, written.plan, workspace_dir, written)  # what landed before the failure
             report.fail(error.one_line())
             report.note("the manifest was not updated: the next deploy redoes whatever is missing")
+            report.note(f"{client.stats.requests} API calls ({client.stats.retries} retries)")
             report.finish()
             raise
         requests, retries = client.stats.requests, client.stats.retries
     planned = result.plan
-    for delete in planned.deletes:
-        report.change(f"delete {delete.relative_path} ({delete.reason})")
-    for folder in planned.folders_to_create:
-        report.change(f"create folder {folder or workspace_dir}")
-    for upload in planned.uploads:
-        report.change(f"upload {upload.relative_path} ({upload.reason})")
-    for folder in planned.folders_to_delete:
-        report.change(f"delete folder {folder} (emptied by --prune)")
-    for path in planned.skipped:
-        report.skip(path)
+    _record(report, planned, workspace_dir, None if args.dry_run else written)
     report.note(f"previous manifest: {result.manifest_note}")
     if planned.stale:
         report.note(f"{len(planned.stale)} objects of earlier deploys are gone locally and kept (use --prune): "
@@ -102,6 +101,30 @@ def main(argv: list[str] | None = None) -> int:
         report.note("nothing to change: the workspace matches the source")
     report.finish()
     return 0
+
+
+def _record(report: summary.Summary, planned: workspace_sync.Plan, workspace_dir: str, written: workspace_sync.Written | None) -> None:
+    """The plan's changes in plan order: all of them for a dry run (`written` None), else those that landed."""
+
+    def landed(kind: str, path: str) -> bool:
+        return written is None or path in getattr(written, kind)
+
+    for delete in planned.deletes:
+        if landed("deletes", delete.relative_path):
+            report.change(f"delete {delete.relative_path} ({delete.reason})")
+    for folder in planned.folders_to_create:
+        if landed("folders_created", folder):
+            report.change(f"create folder {folder or workspace_dir}")
+    for upload in planned.uploads:
+        if landed("uploads", upload.relative_path):
+            report.change(f"upload {upload.relative_path} ({upload.reason})")
+        elif written is not None and upload.relative_path in written.replaced:
+            report.change(f"delete {upload.relative_path} (to replace it with a {upload.local.object_type.lower()}; the upload did not land)")
+    for folder in planned.folders_to_delete:
+        if landed("folders_deleted", folder):
+            report.change(f"delete folder {folder} (emptied by --prune)")
+    for path in planned.skipped:
+        report.skip(path)
 
 
 if __name__ == "__main__":

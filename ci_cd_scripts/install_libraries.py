@@ -11,8 +11,10 @@ config's deploy.libraries_path. --requirements takes a local requirements file (
 remote one (/Volumes/..., /Workspace/...). A local file is read like merge_requirements.py reads it (-r includes,
 continuations, conflicting pins refused); its --index-url becomes the libraries' repo, binary options are ignored
 with a notice, and --extra-index-url, --trusted-host and --pre are refused (a cluster PyPI library has a single
-repo): upload such a file and pass its remote path, which pip on the cluster reads with every option. Cluster ids default to deploy.clusters, --timeout to
-deploy.timeout_seconds (else 1200).
+repo): upload such a file and pass its remote path, which pip on the cluster reads with every option. Cluster ids default to deploy.clusters.
+
+--timeout bounds the whole step (default deploy.timeout_seconds, else 1200): the reads before the rollout, every
+call and retry, and every wait end by it. A failed step's summary lists the writes that landed before the failure.
 
 Exit codes: 0 done, 1 the rollout failed (library FAILED, cluster ERROR, deadline, API error), 2 bad input
 (unknown cluster, missing wheel, bad path, no credentials)."""
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             print(_plan_line(cluster_id, details, plan, action, dry_run=args.dry_run), flush=True)
         if args.dry_run:
             for cluster_id, (details, plan) in inspected.items():
-                _record(report, cluster_id, plan, libraries.next_action(details["state"], plan, no_restart=args.no_restart))
+                action = libraries.next_action(details["state"], plan, no_restart=args.no_restart)
+                _record(report, cluster_id, plan, libraries.planned_writes(plan, action))
             report.finish()
             return 0
 
@@ -111,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         def on_poll(cluster_id: str, what: str) -> None:
             progress.update(100 * len(finished) / len(cluster_ids), f"{cluster_id} {what}")
 
-        deadline = time.monotonic() + timeout
+        # The rollout ends by the step's deadline, which already covers the reads above.
+        deadline = client.step_deadline if client.step_deadline is not None else time.monotonic() + timeout
         futures = {
             pool.submit(libraries.roll_out, client, details, plan, wanted, no_restart=args.no_restart, deadline=deadline, on_poll=on_poll): cluster_id
             for cluster_id, (details, plan) in inspected.items()
@@ -121,13 +125,16 @@ def main(argv: list[str] | None = None) -> int:
             cluster_id = futures[future]
             try:
                 result = future.result()
-            except CICDError as error:
-                failures.append(error)
-                report.fail(f"{cluster_id}: {error.one_line()}")
-                continue
             finally:
                 finished.append(cluster_id)
-            _record(report, cluster_id, result.plan, result.action)
+            if result.error is not None:
+                # What landed before the failure was written all the same: the summary counts it.
+                if result.landed:
+                    _record(report, cluster_id, result.plan, result.landed)
+                failures.append(result.error)
+                report.fail(f"{cluster_id}: {result.error.one_line()}")
+                continue
+            _record(report, cluster_id, result.plan, result.landed)
             for notice in result.notices:
                 report.note(notice)
                 print(f"notice: {notice}", flush=True)
@@ -156,15 +163,20 @@ def _plan_line(cluster_id: str, details: dict, plan: libraries.ClusterPlan, acti
     return ado.neutralise(f"cluster {cluster_id} ({details.get('cluster_name', '')}, {details.get('state')}): {what}")
 
 
-def _record(report: summary.Summary, cluster_id: str, plan: libraries.ClusterPlan, action: str) -> None:
-    if not plan.changes and action == "none":
+def _record(report: summary.Summary, cluster_id: str, plan: libraries.ClusterPlan, writes: list[str]) -> None:
+    """One summary line per cluster from its writes (`libraries.planned_writes` names): those that landed, or for a
+    dry run those planned. No writes: the cluster was already up to date."""
+    if not writes:
         report.skip(f"{cluster_id}: {len(plan.keep)} libraries already installed")
         return
-    parts = [f"install {len(plan.install)}"]
-    if plan.uninstall:
-        parts.append(f"replace {len(plan.uninstall)}")
-    if action != "none":
-        parts.append({"restart": "restart once", "start": "start the cluster"}[action])
+    parts = []
+    if "install" in writes:
+        parts.append(f"install {len(plan.install)}")
+        if "uninstall" in writes:
+            parts.append(f"replace {len(plan.uninstall)}")
+    elif "uninstall" in writes:
+        parts.append(f"uninstall {len(plan.uninstall)}")
+    parts += [{"restart": "restart once", "start": "start the cluster"}[w] for w in writes if w in ("restart", "start")]
     report.change(f"{cluster_id}: {', '.join(parts)}")
 
 

@@ -6,6 +6,9 @@ depend on the file size. A file is skipped when the remote file has the same siz
 bytes are streamed through the hash; nothing is written). DBFS is deprecated for libraries on DBR 15.1+:
 prefer a volume or workspace files.
 
+--timeout bounds the whole step (default deploy.timeout_seconds, else 1200): every call and retry ends by it. A
+failed step's summary lists the files uploaded before the failure.
+
 The token is read from $DATABRICKS_TOKEN (see --auth). Exit codes: 0 done, 1 a remote call failed, 2 bad input."""
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from cicdkit import cli
 from cicdkit import dbclient
 from cicdkit import file_upload
 from cicdkit import summary
-from cicdkit.errors import OperationFailed
+from cicdkit.errors import CICDError
 
 
 @cli.entry
@@ -30,35 +33,39 @@ def main(argv: list[str] | None = None) -> int:
 
     destination = file_upload.parse_destination(args.dest_dir)
     files = file_upload.check_files(args.files)  # bad input fails here, before any call
-    config = cli.load_config_if_present(args)
+    config, _deploy = cli.step_config(args)
     report = summary.Summary("upload_files", f"Upload files to {destination.display}", dry_run=args.dry_run, verbose=args.verbose)
     progress = summary.Progress(f"Uploading files to {destination.display}")
     with dbclient.connect_from_args(args, config) as client:
-        workers = max(1, min(client.concurrency, len(files), 4))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            outcomes = list(pool.map(lambda item: file_upload.remote_state(client, destination, item), files))
-        uploads = [(item, reason) for item, (action, reason) in zip(files, outcomes) if action == "upload"]
-        for item, (action, reason) in zip(files, outcomes):
-            if action == "skip":
-                report.skip(f"{destination.shown(item.name)} ({reason})")
-        if uploads and not args.dry_run:
-            file_upload.ensure_folder(client, destination)
-            total = sum(item.size for item, _ in uploads) or 1
-            done = 0
-            for item, reason in uploads:  # one at a time: wheels are few, and each stream is already a full pipe
-                try:
+        current = None  # the file being uploaded, named in the summary if it fails
+        try:
+            workers = max(1, min(client.concurrency, len(files), 4))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                outcomes = list(pool.map(lambda item: file_upload.remote_state(client, destination, item), files))
+            uploads = [(item, reason) for item, (action, reason) in zip(files, outcomes) if action == "upload"]
+            for item, (action, reason) in zip(files, outcomes):
+                if action == "skip":
+                    report.skip(f"{destination.shown(item.name)} ({reason})")
+            if uploads and not args.dry_run:
+                file_upload.ensure_folder(client, destination)
+                total = sum(item.size for item, _ in uploads) or 1
+                done = 0
+                for item, reason in uploads:  # one at a time: wheels are few, and each stream is already a full pipe
+                    current = item
                     file_upload.upload(client, destination, item)
-                except OperationFailed as error:
-                    report.fail(f"{destination.shown(item.name)}: {error.one_line()}")
-                    report.finish()
-                    raise
-                done += item.size
-                if ado.in_pipeline():
-                    progress.update(100.0 * done / total, item.name)
-                report.change(f"upload {destination.shown(item.name)} ({item.size} bytes, {reason})")
-        else:
-            for item, reason in uploads:
-                report.change(f"upload {destination.shown(item.name)} ({item.size} bytes, {reason})")
+                    current = None
+                    done += item.size
+                    if ado.in_pipeline():
+                        progress.update(100.0 * done / total, item.name)
+                    # Recorded as each upload lands, so a failed step's summary counts exactly what was written.
+                    report.change(f"upload {destination.shown(item.name)} ({item.size} bytes, {reason})")
+            else:
+                for item, reason in uploads:
+                    report.change(f"upload {destination.shown(item.name)} ({item.size} bytes, {reason})")
+        except CICDError as error:
+            report.fail(f"{destination.shown(current.name)}: {error.one_line()}" if current else error.one_line())
+            report.finish()
+            raise
     if not report.changed:
         report.note("nothing to change: every file is already there with the same content")
     report.finish()

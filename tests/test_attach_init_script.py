@@ -109,3 +109,29 @@ def test_a_restarting_cluster_is_waited_for_and_a_stuck_one_hits_the_deadline(ws
     stuck = run_script("attach_init_script.py", "--cluster-id", C2, "--script", SCRIPT, "--timeout", "0.5", "--poll-interval", "0.1", env=dbx_env(ws), cwd=tmp_path)
     assert_one_line_error(stuck, code=1, contains=f"cluster {C2} did not reach RUNNING/TERMINATED: still PENDING")
     assert "init_scripts" not in ws.cluster(C2) or ws.cluster(C2)["init_scripts"] in (None, [])
+
+
+def test_the_reads_before_any_wait_end_within_the_step_timeout(dbx_workspace, tmp_path):
+    # clusters/get would answer after 30 s; the step ends at its --timeout (2 s; generous margin for start-up).
+    import time
+
+    ws = dbx_workspace(clusters=[{"cluster_id": C1, "spark_version": "15.4.x-scala2.12", "state": "RUNNING"}],
+                       latency_ms=["*/clusters/get=30000"])
+    ws.put_file(SCRIPT, b"#!/bin/bash\n")
+    started = time.monotonic()
+    result = run_script("attach_init_script.py", "--cluster-id", C1, "--script", SCRIPT, "--timeout", "2",
+                        env=dbx_env(ws), cwd=tmp_path, timeout=120)
+    elapsed = time.monotonic() - started
+    assert_one_line_error(result, code=1, contains="step deadline reached (--timeout 2s): GET /api/2.0/clusters/get: timed out")
+    assert elapsed < 2 + 6, elapsed
+    assert edits(ws) == []
+
+
+def test_a_failure_after_an_edit_still_prints_the_summary_with_that_edit(ws, tmp_path):
+    ws.set_cluster_state(C2, "PENDING")  # forced: never settles, so C2's wait ends at the step's deadline
+    result = run_script("attach_init_script.py", "--cluster-id", C1, "--cluster-id", C2, "--script", SCRIPT,
+                        "--timeout", "1", "--poll-interval", "0.1", env=dbx_env(ws), cwd=tmp_path, timeout=120)
+    assert_one_line_error(result, code=1, contains=f"cluster {C2} did not reach RUNNING/TERMINATED: still PENDING")
+    assert [r.path for r in edits(ws)] == ["/api/2.0/clusters/edit"]  # C1's edit landed
+    assert "Attach init script: 1 changed, 0 unchanged, 1 failed" in result.stdout
+    assert f"change: {C1}: attached {SCRIPT}" in result.stdout and f"FAILED: {C2}: " in result.stdout

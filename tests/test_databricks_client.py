@@ -551,3 +551,84 @@ def test_outside_a_wait_a_call_keeps_its_own_budget(dbx_workspace, dbx_client):
     client.poll(lambda: None, lambda value: True, timeout=0.01, what="nothing")  # leaves no deadline behind
     assert client.clusters.get("0101-000000-local001")["state"]
     assert [r.status for r in calls(ws, "/clusters/get")] == [503, 503, 503, 200]
+
+
+# --- the step's deadline bounds every call, its retries and its waits -------------------------------------------
+# Elapsed times are compared with the deadline plus a generous margin only; what the client did is read from the
+# local workspace's request log.
+
+
+def test_a_call_retries_no_longer_than_the_step_has_left(dbx_workspace, dbx_client):
+    from cicdkit.errors import StepTimedOut
+
+    ws = dbx_workspace(faults="path=*/workspace/get-status,fault=503")
+    client = dbx_client(ws, retry_budget_seconds=60, backoff=(0.05, 0.2), step_timeout=1)
+    started = time.monotonic()
+    with pytest.raises(StepTimedOut) as caught:
+        client.workspace.get_status("/Shared")
+    assert time.monotonic() - started < 1 + 3  # its own budget (60 s) would keep it going for a minute
+    line = caught.value.one_line()
+    assert line.startswith("step deadline reached (--timeout 1s) after ") and "GET /api/2.0/workspace/get-status" in line
+    assert "503" in line and "raise --timeout" in line and caught.value.exit_code == 1
+    assert len(calls(ws, "/workspace/get-status")) > 1  # it did retry, within the step's time
+
+
+def test_a_slow_answer_is_cut_at_the_step_deadline_for_reads_and_for_writes_that_may_not_be_repeated(dbx_workspace, dbx_client):
+    from cicdkit.errors import StepTimedOut
+
+    ws = dbx_workspace(latency_ms=["*/workspace/get-status=20000", "*/workspace/import=20000"])
+    for call, path in (
+        (lambda client: client.workspace.get_status("/Shared"), "/workspace/get-status"),
+        (lambda client: client.workspace.import_("/Shared/x", b"x", format="RAW", overwrite=False), "/workspace/import"),
+    ):
+        client = dbx_client(ws, step_timeout=1)  # the read timeout (60 s) and the latency (20 s) are far longer
+        started = time.monotonic()
+        with pytest.raises(StepTimedOut, match=r"step deadline reached \(--timeout 1s\): .*timed out") as caught:
+            call(client)
+        assert time.monotonic() - started < 1 + 3, path
+        assert path in caught.value.one_line()
+    assert ws.workspace_object("/Shared/x") is None  # still held by the latency: nothing landed yet
+
+
+def test_no_call_is_sent_after_the_step_deadline(dbx_workspace, dbx_client):
+    from cicdkit.errors import StepTimedOut
+
+    ws = dbx_workspace()
+    client = dbx_client(ws, step_timeout=0.2)
+    client.workspace.mkdirs("/Shared/in-time")
+    time.sleep(0.3)
+    ws.clear_log()
+    with pytest.raises(StepTimedOut, match="POST /api/2.0/workspace/mkdirs was not sent"):
+        client.workspace.mkdirs("/Shared/too-late")
+    assert ws.api_requests() == []
+    assert client.time_left() < 0
+
+
+def test_the_rate_limiter_does_not_hold_a_call_past_the_step_deadline(dbx_workspace, dbx_client):
+    from cicdkit.errors import StepTimedOut
+
+    ws = dbx_workspace()
+    client = dbx_client(ws, rate_limits={"workspace": 0.2}, step_timeout=2)  # one call per 5 s
+    client.workspace.mkdirs("/Shared/first")
+    started = time.monotonic()
+    with pytest.raises(StepTimedOut, match="rate limit holds it past the deadline"):
+        client.workspace.mkdirs("/Shared/second")
+    assert time.monotonic() - started < 1  # refused at once, not after sleeping towards the deadline
+    assert len(calls(ws, "/workspace/mkdirs")) == 1
+
+
+def test_a_wait_longer_than_the_step_ends_at_the_step_deadline(dbx_workspace, dbx_client):
+    from cicdkit.errors import StepTimedOut
+
+    cluster_id = "0101-000000-local001"
+    ws = dbx_workspace(time_scale=1000)  # a restart takes hours here
+    client = dbx_client(ws, step_timeout=1.5)
+    client.clusters.restart(cluster_id)
+    started = time.monotonic()
+    with pytest.raises(StepTimedOut) as caught:
+        client.clusters.wait_for_state(cluster_id, ("RUNNING",), timeout=600)
+    assert time.monotonic() - started < 1.5 + 3
+    line = caught.value.one_line()
+    assert f"cluster {cluster_id} did not reach RUNNING: still RESTARTING" in line and "the step's --timeout" in line
+    assert [r.status for r in calls(ws, "/clusters/get")][-1] == 200  # the last status read was answered in time
+

@@ -228,7 +228,7 @@ def test_interrupted_deploy_is_completed_by_the_next_run(deploy_workspace, deplo
 
 def test_failed_deploy_raises_and_keeps_old_manifest(deploy_workspace, deploy_env, tmp_path) -> None:
     """500s beyond the retry budget: the step fails (exit 1), the manifest stays old, the next run repairs."""
-    from cicdkit import dbclient as databricks
+    from cicdkit import dbclient
     from cicdkit import errors, workspace_sync
     source = tmp_path / "src"
     made = make_notebooks(source, 30, 3)
@@ -237,7 +237,7 @@ def test_failed_deploy_raises_and_keeps_old_manifest(deploy_workspace, deploy_en
     for path in made.values():
         path.write_text(path.read_text() + "# v2\n")
     set_faults(deploy_workspace, "path=*/workspace/import,fault=500,skip=10")
-    client = databricks.connect(host=deploy_workspace.url, auth="pat", environ={"DATABRICKS_TOKEN": KNOWN_TOKEN},
+    client = dbclient.connect(host=deploy_workspace.url, auth="pat", environ={"DATABRICKS_TOKEN": KNOWN_TOKEN},
                                 retry_budget_seconds=0.5, concurrency=4, backoff=(0.05, 0.1))
     with client, pytest.raises(errors.OperationFailed) as raised:
         workspace_sync.deploy(client, workspace_sync.scan(source), TARGET, concurrency=4)
@@ -513,3 +513,48 @@ def test_corrupt_or_deleted_manifest_means_a_full_deploy_that_says_so(deploy_wor
     reset_log(deploy_workspace)
     ok(deploy(deploy_env, source, TARGET))
     assert write_requests(deploy_workspace) == []
+
+
+# --- the step's deadline, and what a failed deploy reports ---------------------------------------------------
+
+
+def timed_deploy(env, *args):
+    started = time.monotonic()
+    result = deploy(env, *args)
+    return result, time.monotonic() - started
+
+
+def test_a_workspace_failing_every_call_ends_the_deploy_at_its_timeout(deploy_workspace, deploy_env, source) -> None:
+    # Before, each call retried 500s for up to 300 s and the step ran past 100 s. Now no call outlives --timeout
+    # (3 s here; the margin covers interpreter start-up on a busy machine).
+    set_faults(deploy_workspace, "path=/api/*,fault=500")
+    result, elapsed = timed_deploy(deploy_env, source, TARGET, "--timeout", "3")
+    line = assert_one_line_error(result, code=1, contains="step deadline reached (--timeout 3s)")
+    assert "500" in line and KNOWN_TOKEN not in result.stdout + result.stderr
+    assert elapsed < 3 + 6, elapsed
+    reads = api_requests(deploy_workspace)
+    assert reads and all(r.status == 500 for r in reads)
+    assert len(reads) > len({(r.method, r.path, r.query) for r in reads})  # the calls were retried meanwhile
+    assert "Deploy notebooks to /Workspace/Shared/app/notebooks: 0 changed, 0 unchanged, 1 failed" in result.stdout
+
+
+def test_a_deploy_failing_half_way_counts_exactly_the_writes_that_landed(deploy_workspace, deploy_env, tmp_path) -> None:
+    # The first 5 imports land, then every import fails until --timeout: before, the summary said
+    # "0 changed ... 1 failed" although those imports (and the folders) were in the workspace.
+    source = tmp_path / "src"
+    make_notebooks(source, 12, 3)
+    set_faults(deploy_workspace, "path=*/workspace/import,fault=500,skip=5")
+    result, elapsed = timed_deploy(deploy_env, source, TARGET, "--timeout", "3", "--concurrency", "4")
+    assert_one_line_error(result, code=1, contains="POST /api/2.0/workspace/import")
+    assert elapsed < 3 + 6, elapsed
+    imported = [r.query for r in api_requests(deploy_workspace) if r.path.endswith("/workspace/import") and r.status == 200]
+    folders = [r for r in api_requests(deploy_workspace) if r.path.endswith("/workspace/mkdirs") and r.status == 200]
+    assert len(imported) == 5 and len(folders) == 4  # WORKSPACE_DIR and its 3 folders
+    uploads = [line for line in result.stdout.splitlines() if line.startswith("  change: upload ")]
+    created = [line for line in result.stdout.splitlines() if line.startswith("  change: create folder ")]
+    assert (len(uploads), len(created)) == (5, 4)
+    assert f": {5 + 4} changed, 0 unchanged, 1 failed in " in result.stdout
+    assert "the manifest was not updated" in result.stdout
+    landed = sum(exported(deploy_workspace, f"{TARGET}/{relative}") == path.read_bytes()
+                 for relative, path in ((line.split()[2], source / (line.split()[2] + ".py")) for line in uploads))
+    assert landed == 5  # the summary names the notebooks that are really there

@@ -258,7 +258,8 @@ def test_auth_takes_the_shared_vocabulary_and_its_hints_name_accepted_values(two
         missing = run_script(*args, "--auth", alias, env=dbx_env(ws, DATABRICKS_TOKEN=None), cwd=tmp_path)
         assert_one_line_error(missing, code=2, contains="--auth environment needs AZURE_TENANT_ID")
     nothing = run_script(*args, env=dbx_env(ws, DATABRICKS_TOKEN=None, TF_BUILD="True", PATH="/nonexistent"), cwd=tmp_path)
-    assert_one_line_error(nothing, code=2, contains="choose --auth managed-identity explicitly")
+    # Against the local workspace the hint is its token, not the Azure logins (those are for a real host).
+    assert_one_line_error(nothing, code=2, contains="the local workspace takes DATABRICKS_TOKEN=dapi-local-token")
     assert [r for r in ws.api_requests() if r.method not in ("GET", "HEAD")] == []
 
 
@@ -273,4 +274,45 @@ def test_wait_ends_at_the_timeout_while_cluster_status_answers_503(dbx_workspace
     line = assert_one_line_error(result, code=1, contains=f"cluster {C1} did not reach RUNNING")
     assert "deadline (2s" in line and "503" in line
     assert [r.status for r in ws.api_requests("POST", "*/clusters/restart")] == [200]
+    no_token(result)
+
+
+def timed(*args, **kwargs):
+    started = time.monotonic()
+    result = run_script(*args, **kwargs)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize("slow", ["*/clusters/get", "*/libraries/cluster-status", "*/fs/files/*"])
+def test_the_reads_before_the_rollout_end_within_the_step_timeout(dbx_workspace, tmp_path, slow):
+    # The issue: --timeout 12 took 32 s when clusters/get answered after 20 s, because the reads before the wait
+    # were outside the deadline. Here each read would answer after 30 s; the step must end at its --timeout (3 s),
+    # with a generous margin for interpreter start-up on a busy machine, far below the 30 s.
+    ws = dbx_workspace(clusters=[cluster(C1)], latency_ms=[f"{slow}=30000"])
+    ws.put_file(wheel("package1", "0.2.0"), b"w")
+    ws.clear_log()
+    result, elapsed = timed("install_libraries.py", "--cluster-id", C1, "--wheel", wheel("package1", "0.2.0"),
+                            "--timeout", "3", env=dbx_env(ws), cwd=tmp_path, timeout=120)
+    line = assert_one_line_error(result, code=1, contains="step deadline reached (--timeout 3s)")
+    assert "timed out" in line and slow.split("/")[1] in line
+    assert elapsed < 3 + 6, elapsed
+    assert [r for r in ws.api_requests() if r.method not in ("GET", "HEAD")] == []  # it never got to write
+    no_token(result)
+
+
+def test_a_rollout_that_fails_half_way_counts_the_writes_that_landed(dbx_workspace, dbx_client, tmp_path):
+    # The uninstall, install and restart land, then the restart outlasts --timeout: the step fails, and its summary
+    # says what it changed (before, a failed cluster counted as "0 changed" although all three writes had landed).
+    ws = dbx_workspace(clusters=[cluster(C1)], time_scale=1000)  # a restart takes hours here
+    new = wheel("package1", "0.2.0")
+    seed(ws, dbx_client, {C1: [wheel("package1", "0.1.0")]}, [new, wheel("package1", "0.1.0")], wait=False)
+    result, elapsed = timed("install_libraries.py", "--cluster-id", C1, "--wheel", new, "--timeout", "2",
+                            "--poll-interval", "0.1", env=dbx_env(ws), cwd=tmp_path, timeout=120)
+    assert_one_line_error(result, code=1, contains=f"cluster {C1} did not reach RUNNING: still RESTARTING")
+    assert elapsed < 2 + 6, elapsed
+    landed = {endpoint: len(posts(ws, f"*/{endpoint}")) for endpoint in ("libraries/uninstall", "libraries/install", "clusters/restart")}
+    assert landed == {"libraries/uninstall": 1, "libraries/install": 1, "clusters/restart": 1}
+    assert "Install libraries: 1 changed, 0 unchanged, 1 failed" in result.stdout
+    assert f"change: {C1}: install 1, replace 1, restart once" in result.stdout
+    assert f"FAILED: {C1}: cluster {C1} did not reach RUNNING" in result.stdout
     no_token(result)

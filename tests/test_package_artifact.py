@@ -54,8 +54,11 @@ def test_layout_manifest_and_permissions(tmp_path):
     ]
     assert [n for n in listed if not n.startswith("ci_cd_scripts/")] == expected_fixed
     scripts = {n for n in listed if n.startswith("ci_cd_scripts/")}
-    assert {"ci_cd_scripts/package_artifact.py", "ci_cd_scripts/artifact.py", "ci_cd_scripts/cli.py",
-            "ci_cd_scripts/requirements.txt"} <= scripts
+    assert {"ci_cd_scripts/package_artifact.py", "ci_cd_scripts/cicdkit/artifact.py", "ci_cd_scripts/cicdkit/cli.py",
+            "ci_cd_scripts/cicdkit/__init__.py", "ci_cd_scripts/requirements.txt"} <= scripts
+    # The CD stages run the steps and the library, never the local stand-ins of the cloud.
+    assert not any(n.startswith("ci_cd_scripts/local_cloud/") or n.endswith(("/local_workspace.py", "/run_pipeline_locally.py"))
+                   for n in scripts)
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in scripts)
 
     with zipfile.ZipFile(out) as archive:

@@ -24,12 +24,19 @@ Authentication (``--auth``, else ``DATABRICKS_AUTH_TYPE``, else ``auto``):
 Retry policy (all in `Client.request`): 429 and 503 are retried for every call, honouring ``Retry-After`` (else
 exponential backoff with jitter); 500/502/504, connection errors and timeouts only for idempotent calls (GET, HEAD,
 PUT, DELETE, and POSTs declared idempotent: ``mkdirs``, overwriting imports, ``runs/submit`` with its
-``idempotency_token``...); all within a total retry budget per call (default 300 s), after which the last error is
-raised saying how many attempts were made. Until the host has answered once, a failed connection is retried only
-twice (a wrong ``--host`` fails in seconds, not minutes). Request bodies that are files are rewound before a retry.
-Inside a wait (`Client.poll`) a call retries only until the wait's deadline (min(time left, budget)), with its
-timeouts cut to the time left, so a wait ends with `WaitTimedOut` at its deadline even while the service answers
-503/429.
+``idempotency_token``...); all within a total retry budget per call (default `DEFAULT_RETRY_BUDGET_SECONDS`, 120 s),
+after which the last error is raised saying how many attempts were made. Until the host has answered once, a failed
+connection is retried only twice (a wrong ``--host`` fails in seconds, not minutes). Request bodies that are files
+are rewound before a retry.
+
+Deadlines: a client made for a step (`connect_from_args`, from the step's ``--timeout``) has a step deadline that
+bounds every call it makes, reads included: a call's retry budget is min(budget, time left in the step), its
+connect and read timeouts are cut to the time left, a call is not sent (nor held by the rate limiter) past the
+deadline, and a call still unanswered or refused when it comes raises `errors.StepTimedOut`, so the step ends at its
+``--timeout`` whatever the workspace does. Inside a wait (`Client.poll`, itself capped by the step deadline) a call
+retries only until the wait's deadline, so a wait ends with `WaitTimedOut` at its deadline even while the service
+answers 503/429. One transfer that keeps streaming data (a large PUT) is not cut mid-stream: socket timeouts bound
+each read or write, not a whole body.
 
 Secrets: tokens live only in the auth object and the request headers; they never appear in a repr, an exception,
 a log record or the request log. Service messages are scrubbed of known secret values before they are raised. A
@@ -66,7 +73,16 @@ import requests.auth
 from requests.adapters import HTTPAdapter
 
 from . import azure_auth
-from .errors import ApiError, ConfigError, ConnectionFailed, InputError, UsageError, WaitTimedOut, api_error
+from .errors import (
+    ApiError,
+    ConfigError,
+    ConnectionFailed,
+    InputError,
+    StepTimedOut,
+    UsageError,
+    WaitTimedOut,
+    api_error,
+)
 
 log = logging.getLogger("databricks_client")
 
@@ -75,9 +91,16 @@ MANAGEMENT_SCOPE = "https://management.core.windows.net/.default"
 REFRESH_MARGIN_SECONDS = 300
 AUTH_CHOICES = azure_auth.DATABRICKS_CHOICES  # and azure_auth.ALIASES (the Databricks CLI names)
 DEFAULT_TIMEOUT = (5.0, 60.0)
-DEFAULT_RETRY_BUDGET_SECONDS = 300.0
+# Per call, never more than the step has left. Two minutes of a call being refused means the workspace is down or
+# throttling hard; failing then with the last error beats waiting out the step's whole deadline on one call.
+DEFAULT_RETRY_BUDGET_SECONDS = 120.0
 DEFAULT_BACKOFF = (1.0, 10.0)
 DEFAULT_POLL_SECONDS = (1.0, 10.0)
+# A wait's last status read starts this long (at most a tenth of the wait) before its deadline, so that it is
+# answered by the deadline: the wait then ends on time with the state it last saw.
+LAST_READ_SECONDS = 1.0
+# Shortest socket timeout a call inside a wait is given, even when the wait's deadline is (almost) there.
+MIN_CALL_SECONDS = 0.1
 
 # Requests per second per endpoint family, kept under the documented per-workspace limits (most specific prefix
 # wins; a family missing here is not limited). Override with connect(rate_limits={...}) or deploy.rate_limits;
@@ -474,12 +497,16 @@ class Client:
         rate_limits: Mapping[str, float | None] | None = None,
         poll_seconds: tuple[float, float] = DEFAULT_POLL_SECONDS,
         read_only: bool = False,
+        step_timeout: float | None = None,
     ) -> None:
         self.host = host
         self.auth = auth
         self.concurrency = max(1, int(concurrency))
         self.timeout = timeout
         self.retry_budget_seconds = float(retry_budget_seconds)
+        # The step's deadline (None: no deadline), counted from now: every call made through this client ends by it.
+        self.step_timeout = float(step_timeout) if step_timeout is not None else None
+        self.step_deadline = time.monotonic() + self.step_timeout if self.step_timeout is not None else None
         self.backoff = backoff
         self.poll_seconds = poll_seconds
         self.read_only = read_only
@@ -506,7 +533,7 @@ class Client:
         self.jobs = Jobs(self)
 
     def __repr__(self) -> str:
-        return f"<databricks.Client {self.host} auth={self.auth.description!r}>"
+        return f"<dbclient.Client {self.host} auth={self.auth.description!r}>"
 
     def close(self) -> None:
         self._session.close()
@@ -516,6 +543,25 @@ class Client:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    # -- the step's deadline --
+
+    def time_left(self) -> float | None:
+        """Seconds until the step's deadline (negative once passed), or None when the client has no deadline."""
+        return None if self.step_deadline is None else self.step_deadline - time.monotonic()
+
+    def check_deadline(self, what: str) -> None:
+        """Raise `StepTimedOut` if the step's deadline has passed (long loops call this between their calls)."""
+        left = self.time_left()
+        if left is not None and left <= 0:
+            raise self._step_timed_out(f"{what} was not done")
+
+    def _step_timed_out(self, what: str, attempts: int = 0) -> StepTimedOut:
+        tried = f" after {attempts} attempts" if attempts > 1 else ""
+        return StepTimedOut(
+            f"step deadline reached (--timeout {round(self.step_timeout or 0, 1):g}s){tried}: {what}",
+            hint="raise --timeout (or deploy.timeout_seconds), or run the step again when the workspace answers",
+        )
 
     # -- the one place that sends and retries --
 
@@ -551,24 +597,34 @@ class Client:
         url = self.host + quote(path, safe="/:@!$&'()*+,;=-._~")
         clean_params = {key: _param(value) for key, value in (params or {}).items() if value is not None}
         started = time.monotonic()
-        deadline = started + self.retry_budget_seconds
-        # Inside a wait (`poll`), the wait's deadline bounds the retries too: a call gets min(time left, budget).
+        # Which deadline ends the retries: the call's own budget, the step's deadline when that comes first (a
+        # budget never outlasts the step), or inside a wait (`poll`) the wait's deadline (never past the step's).
+        deadline, bound_by = started + self.retry_budget_seconds, "budget"
+        if self.step_deadline is not None and self.step_deadline < deadline:
+            deadline, bound_by = self.step_deadline, "step"
         wait_deadline = getattr(self._waiting, "deadline", None)
-        bound_by_wait = wait_deadline is not None and wait_deadline < deadline
-        if bound_by_wait:
-            deadline = wait_deadline
+        if wait_deadline is not None and wait_deadline <= deadline:
+            deadline, bound_by = wait_deadline, "wait"
+        bound_by_wait = bound_by == "wait"
+        what = f"{method} {path}"
         attempt = 0
         while True:
             attempt += 1
-            self.rate_limiter.wait(path)
+            self._pace(path, what, attempt)
             if attempt > 1 and rewind_to is not None:
                 data.seek(rewind_to)  # type: ignore[union-attr]
+            now = time.monotonic()
+            if self.step_deadline is not None and now >= self.step_deadline:
+                raise self._step_timed_out(f"{what} was not sent", attempt - 1)
+            timeout = self.timeout
+            if bound_by != "budget":
+                # Socket timeouts cut to the time left, so no answer is awaited past the deadline.
+                left = max(MIN_CALL_SECONDS, deadline - now)
+                timeout = (min(self.timeout[0], left), min(self.timeout[1], left))
+            cut = timeout != self.timeout
             self._count(requests=1, retries=1 if attempt > 1 else 0)
             retry_after = None
-            timeout = self.timeout
-            if bound_by_wait:
-                left = max(1.0, deadline - time.monotonic())
-                timeout = (min(self.timeout[0], left), min(self.timeout[1], left))
+            timed_out = False
             try:
                 response = self._session.request(
                     method,
@@ -583,6 +639,7 @@ class Client:
                     allow_redirects=False,
                 )
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+                timed_out = isinstance(error, requests.Timeout)
                 kind = "timed out" if isinstance(error, requests.Timeout) else "connection failed"
                 failure: Exception = ConnectionFailed(
                     f"{method} {path}: {kind} ({type(error).__name__}) talking to {self.host}",
@@ -620,12 +677,28 @@ class Client:
                     # The wait ends at its deadline, not earlier: use the time left, then let `poll` report it.
                     time.sleep(max(0.0, deadline - now))
                     raise _WaitDeadlinePassed(failure, attempt)
+                if bound_by == "step":
+                    # No retry fits before the step's deadline: end now, saying so, instead of waiting for it.
+                    raise self._step_timed_out(getattr(failure, "message", str(failure)), attempt) from None
+            if bound_by == "step" and timed_out and cut:
+                # A call that may not be repeated (a POST) got no answer because its timeout was cut to the deadline.
+                raise self._step_timed_out(getattr(failure, "message", str(failure)), attempt) from None
             if attempt > 1 and isinstance(failure, (ApiError, ConnectionFailed)):
                 note = f"gave up after {attempt} attempts in {time.monotonic() - started:.0f}s"
                 if retryable and replayable:
                     note += f", retry budget {self.retry_budget_seconds:g}s"
                 failure.hint = f"{note}; {failure.hint}" if failure.hint else note
             raise failure
+
+    def _pace(self, path: str, what: str, attempt: int) -> None:
+        """Wait for the client-side rate limiter's slot, unless that slot lies past the step's deadline."""
+        delay = self.rate_limiter.reserve(path)
+        if delay <= 0:
+            return
+        left = self.time_left()
+        if left is not None and delay >= left:
+            raise self._step_timed_out(f"{what} was not sent (the client-side rate limit holds it past the deadline)", attempt - 1)
+        time.sleep(delay)
 
     def _unsendable(self, error: Exception) -> str:
         text = str(error)
@@ -704,21 +777,29 @@ class Client:
     ) -> _T:
         """Call `fetch` until `done(value)` is true (it may raise to fail early), or raise `WaitTimedOut`.
 
-        Sleeps grow from `poll_seconds[0]` to `poll_seconds[1]`; the last sleep is cut to the deadline. Each
-        `fetch` retries only until the deadline: a status call still refused (503/429/timeouts) when it comes ends
-        the wait with `WaitTimedOut` then, not after the call's own retry budget.
+        The wait's deadline is `timeout` from now, or the step's deadline when that comes first (then it raises
+        `StepTimedOut`, a `WaitTimedOut`). Sleeps grow from `poll_seconds[0]` to `poll_seconds[1]`; the last status
+        read starts `LAST_READ_SECONDS` (at most a tenth of the wait) before the deadline, so the wait ends at its
+        deadline with the state that read saw. Each `fetch` retries only until the deadline: a status call still
+        refused (503/429/timeouts) when it comes ends the wait then, not after the call's own retry budget.
         `on_poll(value, elapsed_seconds)` is called after every fetch (progress reporting).
         """
         started = time.monotonic()
         deadline = started + timeout
+        step_bound = self.step_deadline is not None and self.step_deadline <= deadline
+        if step_bound:
+            deadline = self.step_deadline
+        last_read = deadline - min(LAST_READ_SECONDS, max(0.0, deadline - started) / 10)
+        limit = f"{round(self.step_timeout or 0, 1):g}s, the step's --timeout" if step_bound else f"{round(timeout, 1):g}s"
+        timed_out = StepTimedOut if step_bound else WaitTimedOut
         interval, maximum = self.poll_seconds
         while True:
             try:
                 with self._within(deadline):
                     value = fetch()
             except _WaitDeadlinePassed as passed:
-                raise WaitTimedOut(
-                    f"{what}: the workspace was still refusing at the deadline ({round(timeout, 1):g}s; the last call "
+                raise timed_out(
+                    f"{what}: the workspace was still refusing at the deadline ({limit}; the last call "
                     f"tried {passed.attempts} times): {passed.failure.message}",
                     hint="raise --timeout, or run the step again when the workspace answers",
                 ) from None
@@ -727,12 +808,12 @@ class Client:
             now = time.monotonic()
             if on_poll is not None:
                 on_poll(value, now - started)
-            if now >= deadline:
-                raise WaitTimedOut(
-                    f"{what}: still {describe(value)} after {now - started:.0f}s (deadline {round(timeout, 1):g}s)",
+            if now >= last_read:
+                raise timed_out(
+                    f"{what}: still {describe(value)} after {now - started:.0f}s (deadline {limit})",
                     hint="raise --timeout, or look at it in the workspace",
                 )
-            time.sleep(min(interval, deadline - now))
+            time.sleep(min(interval, last_read - now))
             interval = min(maximum, interval * 1.5)
 
 
@@ -952,6 +1033,7 @@ class Files(_Family):
             for chunk in response.iter_content(chunk_size):
                 destination.write(chunk)
                 written += len(chunk)
+                self._client.check_deadline(f"GET {self._url('files', path)} (download)")
         return written
 
     def mkdirs(self, path: str) -> None:
@@ -1107,12 +1189,14 @@ def connect(
     backoff: tuple[float, float] = DEFAULT_BACKOFF,
     poll_seconds: tuple[float, float] = DEFAULT_POLL_SECONDS,
     read_only: bool = False,
+    step_timeout: float | None = None,
 ) -> Client:
     """A client for the workspace: host from `host`/DATABRICKS_HOST/config, auth per `resolve_auth`.
 
     No request is sent here; the first call shows whether host and credentials work. `rate_limits` (requests per
     second per endpoint family) are merged over `DEFAULT_RATE_LIMITS` and the config's ``deploy.rate_limits``.
-    `read_only` (dry runs) makes any write a programming error.
+    `read_only` (dry runs) makes any write a programming error. `step_timeout` (seconds from now) is the step's
+    deadline: every call, wait and retry of the client ends by it (see the module docstring).
     """
     resolved_host = resolve_host(host, config, environ)
     resolved_auth = auth if isinstance(auth, Auth) else resolve_auth(auth, environ, host=resolved_host)
@@ -1131,13 +1215,15 @@ def connect(
         rate_limits=limits,
         poll_seconds=poll_seconds,
         read_only=read_only,
+        step_timeout=step_timeout,
     )
 
 
 def connect_from_args(args: Any, config: Any = None, *, concurrency: int | None = None) -> Client:
     """The client a script gets from its parsed ``--host``/``--auth`` (`cli.add_workspace_args`), the config and
     ``--dry-run`` (read only). Concurrency: the argument, else ``--concurrency``, else deploy.concurrency, else 8.
-    ``--poll-interval`` (if the script has it) caps the time between status polls."""
+    ``--poll-interval`` (if the script has it) caps the time between status polls. ``--timeout`` (resolved by
+    `cli.step_config`) becomes the step's deadline, counted from here: every call and wait ends by it."""
     deploy = getattr(config, "deploy", None) or {}
     chosen = concurrency or getattr(args, "concurrency", None) or deploy.get("concurrency") or 8
     poll_max = getattr(args, "poll_interval", None)
@@ -1149,5 +1235,6 @@ def connect_from_args(args: Any, config: Any = None, *, concurrency: int | None 
         concurrency=int(chosen),
         poll_seconds=poll_seconds,
         read_only=bool(getattr(args, "dry_run", False)),
+        step_timeout=getattr(args, "timeout", None),
     )
 

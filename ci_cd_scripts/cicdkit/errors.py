@@ -167,6 +167,12 @@ class WaitTimedOut(OperationFailed):
     what state it was left in; raise --timeout or look at the resource in the workspace."""
 
 
+class StepTimedOut(WaitTimedOut):
+    """The step's own deadline (``--timeout``, else ``deploy.timeout_seconds``) came while a call to the workspace
+    was unanswered, still being retried, or not yet sent. The message names the call and its last error; what the
+    step had written by then is in its summary. Raise --timeout, or run the step again when the workspace answers."""
+
+
 _BY_ERROR_CODE: dict[str, type[ApiError]] = {
     "INVALID_PARAMETER_VALUE": InvalidParameterValue,
     "INVALID_STATE": InvalidState,

@@ -10,7 +10,8 @@ The decisions are pure functions with fast unit tests:
   uninstalled; start a TERMINATED cluster that has changes; nothing with ``--no-restart``);
 * `library_progress` — whether every wanted library is INSTALLED, which failed (with the service's messages).
 
-`roll_out` does the I/O for one cluster with a `databricks.Client` passed in (this module never imports it).
+`roll_out` does the I/O for one cluster with a `dbclient.Client` passed in (this module never imports it), and
+reports what landed even when it fails half-way, so a failed step's summary counts exactly what was written.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from . import requirements
-from .errors import InputError, InvalidState, OperationFailed, ResourceDoesNotExist, WaitTimedOut
+from .errors import CICDError, InputError, InvalidState, OperationFailed, ResourceDoesNotExist, WaitTimedOut
 
 INSTALLED_STATES = ("INSTALLED", "RESTORED")
 FAILED_STATES = ("FAILED", "SKIPPED")
@@ -233,9 +234,17 @@ def library_progress(statuses: Iterable[Mapping[str, Any]], wanted: Iterable[Lib
 # --- the rollout (I/O) -------------------------------------------------------------------------------------
 
 
+def planned_writes(plan: ClusterPlan, action: str) -> list[str]:
+    """The write calls a rollout makes, in order: ``uninstall``, ``install``, then ``restart`` or ``start``."""
+    return [
+        name for name, wanted in (("uninstall", plan.uninstall), ("install", plan.install), (action, action != "none")) if wanted
+    ]
+
+
 @dataclasses.dataclass
 class ClusterResult:
-    """What happened on one cluster, for the summary."""
+    """What happened on one cluster, for the summary: the writes the workspace confirmed (`landed`, named as in
+    `planned_writes`), and the error that ended the rollout early, if any (the writes before it still landed)."""
 
     cluster_id: str
     name: str
@@ -243,6 +252,8 @@ class ClusterResult:
     action: str
     state_before: str
     notices: list[str] = dataclasses.field(default_factory=list)
+    landed: list[str] = dataclasses.field(default_factory=list)
+    error: CICDError | None = None
 
 
 def inspect(client: Any, cluster_id: str, wanted: list[Library], *, timeout: float) -> tuple[dict, ClusterPlan]:
@@ -274,20 +285,43 @@ def roll_out(
     on_poll: Callable[[str, str], None] | None = None,
 ) -> ClusterResult:
     """Uninstall (one call), install (one call), restart or start at most once, then wait until every wanted
-    library is INSTALLED on a RUNNING cluster, all before `deadline` (a ``time.monotonic()`` value)."""
-    cluster_id = plan.cluster_id
+    library is INSTALLED on a RUNNING cluster, all before `deadline` (a ``time.monotonic()`` value).
+
+    An expected failure (`errors.CICDError`: an API error, a FAILED library, the deadline) does not raise: it is
+    the result's `error`, next to the writes that had landed before it."""
     state = details.get("state", "UNKNOWN")
     action = next_action(state, plan, no_restart=no_restart)
-    result = ClusterResult(cluster_id, details.get("cluster_name") or cluster_id, plan, action, state)
+    result = ClusterResult(plan.cluster_id, details.get("cluster_name") or plan.cluster_id, plan, action, state)
+    try:
+        _roll_out(client, result, wanted, no_restart=no_restart, deadline=deadline, on_poll=on_poll)
+    except CICDError as error:
+        result.error = error
+    return result
+
+
+def _roll_out(
+    client: Any,
+    result: ClusterResult,
+    wanted: list[Library],
+    *,
+    no_restart: bool,
+    deadline: float,
+    on_poll: Callable[[str, str], None] | None,
+) -> None:
+    cluster_id, plan, action, state = result.cluster_id, result.plan, result.action, result.state_before
     if plan.uninstall:
         client.libraries.uninstall(cluster_id, [library.spec() for library in plan.uninstall])
+        result.landed.append("uninstall")
     if plan.install:
         client.libraries.install(cluster_id, [library.spec() for library in plan.install])
+        result.landed.append("install")
     if action == "restart":
         client.clusters.restart(cluster_id)
+        result.landed.append("restart")
     elif action == "start":
         try:
             client.clusters.start(cluster_id)
+            result.landed.append("start")
         except InvalidState:
             pass  # someone else started it meanwhile; the wait below sees it either way
     if no_restart and plan.needs_restart:
@@ -297,9 +331,9 @@ def roll_out(
     if no_restart and state == "TERMINATED" and plan.changes:
         result.notices.append(f"cluster {cluster_id}: left TERMINATED (--no-restart); libraries install at next start")
     if no_restart and (plan.needs_restart or state == "TERMINATED"):
-        return result
+        return
     if state == "TERMINATED" and action == "none":
-        return result
+        return
 
     def remaining() -> float:
         left = deadline - time.monotonic()
@@ -330,4 +364,3 @@ def roll_out(
         describe=lambda statuses: library_progress(statuses, wanted).describe(),
         on_poll=report("installing libraries"),
     )
-    return result

@@ -14,7 +14,9 @@ reported them right after the upload. A deploy then:
 * deletes (with ``--prune`` only) objects the previous manifest recorded that no longer exist locally, and
   only while they are still of the recorded type: nothing the deployment did not create is ever deleted;
 * writes the manifest last, so an interrupted deploy leaves the previous manifest, and the next run sees the
-  half-done uploads as drift and redoes them.
+  half-done uploads as drift and redoes them;
+* records every write the workspace confirmed as it returns (`Written`), so a deploy that fails half-way can say
+  exactly what it changed.
 
 It does not own HTTP, retries or auth (`databricks.py`), nor output (`summary.py`, `ado.py`).
 """
@@ -25,6 +27,7 @@ import hashlib
 import json
 import os
 import posixpath
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -536,9 +539,33 @@ def next_manifest(
     return Manifest(objects=objects, folders=frozenset(created | kept))
 
 
-# --- I/O against the workspace (the client comes from databricks.connect in the script) ---------------------
+# --- I/O against the workspace (the client comes from dbclient.connect in the script) ---------------------
 
 Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Written:
+    """The writes of a deploy that the workspace confirmed, each added when its call returned (calls run
+    concurrently), and the plan they belong to (None until planned).
+
+    A failed deploy's summary is built from it, so it counts exactly what landed before the failure. A call whose
+    answer never came is not counted: it may or may not have landed, and the next deploy repairs either case.
+    Paths are relative to WORKSPACE_DIR ("" is WORKSPACE_DIR itself), as in the `Plan`.
+    """
+
+    plan: Plan | None = None
+    deletes: set[str] = field(default_factory=set)  # planned deletes done
+    replaced: set[str] = field(default_factory=set)  # objects of another type deleted to make room for an upload
+    folders_created: set[str] = field(default_factory=set)
+    uploads: set[str] = field(default_factory=set)
+    folders_deleted: set[str] = field(default_factory=set)  # folders emptied by --prune and removed (not the ones left)
+    manifest: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, kind: str, relative_path: str) -> None:
+        with self._lock:
+            getattr(self, kind).add(relative_path)
 
 
 @dataclass
@@ -551,6 +578,7 @@ class DeployResult:
     manifest_written: bool = False
     dry_run: bool = False
     list_calls: int = 0
+    written: Written = field(default_factory=Written)
 
 
 def _run_all(tasks: Iterable[Callable[[], Any]], concurrency: int, progress: Callable[[], None] | None = None) -> list[Any]:
@@ -576,7 +604,7 @@ def _run_all(tasks: Iterable[Callable[[], Any]], concurrency: int, progress: Cal
     if failures:
         first = failures[0]
         if len(failures) > 1 and isinstance(first, OperationFailed):
-            raise OperationFailed(f"{first.one_line()} (and {len(failures) - 1} more failed calls)") from first
+            raise OperationFailed(f"{first.message} (and {len(failures) - 1} more failed calls)", hint=first.hint) from first
         raise first
     return results
 
@@ -698,7 +726,7 @@ def _delete(client: Any, workspace_path: str) -> None:
         pass  # already gone: the goal is reached (also when a retried delete had succeeded)
 
 
-def _upload(client: Any, workspace_dir: str, upload: Upload) -> str:
+def _upload(client: Any, workspace_dir: str, upload: Upload, written: Written) -> str:
     """Import one object; return the SHA-256 of the bytes actually sent."""
     try:
         content = upload.local.source.read_bytes()
@@ -707,8 +735,20 @@ def _upload(client: Any, workspace_dir: str, upload: Upload) -> str:
     target = join(workspace_dir, upload.relative_path)
     if upload.replace:
         _delete(client, target)
+        written.add("replaced", upload.relative_path)
     _import(client, target, content, upload.local.format, upload.local.language)
+    written.add("uploads", upload.relative_path)
     return hashlib.sha256(content).hexdigest()
+
+
+def _mkdirs(client: Any, workspace_dir: str, folder: str, written: Written) -> None:
+    client.workspace.mkdirs(join(workspace_dir, folder))
+    written.add("folders_created", folder)
+
+
+def _planned_delete(client: Any, workspace_dir: str, delete: Delete, written: Written) -> None:
+    _delete(client, join(workspace_dir, delete.relative_path))
+    written.add("deletes", delete.relative_path)
 
 
 def apply(
@@ -722,12 +762,15 @@ def apply(
     *,
     concurrency: int = 8,
     progress: Progress | None = None,
+    written: Written | None = None,
 ) -> tuple[bool, int]:
     """Carry out a plan: deletes, folders (parents first), uploads, emptied folders, then the manifest last.
 
-    Returns (manifest written?, list calls made re-reading uploaded folders). Raises on the first failed call
-    after the calls in flight settle; the manifest is then not written, so the next deploy repairs the rest.
+    Returns (manifest written?, list calls made re-reading uploaded folders). Every confirmed write is added to
+    `written` as it returns. Raises on the first failed call after the calls in flight settle; the manifest is
+    then not written, so the next deploy repairs the rest.
     """
+    written = written if written is not None else Written(plan=planned)
     total = max(1, planned.writes)
     done = 0
 
@@ -737,24 +780,18 @@ def apply(
         if progress is not None:
             progress(done, total)
 
-    _run_all([lambda d=d: _delete(client, join(workspace_dir, d.relative_path)) for d in planned.deletes], concurrency, tick)
+    _run_all([lambda d=d: _planned_delete(client, workspace_dir, d, written) for d in planned.deletes], concurrency, tick)
     levels: dict[int, list[str]] = {}
     for folder in planned.folders_to_create:
         levels.setdefault(depth(folder), []).append(folder)
     for level in sorted(levels):
-        _run_all(
-            [
-                lambda f=f: client.workspace.mkdirs(join(workspace_dir, f))
-                for f in levels[level]
-            ],
-            concurrency,
-            tick,
-        )
-    hashes = _run_all([lambda u=u: _upload(client, workspace_dir, u) for u in planned.uploads], concurrency, tick)
+        _run_all([lambda f=f: _mkdirs(client, workspace_dir, f, written) for f in levels[level]], concurrency, tick)
+    hashes = _run_all([lambda u=u: _upload(client, workspace_dir, u, written) for u in planned.uploads], concurrency, tick)
     uploaded_hashes = {upload.relative_path: sent for upload, sent in zip(planned.uploads, hashes)}
     for folder in planned.folders_to_delete:  # deepest first, one at a time: a parent waits for its children
         try:
             _delete(client, join(workspace_dir, folder))
+            written.add("folders_deleted", folder)
         except ApiError as error:
             if error.error_code != "DIRECTORY_NOT_EMPTY":
                 raise
@@ -774,6 +811,7 @@ def apply(
     if text == stored_text:
         return False, len(touched)
     write_manifest(client, workspace_dir, text)
+    written.manifest = True
     return True, len(touched)
 
 
@@ -787,9 +825,14 @@ def deploy(
     dry_run: bool = False,
     concurrency: int = 8,
     progress: Progress | None = None,
+    written: Written | None = None,
 ) -> DeployResult:
     """Deploy a scanned source tree to WORKSPACE_DIR incrementally (see the module docstring). Raises
-    OperationFailed on conflicts before writing anything, and on remote failures."""
+    OperationFailed on conflicts before writing anything, and on remote failures.
+
+    Pass a `Written` to learn, also when the deploy raises, the plan and which of its writes landed (the
+    result's `written` is the same object)."""
+    written = written if written is not None else Written()
     workspace_dir = check_workspace_dir(workspace_dir)
     # The manifest and the listings of the local folders are independent reads: one round for all of them.
     # (A first deploy pays a 404 per folder for that; every later deploy saves a round trip per tree level.)
@@ -813,7 +856,8 @@ def deploy(
     )
     calls += len(prefetch)
     planned = plan(local, manifest, before, full=full, prune=prune)
-    result = DeployResult(workspace_dir, planned, note, dry_run=dry_run, list_calls=calls)
+    written.plan = planned
+    result = DeployResult(workspace_dir, planned, note, dry_run=dry_run, list_calls=calls, written=written)
     if planned.conflicts:
         shown = "; ".join(planned.conflicts[:3])
         more = f" (and {len(planned.conflicts) - 3} more)" if len(planned.conflicts) > 3 else ""
@@ -824,7 +868,8 @@ def deploy(
     if dry_run:
         return result
     result.manifest_written, relisted = apply(
-        client, workspace_dir, local, planned, manifest, stored_text, before, concurrency=concurrency, progress=progress
+        client, workspace_dir, local, planned, manifest, stored_text, before, concurrency=concurrency, progress=progress,
+        written=written,
     )
     result.list_calls += relisted
     return result
