@@ -22,7 +22,8 @@ Rate limits (--rate-limit GLOB=N/s or N/min, repeatable): one token bucket per r
 answer 429 REQUEST_LIMIT_EXCEEDED with Retry-After. Latency (--latency-ms L or GLOB=L, repeatable).
 Faults, limits and latency apply to /api/ paths only.
 
-Private admin surface (no auth): GET/DELETE /__local__/requests (request log), POST /__local__/reset,
+Private admin surface (no auth): GET/DELETE /__local__/requests (request log; `unknown_endpoint`
+marks a request the emulator has no API for), POST /__local__/reset,
 POST /__local__/faults {"spec"}, POST /__local__/rate-limits {"limits": [...]}, POST /__local__/latency
 {"latency_ms": ...}, POST /__local__/tokens {"token"}, POST /__local__/clusters {"clusters": [...]},
 POST /__local__/cluster-state {"cluster_id", "state"}, POST /__local__/fail-next-start {"cluster_id", "code",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "ci_cd_scripts"
-SHARED = ROOT.parent / "shared"
+DATA = ROOT / "tests" / "data"  # reference files the tests read (tests/data/README.md says where each comes from)
 
 # Variables that change how the scripts behave; tests start without them and set what they need.
 _AMBIENT_PREFIXES = ("TF_BUILD", "DATABRICKS_", "BUNDLE_VAR_", "AZURE_", "ARM_", "SYSTEM_", "REQUESTS_CA_BUNDLE")

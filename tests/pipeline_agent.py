@@ -5,8 +5,8 @@ Shared by tests/test_ci_pipeline_steps.py and tests/test_cd_pipeline_steps.py:
 * `expand_parameters`: ``${{ parameters.NAME }}`` replaced by the template's parameter values;
 * `expand_macros`: ``$(NAME)`` replaced by pipeline variables the way the agent does (unknown names stay
   literal, as on the agent);
-* `agent_venv`: a virtualenv on the system site-packages, so a step installing packages does not touch the
-  test interpreter;
+* `agent_venv`: a virtualenv that sees exactly the packages the test interpreter sees, so a step installing
+  packages does not touch the test interpreter;
 * `Agent`: pipeline variables (plain and secret), the environment a step gets (plain variables exported
   upper-cased with ``.`` -> ``_``, secrets only through the step's ``env:``), ``##vso[task.setvariable]``
   lines of a step's output applied to later steps, and step ``condition:`` expressions
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import site
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -39,10 +40,29 @@ def expand_macros(text: str, variables: dict[str, str]) -> str:
 
 
 def agent_venv(tmp_path: Path) -> Path:
-    """A virtualenv (system site-packages, no pip of its own) standing in for UsePythonVersion's Python."""
+    """A virtualenv standing in for UsePythonVersion's Python: it sees the test interpreter's packages, installs apart.
+
+    The agent's Python has the packages a pipeline installed before the step; here those are the test interpreter's,
+    wherever they live (a fresh venv, the base interpreter, a user site). A .pth file in the virtualenv's own
+    site-packages adds each of the test interpreter's site directories after it (``site.addsitedir``, so their own
+    .pth files, e.g. editable installs, apply too). pip run by this Python installs into the virtualenv's
+    site-packages, which comes first on sys.path, and never uninstalls what lies outside it.
+    """
     venv = tmp_path / "agent python"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    own = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    lines = [f"import site; site.addsitedir({ascii(directory)})\n" for directory in _site_directories()]
+    (Path(own) / "_test_interpreter_site.pth").write_text("".join(lines), encoding="ascii")
     return venv
+
+
+def _site_directories() -> list[str]:
+    """Where the test interpreter finds its installed packages, in its own order."""
+    directories = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        directories.append(site.getusersitepackages())
+    return [directory for directory in dict.fromkeys(directories) if os.path.isdir(directory)]
 
 
 def env_name(variable: str) -> str:

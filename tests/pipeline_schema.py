@@ -1,7 +1,7 @@
 """Validate Azure Pipelines YAML against the VS Code extension's schema the way the language server reads it.
 
-Plain `jsonschema` gets three things wrong with ``shared/schemas/azure-pipelines.schema.json`` (see
-shared/reference/ado-logging-and-tasks.md section 9); this module fixes them without editing the schema:
+Plain `jsonschema` gets three things wrong with ``tests/data/schemas/azure-pipelines.schema.json`` (Microsoft's
+published schema, see tests/data/README.md and README, "Schema test"); this module fixes them without editing it:
 
 * every YAML scalar is a string (the Azure Pipelines parser's view): an all-strings loader, plus a type
   checker whose ``boolean``/``integer``/``number`` accept the scalar's text and whose ``array``/``object``
@@ -26,9 +26,9 @@ import yaml
 from jsonschema import Draft7Validator, validators
 from jsonschema.exceptions import ValidationError
 
-from helpers import SHARED
+from helpers import DATA
 
-SCHEMA_PATH = SHARED / "schemas" / "azure-pipelines.schema.json"
+SCHEMA_PATH = DATA / "schemas" / "azure-pipelines.schema.json"
 _EXPRESSION = re.compile(r"^\s*(\$\{\{.*\}\}|\$\[.*\]|\$\(.*\))\s*$", re.DOTALL)
 _TEMPLATE_KEY = re.compile(r"^\s*\$\{\{.*\}\}\s*$", re.DOTALL)
 _BOOLEANS = {"true", "y", "yes", "on", "false", "n", "no", "off"}

@@ -10,8 +10,10 @@ them even though the source has it), and a package without tests fails the step 
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 import zipfile
 from pathlib import Path
@@ -20,9 +22,10 @@ import pytest
 
 from cicdkit import artifact
 import pipeline_schema
-from helpers import ROOT, SCRIPTS
+from helpers import ROOT, SCRIPTS, script_env
 from pipeline_agent import Agent, agent_venv, expand_parameters
 from repo_fixtures import ODD, make_repo
+from workspace_fixtures import make_wheel
 
 pytestmark = pytest.mark.slow
 CI_STEPS = ROOT / "pipelines" / "templates" / "ci-steps.yml"
@@ -138,3 +141,26 @@ def test_a_package_without_tests_fails_the_step_with_a_message_naming_it(tmp_pat
     # The other packages still ran.
     junit = sorted(p.name for p in (tmp_path / "_temp" / "test-results").glob("TEST-*.xml"))
     assert {"TEST-beta.xml", "TEST-gamma pkg.xml"} <= set(junit)
+
+
+DISTRIBUTIONS = "import importlib.metadata as m, json; print(json.dumps(sorted({(d.metadata['Name'].lower(), d.version) for d in m.distributions()})))"
+
+
+def distributions(python: str | Path) -> list[list[str]]:
+    listed = subprocess.run([str(python), "-c", DISTRIBUTIONS], env=script_env(), capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    return json.loads(listed.stdout)
+
+
+def test_the_agent_python_sees_the_test_interpreters_packages_and_installs_apart(tmp_path):
+    # Whether the tests run in a fresh venv or the base interpreter, the steps must find pytest, pathspec, build...
+    python = agent_venv(tmp_path) / "bin" / "python"
+    before = distributions(sys.executable)
+    assert distributions(python) == before
+    name, data = make_wheel("agent_only_probe")
+    (tmp_path / name).write_bytes(data)
+    installed = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-index", "--no-deps",
+                                str(tmp_path / name)], env=script_env(), capture_output=True, text=True, timeout=120)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert ["agent_only_probe", "1.0"] in distributions(python)
+    assert distributions(sys.executable) == before  # the test interpreter is untouched

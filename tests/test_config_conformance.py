@@ -1,4 +1,4 @@
-"""The 14 reference cases of shared/conformance/config-cases.json, each run through validate_config.py as a
+"""The 14 reference cases of tests/data/conformance/config-cases.json, each run through validate_config.py as a
 subprocess the way a pipeline runs it, and matched with the documented rules (subset objects, equal-length
 arrays, typed scalars, zero values matching missing keys)."""
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from helpers import SHARED, run_script, script_env
+from helpers import DATA, run_script, script_env
 
-CASES = json.loads((SHARED / "conformance" / "config-cases.json").read_text(encoding="utf-8"))["cases"]
+CASES = json.loads((DATA / "conformance" / "config-cases.json").read_text(encoding="utf-8"))["cases"]
 MISSING = object()
 
 

@@ -1,10 +1,13 @@
 """Fidelity: the real databricks-sdk drives the local workspace and cannot tell it from the service.
 
 Each test uses the SDK call a deploy step (or a user) makes and asserts both the SDK-visible result and,
-where it matters, the requests the SDK sent (from the emulator's request log).
+where it matters, the requests the SDK sent (from the emulator's request log). After every test, no request may
+have reached an endpoint the local workspace has no API for: a new databricks-sdk that starts sending one fails
+here, naming its version and the requests, instead of passing silently on a fallback.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import os
 
@@ -26,6 +29,23 @@ from databricks.sdk.service.workspace import ImportFormat, Language, ObjectType
 from workspace_fixtures import RUNNING_CLUSTER, TERMINATED_CLUSTER, WORKSPACE_TOKEN, make_wheel
 
 NOTEBOOK_HEADER = b"# Databricks notebook source\n"
+SDK_VERSION = importlib.metadata.version("databricks-sdk")
+
+
+def assert_every_request_served(workspace) -> None:
+    """Fail, naming the installed SDK, if the log holds requests the local workspace has no API for."""
+    unknown = list(dict.fromkeys(f"{r.method} {r.path}{'?' + r.query if r.query else ''}"
+                                 for r in workspace.unknown_endpoint_requests()))
+    assert not unknown, (
+        f"databricks-sdk {SDK_VERSION} sent requests the local workspace does not serve: {'; '.join(unknown)} "
+        f"(teach ci_cd_scripts/local_workspace*.py to answer them as the service does, or keep databricks-sdk "
+        f"below {SDK_VERSION} in requirements-dev.txt)")
+
+
+@pytest.fixture(autouse=True)
+def every_sdk_request_is_served(local_workspace):
+    yield
+    assert_every_request_served(local_workspace)
 
 
 def upload_notebook(client: WorkspaceClient, path: str, source: str) -> None:
@@ -137,8 +157,9 @@ def test_files_api_upload_download_directories(workspace_client, local_workspace
 
 
 def test_files_multipart_upload_falls_back_to_single_put(local_workspace):
-    # With a tiny multipart threshold the SDK starts initiate-upload; our presigned-URL endpoints answer 501,
-    # so it falls back to one PUT of the whole file.
+    # With a tiny multipart threshold the SDK asks where transfers go (newer SDKs), starts initiate-upload on the
+    # first endpoint; our presigned-URL endpoints answer 501, so it aborts the session and falls back to one PUT
+    # of the whole file on the next.
     from databricks.sdk.core import Config
 
     config = Config(host=local_workspace.url, token=WORKSPACE_TOKEN, auth_type="pat")
@@ -147,10 +168,12 @@ def test_files_multipart_upload_falls_back_to_single_put(local_workspace):
     data = os.urandom(300 * 1024)
     client.files.upload("/Volumes/main/default/libs/big.bin", io.BytesIO(data), overwrite=True)
     assert local_workspace.volume_file("/Volumes/main/default/libs/big.bin") == data
-    calls = [(r.method, r.path.rsplit("/", 1)[-1], r.status) for r in local_workspace.api_requests()]
-    assert calls[0] == ("POST", "big.bin", 200)  # ?action=initiate-upload
-    assert ("POST", "create-upload-part-urls", 501) in calls
-    assert calls[-1] == ("PUT", "big.bin", 204)
+    calls = [(r.method, r.path.rsplit("/", 1)[-1], r.query.split("&")[0], r.status) for r in local_workspace.api_requests()]
+    if calls[0][:2] == ("GET", "endpoints"):  # databricks-sdk >= 0.167: endpoint discovery, answered with a list
+        assert calls.pop(0)[3] == 200
+    assert calls[0] == ("POST", "big.bin", "action=initiate-upload", 200)
+    assert ("POST", "create-upload-part-urls", "", 501) in calls
+    assert calls[-1] == ("PUT", "big.bin", "overwrite=true", 204)
 
 
 # ---- clusters and libraries -----------------------------------------------------------------------------------
@@ -388,3 +411,14 @@ def test_a_failing_start_stops_the_sdk_waiter(workspace_client, local_workspace)
 def test_sdk_selectors_for_spark_versions_and_node_types(workspace_client):
     assert workspace_client.clusters.select_spark_version(long_term_support=True, latest=True) == "16.4.x-scala2.12"
     assert workspace_client.clusters.select_node_type(local_disk=False, min_memory_gb=60) == "Standard_E8ds_v4"
+
+
+def test_a_request_the_local_workspace_does_not_serve_fails_naming_the_sdk_version(workspace_client, local_workspace):
+    with pytest.raises(NotFound):
+        workspace_client.api_client.do("GET", "/api/2.0/fs/no-such-api", query={"a": "1"})
+    with pytest.raises(AssertionError) as failure:
+        assert_every_request_served(local_workspace)
+    assert str(failure.value).startswith(f"databricks-sdk {SDK_VERSION} sent requests the local workspace does not serve: "
+                                         "GET /api/2.0/fs/no-such-api?a=1 (teach ")
+    assert [(r.status, r.unknown_endpoint) for r in local_workspace.api_requests("GET", "*/no-such-api")] == [(404, True)]
+    local_workspace.clear_log()  # the autouse check after this test must pass

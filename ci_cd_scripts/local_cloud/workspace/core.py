@@ -91,6 +91,17 @@ class ApiError(Exception):
         return Response(self.status, body, dict(self.headers), "application/json")
 
 
+class UnknownEndpoint(ApiError):
+    """A method and path the emulator has no API for, answered as the service answers one (404 ENDPOINT_NOT_FOUND).
+
+    The request log flags these (`RequestRecord.unknown_endpoint`): when a client such as a new databricks-sdk
+    sends a request the emulator does not serve, the fidelity tests name it instead of passing on a fallback.
+    """
+
+    def __init__(self, method: str, path: str):
+        super().__init__(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
+
+
 def invalid(message: str) -> ApiError:
     return ApiError(400, "INVALID_PARAMETER_VALUE", message)
 

@@ -22,6 +22,7 @@ from .core import (
     Request,
     Response,
     Tree,
+    UnknownEndpoint,
     WORKSPACE_IMPORT_LIMIT,
     already_exists,
     b64decode_field,
@@ -149,7 +150,7 @@ class _Workspace:
                 raise invalid(f"Path ({node['path']}) is a directory.")
             data, _ = self.export_object(node, "SOURCE")
             return Response(200, data, {}, "application/octet-stream")
-        raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {request.path}'")
+        raise UnknownEndpoint(request.method, request.path)
 
     def read_workspace_file(self, path: str) -> bytes | None:
         node = self.workspace.get(path)
@@ -339,12 +340,8 @@ class _Files:
             tree.put(path, "FILE", request.body)
             self.mark_dirty()
             return no_content()
-        if method == "POST" and request.query.get("action") == "initiate-upload":
-            if node is not None and not to_bool(request.query.get("overwrite"), default=True):
-                raise ApiError(409, "ALREADY_EXISTS", "The file being created already exists.")
-            token = base64.urlsafe_b64encode(os.urandom(18)).decode("ascii")
-            self.upload_sessions[token] = path
-            return ok({"multipart_upload": {"session_token": token}})
+        if method == "POST":
+            return self.files_upload_action(request, node, path)
         if node is None or node["type"] == "DIRECTORY":
             raise ApiError(404, "NOT_FOUND", "The file being accessed is not found.")
         if method == "DELETE":
@@ -352,7 +349,7 @@ class _Files:
             self.mark_dirty()
             return no_content()
         if method not in ("GET", "HEAD"):
-            raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {request.path}'")
+            raise UnknownEndpoint(method, request.path)
         data = node.get("data", b"") if node["type"] == "FILE" else with_notebook_header(node.get("data", b""), node.get("language", "PYTHON"))
         headers = {"Last-Modified": http_date(node["modified_at"]), "Accept-Ranges": "bytes"}
         range_header = request.headers.get("Range")
@@ -375,6 +372,25 @@ class _Files:
             headers["Content-Length"] = str(len(data))
             return Response(200, b"", headers, "application/octet-stream")
         return Response(200, data, headers, "application/octet-stream")
+
+    def files_upload_action(self, request: Request, node: dict | None, path: str) -> Response:
+        """`POST fs/files{path}?action=...`: a multipart upload session opens (initiate-upload) and, once the presigned
+        part URLs answer 501, is aborted (abort-upload) before the client falls back to one PUT. complete-upload
+        cannot follow (no part is ever uploaded), so it and other actions are unknown here."""
+        action = request.query.get("action")
+        if action == "initiate-upload":
+            if node is not None and not to_bool(request.query.get("overwrite"), default=True):
+                raise ApiError(409, "ALREADY_EXISTS", "The file being created already exists.")
+            token = base64.urlsafe_b64encode(os.urandom(18)).decode("ascii")
+            self.upload_sessions[token] = path
+            return ok({"multipart_upload": {"session_token": token}})
+        if action == "abort-upload":
+            token = request.query.get("session_token", "")
+            if self.upload_sessions.get(token) != path:  # the service's answer to a foreign token is unverified [U]
+                raise ApiError(404, "NOT_FOUND", "The upload session being aborted is not found.")
+            del self.upload_sessions[token]
+            return ok()
+        raise UnknownEndpoint(request.method, request.path)
 
     def files_mkdirs(self, tree: Tree, path: str) -> None:
         prefix = tree.blocking_prefix(path)
@@ -401,7 +417,7 @@ class _Files:
                 self.mark_dirty()
             return no_content()
         if method != "GET":
-            raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {request.path}'")
+            raise UnknownEndpoint(method, request.path)
         page_size = request.int_param("page_size", 1000)
         if page_size is None or page_size < 1:
             page_size = 1000
@@ -554,6 +570,19 @@ def dbfs_move(emu: Emulator, request: Request) -> Response:
     emu.dbfs.move(source, destination)
     emu.mark_dirty()
     return ok()
+
+
+@route("GET", "fs/endpoints")
+def files_endpoints(emu: Emulator, request: Request) -> Response:
+    """Where file transfers go, best first (databricks-sdk >= 0.167 asks before its first upload or download): presigned
+    URLs coordinated by the workspace (IO_OFFLOAD, multipart), then Files API 2.0 on the workspace host (one PUT). That
+    is the order the SDK assumes for a workspace that does not answer; the entry fields are those the SDK reads. The
+    host is the one the client reached (its Host header), as a service names itself."""
+    host = request.headers.get("Host") or emu.base_url.split("://", 1)[-1]
+    return ok({"endpoints": [
+        {"api": "IO_OFFLOAD", "scheme": "http", "hostname": host, "multipart_upload_supported": True},
+        {"api": "FILES_API", "api_version": "2.0", "scheme": "http", "hostname": host, "multipart_upload_supported": False},
+    ]})
 
 
 @route("POST", "fs/create-upload-part-urls")

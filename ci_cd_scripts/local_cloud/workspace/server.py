@@ -1,8 +1,8 @@
 """Local workspace: an embedded emulator of the Databricks REST API for tests, benchmarks and local pipeline runs.
 
 Served under every API-version prefix real clients use (README, "Local workspace"):
-Workspace 2.0, DBFS 2.0, Files 2.0 (/Volumes and /Workspace), Clusters 2.0+2.1, Libraries 2.0,
-Jobs 2.0/2.1/2.2, SCIM Me, /.well-known/databricks-config, and the workspace-files import-file/read endpoints
+Workspace 2.0, DBFS 2.0, Files 2.0 (/Volumes and /Workspace, fs/endpoints discovery), Clusters 2.0+2.1,
+Libraries 2.0, Jobs 2.0/2.1/2.2, SCIM Me, /.well-known/databricks-config, and the workspace-files import-file/read endpoints
 of the new Databricks CLI, plus Entra ID bearer tokens for service principals. Submitted runs of Python
 notebooks, Python files and wheel entry points execute locally in a subprocess (runner.py)
 with the cluster's installed wheels importable, a dbutils shim and a lazy local `spark`.
@@ -21,7 +21,8 @@ NOT implemented (documented behaviours this emulator does not model):
     permissions, repos, git folders; the 500 MB total workspace file limit.
   - DBFS: the 503 "re-invoke" answer of very large deletes; list timeouts; mounts.
   - Files API: real multipart/resumable uploads (initiate-upload answers a session token, the presigned-URL
-    endpoints answer 501 so the SDK falls back to a single PUT); If-Unmodified-Since; Unity Catalog itself
+    endpoints answer 501, abort-upload ends the session, so the SDK falls back to a single PUT);
+    complete-upload; If-Unmodified-Since; Unity Catalog itself
     (any /Volumes/<catalog>/<schema>/<volume> is accepted without creating catalogs, schemas or volumes).
   - Clusters: create options are stored, not validated; resize/RESIZING, events, pin, permanent-delete,
     policies; spark-versions and list-node-types are short fixed lists; init scripts are stored but never
@@ -87,6 +88,7 @@ from .core import (
     Response,
     ScriptedOutcome,
     Tree,
+    UnknownEndpoint,
     normalise_dbfs_path,
     normalise_workspace_path,
     ok,
@@ -240,7 +242,10 @@ def parse_latency(values: Any) -> tuple[float, list[tuple[str, float]]]:
 
 @dataclass
 class RequestRecord:
-    """One served request: never headers or bodies (they can carry secrets). status 0 = connection reset."""
+    """One served request: never headers or bodies (they can carry secrets). status 0 = connection reset.
+
+    unknown_endpoint: the emulator has no API for this method and path (answered 404 ENDPOINT_NOT_FOUND).
+    """
 
     method: str
     path: str
@@ -250,6 +255,7 @@ class RequestRecord:
     started: float
     fault: str | None = None
     latency_ms: float = 0.0  # injected latency this request waited (--latency-ms rule that matched)
+    unknown_endpoint: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -413,12 +419,12 @@ class Emulator(_Persistence, _Workspace, _Files, _Clusters, _Jobs):
     def handle(self, request: Request) -> Response:
         match = API_PREFIX.match(request.path)
         if not match:
-            raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {request.path}'")
+            raise UnknownEndpoint(request.method, request.path)
         version, service_path = match.groups()
         request.version = version
         if service_path.startswith(("fs/files/", "fs/directories/")) or service_path in ("fs/files", "fs/directories"):
             if version != "2.0":
-                raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {request.path}'")
+                raise UnknownEndpoint(request.method, request.path)
             with self.lock:
                 return self.files_api(request, service_path)
         if service_path.startswith("workspace-files/") and version == "2.0":
@@ -429,7 +435,7 @@ class Emulator(_Persistence, _Workspace, _Files, _Clusters, _Jobs):
             if request.method == "HEAD" and (("GET", service_path) in ROUTES):
                 entry = ROUTES[("GET", service_path)]
             else:
-                raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} /{service_path}'")
+                raise UnknownEndpoint(request.method, "/" + service_path)
         with self.lock:
             return entry[1](self, request)
 
@@ -695,6 +701,10 @@ class LocalWorkspace:
     def count(self, method: str | None = None, path: str = "*") -> int:
         return len(self.api_requests(method, path))
 
+    def unknown_endpoint_requests(self) -> list[RequestRecord]:
+        """Logged requests the emulator has no API for: what a client needed that the emulator does not serve."""
+        return [r for r in self.requests if r.unknown_endpoint]
+
     def clear_log(self) -> None:
         with self._log_lock:
             self._log.clear()
@@ -902,6 +912,7 @@ class LocalWorkspace:
         path = request.path
         fault_name: str | None = None
         delay = 0.0
+        unknown_endpoint = False
         try:
             if path.startswith(ADMIN_PREFIX):
                 response = self._admin(request)
@@ -929,7 +940,7 @@ class LocalWorkspace:
                 if method not in ("GET", "HEAD"):
                     self._persist()
             else:
-                raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
+                raise UnknownEndpoint(method, path)
         except ConnectionResetFault:
             # Logged before the reset, like every answer below: a client that saw it finds the entry.
             self._record(method, request, 0, started, started_wall, "reset", delay)
@@ -938,6 +949,7 @@ class LocalWorkspace:
         except ApiError as error:
             if method == "HEAD":
                 error.empty_body = True
+            unknown_endpoint = isinstance(error, UnknownEndpoint)
             response = error.response()
         except Exception as error:  # a bug in the emulator: answer 500 like the service would, keep serving
             import traceback
@@ -947,14 +959,14 @@ class LocalWorkspace:
         # Logged before the reply leaves: a client that got its answer (or a reset) always finds the request
         # in the log, so tests read the log right after a call without waiting.
         if not path.startswith(ADMIN_PREFIX):
-            self._record(method, request, response.status, started, started_wall, fault_name, delay)
+            self._record(method, request, response.status, started, started_wall, fault_name, delay, unknown_endpoint)
         handler.send_reply(response, head_only=(method == "HEAD"))
 
     def _record(self, method: str, request: Request, status: int, started: float, started_wall: float, fault: str | None,
-                delay: float = 0.0) -> None:
+                delay: float = 0.0, unknown_endpoint: bool = False) -> None:
         query = "&".join(f"{key}={value}" for key, value in request.query.items())
         record = RequestRecord(method, request.path, query, status, time.perf_counter() - started, started_wall, fault,
-                               round(delay * 1000.0, 3))
+                               round(delay * 1000.0, 3), unknown_endpoint)
         with self._log_lock:
             self._log.append(record)
 
