@@ -30,9 +30,12 @@ def run_ok(name: str, *args, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def script_files() -> set[str]:
-    """What ci_cd_scripts/ contributes to the artifact: every file but caches, plus requirements.txt."""
+    """What ci_cd_scripts/ contributes to the artifact: the steps and the library (every file but caches and the
+    local stand-ins of the cloud, which the CD stages never run), plus requirements.txt."""
+    local_only = ("local_cloud/", "local_workspace.py", "run_pipeline_locally.py")
     found = {f"ci_cd_scripts/{p.relative_to(SCRIPTS).as_posix()}" for p in SCRIPTS.rglob("*")
-             if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")}
+             if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+             and not p.relative_to(SCRIPTS).as_posix().startswith(local_only)}
     return found | {"ci_cd_scripts/requirements.txt"}
 
 
