@@ -1,7 +1,7 @@
 """Which Azure identity a step uses: explicit credential selection, never a silent guess.
 
 Owns the choice of an azure-identity ``TokenCredential`` for Key Vault (``fetch_secrets.py``) and for Entra ID
-tokens to Azure Databricks (scope `DATABRICKS_SCOPE`, used by ``databricks.py``). It does not call any
+tokens to Azure Databricks (scope `DATABRICKS_SCOPE`, used by ``dbclient``). It does not call any
 service itself; it only builds credentials. A bare ``DefaultAzureCredential`` is never used: on a
 self-hosted agent running on an Azure VM its chain picks the VM's managed identity before the pipeline's
 service connection, and deploys with the wrong principal without saying so.
@@ -47,7 +47,7 @@ or the pipeline's OIDC endpoint) through azure-core, whose defaults are 300 s co
 10 retries. Every credential built here gets `TOKEN_CONNECTION_TIMEOUT`/`TOKEN_READ_TIMEOUT` seconds and at most
 `TOKEN_RETRY_TOTAL` retries by azure-core's own retry policy, so a token request fails within about
 ``(TOKEN_RETRY_TOTAL + 1) * (connect + read)`` seconds plus short backoffs; ``az`` (``azure-cli``) gets
-`AZ_CLI_TIMEOUT_SECONDS`. These token requests are the one place outside ``databricks.py`` (which retries the
+`AZ_CLI_TIMEOUT_SECONDS`. These token requests are the one place outside ``dbclient`` (which retries the
 calls to Databricks) and ``keyvault.py`` (azure-core's policy for Key Vault calls) where anything is retried.
 
 One vocabulary for every script: the names above are canonical, and the names the Databricks CLI and SDK use
