@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cicdkit import workspace_sync as ws
+from cicdkit import workspace_sync_scan
 from cicdkit.errors import InputError, OperationFailed
 
 PY_HEADER = "# Databricks notebook source\n"
@@ -94,7 +95,7 @@ def test_scan_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
                 raise PermissionError(13, "Permission denied", str(path))
             return open(path, *args, **kwargs)
 
-        monkeypatch.setattr(ws, "open", refusing_open, raising=False)
+        monkeypatch.setattr(workspace_sync_scan, "open", refusing_open, raising=False)
     with pytest.raises(InputError, match="cannot read .*b.py: Permission denied"):
         ws.scan(tmp_path)
 
