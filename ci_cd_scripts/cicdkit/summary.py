@@ -3,8 +3,9 @@
 `Summary` collects what changed, what was skipped, what failed and notes while a step runs; `Summary.finish`
 prints the text summary (stdout) and, inside Azure Pipelines, writes the step's markdown section to its own file,
 appends it to the job's cumulative ``summary.md`` and attaches the section to the run summary with
-``task.uploadsummary`` (one attachment per step, so sections are not repeated). The folder is
-``$CICD_SUMMARY_DIR``, else ``$AGENT_TEMPDIRECTORY/databricks-deployment``, else the system temp folder.
+``task.uploadsummary`` (one attachment per step, so sections are not repeated). Both files are written with
+`atomic` (never half-written). The folder is ``$CICD_SUMMARY_DIR``, else
+``$AGENT_TEMPDIRECTORY/databricks-deployment``, else the system temp folder.
 
 The text summary lists every change, failure and note, but only the first `UNCHANGED_SHOWN` unchanged items
 and a count when there are more than `UNCHANGED_LIMIT` (a 400-notebook deploy is not 400 lines); ``--verbose``
@@ -24,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import ado
+from . import ado, atomic
 
 
 def summary_dir() -> Path:
@@ -43,6 +44,8 @@ def _markdown_escape(text: str) -> str:
 
 UNCHANGED_LIMIT = 10
 UNCHANGED_SHOWN = 5
+# A step's section file is readable by the agent's user only (as `tempfile.mkstemp` creates files).
+_SECTION_MODE = 0o600
 
 
 @dataclasses.dataclass
@@ -124,22 +127,10 @@ class Summary:
         folder.mkdir(parents=True, exist_ok=True)
         section = self.markdown()
         path = folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', self.step)}.md"
-        _write_atomic(path, section)
-        with open(folder / "summary.md", "a", encoding="utf-8") as cumulative:
-            cumulative.write(section + "\n")
+        atomic.write_text(path, section, mode=_SECTION_MODE)
+        atomic.append_text(folder / "summary.md", section + "\n")
         ado.upload_summary(path)
         return path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 class Progress:
