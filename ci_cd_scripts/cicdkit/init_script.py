@@ -17,8 +17,7 @@ import shlex
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-
+from . import wheels
 from .errors import InputError
 
 CLUSTER_PIP = "/databricks/python/bin/pip"
@@ -56,8 +55,8 @@ def wheel_name(path: str) -> str:
     """The file name of a wheel, checked to be a valid wheel file name."""
     name = PurePosixPath(str(path).replace("\\", "/")).name
     try:
-        parse_wheel_filename(name)
-    except InvalidWheelFilename as error:
+        wheels.parse_name(name)
+    except wheels.InvalidWheelFilename as error:
         raise InputError(f"{path} is not a wheel: {error}", hint="pass the .whl files build_packages.py wrote") from None
     return name
 
@@ -66,7 +65,7 @@ def check_wheels(names: Sequence[str]) -> list[str]:
     """Sorted wheel names; `InputError` when two wheels are for the same distribution (pip would refuse)."""
     seen: dict[str, str] = {}
     for name in sorted(names):
-        distribution = canonicalize_name(parse_wheel_filename(name)[0])
+        distribution = wheels.parse_name(name).distribution
         if distribution in seen:
             raise InputError(f"two wheels for {distribution}: {seen[distribution]} and {name}",
                              hint="clean the wheel folder and build once")
@@ -80,14 +79,14 @@ def render(libraries_path: str, wheel_names: Sequence[str], requirements_name: s
     if requirements_name is not None and (not requirements_name or "/" in requirements_name or "\\" in requirements_name
                                           or _CONTROL.search(requirements_name) or requirements_name in (".", "..")):
         raise InputError(f"requirements file name {requirements_name!r} is not a plain file name")
-    wheels = check_wheels([wheel_name(name) for name in wheel_names])
-    if not wheels and not requirements_name:
+    wheel_files = check_wheels([wheel_name(name) for name in wheel_names])
+    if not wheel_files and not requirements_name:
         raise InputError("nothing to install: no wheels and no requirements", hint="pass --wheel/--wheel-dir or --requirements")
     arguments = []  # one line each: "-r <file>", then one wheel per line
     if requirements_name:
         arguments.append("-r " + shlex.quote(posixpath.join(location, requirements_name)))
-    arguments += [shlex.quote(posixpath.join(location, name)) for name in wheels]
-    what = f"{len(wheels)} wheel(s)" + (f" and {requirements_name}" if requirements_name else "")
+    arguments += [shlex.quote(posixpath.join(location, name)) for name in wheel_files]
+    what = f"{len(wheel_files)} wheel(s)" + (f" and {requirements_name}" if requirements_name else "")
     lines = [
         "#!/bin/bash",
         "# Cluster init script written by create_init_script.py (databricks-ci-cd).",

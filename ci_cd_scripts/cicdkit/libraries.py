@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name
 
-from . import requirements
+from . import requirements, wheels
 from .errors import CICDError, InputError, InvalidState, OperationFailed, ResourceDoesNotExist, WaitTimedOut
 
 INSTALLED_STATES = ("INSTALLED", "RESTORED")
@@ -80,16 +80,14 @@ class Library:
 
 def wheel_distribution(path: str, *, strict: bool = True) -> str | None:
     """The normalised distribution name of a wheel file (``My_Pkg-1.0-py3-none-any.whl`` → ``my-pkg``)."""
-    name = path.rsplit("/", 1)[-1]
     try:
-        distribution, _version, _build, _tags = parse_wheel_filename(name)
-    except InvalidWheelFilename:
+        return wheels.parse_name(path.rsplit("/", 1)[-1]).distribution
+    except wheels.InvalidWheelFilename:
         if strict:
             raise InputError(
                 f"{path!r} is not a wheel file name", hint="expected <name>-<version>-<python>-<abi>-<platform>.whl"
             ) from None
         return None
-    return canonicalize_name(distribution)
 
 
 def workspace_library_path(path: str) -> str:

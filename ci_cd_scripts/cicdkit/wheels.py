@@ -1,8 +1,13 @@
 """Reading built wheels and stamping a new version into one.
 
-Owns: what a wheel file says about itself (distribution, version, top-level packages, digest) and
-`restamp`, which rewrites a wheel for a new version after the build. It does not build anything
-(`build_packages.py` does) and does not know about Databricks.
+Owns: what a wheel file says about itself (distribution, version, top-level packages, digest), the one
+parser of wheel file names (`parse_name`, which every module reading a wheel's name uses) and `restamp`, which
+rewrites a wheel for a new version after the build. It does not build anything (`packages.py` does) and does
+not know about Databricks.
+
+A wheel file name is ``{distribution}-{version}(-{build tag})?-{python tag}-{abi tag}-{platform tag}.whl``
+(https://packaging.python.org/en/latest/specifications/binary-distribution-format/#file-name-convention);
+`packaging.utils.parse_wheel_filename` checks it.
 
 Why stamp after the build: every PEP 517 backend (setuptools with setup.py, setup.cfg or pyproject, hatch,
 flit, poetry...) declares its version differently (static field, attribute, SCM tag), but every wheel stores
@@ -22,6 +27,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+# InvalidWheelFilename is part of this module's interface: callers of `parse_name` catch wheels.InvalidWheelFilename.
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
@@ -38,6 +44,26 @@ class WheelInfo:
     size: int
     sha256: str
     top_level: tuple[str, ...]  # importable top-level names (packages and modules)
+
+
+@dataclass(frozen=True)
+class WheelName:
+    """The fields of a wheel file name: as written (`escaped_name`, `version_text`, `tags`) and as packaging reads
+    them (`distribution` normalised, ``My_Pkg`` → ``my-pkg``; `version` normalised)."""
+
+    file_name: str
+    escaped_name: str
+    version_text: str
+    tags: tuple[str, ...]  # the build tag (if any), then the python, abi and platform tags
+    distribution: str
+    version: str
+
+
+def parse_name(file_name: str) -> WheelName:
+    """Parse a wheel's file name (no folder); `InvalidWheelFilename` (packaging's, its own message) if it is not one."""
+    distribution, version, _build, _tags = parse_wheel_filename(file_name)
+    parts = file_name[: -len(".whl")].split("-")  # parse_wheel_filename checked the suffix and the 5 or 6 parts
+    return WheelName(file_name, parts[0], parts[1], tuple(parts[2:]), str(distribution), str(version))
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
@@ -68,12 +94,12 @@ def inspect(path: str | os.PathLike[str]) -> WheelInfo:
     """Read a wheel's name, version, size, digest and top-level packages; `InputError` if it is not a wheel."""
     path = Path(path)
     try:
-        name, version, _build, _tags = parse_wheel_filename(path.name)
+        name = parse_name(path.name)
         with zipfile.ZipFile(path) as archive:
             members = archive.namelist()
     except (InvalidWheelFilename, InvalidVersion, zipfile.BadZipFile, OSError) as error:
         raise InputError(f"{path} is not a readable wheel: {error}") from None
-    return WheelInfo(path, str(name), str(version), path.stat().st_size, sha256_of(path), top_level_names(members))
+    return WheelInfo(path, name.distribution, name.version, path.stat().st_size, sha256_of(path), top_level_names(members))
 
 
 def stamped_version(version: str, suffix: str) -> str:
@@ -101,10 +127,11 @@ def restamp(wheel: str | os.PathLike[str], suffix: str, out_dir: str | os.PathLi
     reproducible as the input. Signatures (``RECORD.jws``/``RECORD.p7s``) are dropped: they no longer match.
     """
     wheel = Path(wheel)
-    parts = wheel.name[: -len(".whl")].split("-")
-    if len(parts) not in (5, 6):
-        raise InputError(f"{wheel.name} is not a wheel file name")
-    escaped_name, old_version = parts[0], parts[1]
+    try:
+        name = parse_name(wheel.name)
+    except InvalidWheelFilename:
+        raise InputError(f"{wheel.name} is not a wheel file name") from None
+    escaped_name, old_version = name.escaped_name, name.version_text
     new_version = stamped_version(old_version, suffix)
     old_prefixes = (f"{escaped_name}-{old_version}.dist-info/", f"{escaped_name}-{old_version}.data/")
     new_prefixes = (f"{escaped_name}-{new_version}.dist-info/", f"{escaped_name}-{new_version}.data/")
@@ -116,7 +143,7 @@ def restamp(wheel: str | os.PathLike[str], suffix: str, out_dir: str | os.PathLi
         return member
 
     record_name = new_prefixes[0] + "RECORD"
-    target = Path(out_dir) / ("-".join([escaped_name, new_version, *parts[2:]]) + ".whl")
+    target = Path(out_dir) / ("-".join([escaped_name, new_version, *name.tags]) + ".whl")
     records: list[tuple[str, str, str]] = []
     with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as result:
         members = source.infolist()
