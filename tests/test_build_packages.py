@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from wheel.wheelfile import WheelFile
 
-import build_packages
-from cicdkit import wheels
+from cicdkit import packages, wheels
 from helpers import assert_one_line_error, run_script, script_env
 from repo_fixtures import ODD
 
@@ -134,7 +133,7 @@ def test_restamp_is_reproducible_and_refuses_a_second_local_part(sample_repo, tm
     ],
 )
 def test_isolation_is_needed_only_when_build_requirements_are_missing(requires, expected):
-    assert build_packages.requirements_installed(requires) is expected
+    assert packages.requirements_installed(requires) is expected
 
 
 def test_a_build_past_its_deadline_fails_cleanly(sample_repo, tmp_path):
