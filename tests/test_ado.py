@@ -114,8 +114,6 @@ def test_secret_is_never_shown_outside_a_pipeline(local, capsys):
 def test_plain_lines_outside_a_pipeline(local, capsys):
     ado.set_variable("host", "https://x", output=True)
     ado.set_progress(150, "almost")
-    ado.complete("Failed", "boom")
-    ado.add_build_tag("release")
     with ado.group("Build"):
         pass
     captured = capsys.readouterr()
@@ -123,8 +121,6 @@ def test_plain_lines_outside_a_pipeline(local, capsys):
     assert captured.out.splitlines() == [
         "[set variable] host=https://x (output)",
         "[progress] 100% almost",
-        "[result] Failed: boom",
-        "[build tag] release",
         "== Build ==",
     ]
 
@@ -134,9 +130,7 @@ def test_commands_in_a_pipeline(pipeline, capsys, tmp_path):
     summary.write_text("# hi\n")
     ado.set_variable("name", "v", output=True, readonly=True)
     ado.set_progress(-5, "start")
-    ado.complete("SucceededWithIssues")
     ado.upload_summary(summary)
-    ado.add_build_tag("rc")
     with ado.group("Group ##vso[x.y]"):
         print("inside")
     out = capsys.readouterr().out
@@ -144,9 +138,7 @@ def test_commands_in_a_pipeline(pipeline, capsys, tmp_path):
     assert [(c.event, c.properties, c.data) for c in commands] == [
         ("setvariable", {"variable": "name", "isoutput": "true", "isreadonly": "true"}, "v"),
         ("setprogress", {"value": "0"}, "start"),
-        ("complete", {"result": "SucceededWithIssues"}, ""),
         ("uploadsummary", {}, str(summary)),
-        ("addbuildtag", {}, "rc"),
     ]
     assert "##[group]" in out and "##[endgroup]" in out
 
@@ -180,11 +172,9 @@ def test_bad_variable_names_are_refused(pipeline, capsys, name):
     assert capsys.readouterr().out == ""
 
 
-def test_bad_issue_type_and_result_are_refused():
+def test_bad_issue_type_is_refused():
     with pytest.raises(ValueError):
         ado.log_issue("info", "x")
-    with pytest.raises(ValueError):
-        ado.complete("succeeded")
 
 
 def test_multiline_json_secret_does_not_register_its_punctuation_lines(pipeline, capsys):

@@ -121,21 +121,14 @@ def test_verification_catches_tampering(tmp_path, change, problem):
     assert any(problem in p for p in problems), problems
     result = run_script("package_artifact.py", "--verify", out)
     assert_one_line_error(result, 2, "does not match its MANIFEST.json")
-    with pytest.raises(InputError):
-        artifact.extract_artifact(out, tmp_path / "x")
 
 
-def test_verify_ok_and_extract(tmp_path):
+def test_verify_ok(tmp_path):
     staging, config = make_staging(tmp_path)
     out = tmp_path / "artifact.zip"
     assert run_script("package_artifact.py", staging, out, "--config", config).returncode == 0
     result = run_script("package_artifact.py", "--verify", out)
     assert result.returncode == 0 and "matches" in result.stdout
-    manifest = artifact.extract_artifact(out, tmp_path / "extracted")
-    extracted = tmp_path / "extracted"
-    assert (extracted / "init" / "init.sh").stat().st_mode & 0o111
-    assert (extracted / "notebooks" / "package1" / "sub dir" / "q.sql").read_text().endswith("SELECT 1\n")
-    assert len(manifest) == len(names(out)) - 1
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,6 @@ from typing import TextIO
 from .errors import UsageError
 
 ISSUE_TYPES = ("error", "warning")
-RESULTS = ("Succeeded", "SucceededWithIssues", "Failed")
 _RESERVED_PREFIXES = ("endpoint", "input", "secret", "path", "securefile")
 _VARIABLE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 # '##vso[' and '##[' start agent commands wherever they appear in a line (any case).
@@ -274,16 +273,6 @@ def log_issue(
     _emit_command(_command("task.logissue", properties, neutralise(message)), stream)
 
 
-def complete(result: str, message: str = "") -> None:
-    """Set the step result (``task.complete``); the worst result of a step wins."""
-    if result not in RESULTS:
-        raise ValueError(f"result must be one of {RESULTS}, not {result!r}")
-    if not in_pipeline():
-        _emit(f"[result] {result}{f': {message}' if message else ''}")
-        return
-    _emit_command(_command("task.complete", {"result": result}, neutralise(message)))
-
-
 @contextlib.contextmanager
 def group(title: str) -> Iterator[None]:
     """A collapsible section of the log. Azure Pipelines does not nest groups, so do not nest them."""
@@ -314,13 +303,3 @@ def upload_summary(markdown_path: str | os.PathLike[str]) -> None:
         _emit(f"[summary] {path}")
         return
     _emit_command(_command("task.uploadsummary", None, path))
-
-
-def add_build_tag(tag: str) -> None:
-    """Tag the run (``build.addbuildtag``). Tags cannot contain a colon."""
-    if ":" in tag:
-        raise UsageError(f"build tag {tag!r} contains ':'", hint="Azure DevOps does not accept ':' in build tags")
-    if not in_pipeline():
-        _emit(f"[build tag] {tag}")
-        return
-    _emit_command(_command("build.addbuildtag", None, tag.strip()))

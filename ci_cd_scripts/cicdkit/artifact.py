@@ -25,7 +25,6 @@ import hashlib
 import io
 import json
 import os
-import posixpath
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -295,19 +294,3 @@ def verify_zip(source: str | os.PathLike[str] | io.BytesIO) -> list[str]:
                 problems.append(f"{name}: present but not listed in {MANIFEST}")
     return problems
 
-
-def extract_artifact(zip_path: str | os.PathLike[str], dest: str | os.PathLike[str]) -> list[ManifestEntry]:
-    """Verify the zip, then extract it into `dest` (init/init.sh executable); `InputError` when it fails."""
-    problems = verify_zip(zip_path)
-    if problems:
-        raise InputError(f"artifact {zip_path} does not match its {MANIFEST}: {problems[0]}"
-                         + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
-    target = Path(dest)
-    with zipfile.ZipFile(zip_path) as archive:
-        manifest = read_manifest(archive)
-        for entry in manifest + [ManifestEntry(MANIFEST, 0, "")]:
-            path = target.joinpath(*posixpath.normpath(entry.path).split("/"))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(archive.read(entry.path))
-            path.chmod(0o755 if entry.path in EXECUTABLE else 0o644)
-    return manifest

@@ -83,14 +83,6 @@ def entry(main: Main) -> Main:
     return wrapper
 
 
-def parse_assignment(text: str, option: str = "--var") -> tuple[str, str]:
-    """Split ``NAME=VALUE`` at the first ``=``; raise `UsageError` without one."""
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise UsageError(f"{option} expects NAME=VALUE, got {text!r}")
-    return name, value
-
-
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     """--config, -t/--target and --var: which configuration and target a step resolves."""
     group = parser.add_argument_group("configuration")
