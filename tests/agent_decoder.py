@@ -1,7 +1,10 @@
 """A Python re-implementation of how the Azure Pipelines agent reads logging commands from a line.
 
-Follows `Command.TryParse` and `CommandStringConvertor.Unescape` (see
-shared/reference/ado-logging-and-tasks.md, sections 1-2): ``##vso[`` is found anywhere in a line, the first
+Follows `Command.TryParse` and `CommandStringConvertor.Unescape` of the agent
+(https://github.com/microsoft/azure-pipelines-agent: ``src/Microsoft.VisualStudio.Services.Agent/Command.cs``,
+``src/Agent.Sdk/CommandStringConvertor.cs``; the format is documented on
+https://learn.microsoft.com/azure/devops/pipelines/scripts/logging-commands, and README "Azure DevOps logging
+(`cicdkit/ado.py`)" says how the scripts use it): ``##vso[`` is found anywhere in a line, the first
 ``]`` after it ends the command info, properties follow the first space and split on ``;``, each entry on
 its first ``=``; values and data are unescaped ``%3B``, ``%0D``, ``%0A``, ``%5D``, then ``%AZP25``.
 """

@@ -1,7 +1,9 @@
 """A local HTTPS Azure Key Vault (secrets only) that the real ``azure-keyvault-secrets`` client accepts unchanged.
 
-Follows shared/reference/keyvault-and-identity.md, section 3: TLS on 127.0.0.1 with a trustme certificate
-(the CA is written to ``ca_pem`` for ``REQUESTS_CA_BUNDLE``/``--ca-bundle``), the 401 challenge with
+Follows the Key Vault secrets REST API (https://learn.microsoft.com/rest/api/keyvault/secrets/) and its
+authentication challenge (https://learn.microsoft.com/azure/key-vault/general/authentication-requests-and-responses)
+as ``azure-keyvault-secrets`` reads them (README "Private endpoints and emulators"): TLS on 127.0.0.1 with a
+trustme certificate (the CA is written to ``ca_pem`` for ``REQUESTS_CA_BUNDLE``/``--ca-bundle``), the 401 challenge with
 ``WWW-Authenticate`` for any request without ``Bearer <token>``, ``api-version`` required, paging with an
 absolute ``nextLink`` and ``$skiptoken``, secret versions, 403 ``Forbidden``/``SecretDisabled`` for a disabled
 secret, 404 ``SecretNotFound``, and expired secrets still served with 200 (as the real service does).

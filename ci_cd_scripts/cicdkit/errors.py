@@ -44,7 +44,7 @@ class OperationFailed(CICDError):
 
 
 # --- Databricks API errors ---------------------------------------------------------------------------------
-# `databricks.py` turns every non-2xx answer into one of these with `api_error(...)`, chosen like databricks-sdk:
+# `cicdkit.dbclient` turns every non-2xx answer into one of these with `api_error(...)`, chosen like databricks-sdk:
 # path-specific legacy overrides first, then the body's ``error_code``, then the HTTP status. They carry the
 # status, error_code, message and the request's method and path: never headers or bodies (they may hold secrets).
 
