@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from cicdkit import ado
 from cicdkit import atomic
 from cicdkit import cli
 from cicdkit import init_script
@@ -76,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     atomic.write_text(args.out, script, mode=0o755)
 
     location = init_script.cluster_path(libraries_path)
-    print(f"wrote {args.out}: installs {len(wheels)} wheel(s)"
-          f"{' and ' + requirements_name if requirements_name else ''} from {location}")
+    ado.relay(f"wrote {args.out}: installs {len(wheels)} wheel(s)"
+              f"{' and ' + requirements_name if requirements_name else ''} from {location}")
     if args.requirements and not requirements_name:
-        print(f"  {args.requirements} holds no requirements: not installed")
+        ado.relay(f"  {args.requirements} holds no requirements: not installed")
     return 0
 
 

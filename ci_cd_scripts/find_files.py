@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         ado.set_variable(variable, ",".join(shown))
     elif args.format == "json":
         document = {"root": str(root.resolve()), "patterns": args.patterns, "count": len(shown), "files": shown}
-        # '#' only occurs inside JSON strings; as \u0023 no line can start a pipeline command.
-        print(json.dumps(document, indent=2).replace("##", "#\\u0023"))
+        # Strings must read back exactly, so '##' becomes '#\u0023' rather than gaining a zero-width space.
+        ado.relay(ado.neutralise_json(json.dumps(document, indent=2)))
     else:
         for path in shown:
             print(ado.neutralise(path))

@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     header = ["merged by merge_requirements.py from:", *(f"  {source}" for source in sources)]
     atomic.write_text(args.out, merged.text(header))
 
-    print(f"merged {len(merged.requirements)} requirement(s) and {len(merged.options)} option(s) "
-          f"from {len(merged.files)} file(s) into {args.out}")
+    ado.relay(f"merged {len(merged.requirements)} requirement(s) and {len(merged.options)} option(s) "
+              f"from {len(merged.files)} file(s) into {args.out}")
     for line in merged.options + merged.requirements:
         ado.relay(f"  {line}")
     return 0

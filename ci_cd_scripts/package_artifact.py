@@ -35,7 +35,7 @@ def verify(zip_path: Path) -> int:
         ado.relay(f"  mismatch: {problem}")
     if problems:
         raise InputError(f"{zip_path} does not match its {artifact.MANIFEST}: {len(problems)} problem(s), first: {problems[0]}")
-    print(f"{zip_path}: every file matches {artifact.MANIFEST}")
+    ado.relay(f"{zip_path}: every file matches {artifact.MANIFEST}")
     return 0
 
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     for entry in entries:
         top = entry.path.split("/")[0] if "/" in entry.path else entry.path
         groups[top] = groups.get(top, 0) + 1
-    print(f"wrote {out}: {len(entries)} file(s) + {artifact.MANIFEST}, {out.stat().st_size} bytes, sha256 {digest}")
+    ado.relay(f"wrote {out}: {len(entries)} file(s) + {artifact.MANIFEST}, {out.stat().st_size} bytes, sha256 {digest}")
     for top in sorted(groups):
         ado.relay(f"  {top}: {groups[top]} file(s)")
     return 0

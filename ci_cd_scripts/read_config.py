@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         ado.log_issue("warning", warning)
     for name, value in pairs:
         ado.set_variable(name, value, output=args.output_variables)
-    print(f"read_config: {len(pairs)} variables set for target {loaded.target}", file=sys.stderr)
+    ado.relay(f"read_config: {len(pairs)} variables set for target {loaded.target}", sys.stderr)
     return 0
 
 

@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(
             f"{count} warning{' was' if count == 1 else 's were'} found. Warnings are not allowed in strict mode")
     if args.output == "json":
-        print(config.to_json(loaded.tree))
+        ado.relay(config.to_json(loaded.tree))  # each string reads back as neutralise(value) (README)
     else:
-        print(_text_report(loaded, len(warnings)))
+        ado.relay(_text_report(loaded, len(warnings)))
     return 0
 
 

@@ -165,6 +165,13 @@ def test_relay_prints_neutralised_lines(pipeline, capsys):
     assert parse_output(capsys.readouterr().out) == []
 
 
+def test_neutralised_json_reads_back_exactly_and_injects_nothing():
+    value = {"files": ["a##vso[task.setvariable variable=x]1", "###[error]b", "####"], "n##": 1}
+    safe = ado.neutralise_json(json.dumps(value, indent=2))
+    assert json.loads(safe) == value
+    assert "##" not in safe and parse_output(safe) == []
+
+
 @pytest.mark.parametrize("name", ["", "a b", "x;y", "a]b", "secretThing", "PATH_extra", "-lead"])
 def test_bad_variable_names_are_refused(pipeline, capsys, name):
     with pytest.raises(UsageError):

@@ -13,11 +13,13 @@ multi-line secret is first registered line by line with ``task.setsecret`` and t
 JSON is compacted (still the same JSON), anything else is base64-encoded (standard alphabet, UTF-8), and the
 encoded form is registered too. A consumer decodes it with ``base64 -d``. See README "Secrets".
 
-Text relayed from elsewhere (pip output, notebook output, API error messages) must go through
-`neutralise` (or `relay`) so that it cannot inject commands: the agent finds ``##vso[`` anywhere in a line,
-on stdout and stderr. Every script also runs inside `inert_output` (`cli.entry` sets it up): stdout and stderr
-become `InertStream`s that neutralise whatever is printed, so a config value, a cluster name or a path in a
-summary line is inert even where nobody thought of it. Only this module's own commands bypass that.
+Text relayed from elsewhere (pip output, notebook output, API error messages, config values, paths) must go
+through `neutralise`, and a step prints it with `relay` (a JSON document that must decode to exactly what it
+holds: `neutralise_json`), so that it cannot inject commands: the agent finds ``##vso[`` anywhere in a line,
+on stdout and stderr. These are the one choke point: steps do not neutralise text their own way. Every script
+also runs inside `inert_output` (`cli.entry` sets it up): stdout and stderr become `InertStream`s that neutralise
+whatever is printed, so a config value, a cluster name or a path in a summary line is inert even where nobody
+thought of it. Only this module's own commands bypass that.
 """
 from __future__ import annotations
 
@@ -61,6 +63,14 @@ def escape(value: str) -> str:
 def neutralise(text: str) -> str:
     """Make relayed text inert: ``##vso[`` and ``##[`` gain a zero-width space between the two ``#``."""
     return _COMMAND_START.sub("#" + _ZERO_WIDTH_SPACE + "#", str(text))
+
+
+def neutralise_json(document: str) -> str:
+    """Make a JSON document inert without changing what it decodes to: ``##`` becomes ``#\\u0023``.
+
+    ``#`` is no JSON syntax, so it only occurs inside strings, where ``\\u0023`` is an escape for ``#``: a reader
+    gets every string back exactly (`neutralise` would add a zero-width space to it), the agent sees no ``##``."""
+    return str(document).replace("##", "#\\u0023")
 
 
 # What a write may end with that the next write could complete into a command: held back until then.
