@@ -225,6 +225,9 @@ def judge(data: Mapping[str, Any], *, max_duration: float | None = None, suite_n
         return result("timed out", [whole_run(
             "error", f"timed out{after}: run_notebooks.py cancelled the run at its --timeout", trace or error,
             kind="Timeout")])
+    if data.get("error"):
+        return result(label, [whole_run("error", f"{data['error']} (run state {label})", trace or error,
+                                        kind="Unreadable")])
     if life_cycle not in TERMINAL_LIFE_CYCLE_STATES:
         return result(label, [whole_run("error", f"the run did not finish (state {label})", kind="Unfinished")])
     if life_cycle == "SKIPPED":
