@@ -8,7 +8,7 @@ ended with an internal error is a failed or errored case carrying the run's stat
 truncated (over 5 MB) is an error, never parsed.
 
 The file is what PublishTestResults@2 reads (testResultsFormat: JUnit); it validates against the Apache Ant JUnit
-schema. Exit 1 when any case failed or errored, 0 when all passed (skipped tests count as passed), 2 for bad
+schema; in a pipeline the variable notebook_tests_junit names it (absolute). Exit 1 when any case failed or errored, 0 when all passed (skipped tests count as passed), 2 for bad
 input (no runs folder, no records, a file that is not a record).
 
 Example (Azure Pipelines, after run_notebooks.py):
@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_results.judge(data, max_duration=args.max_duration, suite_name=args.suite_name.strip())
                for data in records]
     junit.write(args.junit_xml, results, suite_name=args.suite_name.strip())
+    if ado.in_pipeline():
+        ado.set_variable("notebook_tests_junit", str(Path(args.junit_xml).resolve()))  # for PublishTestResults@2
     return report(results, args.junit_xml)
 
 

@@ -16,7 +16,8 @@ is cancelled and recorded as a timeout; cancelling and reading the final states 
 Ctrl-C the runs are cancelled the same way.
 
 For each notebook OUT_DIR/<name>.json holds the runs/get result and the task run's runs/get-output (records of
-an earlier invocation in OUT_DIR are removed first). Turn them into JUnit with evaluate_runs.py.
+an earlier invocation in OUT_DIR are removed first). Turn them into JUnit with evaluate_runs.py. In a pipeline,
+the variable run_notebooks_out_dir names OUT_DIR (absolute) once the first run is submitted.
 
 Exit codes: 0 every run succeeded (and its test summary, if any, has no failure), 1 a run or test did not
 succeed or the workspace failed a call, 2 bad input (nothing submitted).
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             ado.relay(f"run_notebooks: {len(notebooks)} notebooks would run (dry run, nothing submitted)")
             return 0
         removed = _clear_old_records(out_dir)
+        if ado.in_pipeline():
+            # For the pipeline's next steps (evaluate_runs.py, the runs artifact): records are on their way.
+            ado.set_variable("run_notebooks_out_dir", str(out_dir.resolve()))
         printer = _Printer()
         if removed:
             printer.line(f"removed {removed} run records of an earlier invocation from {out_dir}")
