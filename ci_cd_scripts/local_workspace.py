@@ -12,7 +12,8 @@ local tokens only. The server runs until SIGINT/SIGTERM; with --state-dir it kee
 Fault injection (--faults SPEC): rules separated by ';', each a ','-separated list of key=value:
   path=GLOB        fnmatch pattern on the URL path, e.g. */dbfs/put or /api/2.1/jobs/runs/* (default *)
   method=VERB      only this HTTP method (default any)
-  fault=KIND       429, 500, 502, 503, 504 (JSON error body) or reset (connection dropped with RST)
+  fault=KIND       429, 500, 502, 503, 504 (JSON error body) reset (connection dropped with RST
+                   before the call is served) or reset-after (served, then the answer dropped)
   rate=P           probability 0..1 per matching request, drawn from --seed (default 1)
   skip=N           let the first N matching requests through (default 0)
   times=N          fire at most N times (default unlimited)

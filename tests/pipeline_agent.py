@@ -10,7 +10,7 @@ Shared by tests/test_ci_pipeline_steps.py and tests/test_cd_pipeline_steps.py:
 * `Agent`: pipeline variables (plain and secret), the environment a step gets (plain variables exported
   upper-cased with ``.`` -> ``_``, secrets only through the step's ``env:``), ``##vso[task.setvariable]``
   lines of a step's output applied to later steps, and step ``condition:`` expressions
-  (``and/or/not/eq/ne/coalesce/succeeded`` over ``variables['name']``) evaluated like the agent.
+  (``and/or/not/eq/ne/coalesce/succeeded/succeededOrFailed/always/failed`` over ``variables['name']``) evaluated like the agent.
 """
 from __future__ import annotations
 
@@ -134,6 +134,7 @@ class Agent:
         functions = {
             "succeeded": lambda: not self.failed,
             "always": lambda: True,
+            "succeededorfailed": lambda: True,  # no cancellation here: a step ran either way
             "failed": lambda: self.failed,
             "and": lambda *a: all(a),
             "or": lambda *a: any(a),

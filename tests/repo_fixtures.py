@@ -62,6 +62,7 @@ SAMPLE = RepoShape(
         "package2/clean_orders.py",
         "package2/jobs/orders_by_day.sql",
         "package2/jobs/status_demo.py",
+        "package2/test_transforms.py",
     ],
     requirement_files=[
         "package1/requirements/common.txt",

@@ -21,7 +21,7 @@ import pytest
 
 import pipeline_schema
 from deploy_fixtures import WRITE_METHODS
-from helpers import ROOT, run_script
+from helpers import DATA, ROOT, run_script
 from pipeline_agent import Agent, agent_venv, expand_macros, expand_parameters
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,8 @@ NOTEBOOKS = "/Workspace/Shared/ci-cd/local/notebooks"
 STEPS = ["Extract the artifact", "Verify the artifact against its MANIFEST", "Install the scripts' requirements",
          "Read config for local", "Upload wheels and requirements", "Create the init script for local",
          "Upload the init script", "Attach the init script to the clusters", "Install libraries on the clusters",
-         "Deploy notebooks"]
+         "Deploy notebooks", "Run the test notebooks", "Evaluate the test notebook runs"]
+JUNIT_SCHEMA = DATA / "junit" / "JUnit.xsd"
 
 
 # ---- the template, expanded the way the agent expands it -------------------------------------------------------
@@ -106,6 +107,16 @@ def run_cd(work: Path, artifact_zip: Path, workspace, venv: Path) -> dict[str, s
             target.mkdir(parents=True)
             shutil.copy2(artifact_zip, target / "artifact.zip")
             continue
+        if task == "PublishTestResults@2":
+            assert agent.condition(step["condition"]), "the JUnit file of the test notebooks must be published"
+            inputs = {key: expand_macros(str(value), agent.variables) for key, value in step["inputs"].items()}
+            assert inputs["testResultsFormat"] == "JUnit" and inputs["failTaskOnFailedTests"].lower() == "true"
+            ran["published tests"] = Path(inputs["testResultsFiles"])
+            continue
+        if task == "PublishPipelineArtifact@1":
+            assert agent.condition(step["condition"])
+            ran["published runs"] = Path(expand_macros(step["inputs"]["targetPath"], agent.variables))
+            continue
         if task == "AzureCLI@2":
             assert step.get("name") == "secrets", f"the pat variant runs no AzureCLI@2 step but {step}"
             assert not agent.condition(step["condition"]), "target local names no Key Vault: the step must skip"
@@ -117,8 +128,25 @@ def run_cd(work: Path, artifact_zip: Path, workspace, venv: Path) -> dict[str, s
         ran[step["displayName"]] = result
         assert result.returncode == 0, f"step {step['displayName']!r} failed\n{result.stdout}\n{result.stderr}"
     for result in ran.values():
-        assert TOKEN not in result.stdout + result.stderr
+        assert isinstance(result, Path) or TOKEN not in result.stdout + result.stderr
     return ran
+
+
+def check_tests_published(ran) -> None:
+    """The sample test notebooks ran on the local workspace against the deployed wheels: every unittest test of both
+    notebooks is a passing case in a JUnit file the schema accepts, and the run records were published."""
+    import junitparser
+    import xmlschema
+
+    junit_file = ran.pop("published tests")
+    xmlschema.XMLSchema(JUNIT_SCHEMA).validate(str(junit_file))
+    suites = {suite.name: suite for suite in junitparser.JUnitXml.fromfile(str(junit_file))}
+    assert sorted(suites) == ["package1/test_quality_rules", "package2/test_transforms"]
+    for suite in suites.values():
+        assert suite.tests >= 4 and suite.failures == suite.errors == 0, (suite.name, suite.tests)
+        assert all(case.is_passed and case.name.startswith("test_") for case in suite)
+    records = sorted(path.name for path in ran.pop("published runs").glob("*.json"))
+    assert records == ["package1_test_quality_rules.json", "package2_test_transforms.json"]
 
 
 # ---- a real CI artifact ------------------------------------------------------------------------------------------
@@ -179,7 +207,9 @@ def bounces(ws) -> dict[str, list[str]]:
 
 
 def writes(ws) -> list[str]:
-    return [f"{r.method} {r.path}" for r in ws.requests if r.path.startswith("/api/") and r.method in WRITE_METHODS]
+    """Writes that deploy something (test runs submitted and cancelled are not a deployment)."""
+    return [f"{r.method} {r.path}" for r in ws.requests
+            if r.path.startswith("/api/") and r.method in WRITE_METHODS and "/jobs/runs/" not in r.path]
 
 
 def check_deployed(ws, artifact_zip: Path) -> None:
@@ -230,6 +260,7 @@ def check_nothing_changed(ws, ran: dict[str, subprocess.CompletedProcess[str]]) 
 def test_cd_steps_deploy_the_artifact_to_two_clusters_and_a_rerun_changes_nothing(tmp_path, artifacts, workspace):
     ws, venv = workspace, agent_venv(tmp_path)
     ran = run_cd(tmp_path / "run1", artifacts["new"], ws, venv)
+    check_tests_published(ran)
     assert list(ran) == STEPS
     assert "every file matches MANIFEST.json" in ran["Verify the artifact against its MANIFEST"].stdout
     check_deployed(ws, artifacts["new"])
@@ -243,6 +274,7 @@ def test_cd_steps_deploy_the_artifact_to_two_clusters_and_a_rerun_changes_nothin
     ws.clear_log()
     ws.bounces.clear()
     again = run_cd(tmp_path / "run2", artifacts["new"], ws, venv)  # a fresh runner, the same artifact
+    check_tests_published(again)
     assert list(again) == STEPS
     check_nothing_changed(ws, again)
     check_deployed(ws, artifacts["new"])
@@ -257,6 +289,7 @@ def test_cd_steps_roll_out_a_new_build_over_an_old_one_with_one_restart_per_clus
     ws.bounces.clear()
 
     ran = run_cd(tmp_path / "new", artifacts["new"], ws, venv)
+    check_tests_published(ran)
     check_deployed(ws, artifacts["new"])  # old builds gone from every cluster, new ones INSTALLED
     assert bounces(ws) == {cluster: ["RESTARTING"] for cluster in CLUSTERS}
     posts = lambda suffix: sum(1 for r in ws.requests if r.method == "POST" and r.path.endswith(suffix))  # noqa: E731

@@ -69,7 +69,8 @@ def test_deployment_job_on_the_environment_with_the_artifact_of_this_run():
              for step in steps]
     positions = [next(i for i, text in enumerate(order) if script in text) for script in
                  ("package_artifact.py --verify", "read_config.py", "fetch_secrets.py", "upload_files.py",
-                  "create_init_script.py", "attach_init_script.py", "install_libraries.py", "deploy_notebooks.py")]
+                  "create_init_script.py", "attach_init_script.py", "install_libraries.py", "deploy_notebooks.py",
+                  "run_notebooks.py", "evaluate_runs.py")]
     assert positions == sorted(positions)
 
 
@@ -109,6 +110,28 @@ def test_the_init_script_is_written_for_the_stage_target_before_it_is_uploaded()
     assert '"deploy-init/${DEPLOY_INIT_SCRIPT_PATH##*/}"' in scripts[upload]
     # Nothing uploads the CI target's script any more.
     assert not any("init/init.sh" in text for text in scripts)
+
+
+def test_test_notebook_results_are_published_even_when_a_test_failed():
+    """run_notebooks.py exits 1 when a test fails: evaluating, publishing the JUnit (failing the task on failed tests)
+    and publishing the run records must still happen, and only when there are records (a variable the steps set)."""
+    steps = load("cd-stage.yml")["stages"][0]["jobs"][0]["strategy"]["runOnce"]["deploy"]["steps"]
+    run = next(s for s in steps if "run_notebooks.py" in str(s.get("parameters", {}).get("script", "")))
+    evaluate = next(s for s in steps if "evaluate_runs.py" in s.get("bash", ""))
+    publish = next(s for s in steps if s.get("task") == "PublishTestResults@2")
+    artifact = next(s for s in steps if s.get("task") == "PublishPipelineArtifact@1")
+    assert steps.index(run) < steps.index(evaluate) < steps.index(publish) < steps.index(artifact)
+    assert "deploy_test_notebooks" in run["parameters"]["condition"] and run["parameters"]["condition"].startswith("and(succeeded()")
+    assert evaluate["condition"].startswith("and(succeededOrFailed()") and "run_notebooks_out_dir" in evaluate["condition"]
+    assert publish["condition"].startswith("and(succeededOrFailed()") and "notebook_tests_junit" in publish["condition"]
+    assert artifact["condition"].startswith("and(always()") and "run_notebooks_out_dir" in artifact["condition"]
+    inputs = publish["inputs"]
+    assert inputs["testResultsFormat"] == "JUnit" and inputs["failTaskOnFailedTests"] is True
+    assert inputs["testResultsFiles"] == "$(notebook_tests_junit)" and "${{ parameters.target }}" in inputs["testRunTitle"]
+    assert "$(System.JobAttempt)" in artifact["inputs"]["artifact"]  # a re-run of the stage can publish again
+    # the variables the conditions read are the ones the scripts set
+    for script, variable in (("run_notebooks.py", "run_notebooks_out_dir"), ("evaluate_runs.py", "notebook_tests_junit")):
+        assert f'ado.set_variable("{variable}"' in (SCRIPTS / script).read_text(encoding="utf-8")
 
 
 def test_secrets_reach_steps_only_through_env_mappings():

@@ -392,7 +392,7 @@ def test_package1_wheel_and_its_test_notebook_run_to_success(workspace_client, l
     import json
 
     summary = json.loads(workspace_client.jobs.get_run_output(run.tasks[0].run_id).notebook_output.result)
-    assert summary["passed"] is True and summary["tests"] >= 1 and summary["failures"] == 0, summary
+    assert summary["tests"] and {test["status"] for test in summary["tests"]} == {"passed"}, summary
 
 
 def test_a_failing_start_stops_the_sdk_waiter(workspace_client, local_workspace):

@@ -33,17 +33,19 @@ def run_all(
     *,
     workers: int,
     on_done: Callable[[T], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[T]:
     """Run the tasks, at most `workers` at a time, and return their results in task order.
 
     ``on_done`` is called in the calling thread with each result as its task succeeds (in completion order), e.g.
     to report progress. The first failure (a task's exception, or one raised by ``on_done``) stops the start of
-    further tasks; it is raised once the tasks already running have returned.
+    further tasks; it is raised once the tasks already running have returned. ``stop``, when given, is the event
+    the pool sets when it stops (a failure, or the caller interrupted): long tasks watch it to end early.
     """
     tasks = list(tasks)
     if not tasks:
         return []
-    stopped = threading.Event()
+    stopped = stop if stop is not None else threading.Event()
 
     def guarded(task: Callable[[], T]) -> T:
         if stopped.is_set():

@@ -102,7 +102,7 @@ from .jobs import _Jobs
 # Fault injection, rate limits, latency
 # --------------------------------------------------------------------------------------------------------------
 
-FAULT_KINDS = ("429", "500", "502", "503", "504", "reset")
+FAULT_KINDS = ("429", "500", "502", "503", "504", "reset", "reset-after")
 FAULT_BODIES = {
     429: ("REQUEST_LIMIT_EXCEEDED", "Workspace request rate exceeded: RPC token bucket limit has been exceeded."),
     500: ("INTERNAL_ERROR", "Internal error (injected by the local workspace)."),
@@ -926,6 +926,13 @@ class LocalWorkspace:
                 if rule is not None:
                     fault_name = rule.fault
                     if rule.fault == "reset":
+                        raise ConnectionResetFault()
+                    if rule.fault == "reset-after":
+                        # The call is served (a run is submitted, a file written), then the answer is lost.
+                        self._authenticate(request)
+                        self.emulator.handle(request)
+                        if method not in ("GET", "HEAD"):
+                            self._persist()
                         raise ConnectionResetFault()
                     status = int(rule.fault)
                     code, message = FAULT_BODIES[status]
