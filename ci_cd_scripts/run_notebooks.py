@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             ado.set_variable("run_notebooks_out_dir", str(out_dir.resolve()))
         printer = _Printer()
         if removed:
-            printer.line(f"removed {removed} run records of an earlier invocation from {out_dir}")
+            printer.line(f"removed {removed} run record{'s' * (removed != 1)} of an earlier invocation from {out_dir}")
         printer.line(f"running {len(notebooks)} notebook{'s' * (len(notebooks) != 1)}, {concurrency} at a time, "
                      f"deadline {args.timeout:g}s")
         records = notebook_runs.run_notebooks(

@@ -83,6 +83,15 @@ def entry(main: Main) -> Main:
     return wrapper
 
 
+def parse_assignment(text: str, option: str) -> tuple[str, str]:
+    """Split ``NAME=VALUE`` (a repeatable option such as run_notebooks.py --param) at the first ``=``; `UsageError`
+    without one or without a name."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise UsageError(f"{option} expects NAME=VALUE, got {text!r}")
+    return name.strip(), value
+
+
 def add_config_args(parser: argparse.ArgumentParser) -> None:
     """--config, -t/--target and --var: which configuration and target a step resolves."""
     group = parser.add_argument_group("configuration")
