@@ -34,7 +34,7 @@ from .wire import (
 JOB_VERSIONS = ("2.0", "2.1", "2.2")
 
 
-def get_job(emu: _Runs, job_id: Any) -> dict:
+def _get_job(emu: _Runs, job_id: Any) -> dict:
     try:
         job = emu.jobs.get(int(job_id))
     except (TypeError, ValueError):
@@ -247,13 +247,13 @@ def jobs_create(emu: _Runs, request: Request) -> Response:
 
 @route("GET", "jobs/get", JOB_VERSIONS)
 def jobs_get(emu: _Runs, request: Request) -> Response:
-    job = get_job(emu, request.required("job_id"))
+    job = _get_job(emu, request.required("job_id"))
     return ok(_job_view(job, request.version, request.param("page_token")))
 
 
 @route("POST", "jobs/reset", JOB_VERSIONS)
 def jobs_reset(emu: _Runs, request: Request) -> Response:
-    job = get_job(emu, request.required("job_id"))
+    job = _get_job(emu, request.required("job_id"))
     job["settings"] = _job_settings(request.required("new_settings"))
     emu.mark_dirty()
     return ok()
@@ -261,7 +261,7 @@ def jobs_reset(emu: _Runs, request: Request) -> Response:
 
 @route("POST", "jobs/update", JOB_VERSIONS)
 def jobs_update(emu: _Runs, request: Request) -> Response:
-    job = get_job(emu, request.required("job_id"))
+    job = _get_job(emu, request.required("job_id"))
     settings = json.loads(json.dumps(job["settings"]))
     new = request.param("new_settings") or {}
     if not isinstance(new, dict):
@@ -289,7 +289,7 @@ def jobs_update(emu: _Runs, request: Request) -> Response:
 
 @route("POST", "jobs/delete", JOB_VERSIONS)
 def jobs_delete(emu: _Runs, request: Request) -> Response:
-    job = get_job(emu, request.required("job_id"))
+    job = _get_job(emu, request.required("job_id"))
     emu.jobs.pop(job["job_id"], None)
     emu.mark_dirty()
     return ok()
@@ -321,7 +321,7 @@ def jobs_list(emu: _Runs, request: Request) -> Response:
 
 @route("POST", "jobs/run-now", JOB_VERSIONS)
 def jobs_run_now(emu: _Runs, request: Request) -> Response:
-    job = get_job(emu, request.required("job_id"))
+    job = _get_job(emu, request.required("job_id"))
     token, existing = _idempotent(emu, request)
     if existing is not None and existing in emu.runs:
         return ok({"run_id": existing, "number_in_job": existing})
