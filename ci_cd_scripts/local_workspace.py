@@ -35,7 +35,7 @@ Time: emulated durations (cluster start/restart/terminate, library install phase
 scripted run durations) are nominal seconds multiplied by --time-scale (0.01 = 100x faster, 0 = next poll).
 A run subprocess always has a deadline (task/run timeout_seconds, else --run-timeout).
 
-What it serves and what it does not model: README, "Local workspace", and local_cloud/workspace/server.py.
+What it serves and what it does not model: README, "Local workspace", and local_cloud/workspace/emulator.py.
 """
 from __future__ import annotations
 
@@ -46,8 +46,10 @@ from typing import Any
 
 from cicdkit import cli
 from cicdkit.errors import InputError, UsageError
-from local_cloud.workspace.core import DEFAULT_TOKEN
-from local_cloud.workspace.server import LocalWorkspace, load_cluster_seed, parse_faults, parse_latency, parse_rate_limit
+from local_cloud.workspace.faults import parse_faults, parse_latency, parse_rate_limit
+from local_cloud.workspace.server import LocalWorkspace
+from local_cloud.workspace.state import load_cluster_seed
+from local_cloud.workspace.wire import DEFAULT_TOKEN
 
 
 @cli.entry

@@ -157,7 +157,7 @@ def test_the_unreachable_hint_says_how_to_start_the_local_workspace_only_for_a_l
 
 
 def test_no_token_and_401_against_a_loopback_host_name_the_local_workspace_token(dbx_workspace, dbx):
-    from local_cloud.workspace.core import DEFAULT_TOKEN
+    from local_cloud.workspace.wire import DEFAULT_TOKEN
 
     ws = dbx_workspace()
     for environ in ({"PATH": ""}, {"DATABRICKS_AUTH_TYPE": "pat"}):  # auto with no az on PATH, and pat

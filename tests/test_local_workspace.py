@@ -14,6 +14,9 @@ import pytest
 import requests
 
 from local_cloud.workspace import server as lw
+from local_cloud.workspace.faults import parse_faults, parse_rate_limit
+from local_cloud.workspace.identity import AZURE_DATABRICKS_APP_ID
+from local_cloud.workspace.wire import ORG_ID, USER_NAME
 from helpers import SCRIPTS, assert_one_line_error, run_script, script_env
 from workspace_fixtures import RUNNING_CLUSTER, TERMINATED_CLUSTER, WORKSPACE_TOKEN, make_wheel
 
@@ -61,9 +64,9 @@ def test_auth_errors_are_the_services_bodies(local_workspace):
     assert wrong.headers["X-Databricks-Reason-Phrase"] == "Invalid access token."
     # Discovery is the only anonymous path; SCIM Me carries the org id header.
     well_known = requests.get(local_workspace.url + "/.well-known/databricks-config", timeout=10)
-    assert well_known.status_code == 200 and well_known.json()["workspace_id"] == lw.ORG_ID
+    assert well_known.status_code == 200 and well_known.json()["workspace_id"] == ORG_ID
     me = call(local_workspace, "GET", "/api/2.0/preview/scim/v2/Me")
-    assert me.json()["userName"] == lw.USER_NAME and me.headers["X-Databricks-Org-Id"] == lw.ORG_ID
+    assert me.json()["userName"] == USER_NAME and me.headers["X-Databricks-Org-Id"] == ORG_ID
     local_workspace.add_token("dapi-second")
     assert call(local_workspace, "GET", "/api/2.0/clusters/list", headers={"Authorization": "Bearer dapi-second"}).ok
 
@@ -420,7 +423,7 @@ def test_rate_limit_answers_429_with_retry_after(local_workspace):
     assert "RPC token bucket limit has been exceeded" in limited.json()["message"]
     assert call(local_workspace, "GET", "/api/2.0/workspace/list?path=/").status_code == 200  # other endpoints unaffected
     with pytest.raises(ValueError):
-        lw.parse_rate_limit("*/x=ten/s")
+        parse_rate_limit("*/x=ten/s")
 
 
 def test_latency_is_added_per_endpoint(local_workspace):
@@ -476,8 +479,8 @@ def test_request_log_and_admin_over_http(local_workspace):
 def test_fault_spec_errors_name_the_bad_field():
     for spec, fragment in [("fault=418", "fault=418"), ("path", "not key=value"), ("rate=2", "rate=2"), ("colour=red", "colour")]:
         with pytest.raises(ValueError, match=fragment):
-            lw.parse_faults(spec)
-    rule = lw.parse_faults("path=*/dbfs/put, method=post, fault=429")[0]
+            parse_faults(spec)
+    rule = parse_faults("path=*/dbfs/put, method=post, fault=429")[0]
     assert (rule.path, rule.method, rule.retry_after) == ("*/dbfs/put", "POST", 1)
 
 
@@ -718,7 +721,7 @@ def entra_token(claims: dict) -> str:
 def test_entra_id_tokens_for_service_principals():
     app_id = "11111111-2222-3333-4444-555555555555"
     resource_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Databricks/workspaces/dev"
-    good = {"aud": lw.AZURE_DATABRICKS_APP_ID, "appid": app_id, "exp": time.time() + 3600}
+    good = {"aud": AZURE_DATABRICKS_APP_ID, "appid": app_id, "exp": time.time() + 3600}
     with lw.LocalWorkspace(token=WORKSPACE_TOKEN, clusters=[], azure_resource_id=resource_id) as ws:
         def me(claims: dict, **headers: str) -> requests.Response:
             return requests.get(ws.url + "/api/2.0/preview/scim/v2/Me", timeout=10,
@@ -734,7 +737,7 @@ def test_entra_id_tokens_for_service_principals():
         assert wrong_workspace.status_code == 404 and "could not be found" in wrong_workspace.json()["message"]
         first_login = me(good, **management, **{"X-Databricks-Azure-Workspace-Resource-Id": resource_id})
         assert first_login.status_code == 200 and first_login.json()["userName"] == app_id
-        assert me({**good, "aud": f"api://{lw.AZURE_DATABRICKS_APP_ID}"}).json()["userName"] == app_id  # now a member
+        assert me({**good, "aud": f"api://{AZURE_DATABRICKS_APP_ID}"}).json()["userName"] == app_id  # now a member
 
 
 def _cli_018_path() -> str | None:

@@ -1,7 +1,9 @@
 """Local workspace: the Clusters (2.0/2.1) and Libraries APIs, with their state machines on a compressed clock.
 
-`_Clusters` is mixed into `local_workspace.Emulator`; states advance lazily from wall-clock timestamps
-(durations scaled by --time-scale). Library artifacts are resolved in the emulator's own stores.
+`_Clusters` is mixed into the emulator (emulator.py); states advance lazily from wall-clock timestamps
+(durations scaled by --time-scale). Library artifacts are resolved in the emulator's own stores (files.py).
+Shapes and messages follow the public Databricks REST API reference
+(https://docs.databricks.com/api/azure/workspace/clusters and .../workspace/libraries).
 """
 from __future__ import annotations
 
@@ -10,22 +12,19 @@ import posixpath
 import random
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .core import (
+from .state import EmulatorProtocol
+from .wire import (
+    USER_NAME,
     Request,
     Response,
-    USER_NAME,
     invalid,
     invalid_state,
     now_ms,
     ok,
     route,
 )
-
-if TYPE_CHECKING:
-    from .server import Emulator
-
 
 # --------------------------------------------------------------------------------------------------------------
 # Clusters and Libraries
@@ -69,7 +68,7 @@ def library_key(library: dict) -> str:
     return json.dumps(library, sort_keys=True)
 
 
-class _Clusters:
+class _Clusters(EmulatorProtocol):
     """Cluster state machine and library statuses, advanced lazily from wall-clock timestamps."""
 
     def add_cluster(self, spec: dict) -> dict:
@@ -263,12 +262,12 @@ CLUSTER_VERSIONS = ("2.0", "2.1")
 
 
 @route("GET", "clusters/get", CLUSTER_VERSIONS)
-def clusters_get(emu: Emulator, request: Request) -> Response:
+def clusters_get(emu: _Clusters, request: Request) -> Response:
     return ok(emu.cluster_details(emu.get_cluster(request.required("cluster_id"))))
 
 
 @route("GET", "clusters/list", CLUSTER_VERSIONS)
-def clusters_list(emu: Emulator, request: Request) -> Response:
+def clusters_list(emu: _Clusters, request: Request) -> Response:
     clusters = [emu.cluster_details(c) for c in emu.clusters.values()]
     return ok({"clusters": clusters} if clusters else {})
 
@@ -289,12 +288,12 @@ NODE_TYPES = [
 
 
 @route("GET", "clusters/spark-versions", CLUSTER_VERSIONS)
-def clusters_spark_versions(emu: Emulator, request: Request) -> Response:
+def clusters_spark_versions(emu: _Clusters, request: Request) -> Response:
     return ok({"versions": [{"key": key, "name": name} for key, name in SPARK_VERSIONS]})
 
 
 @route("GET", "clusters/list-node-types", CLUSTER_VERSIONS)
-def clusters_node_types(emu: Emulator, request: Request) -> Response:
+def clusters_node_types(emu: _Clusters, request: Request) -> Response:
     node_types = [
         {"node_type_id": node_id, "memory_mb": memory, "num_cores": cores, "category": category, "description": node_id,
          "instance_type_id": node_id, "is_deprecated": False, "node_info": {}}
@@ -304,7 +303,7 @@ def clusters_node_types(emu: Emulator, request: Request) -> Response:
 
 
 @route("POST", "clusters/create", CLUSTER_VERSIONS)
-def clusters_create(emu: Emulator, request: Request) -> Response:
+def clusters_create(emu: _Clusters, request: Request) -> Response:
     spec = {k: v for k, v in request.json().items() if k in EDITABLE_FIELDS}
     if not spec.get("spark_version"):
         raise invalid("Missing required field: spark_version")
@@ -316,7 +315,7 @@ def clusters_create(emu: Emulator, request: Request) -> Response:
 
 
 @route("POST", "clusters/start", CLUSTER_VERSIONS)
-def clusters_start(emu: Emulator, request: Request) -> Response:
+def clusters_start(emu: _Clusters, request: Request) -> Response:
     cluster = emu.get_cluster(request.required("cluster_id"))
     if cluster["state"] != "TERMINATED":
         raise invalid_state(f"Cluster {cluster['cluster_id']} is in unexpected state {cluster['state'].title()}.")
@@ -325,7 +324,7 @@ def clusters_start(emu: Emulator, request: Request) -> Response:
 
 
 @route("POST", "clusters/restart", CLUSTER_VERSIONS)
-def clusters_restart(emu: Emulator, request: Request) -> Response:
+def clusters_restart(emu: _Clusters, request: Request) -> Response:
     cluster = emu.get_cluster(request.required("cluster_id"))
     if cluster["state"] != "RUNNING":
         raise invalid_state(f"Cluster {cluster['cluster_id']} is in unexpected state {cluster['state'].title()}.")
@@ -334,7 +333,7 @@ def clusters_restart(emu: Emulator, request: Request) -> Response:
 
 
 @route("POST", "clusters/delete", CLUSTER_VERSIONS)
-def clusters_delete(emu: Emulator, request: Request) -> Response:
+def clusters_delete(emu: _Clusters, request: Request) -> Response:
     cluster = emu.get_cluster(request.required("cluster_id"))
     if cluster["state"] in ("TERMINATED", "TERMINATING"):
         return ok()
@@ -344,7 +343,7 @@ def clusters_delete(emu: Emulator, request: Request) -> Response:
 
 
 @route("POST", "clusters/edit", CLUSTER_VERSIONS)
-def clusters_edit(emu: Emulator, request: Request) -> Response:
+def clusters_edit(emu: _Clusters, request: Request) -> Response:
     cluster = emu.get_cluster(request.required("cluster_id"))
     request.required("spark_version")
     if cluster["state"] not in ("RUNNING", "TERMINATED"):
@@ -365,7 +364,7 @@ def clusters_edit(emu: Emulator, request: Request) -> Response:
 
 
 @route("POST", "clusters/update", ("2.1",))
-def clusters_update(emu: Emulator, request: Request) -> Response:
+def clusters_update(emu: _Clusters, request: Request) -> Response:
     """The partial alternative to edit: only the fields named in `update_mask` change."""
     cluster = emu.get_cluster(request.required("cluster_id"))
     mask = [name.strip() for name in str(request.required("update_mask")).split(",") if name.strip()]
@@ -389,7 +388,7 @@ def clusters_update(emu: Emulator, request: Request) -> Response:
 
 
 @route("POST", "libraries/install")
-def libraries_install(emu: Emulator, request: Request) -> Response:
+def libraries_install(emu: _Clusters, request: Request) -> Response:
     cluster = emu.get_cluster(request.required("cluster_id"))
     libraries = _validate_libraries(request)
     entries = emu.libraries.setdefault(cluster["cluster_id"], [])
@@ -407,7 +406,7 @@ def libraries_install(emu: Emulator, request: Request) -> Response:
 
 
 @route("POST", "libraries/uninstall")
-def libraries_uninstall(emu: Emulator, request: Request) -> Response:
+def libraries_uninstall(emu: _Clusters, request: Request) -> Response:
     cluster = emu.get_cluster(request.required("cluster_id"))
     wanted = {library_key(lib) for lib in _validate_libraries(request)}
     for entry in emu.libraries.get(cluster["cluster_id"], []):
@@ -418,7 +417,7 @@ def libraries_uninstall(emu: Emulator, request: Request) -> Response:
 
 
 @route("GET", "libraries/cluster-status")
-def libraries_cluster_status(emu: Emulator, request: Request) -> Response:
+def libraries_cluster_status(emu: _Clusters, request: Request) -> Response:
     cluster_id = str(request.required("cluster_id"))
     statuses = emu.library_statuses(cluster_id)
     body: dict[str, Any] = {"cluster_id": cluster_id}
@@ -428,7 +427,7 @@ def libraries_cluster_status(emu: Emulator, request: Request) -> Response:
 
 
 @route("GET", "libraries/all-cluster-statuses")
-def libraries_all_statuses(emu: Emulator, request: Request) -> Response:
+def libraries_all_statuses(emu: _Clusters, request: Request) -> Response:
     statuses = []
     for cluster_id in emu.clusters:
         library_statuses = emu.library_statuses(cluster_id)

@@ -1,7 +1,10 @@
-"""Local workspace: the Workspace, DBFS and Files APIs (notebooks, workspace files, DBFS, UC Volumes).
+"""Local workspace: the DBFS 2.0 and Files 2.0 APIs (DBFS, Unity Catalog volumes, workspace files by path), and the
+mapping of a path or URI to the store it lives in, which libraries and runs use too.
 
-`_Files` is mixed into `local_workspace.Emulator`; the route functions below register themselves with
-local_workspace_core.route. Shapes, limits and messages follow shared/reference/databricks-rest-contract.md.
+`_Files` is mixed into the emulator (emulator.py); the route functions below register themselves with
+wire.route. Shapes, limits and messages follow the public Databricks REST API reference
+(https://docs.databricks.com/api/azure/workspace/dbfs and .../workspace/files); what is not modelled is listed
+in emulator.py and README, "Local workspace" → Not supported.
 """
 from __future__ import annotations
 
@@ -10,227 +13,31 @@ import os
 import posixpath
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .core import (
-    ApiError,
+from .state import EmulatorProtocol, Tree
+from .wire import (
     DBFS_BLOCK_LIMIT,
-    EXTENSION_LANGUAGES,
     FILES_PUT_LIMIT,
-    LANGUAGE_EXTENSIONS,
-    NOTEBOOK_HEADERS,
+    ApiError,
     Request,
     Response,
-    Tree,
     UnknownEndpoint,
-    WORKSPACE_IMPORT_LIMIT,
     already_exists,
     b64decode_field,
     decode_page_token,
     encode_page_token,
     http_date,
     invalid,
-    ipynb_to_source,
     no_content,
     normalise_dbfs_path,
     normalise_workspace_path,
     not_found,
     ok,
     route,
-    source_to_ipynb,
     to_bool,
     with_notebook_header,
 )
-
-if TYPE_CHECKING:
-    from .server import Emulator
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Workspace API
-# --------------------------------------------------------------------------------------------------------------
-
-
-class _Workspace:
-    """Workspace objects (notebooks, files, directories) in `self.workspace`."""
-
-    def object_info(self, node: dict) -> dict:
-        info = {"object_type": node["type"], "path": node["path"], "object_id": node["object_id"], "resource_id": str(node["object_id"])}
-        if node["type"] == "NOTEBOOK":
-            info["language"] = node.get("language", "PYTHON")
-        if node["type"] in ("NOTEBOOK", "FILE"):
-            info["created_at"] = node["created_at"]
-            info["modified_at"] = node["modified_at"]
-        if node["type"] == "FILE":
-            info["size"] = len(node.get("data", b""))
-        return info
-
-    def workspace_node(self, path: str) -> dict:
-        node = self.workspace.get(path)
-        if node is None:
-            raise not_found(f"Path ({path}) doesn't exist.")
-        return node
-
-    def import_object(self, path: str, content: bytes, fmt: str, language: str | None, overwrite: bool) -> dict:
-        fmt = (fmt or "SOURCE").upper()
-        language = language.upper() if language else None
-        if fmt in ("DBC", "HTML", "R_MARKDOWN"):
-            raise invalid(f"Import format {fmt} is not supported by the local workspace.")
-        if fmt not in ("SOURCE", "AUTO", "JUPYTER", "RAW"):
-            raise invalid(f"Invalid import format: {fmt}")
-        if language is not None and language not in NOTEBOOK_HEADERS:
-            raise invalid(f"Invalid language: {language}")
-        node_type, target = "FILE", path
-        if fmt == "SOURCE":
-            if language is None:
-                raise invalid("The language field is required when importing a notebook in SOURCE format.")
-            node_type = "NOTEBOOK"
-        elif fmt == "JUPYTER":
-            node_type, language = "NOTEBOOK", "PYTHON"
-            content = ipynb_to_source(content).encode("utf-8")
-        elif fmt == "AUTO":
-            stem, ext = posixpath.splitext(path)
-            if ext.lower() == ".ipynb":
-                node_type, language, target = "NOTEBOOK", "PYTHON", stem
-                content = ipynb_to_source(content).encode("utf-8")
-            elif ext.lower() in EXTENSION_LANGUAGES:
-                detected = EXTENSION_LANGUAGES[ext.lower()]
-                if content.lstrip().startswith(NOTEBOOK_HEADERS[detected].encode()):
-                    node_type, language, target = "NOTEBOOK", detected, stem
-        if len(content) > WORKSPACE_IMPORT_LIMIT:
-            if node_type == "FILE":
-                message = f"File size imported is ({len(content)} bytes), exceeded max size ({WORKSPACE_IMPORT_LIMIT} bytes)"
-            else:
-                message = f"Notebook size imported is ({len(content)} bytes), exceeded max size ({WORKSPACE_IMPORT_LIMIT} bytes)"
-            raise ApiError(400, "MAX_NOTEBOOK_SIZE_EXCEEDED", message)
-        if target == "/":
-            raise already_exists("Path (/) already exists.")
-        parent = self.workspace.get(Tree.parent(target))
-        if parent is None or parent["type"] != "DIRECTORY":
-            raise not_found(f"The parent folder ({Tree.parent(target)}) does not exist.")
-        existing = self.workspace.get(target)
-        if existing is not None:
-            if not overwrite:
-                raise already_exists(f"Path ({target}) already exists.")
-            if existing["type"] != node_type:
-                raise already_exists(f"An item with path {target} already exists with a different object type ({existing['type']}).")
-        extra = {"language": language} if node_type == "NOTEBOOK" else {}
-        node = self.workspace.put(target, node_type, content, **extra)
-        self.mark_dirty()
-        return node
-
-    def export_object(self, node: dict, fmt: str) -> tuple[bytes, str]:
-        fmt = (fmt or "SOURCE").upper()
-        if node["type"] == "DIRECTORY":
-            raise invalid(f"Exporting directories ({node['path']}) is not supported by the local workspace.")
-        data = node.get("data", b"")
-        if node["type"] == "FILE":
-            if fmt not in ("SOURCE", "AUTO", "RAW"):
-                raise invalid(f"Export format {fmt} is not supported for files.")
-            return data, posixpath.splitext(node["path"])[1].lstrip(".")
-        language = node.get("language", "PYTHON")
-        if fmt in ("SOURCE", "AUTO"):
-            return with_notebook_header(data, language), LANGUAGE_EXTENSIONS[language]
-        if fmt == "JUPYTER":
-            if language != "PYTHON":
-                raise invalid("Only Python notebooks can be exported in JUPYTER format by the local workspace.")
-            return source_to_ipynb(data.decode("utf-8", "replace")), "ipynb"
-        raise invalid(f"Export format {fmt} is not supported by the local workspace.")
-
-    def workspace_files_api(self, request: Request, rest: str) -> Response:
-        """`POST workspace-files/import-file/<path>?overwrite=` (raw body, AUTO detection, no parent creation)
-        and `GET workspace-files/<path>` (raw content), as the new Databricks CLI and bundles use them."""
-        if request.method == "POST" and rest.startswith("import-file/"):
-            path = normalise_workspace_path("/" + rest[len("import-file/"):].lstrip("/"))
-            self.import_object(path, request.body, "AUTO", None, to_bool(request.query.get("overwrite")))
-            return ok()
-        if request.method in ("GET", "HEAD"):
-            node = self.workspace_node(normalise_workspace_path("/" + rest.lstrip("/")))
-            if node["type"] == "DIRECTORY":
-                raise invalid(f"Path ({node['path']}) is a directory.")
-            data, _ = self.export_object(node, "SOURCE")
-            return Response(200, data, {}, "application/octet-stream")
-        raise UnknownEndpoint(request.method, request.path)
-
-    def read_workspace_file(self, path: str) -> bytes | None:
-        node = self.workspace.get(path)
-        return None if node is None or node["type"] == "DIRECTORY" else node.get("data", b"")
-
-
-@route("POST", "workspace/import")
-def workspace_import(emu: Emulator, request: Request) -> Response:
-    path = normalise_workspace_path(request.required("path"))
-    if request.is_multipart:
-        part = request.form().get("content")
-        if part is None:
-            raise invalid("Missing required field: content")
-        content = part.data  # multipart content is the raw file, with or without a filename
-    else:
-        encoded = request.param("content")
-        if encoded is None:
-            content = b""
-        else:
-            content = b64decode_field(encoded, "content")
-    emu.import_object(path, content, request.param("format", "SOURCE"), request.param("language"), to_bool(request.param("overwrite")))
-    return ok()
-
-
-@route("GET", "workspace/export")
-def workspace_export(emu: Emulator, request: Request) -> Response:
-    path = normalise_workspace_path(request.required("path"))
-    node = emu.workspace_node(path)
-    data, file_type = emu.export_object(node, request.param("format", "SOURCE"))
-    if to_bool(request.param("direct_download")):
-        return Response(200, data, {}, "application/octet-stream")
-    if len(data) > WORKSPACE_IMPORT_LIMIT:
-        raise ApiError(400, "MAX_NOTEBOOK_SIZE_EXCEEDED", f"Exported content is ({len(data)} bytes), exceeded max size ({WORKSPACE_IMPORT_LIMIT} bytes)")
-    return ok({"content": base64.b64encode(data).decode("ascii"), "file_type": file_type})
-
-
-@route("POST", "workspace/mkdirs")
-def workspace_mkdirs(emu: Emulator, request: Request) -> Response:
-    path = normalise_workspace_path(request.required("path"))
-    prefix = emu.workspace.blocking_prefix(path)
-    if prefix is not None:
-        kind = emu.workspace.get(prefix)["type"].lower()
-        raise already_exists(f"Cannot create directory {path} because {prefix} is an existing {kind}.")
-    emu.workspace.mkdirs(path)
-    emu.mark_dirty()
-    return ok()
-
-
-@route("GET", "workspace/list")
-def workspace_list(emu: Emulator, request: Request) -> Response:
-    path = normalise_workspace_path(request.required("path"))
-    node = emu.workspace_node(path)
-    if node["type"] != "DIRECTORY":
-        return ok({"objects": [emu.object_info(node)]})
-    objects = [emu.object_info(child) for child in emu.workspace.list(path)]
-    return ok({"objects": objects} if objects else {})
-
-
-@route("GET", "workspace/get-status")
-def workspace_get_status(emu: Emulator, request: Request) -> Response:
-    path = normalise_workspace_path(request.required("path"))
-    return ok(emu.object_info(emu.workspace_node(path)))
-
-
-@route("POST", "workspace/delete")
-def workspace_delete(emu: Emulator, request: Request) -> Response:
-    path = normalise_workspace_path(request.required("path"))
-    node = emu.workspace_node(path)
-    if path == "/":
-        raise invalid("Cannot delete the workspace root.")
-    if node["type"] == "DIRECTORY" and not emu.workspace.is_empty_dir(path) and not to_bool(request.param("recursive")):
-        raise ApiError(400, "DIRECTORY_NOT_EMPTY", f"Folder ({path}) is not empty")
-    emu.workspace.delete(path)
-    emu.mark_dirty()
-    return ok()
-
-
-# --------------------------------------------------------------------------------------------------------------
-# DBFS and Files API (Volumes and workspace files)
-# --------------------------------------------------------------------------------------------------------------
 
 
 def file_info(node: dict) -> dict:
@@ -243,7 +50,7 @@ def file_info(node: dict) -> dict:
     }
 
 
-class _Files:
+class _Files(EmulatorProtocol):
     """DBFS handles and the path-to-store mapping shared by DBFS, Files API, libraries and run execution."""
 
     def dbfs_node(self, path: str) -> dict:
@@ -386,7 +193,7 @@ class _Files:
             return ok({"multipart_upload": {"session_token": token}})
         if action == "abort-upload":
             token = request.query.get("session_token", "")
-            if self.upload_sessions.get(token) != path:  # the service's answer to a foreign token is unverified [U]
+            if self.upload_sessions.get(token) != path:  # the service's answer to a foreign token: not verified
                 raise ApiError(404, "NOT_FOUND", "The upload session being aborted is not found.")
             del self.upload_sessions[token]
             return ok()
@@ -441,7 +248,7 @@ class _Files:
 
 
 @route("POST", "dbfs/put")
-def dbfs_put(emu: Emulator, request: Request) -> Response:
+def dbfs_put(emu: _Files, request: Request) -> Response:
     path = normalise_dbfs_path(request.required("path"))
     overwrite = to_bool(request.param("overwrite"))
     if request.is_multipart:
@@ -470,7 +277,7 @@ def _check_block(data: bytes, name: str) -> None:
 
 
 @route("POST", "dbfs/create")
-def dbfs_create(emu: Emulator, request: Request) -> Response:
+def dbfs_create(emu: _Files, request: Request) -> Response:
     path = normalise_dbfs_path(request.required("path"))
     existing = emu.dbfs.get(path)
     if existing is not None and (not to_bool(request.param("overwrite")) or existing["type"] == "DIRECTORY"):
@@ -482,7 +289,7 @@ def dbfs_create(emu: Emulator, request: Request) -> Response:
 
 
 @route("POST", "dbfs/add-block")
-def dbfs_add_block(emu: Emulator, request: Request) -> Response:
+def dbfs_add_block(emu: _Files, request: Request) -> Response:
     handle = emu.dbfs_handle(request)
     data = b64decode_field(request.required("data"), "data")
     _check_block(data, "data")
@@ -491,7 +298,7 @@ def dbfs_add_block(emu: Emulator, request: Request) -> Response:
 
 
 @route("POST", "dbfs/close")
-def dbfs_close(emu: Emulator, request: Request) -> Response:
+def dbfs_close(emu: _Files, request: Request) -> Response:
     handle = emu.dbfs_handle(request)
     emu.dbfs_handles.pop(int(request.param("handle")), None)
     emu.dbfs_write(handle["path"], b"".join(handle["chunks"]), overwrite=True)
@@ -499,12 +306,12 @@ def dbfs_close(emu: Emulator, request: Request) -> Response:
 
 
 @route("GET", "dbfs/get-status")
-def dbfs_get_status(emu: Emulator, request: Request) -> Response:
+def dbfs_get_status(emu: _Files, request: Request) -> Response:
     return ok(file_info(emu.dbfs_node(normalise_dbfs_path(request.required("path")))))
 
 
 @route("GET", "dbfs/list")
-def dbfs_list(emu: Emulator, request: Request) -> Response:
+def dbfs_list(emu: _Files, request: Request) -> Response:
     path = normalise_dbfs_path(request.required("path"))
     node = emu.dbfs_node(path)
     if node["type"] != "DIRECTORY":
@@ -514,7 +321,7 @@ def dbfs_list(emu: Emulator, request: Request) -> Response:
 
 
 @route("POST", "dbfs/mkdirs")
-def dbfs_mkdirs(emu: Emulator, request: Request) -> Response:
+def dbfs_mkdirs(emu: _Files, request: Request) -> Response:
     path = normalise_dbfs_path(request.required("path"))
     prefix = emu.dbfs.blocking_prefix(path)
     if prefix is not None:
@@ -525,7 +332,7 @@ def dbfs_mkdirs(emu: Emulator, request: Request) -> Response:
 
 
 @route("POST", "dbfs/delete")
-def dbfs_delete(emu: Emulator, request: Request) -> Response:
+def dbfs_delete(emu: _Files, request: Request) -> Response:
     path = normalise_dbfs_path(request.required("path"))
     node = emu.dbfs.get(path)
     if node is None:
@@ -542,7 +349,7 @@ def dbfs_delete(emu: Emulator, request: Request) -> Response:
 
 
 @route("GET", "dbfs/read")
-def dbfs_read(emu: Emulator, request: Request) -> Response:
+def dbfs_read(emu: _Files, request: Request) -> Response:
     path = normalise_dbfs_path(request.required("path"))
     offset = request.int_param("offset", 0)
     length = request.int_param("length", 512 * 1024)
@@ -558,7 +365,7 @@ def dbfs_read(emu: Emulator, request: Request) -> Response:
 
 
 @route("POST", "dbfs/move")
-def dbfs_move(emu: Emulator, request: Request) -> Response:
+def dbfs_move(emu: _Files, request: Request) -> Response:
     source = normalise_dbfs_path(request.required("source_path"))
     destination = normalise_dbfs_path(request.required("destination_path"))
     emu.dbfs_node(source)
@@ -573,7 +380,7 @@ def dbfs_move(emu: Emulator, request: Request) -> Response:
 
 
 @route("GET", "fs/endpoints")
-def files_endpoints(emu: Emulator, request: Request) -> Response:
+def files_endpoints(emu: _Files, request: Request) -> Response:
     """Where file transfers go, best first (databricks-sdk >= 0.167 asks before its first upload or download): presigned
     URLs coordinated by the workspace (IO_OFFLOAD, multipart), then Files API 2.0 on the workspace host (one PUT). That
     is the order the SDK assumes for a workspace that does not answer; the entry fields are those the SDK reads. The
@@ -589,6 +396,6 @@ def files_endpoints(emu: Emulator, request: Request) -> Response:
 @route("POST", "fs/create-resumable-upload-url")
 @route("POST", "fs/create-abort-upload-url")
 @route("POST", "fs/create-download-url")
-def files_presigned(emu: Emulator, request: Request) -> Response:
+def files_presigned(emu: _Files, request: Request) -> Response:
     # No cloud storage here: clients fall back to single PUT/GET through the Files API.
     raise ApiError(501, "NOT_IMPLEMENTED", "Presigned URLs are not available on the local workspace.")

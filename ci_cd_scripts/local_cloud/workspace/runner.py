@@ -1,6 +1,6 @@
-"""Execute one task of a local workspace run (started by local_workspace.py, one subprocess per task run).
+"""Execute one task of a local workspace run (started by job_runs.py, one subprocess per task run).
 
-Usage: python ci_cd_scripts/local_workspace_runner.py SPEC.json
+Usage: python ci_cd_scripts/local_cloud/workspace/runner.py SPEC.json
 
 SPEC.json (written by the emulator): {"kind": "notebook" | "python_file" | "python_wheel", "source_file",
 "result_file", "parameters" (widget values), "argv", "package_name", "entry_point", "path"}. The cluster's
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return 0 if args and args[0] in ("-h", "--help") else 2
     spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
-    # The scripts folder must not shadow the run's imports (our databricks.py vs databricks-sdk, config.py...).
+    # This folder (sys.path[0] when run as a script) must not shadow the run's imports: it holds state.py, jobs.py...
     sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != HERE]
     outcome = execute(spec)
     result_file = Path(spec["result_file"])

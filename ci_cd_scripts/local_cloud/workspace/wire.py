@@ -1,30 +1,26 @@
-"""Local workspace core: wire conventions shared by every emulated API family (errors, requests, paths, trees).
+"""Local workspace wire conventions: what every emulated API family answers and reads the way the service does.
 
 Owns the error shape (`ApiError` → `{"error_code", "message"}`), request parsing the way real clients send
 (query string, JSON under any content type, opaque multipart parts, four boolean spellings), path
-normalisation (`/Workspace` prefix, `dbfs:` scheme, trailing slashes), the in-memory file `Tree`, page
-tokens and the route registry the family modules (local_workspace_files/_compute/_jobs) register into.
-No HTTP and no state here: local_workspace.py owns both.
+normalisation (`/Workspace` prefix, `dbfs:` scheme, trailing slashes), notebook formats (SOURCE, JUPYTER),
+page tokens, the service's size limits, and the route registry the family modules register their handlers
+into. No HTTP and no state here: server.py serves, state.py stores.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import email.utils
-import hashlib
 import json
 import posixpath
 import re
-import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
 from cicdkit.dbclient import LOCAL_WORKSPACE_TOKEN
-
-if TYPE_CHECKING:
-    from .server import Emulator
 
 DEFAULT_TOKEN = LOCAL_WORKSPACE_TOKEN  # one value: the client names it in its hints
 USER_NAME = "local-user@example.com"
@@ -35,35 +31,8 @@ WORKSPACE_IMPORT_LIMIT = 10 * MB  # 10,485,760 bytes
 DBFS_BLOCK_LIMIT = MB  # put `contents`, add-block `data`, read `length`
 FILES_PUT_LIMIT = 5 * 1024 * MB
 OUTPUT_LIMIT = 5 * MB  # notebook_output.result, logs
-LOG_LIMIT = 100_000  # request log entries kept (oldest dropped first)
 API_PREFIX = re.compile(r"^/api/(2\.\d)/(.*)$")
 ADMIN_PREFIX = "/__local__/"
-
-# Nominal durations (seconds) before --time-scale; see the module docstring.
-DURATIONS = {
-    "cluster_start": 6.0,
-    "cluster_restart": 6.0,
-    "cluster_terminate": 2.0,
-    "library_install": 3.0,
-    "run_pending": 1.0,
-    "run_terminating": 0.5,
-}
-SEED_CLUSTERS = [
-    {
-        "cluster_id": "0101-000000-local001",
-        "cluster_name": "ci-cd-dev",
-        "spark_version": "15.4.x-scala2.12",
-        "state": "RUNNING",
-        "data_security_mode": "SINGLE_USER",
-    },
-    {
-        "cluster_id": "0101-000000-local002",
-        "cluster_name": "ci-cd-legacy",
-        "spark_version": "14.3.x-scala2.12",
-        "state": "TERMINATED",
-        "data_security_mode": "USER_ISOLATION",
-    },
-]
 
 
 def now_ms() -> int:
@@ -86,7 +55,7 @@ class ApiError(Exception):
         self.headers = headers or {}
         self.empty_body = False
 
-    def response(self) -> "Response":
+    def response(self) -> Response:
         body = b"" if self.empty_body else json_bytes({"error_code": self.error_code, "message": self.message})
         return Response(self.status, body, dict(self.headers), "application/json")
 
@@ -270,141 +239,6 @@ class Request:
             raise invalid(f"Invalid value for {name}: {value!r} is not an integer")
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Storage: trees of directories/notebooks/files (workspace, DBFS, volumes) with blob persistence
-# --------------------------------------------------------------------------------------------------------------
-
-
-class Tree:
-    """A file tree keyed by normalised absolute path. Nodes are dicts; `data` holds file/notebook bytes."""
-
-    def __init__(self, roots: tuple[str, ...] = ()):
-        self.nodes: dict[str, dict] = {}
-        self.children: dict[str, set[str]] = {}
-        self._add({"path": "/", "type": "DIRECTORY"})
-        for root in roots:
-            self.mkdirs(root)
-
-    @staticmethod
-    def parent(path: str) -> str:
-        return posixpath.dirname(path) or "/"
-
-    def get(self, path: str) -> dict | None:
-        return self.nodes.get(path)
-
-    def blocking_prefix(self, path: str) -> str | None:
-        """The nearest of `path` and its ancestors that exists and is not a directory, else None.
-
-        Every API refuses to create a folder (or a file) below a file; each words the error its own way.
-        """
-        prefix = path
-        while prefix not in ("/", ""):
-            node = self.nodes.get(prefix)
-            if node is not None and node["type"] != "DIRECTORY":
-                return prefix
-            prefix = self.parent(prefix)
-        return None
-
-    def _add(self, node: dict) -> dict:
-        path = node["path"]
-        stamp = now_ms()
-        node.setdefault("created_at", stamp)
-        node.setdefault("modified_at", stamp)
-        node.setdefault("object_id", _next_object_id())
-        self.nodes[path] = node
-        if path != "/":
-            self.children.setdefault(self.parent(path), set()).add(path)
-        if node["type"] == "DIRECTORY":
-            self.children.setdefault(path, set())
-        return node
-
-    def mkdirs(self, path: str) -> dict:
-        """mkdir -p; raise ApiError RESOURCE_ALREADY_EXISTS when a prefix is not a directory."""
-        existing = self.nodes.get(path)
-        if existing is not None:
-            if existing["type"] != "DIRECTORY":
-                raise already_exists(f"Cannot create directory {path}: a file already exists at {path}")
-            return existing
-        if path != "/":
-            self.mkdirs(self.parent(path))
-        return self._add({"path": path, "type": "DIRECTORY"})
-
-    def put(self, path: str, node_type: str, data: bytes, **extra: Any) -> dict:
-        """Create or replace a leaf at path (the caller has checked conflicts and the parent)."""
-        old = self.nodes.get(path)
-        node = {"path": path, "type": node_type, "data": data, **extra}
-        if old is not None:
-            node["object_id"] = old["object_id"] if old["type"] == node_type else _next_object_id()
-            node["created_at"] = old["created_at"]
-            node["modified_at"] = now_ms()
-            self.nodes[path] = node
-            return node
-        return self._add(node)
-
-    def list(self, path: str) -> list[dict]:
-        return [self.nodes[child] for child in sorted(self.children.get(path, ()))]
-
-    def delete(self, path: str) -> None:
-        for child in list(self.children.get(path, ())):
-            self.delete(child)
-        self.children.pop(path, None)
-        self.nodes.pop(path, None)
-        if path != "/":
-            self.children.get(self.parent(path), set()).discard(path)
-
-    def move(self, source: str, destination: str) -> None:
-        subtree = [p for p in self.nodes if p == source or p.startswith(source.rstrip("/") + "/")]
-        moved = {p: dict(self.nodes[p]) for p in subtree}
-        self.delete(source)
-        self.mkdirs(self.parent(destination))
-        for old_path in sorted(moved, key=len):
-            node = moved[old_path]
-            node["path"] = destination + old_path[len(source):]
-            self._add(node)
-
-    def is_empty_dir(self, path: str) -> bool:
-        return not self.children.get(path)
-
-    def to_state(self) -> list[dict]:
-        out = []
-        for path in sorted(self.nodes, key=len):
-            live = self.nodes[path]
-            node = {k: v for k, v in live.items() if k not in ("data", "_sha")}
-            if "data" in live:
-                node["sha256"] = self.sha256(live)
-            out.append(node)
-        return out
-
-    @staticmethod
-    def sha256(node: dict) -> str:
-        """Content hash, cached on the node (a write always creates a new node, so the cache cannot go stale)."""
-        if "_sha" not in node:
-            node["_sha"] = hashlib.sha256(node["data"]).hexdigest()
-        return node["_sha"]
-
-    @classmethod
-    def from_state(cls, nodes: list[dict], read_blob: Callable[[str], bytes]) -> "Tree":
-        tree = cls()
-        for node in nodes:
-            if node["path"] == "/":
-                continue
-            node = dict(node)
-            sha = node.pop("sha256", None)
-            if sha is not None:
-                node["data"] = read_blob(sha)
-            tree._add(node)
-        return tree
-
-
-_object_ids = iter(range(1_000_000_000, 1 << 62))
-_object_lock = threading.Lock()
-
-
-def _next_object_id() -> int:
-    with _object_lock:
-        return next(_object_ids)
-
-
 def normalise_workspace_path(path: Any) -> str:
     """`/Workspace/Users/x` and `/Users/x` are the same object; trailing slashes are ignored."""
     if not isinstance(path, str) or not path.startswith("/"):
@@ -495,7 +329,6 @@ def http_date(ms: int) -> str:
     return email.utils.formatdate(ms / 1000, usegmt=True)
 
 
-
 def encode_page_token(offset: int) -> str:
     return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode("ascii")
 
@@ -513,6 +346,13 @@ def decode_page_token(token: Any) -> int:
         raise invalid(f"Invalid page_token: {token}")
 
 
+def paginate(items: list, token: Any, size: int) -> tuple[list, str | None]:
+    """One page of `items` from a page token (None = the start) and the next page's token (None = last page)."""
+    offset = decode_page_token(token)
+    rest = items[offset:offset + size]
+    return rest, (encode_page_token(offset + size) if offset + size < len(items) else None)
+
+
 def b64decode_field(value: Any, name: str) -> bytes:
     if not isinstance(value, str):
         raise invalid(f"Invalid value for {name}: expected a base64 string")
@@ -523,10 +363,12 @@ def b64decode_field(value: Any, name: str) -> bytes:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Route registry (each family module registers its handlers) and scripted run outcomes
+# Route registry: each family module registers its handlers, the emulator dispatches to them
 # --------------------------------------------------------------------------------------------------------------
 
-Handler = Callable[["Emulator", Request], Response]
+# A handler's first argument is the emulator, which is every family's mixin at once (emulator.Emulator); each
+# family annotates it with its own mixin class.
+Handler = Callable[[Any, Request], Response]
 ROUTES: dict[tuple[str, str], tuple[tuple[str, ...], Handler]] = {}
 
 
@@ -536,14 +378,3 @@ def route(method: str, service_path: str, versions: tuple[str, ...] = ("2.0",)) 
         return handler
 
     return register
-
-
-@dataclass
-class ScriptedOutcome:
-    """What a run of a notebook path does instead of executing it (tests use it for speed)."""
-
-    result_state: str = "SUCCESS"
-    duration_seconds: float = 0.0
-    result: str | None = None
-    error: str | None = None
-    error_trace: str | None = None
