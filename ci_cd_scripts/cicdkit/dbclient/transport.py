@@ -179,6 +179,13 @@ class Transport:
         replayable = data is None or isinstance(data, (bytes, bytearray)) or rewind_to is not None
         url = self.host + quote(path, safe="/:@!$&'()*+,;=-._~")
         clean_params = {key: _param(value) for key, value in (params or {}).items() if value is not None}
+        options = {  # the arguments of `requests.Session.request` that are the same for every attempt
+            "params": clean_params or None,
+            "json": body if data is None and body is not None else None,
+            "data": data,
+            "headers": dict(headers or {}),
+            "stream": stream,
+        }
         window = self.retry_policy.window(
             step_deadline=self.step_deadline, wait_deadline=getattr(self._waiting, "deadline", None)
         )
@@ -197,17 +204,7 @@ class Transport:
             self._count(requests=1, retries=1 if attempt > 1 else 0)
             timed_out = False
             try:
-                response = self._attempt(
-                    method,
-                    url,
-                    path,
-                    params=clean_params,
-                    body=body,
-                    data=data,
-                    headers=headers,
-                    timeout=timeout,
-                    stream=stream,
-                )
+                response = self._attempt(method, url, what, timeout=timeout, options=options)
             except TRANSPORT_ERRORS as error:
                 timed_out = isinstance(error, requests.Timeout)
                 kind = "timed out" if timed_out else "connection failed"
@@ -267,39 +264,18 @@ class Transport:
         raise failure
 
     def _attempt(
-        self,
-        method: str,
-        url: str,
-        path: str,
-        *,
-        params: Mapping[str, Any],
-        body: Any,
-        data: bytes | IO[bytes] | None,
-        headers: Mapping[str, str] | None,
-        timeout: tuple[float, float],
-        stream: bool,
+        self, method: str, url: str, what: str, *, timeout: tuple[float, float], options: Mapping[str, Any]
     ) -> requests.Response:
-        """Send the call once. `retry.TRANSPORT_ERRORS` when no answer came; `UsageError` when it cannot be sent."""
+        """Send the call once. `TRANSPORT_ERRORS` when no answer came; `UsageError` when it cannot be sent."""
         try:
-            return self._session.request(
-                method,
-                url,
-                params=params or None,
-                json=body if data is None and body is not None else None,
-                data=data,
-                headers=dict(headers or {}),
-                timeout=timeout,
-                auth=self.auth,
-                stream=stream,
-                allow_redirects=False,
-            )
+            return self._session.request(method, url, timeout=timeout, auth=self.auth, allow_redirects=False, **options)
         except TRANSPORT_ERRORS:
             raise
         except (ValueError, UnicodeError) as error:
             # The request could not even be built or sent (a header value HTTP cannot carry, a bad URL). The
             # library's message may quote the header, i.e. the token: say what kind of problem it is instead.
             raise UsageError(
-                f"{method} {path}: the request cannot be sent: {self._unsendable(error)}",
+                f"{what}: the request cannot be sent: {self._unsendable(error)}",
                 hint="check DATABRICKS_TOKEN, DATABRICKS_AZURE_RESOURCE_ID and the host for stray characters",
             ) from None
 
