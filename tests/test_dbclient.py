@@ -1,5 +1,6 @@
-"""The Databricks client against the local workspace: retries, budget, idempotency, timeouts, errors, rate
-limits, auth selection, and that the token never shows up anywhere."""
+"""The Databricks client (`cicdkit.dbclient`) against the local workspace: retries, budget, idempotency, timeouts,
+errors, rate limits, auth selection, and that the token never shows up anywhere; and its retry classifier and
+policy on their own, on a fake clock."""
 from __future__ import annotations
 
 import logging
