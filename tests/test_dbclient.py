@@ -1,14 +1,16 @@
-"""The Databricks client against the local workspace: retries, budget, idempotency, timeouts, errors, rate
-limits, auth selection, and that the token never shows up anywhere."""
+"""The Databricks client (`cicdkit.dbclient`) against the local workspace: retries, budget, idempotency, timeouts,
+errors, rate limits, auth selection, and that the token never shows up anywhere; and its retry classifier and
+policy on their own, on a fake clock."""
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
-
 from databricks_fixtures import DBX_TOKEN
+
 from cicdkit.errors import (
     ConfigError,
     ConnectionFailed,
@@ -153,7 +155,7 @@ def test_wrong_host_fails_fast(dbx):
 def test_the_unreachable_hint_says_how_to_start_the_local_workspace_only_for_a_loopback_host(dbx, host, expected):
     hint = dbx._unreachable_hint(host)
     assert expected in hint
-    assert ("local_workspace.py" in hint) == dbx.is_loopback(dbx.urlsplit(host).hostname)
+    assert ("local_workspace.py" in hint) == dbx.is_loopback(urlsplit(host).hostname)
 
 
 def test_no_token_and_401_against_a_loopback_host_name_the_local_workspace_token(dbx_workspace, dbx):
@@ -608,12 +610,12 @@ def test_the_rate_limiter_does_not_hold_a_call_past_the_step_deadline(dbx_worksp
     from cicdkit.errors import StepTimedOut
 
     ws = dbx_workspace()
-    client = dbx_client(ws, rate_limits={"workspace": 0.2}, step_timeout=2)  # one call per 5 s
+    client = dbx_client(ws, rate_limits={"workspace": 0.01}, step_timeout=60)  # one call per 100 s
     client.workspace.mkdirs("/Shared/first")
     started = time.monotonic()
     with pytest.raises(StepTimedOut, match="rate limit holds it past the deadline"):
         client.workspace.mkdirs("/Shared/second")
-    assert time.monotonic() - started < 1  # refused at once, not after sleeping towards the deadline
+    assert time.monotonic() - started < 20  # refused at once, not after sleeping towards the deadline (60 s)
     assert len(calls(ws, "/workspace/mkdirs")) == 1
 
 
@@ -632,3 +634,150 @@ def test_a_wait_longer_than_the_step_ends_at_the_step_deadline(dbx_workspace, db
     assert f"cluster {cluster_id} did not reach RUNNING: still RESTARTING" in line and "the step's --timeout" in line
     assert [r.status for r in calls(ws, "/clusters/get")][-1] == 200  # the last status read was answered in time
 
+
+
+# --- the retry classifier and policy on their own: a fake clock, no real sleeping ----------------------------------
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the code under test sleeps (each sleep is recorded)."""
+
+    def __init__(self, now=1000.0):
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class Answer:
+    """Stands in for a `requests.Response` (what the classifier reads: the status and the headers)."""
+
+    def __init__(self, status_code, headers=None):
+        self.status_code = status_code
+        self.headers = headers or {}
+
+
+def policy(clock, *, budget=120.0, backoff=(1.0, 10.0)):
+    from cicdkit.dbclient import retry
+
+    return retry.RetryPolicy(budget_seconds=budget, backoff=backoff, clock=clock, sleep=clock.sleep)
+
+
+def test_the_classifier_retries_429_and_503_for_every_call_and_5xx_only_when_idempotent():
+    from cicdkit.dbclient import retry
+
+    for status in (429, 503):
+        assert retry.classify("POST", response=Answer(status)).retry
+        assert retry.classify("POST", idempotent=False, response=Answer(status)).retry
+    for status in (500, 502, 504):
+        assert retry.classify("GET", response=Answer(status)).retry
+        assert retry.classify("POST", idempotent=True, response=Answer(status)).retry
+        verdict = retry.classify("POST", response=Answer(status))
+        assert not verdict.retry and "may not be repeated" in verdict.why
+    for status in (400, 401, 403, 404, 409):
+        assert not retry.classify("GET", response=Answer(status)).retry
+    # A body that cannot be sent again is never retried, whatever the answer.
+    assert not retry.classify("PUT", response=Answer(503), replayable=False).retry
+
+
+def test_the_classifier_retries_a_lost_connection_only_for_idempotent_calls_and_twice_before_a_first_answer():
+    import requests
+
+    from cicdkit.dbclient import retry
+
+    for error in (requests.ConnectionError("reset"), requests.Timeout("slow"), requests.exceptions.ChunkedEncodingError()):
+        assert retry.classify("GET", error=error).retry
+        assert retry.classify("POST", idempotent=True, error=error).retry
+        assert not retry.classify("POST", error=error).retry  # a POST that is not idempotent: never repeated blindly
+    lost = requests.ConnectionError("refused")
+    assert [retry.classify("GET", error=lost, reached=False, attempt=n).retry for n in (1, 2, 3)] == [True, True, False]
+    assert retry.classify("GET", error=lost, reached=True, attempt=3).retry
+    assert not retry.classify("GET", error=ValueError("bad header")).retry
+
+
+def test_a_post_that_is_not_idempotent_is_sent_once_on_500_but_again_on_503(dbx_workspace, dbx_client):
+    # 503 (like 429) means the request was not processed, so even an appending add-block is sent again; a 500 may
+    # have landed, so it is not.
+    from cicdkit.errors import InternalError
+
+    ws = dbx_workspace(faults="path=*/dbfs/add-block,fault=500,times=1")
+    client = dbx_client(ws)
+    handle = client.dbfs.create("/tmp/x.bin")
+    with pytest.raises(InternalError):
+        client.dbfs.add_block(handle, b"x")
+    assert len(calls(ws, "/dbfs/add-block")) == 1
+    ws = dbx_workspace(faults="path=*/dbfs/add-block,fault=503,times=1")
+    client = dbx_client(ws)
+    client.dbfs.add_block(client.dbfs.create("/tmp/x.bin"), b"x")
+    assert [r.status for r in calls(ws, "/dbfs/add-block")] == [503, 200]
+
+
+def test_retry_after_is_honoured_and_its_absence_means_exponential_backoff():
+    from cicdkit.dbclient import retry
+
+    verdict = retry.classify("GET", response=Answer(429, {"Retry-After": "7"}))
+    assert verdict.retry and verdict.retry_after == 7.0
+    clock = FakeClock()
+    window = policy(clock).window()
+    decision = window.next(1, verdict.retry_after)
+    assert decision.retry and 7.0 <= decision.delay <= 8.0  # Retry-After plus at most a second of jitter
+    backoff = policy(clock, backoff=(1.0, 10.0))
+    assert 0.5 <= backoff.delay(1) <= 1.0 and 2.0 <= backoff.delay(3) <= 4.0 and 5.0 <= backoff.delay(9) <= 10.0
+    assert retry.classify("GET", response=Answer(503, {"Retry-After": "soon"})).retry_after is None
+
+
+def test_the_policy_stops_at_the_retry_budget():
+    from cicdkit.dbclient import retry
+
+    clock = FakeClock()
+    window = policy(clock, budget=10.0, backoff=(1.0, 4.0)).window()
+    assert window.bound_by == retry.BUDGET and window.socket_timeout((5.0, 60.0), clock()) == (5.0, 60.0)
+    attempt = 1
+    while (decision := window.next(attempt)).retry:
+        clock.sleep(decision.delay)
+        attempt += 1
+    assert clock.now - 1000.0 <= 10.0 and attempt > 2
+    assert decision.bound_by == retry.BUDGET and decision.delay == 0.0  # give up at once, no waiting
+    # A Retry-After past the budget is not waited for at all.
+    assert not policy(FakeClock(), budget=5.0).window().next(1, retry_after=30.0).retry
+    assert window.give_up_note(attempt, retried=True).endswith(", retry budget 10s")
+
+
+def test_the_policy_stops_at_the_step_deadline_and_cuts_socket_timeouts_to_it():
+    from cicdkit.dbclient import retry
+
+    clock = FakeClock()
+    window = policy(clock, budget=120.0).window(step_deadline=clock() + 3.0)
+    assert window.bound_by == retry.STEP and window.deadline == 1003.0
+    assert window.socket_timeout((5.0, 60.0), clock()) == (3.0, 3.0)
+    assert window.socket_timeout((5.0, 60.0), 1010.0) == (retry.MIN_CALL_SECONDS, retry.MIN_CALL_SECONDS)
+    decision = window.next(1, retry_after=5.0)
+    assert not decision.retry and decision.bound_by == retry.STEP and decision.delay == 0.0
+    # A step deadline after the budget leaves the budget in charge.
+    assert policy(clock, budget=10.0).window(step_deadline=clock() + 60.0).bound_by == retry.BUDGET
+
+
+def test_inside_a_wait_the_policy_uses_the_time_left_then_gives_up_at_the_wait_deadline():
+    from cicdkit.dbclient import retry
+
+    clock = FakeClock()
+    window = policy(clock).window(step_deadline=clock() + 60.0, wait_deadline=clock() + 2.0)
+    assert window.bound_by == retry.WAIT
+    decision = window.next(1, retry_after=30.0)
+    assert not decision.retry and decision.delay == 2.0  # sleep until the wait's deadline, then let poll report
+
+
+def test_the_rate_limiter_runs_on_the_injected_clock():
+    from cicdkit.dbclient import retry
+
+    clock = FakeClock()
+    limiter = retry.RateLimiter({"jobs": 2}, clock=clock, sleep=clock.sleep)
+    assert [limiter.reserve("/api/2.1/jobs/runs/get") for _ in range(3)] == [0.0, 0.0, 0.5]
+    clock.now += 10  # tokens refill while time passes
+    limiter.wait("/api/2.1/jobs/runs/get")
+    assert clock.sleeps == []
