@@ -110,7 +110,6 @@ class Config:
                                  sync.get("exclude") or [])
 
 
-
 def load(
     path: str | os.PathLike[str] = "config.json",
     target: str | None = None,
