@@ -1,5 +1,6 @@
-"""One or more cases for every rule of shared/reference/config-semantics.md, mostly in-process through
-`config.load` (fast), with a few subprocess runs of validate_config.py for the output shape."""
+"""One or more cases for every rule of the bundle configuration (README "Configuration"; the reference is
+`databricks bundle validate` of the public Databricks CLI), mostly in-process through `config.load` (fast), with a
+few subprocess runs of validate_config.py for the output shape."""
 from __future__ import annotations
 
 import json
@@ -778,9 +779,9 @@ def test_repo_config_validates_for_every_target():
 
 
 def test_include_may_climb_with_dotdot(tmp_path):
-    files = {"app/config.json": {"include": ["../shared/*.yml"]}, "shared/vars.yml": "variables: {v: {default: s}}\n"}
+    files = {"app/config.json": {"include": ["../common/*.yml"]}, "common/vars.yml": "variables: {v: {default: s}}\n"}
     cfg = load(tmp_path, files, root="app")
-    assert cfg.tree["include"] == ["../shared/vars.yml"] and cfg.tree["variables"]["v"]["value"] == "s"
+    assert cfg.tree["include"] == ["../common/vars.yml"] and cfg.tree["variables"]["v"]["value"] == "s"
 
 
 def test_bundle_root_with_glob_characters(tmp_path):

@@ -95,6 +95,43 @@ def test_ancestor_gitignore_applies_with_ignore_root(tmp_path):
     assert names(discovery.find_files(tmp_path / "pkg", ["*.py"], ignore_root=tmp_path)) == ["a.py"]
 
 
+@pytest.mark.parametrize("lines, path", [
+    (["*.md", "!docs/"], "docs/a.md"),  # a negated folder does not re-include what a file pattern ignores
+    (["docs/keep.md", "!docs/"], "docs/keep.md"),
+    (["!*/", "*.log"], "logs/"),  # pathspec's regex for */ is not anchored
+    (["docs/", "!docs/keep.md"], "docs/keep.md"),
+    (["a/*", "!a/b/"], "a/b/c.txt"),
+])
+def test_patterns_answer_as_gitignore_spec_does(lines, path):
+    import pathspec
+
+    assert discovery.Patterns(lines).verdict(path) == pathspec.GitIgnoreSpec.from_lines(lines).check_file(path).include
+
+
+def test_walk_options_the_sync_selection_uses(tmp_path):
+    """`pruned_dirs` replaces the default pruning, `linked_files=False` skips links, `walk_repository` reads the
+    rules of the whole repository and yields nothing below an ignored folder (README "Configuration", **Sync**)."""
+    repo = tmp_path / "repo"
+    for name in ("node_modules/x.js", ".databricks/state", "app/a.py", "app/out/b.py", "app/keep/c.py", "target.txt"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text("x\n")
+    (repo / ".git" / "info").mkdir(parents=True)
+    (repo / ".git" / "info" / "exclude").write_text("out/\n/app/keep/\n")
+    (repo / "app" / "link.py").symlink_to(repo / "target.txt")
+    sync = {"pruned_dirs": (".git", ".databricks"), "linked_files": False}
+
+    def files(walk) -> list[str]:
+        return sorted(relative for relative, _ in walk)
+
+    assert files(discovery.walk_files(repo)) == [".databricks/state", "app/a.py", "app/link.py", "target.txt"]
+    assert files(discovery.walk_files(repo, **sync)) == ["app/a.py", "node_modules/x.js", "target.txt"]
+    assert files(discovery.walk_files(repo / "app", **sync)) == ["a.py", "keep/c.py", "out/b.py"]
+    assert files(discovery.walk_repository(repo / "app", repo, **sync)) == ["app/a.py"]
+    for ignored in ("app/out", "app/out/b.py", "app/keep", ".databricks"):
+        assert files(discovery.walk_repository(repo / ignored, repo, **sync)) == []
+    assert files(discovery.walk_repository(repo / "target.txt", repo, **sync)) == ["target.txt"]
+
+
 def test_symlink_loops_are_not_followed(tmp_path):
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "setup.py").write_text("")

@@ -84,9 +84,9 @@ def test_conflict_names_both_files_and_lines(tmp_path):
 
 
 def test_includes_are_relative_to_the_including_file_and_cycles_are_harmless(tmp_path):
-    write(tmp_path / "pkg" / "requirements" / "common.txt", "-r ../shared/base.txt\nrequests\n")
-    write(tmp_path / "pkg" / "shared" / "base.txt", "--requirement=more/extra.txt\npyyaml\n")
-    write(tmp_path / "pkg" / "shared" / "more" / "extra.txt", "-r ../../requirements/common.txt\nattrs==23.1\n")
+    write(tmp_path / "pkg" / "requirements" / "common.txt", "-r ../base/base.txt\nrequests\n")
+    write(tmp_path / "pkg" / "base" / "base.txt", "--requirement=more/extra.txt\npyyaml\n")
+    write(tmp_path / "pkg" / "base" / "more" / "extra.txt", "-r ../../requirements/common.txt\nattrs==23.1\n")
     merged = requirements.merge_files([tmp_path / "pkg" / "requirements" / "common.txt"])
     assert merged.requirements == ["attrs==23.1", "pyyaml", "requests"]
     assert len(merged.files) == 3

@@ -1,6 +1,8 @@
 """Merging configuration trees: the generic merge (includes, targets) and the keyed list merges.
 
-Part of the config loader (see `config`); nothing outside the config modules should need it.
+Part of the config loader (see `config`); nothing outside the config modules should need it. Rules: README
+"Configuration", **Merging**; the reference is the Databricks CLI, databricks/cli ``libs/dyn/merge`` and
+``bundle/config/mutator/merge_job_tasks.go`` (and its siblings for clusters and parameters).
 Trees are plain JSON-like values: dict, list, str, int, float, bool, None.
 
 Generic merge of *b* over *a*: a null side yields the other; maps merge key-wise (b wins at leaves); lists

@@ -1,6 +1,7 @@
 """``${...}`` references in a configuration tree: finding them and resolving them.
 
-Part of the config loader (see `config`). Rules (shared/reference/config-semantics.md, section 7):
+Part of the config loader (see `config`). Rules (README "Configuration", **References**; the reference is the
+Databricks CLI, databricks/cli ``libs/dyn/dynvar`` and ``bundle/config/mutator/resolve_variable_references.go``):
 
 * A reference is ``${a.b[0].c}``: dot-separated segments (a letter, then letters/digits with single runs of
   ``_``/``-`` in between), each optionally indexed. Anything else (``${ x }``, ``${0x}``) is plain text; there

@@ -1,6 +1,8 @@
 """What happens to ``resources`` after the target is merged: modes, presets, API defaults, local paths.
 
-Part of the config loader (see `config`); shared/reference/config-semantics.md sections 9 and 11.
+Part of the config loader (see `config`). Rules: README "Configuration", **Modes and presets** (and "Not supported
+(and why)" for path translation); the reference is the Databricks CLI, databricks/cli
+``bundle/config/mutator/process_target_mode.go``, ``apply_presets.go`` and ``translate_paths.go``.
 
 * ``mode: development`` fills preset defaults (name prefix ``[dev <short_name>] ``, ``dev`` tag, 4 concurrent
   runs, schedules paused, pipelines in development) and may swap task compute for ``bundle.cluster_id``.
@@ -103,7 +105,7 @@ def override_compute(resources: dict, cluster_id: str) -> None:
 
 
 def apply_presets(resources: dict, presets: dict) -> None:
-    """Prefix names, add tags, set concurrency and pause statuses (section 9.2)."""
+    """Prefix names, add tags, set concurrency and pause statuses (README "Configuration", **Modes and presets**)."""
     prefix = presets.get("name_prefix") or ""
     tags = presets.get("tags") if isinstance(presets.get("tags"), dict) else {}
     pause = presets.get("trigger_pause_status")
@@ -237,7 +239,7 @@ def _contains_user(text: str, user: dict) -> bool:
 
 
 def check_development(tree: dict, user: dict | None) -> None:
-    """Errors for ``mode: development`` (section 9.1)."""
+    """Errors for ``mode: development`` (README "Configuration", **Modes and presets**)."""
     presets = tree.get("presets") or {}
     if presets.get("trigger_pause_status") == "UNPAUSED":
         raise ConfigError("target with 'mode: development' cannot set trigger pause status to UNPAUSED by default")
@@ -265,7 +267,7 @@ def check_development(tree: dict, user: dict | None) -> None:
 
 
 def check_production(tree: dict, user: dict | None, root_path_in_target: bool, warnings: list[str]) -> None:
-    """Checks for ``mode: production`` (section 9.3)."""
+    """Checks for ``mode: production`` (README "Configuration", **Modes and presets**)."""
     resources = tree.get("resources") or {}
     for pipeline in _each(resources, "pipelines"):
         if pipeline.get("development") is True:

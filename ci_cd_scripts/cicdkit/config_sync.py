@@ -1,9 +1,15 @@
-"""``sync``: which local files a deployment uploads (shared/reference/config-semantics.md, section 8).
+"""``sync``: which local files a deployment uploads (README "Configuration", **Sync**).
 
 Part of the config loader (see `config`). Patterns use .gitignore syntax (via `pathspec`) against paths
 relative to the sync root. Selection = files under ``paths`` not ignored by .gitignore rules, plus files
 anywhere under the sync root matching ``include``, minus files matching ``exclude``. ``.git`` and
-``.databricks`` are always ignored; symlinks and other non-regular files are skipped.
+``.databricks`` are always ignored; symlinks and other non-regular files are skipped. The reference is the
+Databricks CLI (databricks/cli ``bundle/config/mutator/sync_infer_root.go`` for the sync root,
+``libs/git/fileset.go`` for the .gitignore-aware file set).
+
+Owns the sync root, the pattern rebasing and the include/exclude arithmetic; the walk itself and the
+.gitignore/.git/info/exclude rules are `discovery`'s (`walk_repository`, `walk_files`), shared with every
+CI step that looks for files.
 """
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ import posixpath
 from pathlib import Path
 
 import pathspec
+
+from . import discovery
 
 ALWAYS_IGNORED = (".git", ".databricks")
 
@@ -36,20 +44,8 @@ def infer_root(bundle_root: Path, paths: list[str]) -> tuple[Path, list[str], st
 
 def _all_files(top: Path) -> list[str]:
     """Every regular file under `top` (relative to it) whatever .gitignore says; ``include`` looks here."""
-    found: list[str] = []
-
-    def visit(folder: str, relative: str) -> None:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                path = f"{relative}/{entry.name}" if relative else entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name not in ALWAYS_IGNORED:
-                        visit(entry.path, path)
-                elif entry.is_file(follow_symlinks=False):
-                    found.append(path)
-
-    visit(str(top), "")
-    return found
+    walk = discovery.walk_files(top, respect_gitignore=False, pruned_dirs=ALWAYS_IGNORED, linked_files=False)
+    return [relative for relative, _ in walk]
 
 
 def _repository_root(start: Path) -> Path:
@@ -59,63 +55,10 @@ def _repository_root(start: Path) -> Path:
     return start
 
 
-def _ignore_spec(path: str) -> pathspec.GitIgnoreSpec | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return pathspec.GitIgnoreSpec.from_lines(handle.read().splitlines())
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
-
-
-Rules = list  # [(folder relative to the repository root, its GitIgnoreSpec)], shallowest first
-
-
-def _is_ignored(relative: str, rules: Rules) -> bool:
-    """Whether a path relative to the repository root (folders end in '/') is ignored; deeper files win."""
-    verdict = None
-    for base, spec in rules:
-        result = spec.check_file(relative[len(base) + 1:] if base else relative)
-        if result.include is not None:
-            verdict = result.include
-    return bool(verdict)
-
-
 def _not_ignored(repository: Path, start: Path) -> list[str]:
     """Files under `start` that .gitignore rules keep, relative to `repository`; ignored folders are pruned."""
-    rules: Rules = []
-    info = _ignore_spec(str(repository / ".git" / "info" / "exclude"))
-    if info is not None:
-        rules.append(("", info))
-    # The .gitignore files of the folders from the repository root down to `start`.
-    parts = start.relative_to(repository).parts
-    for depth in range(len(parts) + 1):
-        base = "/".join(parts[:depth])
-        spec = _ignore_spec(str(repository.joinpath(*parts[:depth], ".gitignore")))
-        if spec is not None:
-            rules.append((base, spec))
-        if depth < len(parts):
-            is_last = depth == len(parts) - 1
-            child = "/".join(parts[: depth + 1]) + ("" if is_last and start.is_file() else "/")
-            if parts[depth] in ALWAYS_IGNORED or _is_ignored(child, rules):
-                return []
-    if start.is_file():
-        return ["/".join(parts)]
-    found: list[str] = []
-
-    def visit(folder: str, relative: str, rules: Rules) -> None:
-        with os.scandir(folder) as entries:
-            for entry in sorted(entries, key=lambda item: item.name):
-                path = f"{relative}/{entry.name}" if relative else entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name in ALWAYS_IGNORED or _is_ignored(path + "/", rules):
-                        continue
-                    spec = _ignore_spec(os.path.join(entry.path, ".gitignore"))
-                    visit(entry.path, path, rules if spec is None else [*rules, (path, spec)])
-                elif entry.is_file(follow_symlinks=False) and not _is_ignored(path, rules):
-                    found.append(path)
-
-    visit(str(start), "/".join(parts), rules)
-    return found
+    walk = discovery.walk_repository(start, repository, pruned_dirs=ALWAYS_IGNORED, linked_files=False)
+    return [relative for relative, _ in walk]
 
 
 def select_files(sync_root: Path, paths: list[str], include: list[str], exclude: list[str]) -> list[str]:

@@ -3,6 +3,8 @@
 Owns: which directories are never entered (`.git`, virtualenvs, `node_modules`, build output, caches and
 anything ignored by the repo's ``.gitignore`` files), gitignore-style matching of the caller's patterns,
 and what counts as a Python package (`find_packages`). It does not install, build or copy anything.
+It is the one gitignore-aware walker: the bundle sync selection (`config_sync`) walks with it too, through
+`walk_repository` and the `pruned_dirs`/`linked_files` options (README "Configuration", **Sync**).
 
 Also owns the one symlink rule of every step that reads a source tree (`resolve_in_root`: deploy_notebooks,
 upload_files, package_artifact, copy_notebooks, build_packages): a symlink is used only when it resolves inside
@@ -22,7 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,12 +131,18 @@ def _link_leaving(path: Path, root: Path, root_real: Path) -> Path | None:
     return path if os.path.islink(path) else None
 
 
+# The regex group pathspec's gitignore patterns use to mark a match through a parent folder (``build/`` matching
+# ``build/x.txt``): the same name in pathspec 0.12 and 1.x (requirements.txt bounds the major for that reason).
+_DIR_MARK = "ps_d"
+
+
 class Patterns:
     """Compiled gitignore-style patterns answering "does the last matching pattern include this path?".
 
     Parsing is pathspec's (`GitIgnoreSpec`); matching calls each pattern's compiled regex directly, last
-    pattern first, which is several times faster than `GitIgnoreSpec.check_file` per path and gives the
-    same answer in this walk: a path below an excluded directory is never asked about (it is pruned).
+    pattern first, which is several times faster than `GitIgnoreSpec.check_file` per path and gives its answer:
+    a pattern that matches the path itself outranks one that only matches a folder above it (``*.md`` then
+    ``!docs/`` still ignores ``docs/a.md``, as git does); without a direct match the last folder match counts.
     """
 
     def __init__(self, lines: Iterable[str]) -> None:
@@ -143,8 +151,14 @@ class Patterns:
         import pathspec
 
         self.spec = pathspec.GitIgnoreSpec.from_lines(list(lines))
+        # pathspec matches with re.search (some regexes, e.g. of ``*/``, are not anchored); for one that starts
+        # with ^ re.match is the same and cheaper.
         self._rules = [
-            (pattern.regex.match, bool(pattern.include))
+            (
+                pattern.regex.match if pattern.regex.pattern.startswith("^") else pattern.regex.search,
+                bool(pattern.include),
+                _DIR_MARK in pattern.regex.groupindex,
+            )
             for pattern in reversed(self.spec.patterns)
             if pattern.include is not None and getattr(pattern, "regex", None) is not None
         ]
@@ -159,10 +173,17 @@ class Patterns:
         """True (a pattern includes it), False (a ``!`` pattern excludes it) or None (no pattern matches)."""
         if not self._direct:
             return self.spec.check_file(path).include
-        for match, include in self._rules:
-            if match(path):
-                return include
-        return None
+        through_folder = None
+        for match, include, has_mark in self._rules:
+            found = match(path)
+            if found is None:
+                continue
+            if has_mark and found.group(_DIR_MARK):
+                if through_folder is None:
+                    through_folder = include  # the last folder match, unless a direct match comes up
+                continue
+            return include
+        return through_folder
 
 
 @dataclass(frozen=True)
@@ -230,6 +251,10 @@ def _ancestor_ignore_files(root: Path, ignore_root: Path | None) -> tuple[_Ignor
     return tuple(found)
 
 
+def _pruned(name: str, path: str | os.PathLike[str], pruned_dirs: Collection[str] | None) -> bool:
+    return is_pruned_dir(name, path) if pruned_dirs is None else name in pruned_dirs
+
+
 def walk_files(
     root: str | os.PathLike[str],
     *,
@@ -237,6 +262,8 @@ def walk_files(
     ignore_root: str | os.PathLike[str] | None = None,
     want: Callable[[str], object] | None = None,
     symlinks_within: str | os.PathLike[str] | None = None,
+    pruned_dirs: Collection[str] | None = None,
+    linked_files: bool = True,
 ) -> Iterator[tuple[str, str]]:
     """Yield ``(relative_posix_path, absolute_path)`` for every file under `root` that is not pruned.
 
@@ -244,9 +271,13 @@ def walk_files(
     to `root`, apply too. `want`: only files whose relative path it accepts (tested before the cheaper-to-skip
     .gitignore check). Files are yielded in no particular order; callers sort.
 
+    `pruned_dirs`: the folder names never entered, instead of the default rule (`is_pruned_dir`: the names,
+    suffixes and virtualenvs above); the sync selection of a bundle prunes only ``.git`` and ``.databricks``.
+
     Linked files are yielded (read through the link), linked folders are never entered, links that do not
-    resolve are skipped. `symlinks_within`: the caller's source root; every link the walk meets and does not
-    prune or ignore must pass `resolve_in_root` against it (outside, dangling, looping: `InputError`).
+    resolve are skipped. `linked_files=False` skips every symlink (regular files only). `symlinks_within`: the
+    caller's source root; every link the walk meets and does not prune or ignore must pass `resolve_in_root`
+    against it (outside, dangling, looping: `InputError`).
     """
     root_path = Path(root).resolve()
     if not root_path.is_dir():
@@ -261,7 +292,62 @@ def walk_files(
         if exclude.is_file():
             extra = _read_ignore_file(str(exclude), "")
             inherited = ((extra,) if extra else ()) + inherited  # lowest precedence, as in git
-    stack: list[tuple[str, str, tuple[_IgnoreFile, ...]]] = [(str(root_path), "", inherited)]
+    yield from _walk(str(root_path), "", inherited, respect_gitignore=respect_gitignore, want=want,
+                     symlinks_within=symlinks_within, pruned_dirs=pruned_dirs, linked_files=linked_files)
+
+
+def walk_repository(
+    path: str | os.PathLike[str],
+    repository: str | os.PathLike[str],
+    *,
+    pruned_dirs: Collection[str] | None = None,
+    linked_files: bool = True,
+) -> Iterator[tuple[str, str]]:
+    """Yield ``(path relative to repository, absolute_path)`` for the files under `path` that git keeps.
+
+    `path` is a folder or one file inside `repository`, taken as written (made absolute, links not resolved).
+    The ignore rules are the whole repository's, as git reads them: its ``.git/info/exclude`` (lowest
+    precedence), then every ``.gitignore`` from `repository` down. Unlike `walk_files` with `ignore_root`,
+    when `path` itself or a folder between `repository` and it is pruned or ignored nothing is yielded (git does
+    not look inside an ignored folder); a `path` that is a file is yielded unless that applies to it.
+    `pruned_dirs` and `linked_files` as in `walk_files`; the walk below `path` is `walk_files`' own.
+    """
+    repository = Path(os.path.abspath(repository))
+    path = Path(os.path.abspath(path))
+    parts = path.relative_to(repository).parts
+    info_exclude = _read_ignore_file(str(repository / ".git" / "info" / "exclude"), "")
+    ignore_files: tuple[_IgnoreFile, ...] = (info_exclude,) if info_exclude else ()
+    is_file = path.is_file()
+    for depth, name in enumerate(parts):
+        above = "/".join(parts[:depth])
+        local = _read_ignore_file(str(repository.joinpath(*parts[:depth], ".gitignore")), above + "/" if above else "")
+        if local:
+            ignore_files = ignore_files + (local,)
+        relative = "/".join(parts[: depth + 1])
+        as_folder = "" if depth == len(parts) - 1 and is_file else "/"
+        if _pruned(name, repository.joinpath(*parts[: depth + 1]), pruned_dirs) or (
+                ignore_files and _is_ignored(relative + as_folder, ignore_files)):
+            return
+    if is_file:
+        yield "/".join(parts), str(path)
+        return
+    yield from _walk(str(path), "/".join(parts) + "/" if parts else "", ignore_files, respect_gitignore=True,
+                     want=None, symlinks_within=None, pruned_dirs=pruned_dirs, linked_files=linked_files)
+
+
+def _walk(
+    top: str,
+    top_prefix: str,
+    inherited: tuple[_IgnoreFile, ...],
+    *,
+    respect_gitignore: bool,
+    want: Callable[[str], object] | None,
+    symlinks_within: str | os.PathLike[str] | None,
+    pruned_dirs: Collection[str] | None,
+    linked_files: bool,
+) -> Iterator[tuple[str, str]]:
+    """The walk of `walk_files` below `top`, whose entries are named `top_prefix` + their path below it."""
+    stack: list[tuple[str, str, tuple[_IgnoreFile, ...]]] = [(top, top_prefix, inherited)]
     while stack:
         folder, prefix, ignore_files = stack.pop()
         try:
@@ -280,11 +366,13 @@ def walk_files(
             except OSError:
                 continue
             if is_dir:
-                if is_pruned_dir(entry.name, entry.path):
+                if _pruned(entry.name, entry.path, pruned_dirs):
                     continue
                 if ignore_files and _is_ignored(relative + "/", ignore_files):
                     continue
                 stack.append((entry.path, relative + "/", ignore_files))
+            elif not linked_files and entry.is_symlink():
+                continue
             else:
                 try:
                     is_file = entry.is_file()  # follows a link; a loop of links raises here
@@ -300,7 +388,7 @@ def walk_files(
                     yield relative, entry.path
                 elif symlinks_within is not None and entry.is_symlink():
                     # A linked folder (never entered) or a link that does not resolve: checked, never yielded.
-                    if is_pruned_dir(entry.name, entry.path):
+                    if _pruned(entry.name, entry.path, pruned_dirs):
                         continue
                     if ignore_files and (_is_ignored(relative, ignore_files) or _is_ignored(relative + "/", ignore_files)):
                         continue
