@@ -70,7 +70,6 @@ def test_nothing_imports_a_step_and_the_library_never_imports_the_local_stand_in
                     assert "local_cloud" not in roots, f"{name} imports local_cloud"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: the splits of the oversized modules and the emulator's type-hint cycle are in progress; remove this mark when they land")
 def test_the_import_graph_has_no_cycle() -> None:
     modules = package_modules()
     graph = {name: imports_of(path, name) for name, path in modules.items()}
@@ -94,7 +93,6 @@ def test_the_import_graph_has_no_cycle() -> None:
             visit(name, [name])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: the splits of the oversized modules and the emulator's type-hint cycle are in progress; remove this mark when they land")
 def test_no_module_is_past_the_size_a_reader_can_hold() -> None:
     too_long = {}
     for name, path in package_modules().items():
