@@ -47,6 +47,9 @@ log = logging.getLogger("databricks_client")
 
 DEFAULT_TIMEOUT = (5.0, 60.0)
 DEFAULT_POLL_SECONDS = (1.0, 10.0)
+# A wait sleeps at most this fraction of the time it has waited so far (within poll_seconds): a state change is seen
+# at most ~20% late however long the wait, with few reads for long waits (a 5 s run is seen by 6 s, not 8 s).
+POLL_FRACTION = 0.2
 # A wait's last status read starts this long (at most a tenth of the wait) before its deadline, so that it is
 # answered by the deadline: the wait then ends on time with the state it last saw.
 LAST_READ_SECONDS = 1.0
@@ -362,7 +365,8 @@ class Transport:
         """Call `fetch` until `done(value)` is true (it may raise to fail early), or raise `WaitTimedOut`.
 
         The wait's deadline is `timeout` from now, or the step's deadline when that comes first (then it raises
-        `StepTimedOut`, a `WaitTimedOut`). Sleeps grow from `poll_seconds[0]` to `poll_seconds[1]`; the last status
+        `StepTimedOut`, a `WaitTimedOut`). Sleeps grow from `poll_seconds[0]` to `poll_seconds[1]` with the time waited
+        (`POLL_FRACTION` of it), so a change is seen at most about a fifth of the wait late; the last status
         read starts `LAST_READ_SECONDS` (at most a tenth of the wait) before the deadline, so the wait ends at its
         deadline with the state that read saw. Each `fetch` retries only until the deadline: a status call still
         refused (503/429/timeouts) when it comes ends the wait then, not after the call's own retry budget.
@@ -400,7 +404,7 @@ class Transport:
                     hint="raise --timeout, or look at it in the workspace",
                 )
             self._sleep(min(interval, last_read - now))
-            interval = min(maximum, interval * 1.5)
+            interval = min(maximum, max(self.poll_seconds[0], POLL_FRACTION * (self._clock() - started)))
 
 
 class _WaitDeadlinePassed(Exception):
