@@ -19,8 +19,9 @@ from cicdkit import ado
 from cicdkit import cli
 from cicdkit import cluster_spec
 from cicdkit import dbclient
+from cicdkit import settings
 from cicdkit import summary
-from cicdkit.errors import CICDError, InputError, NotFound, ResourceDoesNotExist, UsageError
+from cicdkit.errors import CICDError, InputError, NotFound, ResourceDoesNotExist
 
 SETTLED = ("RUNNING", "TERMINATED")
 
@@ -32,17 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--script", metavar="REMOTE_PATH", help="init script path (default: deploy.init_script_path)")
     cli.add_step_args(parser)
     args = parser.parse_args(argv)
-    config, deploy = cli.step_config(args)
-    cluster_ids, timeout = cli.cluster_targets(args, config)
-    script = args.script or deploy.get("init_script_path")
-    if not script:
-        raise UsageError("no init script given", hint="pass --script or set deploy.init_script_path in the config")
-    remote = dbclient.remote_path(script)
+    step = cli.step_settings(args, require=("cluster_ids",))
+    remote = dbclient.remote_path(step.required("init_script_path"))
     entry = cluster_spec.init_script_entry(remote.kind, remote.path)
     path = next(iter(entry.values()))["destination"]
 
-    report = summary.Summary("attach_init_script", "Attach init script", dry_run=args.dry_run, verbose=args.verbose)
-    with dbclient.connect_from_args(args, config) as client:
+    report = summary.Summary("attach_init_script", "Attach init script", dry_run=step.dry_run, verbose=step.verbose)
+    with settings.connect(step) as client:
         try:
             found = client.files.head(path)
         except NotFound:
@@ -50,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         if found is None:
             raise InputError(f"init script {path} does not exist in the workspace", hint="upload it first with upload_files.py")
         plans = []
-        for cluster_id in cluster_ids:  # read everything first: a bad id stops the step before any write
+        for cluster_id in step.cluster_ids:  # read everything first: a bad id stops the step before any write
             try:
                 details = client.clusters.get(cluster_id)
             except ResourceDoesNotExist:
@@ -63,14 +60,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"cluster {cluster_id} ({name}): {path} already attached", flush=True)
                 report.skip(f"{cluster_id}: already attached")
                 continue
-            if args.dry_run:
+            if step.dry_run:
                 print(f"cluster {cluster_id} ({name}): would attach {path}", flush=True)
                 report.change(f"{cluster_id}: attach {path}")
                 continue
             try:
                 state = details.get("state")
                 if state not in SETTLED:
-                    details = client.clusters.wait_for_state(cluster_id, SETTLED, timeout=timeout, fail_states=("ERROR", "UNKNOWN"))
+                    details = client.clusters.wait_for_state(cluster_id, SETTLED, timeout=step.timeout, fail_states=("ERROR", "UNKNOWN"))
                     spec, changed = cluster_spec.with_init_script(details, entry)
                     state = details.get("state")
                 client.clusters.edit(spec)

@@ -26,10 +26,10 @@ from pathlib import Path
 
 from cicdkit import ado
 from cicdkit import cli
-from cicdkit import dbclient
+from cicdkit import settings
 from cicdkit import summary
 from cicdkit import workspace_sync
-from cicdkit.errors import CICDError, UsageError
+from cicdkit.errors import CICDError
 
 
 def _positive_int(text: str) -> int:
@@ -49,23 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "workspace_dir", metavar="WORKSPACE_DIR", nargs="?", help="workspace folder (default: deploy.notebooks_path)"
     )
-    parser.add_argument("--concurrency", type=_positive_int, default=None, help="parallel calls (default: deploy.concurrency, else 8)")
+    parser.add_argument("--concurrency", type=_positive_int, default=None, help=f"parallel calls (default: deploy.concurrency, else {settings.DEFAULT_CONCURRENCY})")
     parser.add_argument("--full", action="store_true", help="upload every object, changed or not")
     parser.add_argument("--prune", action="store_true", help="delete objects the previous deployment created that are gone locally")
     cli.add_step_args(parser)
     args = parser.parse_args(argv)
 
-    config, deploy_section = cli.step_config(args)
-    workspace_dir = args.workspace_dir or deploy_section.get("notebooks_path")
-    if not workspace_dir:
-        raise UsageError("WORKSPACE_DIR is missing", hint="pass it, or set deploy.notebooks_path in the config")
-    workspace_dir = workspace_sync.check_workspace_dir(str(workspace_dir))
+    step = cli.step_settings(args, require=("notebooks_path",))
+    workspace_dir = workspace_sync.check_workspace_dir(step.notebooks_path)
     local = workspace_sync.scan(Path(args.src_dir))  # bad input fails here, before any call
 
-    report = summary.Summary("deploy_notebooks", f"Deploy notebooks to {workspace_dir}", dry_run=args.dry_run, verbose=args.verbose)
+    report = summary.Summary("deploy_notebooks", f"Deploy notebooks to {workspace_dir}", dry_run=step.dry_run, verbose=step.verbose)
     progress = summary.Progress(f"Deploying notebooks to {workspace_dir}")
     written = workspace_sync.Written()
-    with dbclient.connect_from_args(args, config) as client:
+    with settings.connect(step) as client:
         try:
             result = workspace_sync.deploy(
                 client,
@@ -73,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 workspace_dir,
                 full=args.full,
                 prune=args.prune,
-                dry_run=args.dry_run,
+                dry_run=step.dry_run,
                 concurrency=client.concurrency,
                 progress=(lambda done, total: progress.update(100.0 * done / total, f"{done}/{total} changes"))
                 if ado.in_pipeline() else None,
@@ -89,15 +86,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         requests, retries = client.stats.requests, client.stats.retries
     planned = result.plan
-    _record(report, planned, workspace_dir, None if args.dry_run else written)
+    _record(report, planned, workspace_dir, None if step.dry_run else written)
     report.note(f"previous manifest: {result.manifest_note}")
     if planned.stale:
         report.note(f"{len(planned.stale)} objects of earlier deploys are gone locally and kept (use --prune): "
                     + ", ".join(planned.stale[:5]) + (" ..." if len(planned.stale) > 5 else ""))
-    if not args.dry_run:
+    if not step.dry_run:
         written = "written" if result.manifest_written else "unchanged"
         report.note(f"manifest {written}; {requests} API calls ({retries} retries)")
-    if planned.empty and not args.dry_run:
+    if planned.empty and not step.dry_run:
         report.note("nothing to change: the workspace matches the source")
     report.finish()
     return 0

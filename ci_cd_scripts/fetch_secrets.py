@@ -32,6 +32,7 @@ from cicdkit import atomic
 from cicdkit import azure_auth
 from cicdkit import cli
 from cicdkit import keyvault
+from cicdkit import settings
 from cicdkit.errors import InputError, OperationFailed, UsageError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -60,11 +61,11 @@ def _vault_and_refs(args) -> tuple[str, list[keyvault.SecretRef]]:
         if url is None:
             raise UsageError("no Key Vault given", hint=f"pass --vault-url or --vault-name, or set deploy.keyvault in {args.config}")
         raise UsageError("no secrets to fetch", hint="name them with --secret (or deploy.keyvault.secrets in the config) or use --all")
-    settings = loaded.deploy.get("keyvault") or {}  # its shape is checked by config (deploy.keyvault)
+    section = loaded.deploy.get("keyvault") or {}  # its shape is checked by config (deploy.keyvault)
     if url is None:
-        url = keyvault.vault_url(settings.get("url"), settings.get("name"))
+        url = keyvault.vault_url(section.get("url"), section.get("name"))
     if not named and not args.all:
-        named = _unique([keyvault.parse_ref(name) for name in settings.get("secrets") or []])
+        named = _unique([keyvault.parse_ref(name) for name in section.get("secrets") or []])
     if not named and not args.all:
         raise UsageError("no secrets to fetch", hint="name them with --secret (or deploy.keyvault.secrets) or use --all")
     return url, named
@@ -96,14 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ca-bundle", help="PEM file of CAs to trust (also REQUESTS_CA_BUNDLE); for private endpoints and emulators")
     parser.add_argument("--no-verify-challenge-resource", action="store_true",
                         help="accept a challenge whose resource does not match the vault host (private endpoints, emulators only)")
-    parser.add_argument("--concurrency", type=int, default=8, help="secrets read in parallel (default 8)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help=f"secrets read in parallel (default {settings.DEFAULT_CONCURRENCY})")
     args = parser.parse_args(argv)
 
     env_file = _output_target(args.output)
     if args.ca_bundle and not Path(args.ca_bundle).is_file():
         raise InputError(f"CA bundle {args.ca_bundle} does not exist", hint="give the PEM file of the vault's CA")
-    if args.concurrency < 1:
-        raise UsageError("--concurrency must be at least 1")
+    # No config here: it is read (in _vault_and_refs) only when the flags leave the vault or the secrets open.
+    step = settings.Settings.from_args(args)
     url, named = _vault_and_refs(args)
     if named:  # named secrets fail fast on a name clash, before any call
         keyvault.map_names(named, args.name_style, args.prefix)
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             raise UsageError(f"{', '.join(bad)} cannot be environment variable names", hint="use --name-style underscore or upper")
 
-    fetched, failures = keyvault.fetch(client, variables, concurrency=args.concurrency)
+    fetched, failures = keyvault.fetch(client, variables, concurrency=step.concurrency)
     if failures:
         by_reason: dict[str, list[str]] = {}
         for failure in failures:

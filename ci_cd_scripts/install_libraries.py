@@ -20,20 +20,22 @@ Exit codes: 0 done, 1 the rollout failed (library FAILED, cluster ERROR, deadlin
 (unknown cluster, missing wheel, bad path, no credentials)."""
 from __future__ import annotations
 
-import concurrent.futures
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from cicdkit import ado
 from cicdkit import cli
 from cicdkit import dbclient
 from cicdkit import libraries
+from cicdkit import pool
+from cicdkit import settings
 from cicdkit import summary
 from cicdkit.errors import CICDError, InputError, NotFound, OperationFailed, UsageError
 from cicdkit.libraries import Library
 
-def _wanted(args, deploy: dict) -> tuple[list[Library], list[str]]:
+def _wanted(args, deploy: Mapping) -> tuple[list[Library], list[str]]:
     """The libraries to install, and notices about requirement-file options a cluster library cannot honour."""
     wanted: list[Library] = []
     notices: list[str] = []
@@ -81,27 +83,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-restart", action="store_true", help="never restart or start a cluster; say what is pending instead")
     cli.add_step_args(parser)
     args = parser.parse_args(argv)
-    config, deploy = cli.step_config(args)
-    cluster_ids, timeout = cli.cluster_targets(args, config)
+    step = cli.step_settings(args, require=("cluster_ids",))
+    cluster_ids = step.cluster_ids
     if not args.wheel and not args.requirements:
         raise UsageError("nothing to install", hint="pass --wheel and/or --requirements")
-    wanted, notices = _wanted(args, deploy)
+    wanted, notices = _wanted(args, step.deploy)
 
-    report = summary.Summary("install_libraries", "Install libraries", dry_run=args.dry_run, verbose=args.verbose)
+    report = summary.Summary("install_libraries", "Install libraries", dry_run=step.dry_run, verbose=step.verbose)
     for notice in notices:
         report.note(notice)
         print(ado.neutralise(f"notice: {notice}"), flush=True)
-    client = dbclient.connect_from_args(args, config, concurrency=max(len(cluster_ids), 2))
+    client = settings.connect(step, concurrency=max(len(cluster_ids), 2))
     workers = min(len(cluster_ids), client.concurrency)
-    with client, concurrent.futures.ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+    with client:
         for library in wanted:
             _check_uploaded(client, library)
         # Read and plan every cluster before writing anything: a bad cluster id stops the step with no writes.
-        inspected = dict(zip(cluster_ids, pool.map(lambda cid: libraries.inspect(client, cid, wanted, timeout=timeout), cluster_ids)))
+        reads = [lambda cid=cid: libraries.inspect(client, cid, wanted, timeout=step.timeout) for cid in cluster_ids]
+        inspected = dict(zip(cluster_ids, pool.run_all(reads, workers=workers, in_order=True)))
         for cluster_id, (details, plan) in inspected.items():
             action = libraries.next_action(details["state"], plan, no_restart=args.no_restart)
-            print(_plan_line(cluster_id, details, plan, action, dry_run=args.dry_run), flush=True)
-        if args.dry_run:
+            print(_plan_line(cluster_id, details, plan, action, dry_run=step.dry_run), flush=True)
+        if step.dry_run:
             for cluster_id, (details, plan) in inspected.items():
                 action = libraries.next_action(details["state"], plan, no_restart=args.no_restart)
                 _record(report, cluster_id, plan, libraries.planned_writes(plan, action))
@@ -115,29 +118,31 @@ def main(argv: list[str] | None = None) -> int:
             progress.update(100 * len(finished) / len(cluster_ids), f"{cluster_id} {what}")
 
         # The rollout ends by the step's deadline, which already covers the reads above.
-        deadline = client.step_deadline if client.step_deadline is not None else time.monotonic() + timeout
-        futures = {
-            pool.submit(libraries.roll_out, client, details, plan, wanted, no_restart=args.no_restart, deadline=deadline, on_poll=on_poll): cluster_id
-            for cluster_id, (details, plan) in inspected.items()
-        }
+        deadline = client.step_deadline if client.step_deadline is not None else time.monotonic() + step.timeout
         failures: list[CICDError] = []
-        for future in concurrent.futures.as_completed(futures):
-            cluster_id = futures[future]
-            try:
-                result = future.result()
-            finally:
-                finished.append(cluster_id)
+
+        def settled(result: libraries.ClusterResult) -> None:
+            """One cluster's outcome, as it comes (`roll_out` returns a failure as its result's error)."""
+            finished.append(result.cluster_id)
             if result.error is not None:
                 # What landed before the failure was written all the same: the summary counts it.
                 if result.landed:
-                    _record(report, cluster_id, result.plan, result.landed)
+                    _record(report, result.cluster_id, result.plan, result.landed)
                 failures.append(result.error)
-                report.fail(f"{cluster_id}: {result.error.one_line()}")
-                continue
-            _record(report, cluster_id, result.plan, result.landed)
+                report.fail(f"{result.cluster_id}: {result.error.one_line()}")
+                return
+            _record(report, result.cluster_id, result.plan, result.landed)
             for notice in result.notices:
                 report.note(notice)
                 print(f"notice: {notice}", flush=True)
+
+        rollouts = [
+            lambda details=details, plan=plan: libraries.roll_out(
+                client, details, plan, wanted, no_restart=args.no_restart, deadline=deadline, on_poll=on_poll
+            )
+            for details, plan in inspected.values()
+        ]
+        pool.run_all(rollouts, workers=workers, on_done=settled)
     if client.stats.retries:
         report.note(f"{client.stats.retries} API calls retried ({client.stats.throttled} throttled)")
     if not report.changed and not report.failed:

@@ -13,12 +13,12 @@ The token is read from $DATABRICKS_TOKEN (see --auth). Exit codes: 0 done, 1 a r
 from __future__ import annotations
 
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 from cicdkit import ado
 from cicdkit import cli
-from cicdkit import dbclient
 from cicdkit import file_upload
+from cicdkit import pool
+from cicdkit import settings
 from cicdkit import summary
 from cicdkit.errors import CICDError
 
@@ -33,20 +33,22 @@ def main(argv: list[str] | None = None) -> int:
 
     destination = file_upload.parse_destination(args.dest_dir)
     files = file_upload.check_files(args.files)  # bad input fails here, before any call
-    config, _deploy = cli.step_config(args)
-    report = summary.Summary("upload_files", f"Upload files to {destination.display}", dry_run=args.dry_run, verbose=args.verbose)
+    step = cli.step_settings(args)
+    report = summary.Summary("upload_files", f"Upload files to {destination.display}", dry_run=step.dry_run, verbose=step.verbose)
     progress = summary.Progress(f"Uploading files to {destination.display}")
-    with dbclient.connect_from_args(args, config) as client:
+    with settings.connect(step) as client:
         current = None  # the file being uploaded, named in the summary if it fails
         try:
-            workers = max(1, min(client.concurrency, len(files), 4))
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                outcomes = list(pool.map(lambda item: file_upload.remote_state(client, destination, item), files))
+            outcomes = pool.run_all(
+                [lambda item=item: file_upload.remote_state(client, destination, item) for item in files],
+                workers=min(client.concurrency, 4),
+                in_order=True,
+            )
             uploads = [(item, reason) for item, (action, reason) in zip(files, outcomes) if action == "upload"]
             for item, (action, reason) in zip(files, outcomes):
                 if action == "skip":
                     report.skip(f"{destination.shown(item.name)} ({reason})")
-            if uploads and not args.dry_run:
+            if uploads and not step.dry_run:
                 file_upload.ensure_folder(client, destination)
                 total = sum(item.size for item, _ in uploads) or 1
                 done = 0

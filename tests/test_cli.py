@@ -20,20 +20,22 @@ def test_step_args_are_config_workspace_and_dry_run():
     assert step_args().verbose is False
 
 
-def test_step_config_is_none_and_empty_without_a_config(tmp_path, monkeypatch):
+def test_step_settings_have_no_config_and_an_empty_deploy_section_without_a_config(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert cli.step_config(step_args()) == (None, {})
+    step = cli.step_settings(step_args())
+    assert (step.config, dict(step.deploy), step.timeout) == (None, {}, cli.DEFAULT_STEP_SECONDS)
 
 
-def test_step_config_gives_the_targets_deploy_section(tmp_path, monkeypatch):
+def test_step_settings_give_the_targets_deploy_section(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({
         "bundle": {"name": "demo"},
         "deploy": {"clusters": ["c-1"], "concurrency": 4},
         "targets": {"dev": {"default": True}, "prod": {"deploy": {"clusters": ["c-2"]}}},
     }))
-    config, deploy = cli.step_config(step_args("-t", "prod"))
-    assert config.target == "prod" and deploy["clusters"] == ["c-1", "c-2"] and deploy["concurrency"] == 4
+    step = cli.step_settings(step_args("-t", "prod"))
+    assert step.config.target == "prod" and step.deploy["clusters"] == ["c-1", "c-2"] and step.deploy["concurrency"] == 4
+    assert (step.cluster_ids, step.concurrency) == (("c-1", "c-2"), 4)
 
 
 def test_auth_accepts_the_canonical_names_and_the_databricks_cli_aliases():

@@ -23,11 +23,12 @@ import argparse
 import functools
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NoReturn
 
 from . import ado
 from .errors import CICDError, UsageError
+from .settings import DEFAULT_STEP_SECONDS, Settings
 
 Main = Callable[[Sequence[str] | None], int]
 
@@ -139,12 +140,9 @@ def add_dry_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")
 
 
-DEFAULT_STEP_SECONDS = 1200
-
-
 def add_step_args(parser: argparse.ArgumentParser) -> None:
     """What every CD step that talks to a workspace takes: `add_config_args`, `add_workspace_args`, `add_dry_run`,
-    --timeout (the step's deadline, see `step_config`) and -v/--verbose (list every unchanged item in the text
+    --timeout (the step's deadline, see `step_settings`) and -v/--verbose (list every unchanged item in the text
     summary, see `summary.Summary`)."""
     add_config_args(parser)
     add_workspace_args(parser)
@@ -162,21 +160,12 @@ def add_step_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def step_config(args: argparse.Namespace) -> tuple[object | None, dict]:
-    """For a CD step (`add_step_args`): the config (`load_config_if_present`, None without one) and its resolved
-    ``deploy`` section ({} without a config), whose keys are the defaults of the step's flags.
-
-    Also resolves ``args.timeout``, the step's deadline in seconds: --timeout, else deploy.timeout_seconds, else
-    `DEFAULT_STEP_SECONDS` (`dbclient.connect_from_args` makes it the client's deadline); `UsageError` unless it
-    is a positive number."""
-    config = load_config_if_present(args)
-    deploy = getattr(config, "deploy", None) or {}
-    if hasattr(args, "timeout"):
-        timeout = args.timeout if args.timeout is not None else float(deploy.get("timeout_seconds") or DEFAULT_STEP_SECONDS)
-        if not 0 < timeout < float("inf"):
-            raise UsageError(f"--timeout must be a positive number of seconds, not {timeout:g}")
-        args.timeout = timeout
-    return config, deploy
+def step_settings(args: argparse.Namespace, *, require: Iterable[str] = ()) -> Settings:
+    """For a CD step (`add_step_args`): its `settings.Settings`, with the config of `load_config_if_present` (None
+    without one; its resolved ``deploy`` section supplies the defaults of the step's flags). ``require`` names
+    values the step cannot do without (e.g. ``cluster_ids``); `UsageError` for those and for unusable flags, see
+    `settings.Settings.from_args`."""
+    return Settings.from_args(args, config=load_config_if_present(args), require=require)
 
 
 def load_config(args: argparse.Namespace, current_user: str | Mapping | None = None):
@@ -234,7 +223,7 @@ def load_config_if_present(args: argparse.Namespace):
 
 def add_cluster_args(parser: argparse.ArgumentParser, *, purpose: str) -> None:
     """--cluster-id (repeatable; default deploy.clusters) and --poll-interval, for cluster steps (their waits end
-    by the step's --timeout of `add_step_args`)."""
+    by the step's --timeout of `add_step_args`); `step_settings` checks them (``require=("cluster_ids",)``)."""
     group = parser.add_argument_group("clusters")
     group.add_argument(
         "--cluster-id", action="append", default=[], metavar="ID", help=f"cluster to {purpose}; repeatable (default: deploy.clusters)"
@@ -242,18 +231,3 @@ def add_cluster_args(parser: argparse.ArgumentParser, *, purpose: str) -> None:
     group.add_argument(
         "--poll-interval", type=float, default=None, metavar="SECONDS", help="longest wait between status polls (default 10)"
     )
-
-
-def cluster_targets(args: argparse.Namespace, config=None) -> tuple[list[str], float]:
-    """The cluster ids (--cluster-id, duplicates dropped, else deploy.clusters) and the step's deadline in seconds
-    (--timeout, else deploy.timeout_seconds, else `DEFAULT_STEP_SECONDS`); `UsageError` when unusable."""
-    deploy = (getattr(config, "deploy", None) or {}) if config is not None else {}
-    ids = list(dict.fromkeys(getattr(args, "cluster_id", None) or deploy.get("clusters") or []))
-    if not ids:
-        raise UsageError("no cluster given", hint="pass --cluster-id or set deploy.clusters in the config")
-    timeout = getattr(args, "timeout", None)
-    if timeout is None:
-        timeout = float(deploy.get("timeout_seconds") or DEFAULT_STEP_SECONDS)
-    if not 0 < timeout < float("inf") or (getattr(args, "poll_interval", None) is not None and args.poll_interval <= 0):
-        raise UsageError("--timeout and --poll-interval must be positive")
-    return ids, timeout

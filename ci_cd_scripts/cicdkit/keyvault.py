@@ -14,12 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import azure_auth
 from .errors import OperationFailed, UsageError
+from .pool import run_all
+from .settings import DEFAULT_CONCURRENCY
 
 NAME_STYLES = ("keep", "underscore", "upper")
 CONNECT_TIMEOUT = 10
@@ -170,9 +171,10 @@ def list_enabled(client: Any, now: dt.datetime | None = None) -> tuple[list[Secr
     return fetch, skipped
 
 
-def fetch(client: Any, variables: dict[SecretRef, str], *, concurrency: int = 8,
+def fetch(client: Any, variables: dict[SecretRef, str], *, concurrency: int = DEFAULT_CONCURRENCY,
           now: dt.datetime | None = None) -> tuple[list[Fetched], list[Failure]]:
-    """Read every secret (concurrently); a missing, disabled, forbidden or expired one is a `Failure`."""
+    """Read every secret (concurrently, on at most `concurrency` threads of `pool.run_all`); a missing, disabled,
+    forbidden or expired one is a `Failure`, returned next to the others: one failure does not stop the rest."""
 
     def one(ref: SecretRef) -> Fetched | Failure:
         try:
@@ -191,9 +193,7 @@ def fetch(client: Any, variables: dict[SecretRef, str], *, concurrency: int = 8,
     # The client learns the vault's tenant and scope from a 401 challenge and then caches them; reading the first
     # secret alone means only that request is challenged, instead of every parallel first read.
     results = [one(refs[0])]
-    if len(refs) > 1:
-        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(refs) - 1))) as pool:
-            results += list(pool.map(one, refs[1:]))
+    results += run_all([lambda ref=ref: one(ref) for ref in refs[1:]], workers=concurrency)
     return [r for r in results if isinstance(r, Fetched)], [r for r in results if isinstance(r, Failure)]
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from .errors import ApiError, InputError, NotFound, OperationFailed
 from .pool import run_all
+from .settings import DEFAULT_CONCURRENCY
 from .workspace_sync_plan import (
     MANIFEST_NAME,
     Delete,
@@ -136,7 +137,7 @@ def list_remote(
     workspace_dir: str,
     wanted: frozenset[str],
     *,
-    concurrency: int = 8,
+    concurrency: int = DEFAULT_CONCURRENCY,
     prefetched: dict[str, list[dict[str, Any]] | None] | None = None,
 ) -> tuple[RemoteTree, int]:
     """List WORKSPACE_DIR and the wanted folders below it: one `workspace/list` per folder (O(folders)), all
@@ -214,7 +215,7 @@ def apply(
     stored_text: str | None,
     before: RemoteTree,
     *,
-    concurrency: int = 8,
+    concurrency: int = DEFAULT_CONCURRENCY,
     progress: Progress | None = None,
     written: Written | None = None,
 ) -> tuple[bool, int]:
@@ -280,7 +281,7 @@ def deploy(
     full: bool = False,
     prune: bool = False,
     dry_run: bool = False,
-    concurrency: int = 8,
+    concurrency: int = DEFAULT_CONCURRENCY,
     progress: Progress | None = None,
     written: Written | None = None,
 ) -> DeployResult:
