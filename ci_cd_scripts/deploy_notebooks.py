@@ -20,7 +20,6 @@ A deploy that fails half-way lists in its summary exactly the writes that landed
 Exit codes: 0 deployed (or nothing to do), 1 the workspace refused or failed a call, 2 bad input."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -32,16 +31,6 @@ from cicdkit import workspace_sync
 from cicdkit.errors import CICDError
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"expected 1..64, got {value}")
-    return value
-
-
 @cli.entry
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("deploy_notebooks.py", __doc__)
@@ -49,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "workspace_dir", metavar="WORKSPACE_DIR", nargs="?", help="workspace folder (default: deploy.notebooks_path)"
     )
-    parser.add_argument("--concurrency", type=_positive_int, default=None, help=f"parallel calls (default: deploy.concurrency, else {settings.DEFAULT_CONCURRENCY})")
+    cli.add_concurrency_arg(parser, what="parallel calls")
     parser.add_argument("--full", action="store_true", help="upload every object, changed or not")
     parser.add_argument("--prune", action="store_true", help="delete objects the previous deployment created that are gone locally")
     cli.add_step_args(parser)

@@ -36,22 +36,12 @@ from pathlib import Path
 
 from cicdkit import ado
 from cicdkit import cli
-from cicdkit import dbclient
 from cicdkit import notebook_runs
 from cicdkit import run_results
+from cicdkit import settings
 from cicdkit.errors import InputError, UsageError
 
 OUTPUT_LINES_SHOWN = 40
-
-
-def _concurrency(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"expected 1..64, got {value}")
-    return value
 
 
 @cli.entry
@@ -63,43 +53,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pattern", default=notebook_runs.DEFAULT_PATTERN,
                         help=f"notebook names to run inside a folder (default: {notebook_runs.DEFAULT_PATTERN})")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--cluster-id", metavar="ID", default=None,
+    where.add_argument("--cluster-id", dest="cluster", metavar="ID", default=None,
                        help="cluster to run on (default: the first of deploy.clusters)")
     where.add_argument("--new-cluster", metavar="JSON", default=None,
                        help="a new_cluster spec (JSON text, or @FILE) for each run instead of an existing cluster")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="notebook parameter (base_parameters); repeatable")
-    parser.add_argument("--concurrency", type=_concurrency, default=None,
-                        help="runs at once (default: deploy.concurrency, else 8)")
-    parser.add_argument("--poll-max", type=float, default=notebook_runs.DEFAULT_POLL_MAX_SECONDS, metavar="SECONDS",
+    cli.add_concurrency_arg(parser, what="runs at once")
+    parser.add_argument("--poll-max", dest="poll_interval", type=float, default=notebook_runs.DEFAULT_POLL_MAX_SECONDS,
+                        metavar="SECONDS",
                         help=f"longest wait between two status reads (default {notebook_runs.DEFAULT_POLL_MAX_SECONDS:g})")
     cli.add_step_args(parser)
     args = parser.parse_args(argv)
 
-    if not 1 <= args.poll_max < float("inf"):
-        raise UsageError(f"--poll-max must be at least 1 second, not {args.poll_max:g}")
+    if not 1 <= args.poll_interval < float("inf"):
+        raise UsageError(f"--poll-max must be at least 1 second, not {args.poll_interval:g}")
     parameters = dict(cli.parse_assignment(text, "--param") for text in args.param)
-    config, deploy = cli.step_config(args)
-    cluster = _cluster(args, deploy)
-    notebooks_path = deploy.get("notebooks_path")
-    entries = args.paths or list(deploy.get("test_notebooks") or [])
+    step = cli.step_settings(args)
+    cluster = _cluster(args, step)
+    entries = args.paths or list(step.deploy.get("test_notebooks") or [])
     if not entries:
         raise UsageError("no test notebook given", hint="pass WORKSPACE_PATH, or set deploy.test_notebooks in the config")
-    paths = notebook_runs.resolve_paths(entries, notebooks_path)
+    paths = notebook_runs.resolve_paths(entries, step.notebooks_path)
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out-dir {out_dir} is a file, not a folder")
-    concurrency = int(args.concurrency or deploy.get("concurrency") or 8)
 
-    client = dbclient.connect(
-        host=args.host, auth=args.auth, config=config, concurrency=concurrency,
-        poll_seconds=(1.0, args.poll_max), read_only=args.dry_run,
-        step_timeout=args.timeout + notebook_runs.CANCEL_GRACE_SECONDS,
-    )
+    client = settings.connect(step, grace_seconds=notebook_runs.CANCEL_GRACE_SECONDS)
     with client:
-        notebooks = notebook_runs.find_notebooks(client, paths, notebooks_path=notebooks_path, pattern=args.pattern,
-                                                 concurrency=concurrency)
-        if args.dry_run:
+        notebooks = notebook_runs.find_notebooks(client, paths, notebooks_path=step.notebooks_path,
+                                                 pattern=args.pattern, concurrency=step.concurrency)
+        if step.dry_run:
             for notebook in notebooks:
                 spec = notebook_runs.submit_spec(notebook, cluster=cluster, parameters=parameters)
                 ado.relay(f"would run {notebook.name}: {json.dumps(spec, sort_keys=True)}")
@@ -112,18 +96,18 @@ def main(argv: list[str] | None = None) -> int:
         printer = _Printer()
         if removed:
             printer.line(f"removed {removed} run record{'s' * (removed != 1)} of an earlier invocation from {out_dir}")
-        printer.line(f"running {len(notebooks)} notebook{'s' * (len(notebooks) != 1)}, {concurrency} at a time, "
-                     f"deadline {args.timeout:g}s")
+        printer.line(f"running {len(notebooks)} notebook{'s' * (len(notebooks) != 1)}, {step.concurrency} at a time, "
+                     f"deadline {step.timeout:g}s")
         records = notebook_runs.run_notebooks(
             client, notebooks, cluster=cluster, parameters=parameters,
-            build=notebook_runs.build_identity(os.environ, getattr(config, "target", None)),
-            timeout=args.timeout, concurrency=concurrency, on_event=printer.event,
+            build=notebook_runs.build_identity(os.environ, getattr(step.config, "target", None)),
+            timeout=step.timeout, concurrency=step.concurrency, on_event=printer.event,
             on_record=lambda record: (run_results.write_record(out_dir, record), printer.output(record)),
         )
     return _report(records, out_dir)
 
 
-def _cluster(args: argparse.Namespace, deploy: dict) -> dict:
+def _cluster(args: argparse.Namespace, step: settings.Settings) -> dict:
     if args.new_cluster is not None:
         text = args.new_cluster
         if text.startswith("@"):
@@ -138,7 +122,7 @@ def _cluster(args: argparse.Namespace, deploy: dict) -> dict:
         if not isinstance(spec, dict) or not spec.get("spark_version"):
             raise UsageError("--new-cluster must be a JSON object with at least spark_version (a new_cluster spec)")
         return {"new_cluster": spec}
-    cluster_id = args.cluster_id or next(iter(deploy.get("clusters") or []), None)
+    cluster_id = args.cluster or next(iter(step.cluster_ids), None)
     if not cluster_id:
         raise UsageError("no cluster to run on", hint="pass --cluster-id or --new-cluster, or set deploy.clusters")
     return {"existing_cluster_id": str(cluster_id)}

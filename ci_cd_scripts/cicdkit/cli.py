@@ -28,7 +28,7 @@ from typing import NoReturn
 
 from . import ado
 from .errors import CICDError, UsageError
-from .settings import DEFAULT_STEP_SECONDS, Settings
+from .settings import DEFAULT_CONCURRENCY, DEFAULT_STEP_SECONDS, Settings
 
 Main = Callable[[Sequence[str] | None], int]
 
@@ -82,6 +82,26 @@ def entry(main: Main) -> Main:
                 return 130
 
     return wrapper
+
+
+MAX_CONCURRENCY = 64
+
+
+def _concurrency(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if not 1 <= value <= MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"expected 1..{MAX_CONCURRENCY}, got {value}")
+    return value
+
+
+def add_concurrency_arg(parser: argparse.ArgumentParser, *, what: str = "parallel calls") -> None:
+    """--concurrency N (1..`MAX_CONCURRENCY`; default deploy.concurrency, else `DEFAULT_CONCURRENCY`, decided by
+    `step_settings`)."""
+    parser.add_argument("--concurrency", type=_concurrency, default=None,
+                        help=f"{what} (default: deploy.concurrency, else {DEFAULT_CONCURRENCY})")
 
 
 def parse_assignment(text: str, option: str) -> tuple[str, str]:

@@ -119,10 +119,11 @@ def _text(value: Any) -> str | None:
     return str(value) if value else None
 
 
-def connect(settings: Settings, *, concurrency: int | None = None) -> Client:
+def connect(settings: Settings, *, concurrency: int | None = None, grace_seconds: float = 0.0) -> Client:
     """The step's Databricks client: `settings`' host, auth and config; read only for a dry run; `concurrency`
     (when given) instead of the settings'; status polls at most `Settings.poll_interval` apart; and the step's
-    deadline, counted from here, so every call and wait ends by ``--timeout``."""
+    deadline, counted from here, so every call and wait ends by ``--timeout`` (plus `grace_seconds`, for a step
+    that still has work after its deadline, such as cancelling the runs that passed it)."""
     from . import dbclient  # imported here: steps without a workspace do not load requests
 
     poll_max = settings.poll_interval
@@ -136,5 +137,5 @@ def connect(settings: Settings, *, concurrency: int | None = None) -> Client:
         concurrency=int(concurrency or settings.concurrency),
         poll_seconds=poll_seconds,
         read_only=settings.dry_run,
-        step_timeout=settings.timeout,
+        step_timeout=settings.timeout + grace_seconds if settings.timeout is not None else None,
     )

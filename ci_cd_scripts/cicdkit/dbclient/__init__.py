@@ -19,7 +19,7 @@ The package, one responsibility a module (imports point one way: this file → `
 * `transport.py` — `Transport`, the base of `Client`: session, one attempt, the retry loop, deadlines, stats,
   `poll`, `get`/`post`/`me`.
 * `api.py` — `Client` and the API families `Workspace`, `Dbfs`, `Files`, `Clusters`, `Libraries`, `Jobs`.
-* `connect.py` — `connect` and `connect_from_args`.
+* `connect.py` — `connect` (a step calls it through `cicdkit.settings.connect`).
 
 Callers use ``from cicdkit import dbclient`` and ``dbclient.X``: every name they need is re-exported here.
 
@@ -45,7 +45,7 @@ for idempotent calls (GET, HEAD, PUT, DELETE, and POSTs declared idempotent: ``m
 Until the host has answered once, a failed connection is retried only twice (a wrong ``--host`` fails in seconds,
 not minutes). Request bodies that are files are rewound before a retry.
 
-Deadlines: a client made for a step (`connect_from_args`, from the step's ``--timeout``) has a step deadline that
+Deadlines: a client made for a step (`settings.connect`, from the step's ``--timeout``) has a step deadline that
 bounds every call it makes, reads included: a call's retry budget is min(budget, time left in the step), its
 connect and read timeouts are cut to the time left, a call is not sent (nor held by the rate limiter) past the
 deadline, and a call still unanswered or refused when it comes raises `errors.StepTimedOut`, so the step ends at its
@@ -93,7 +93,7 @@ from .auth import (
     PatAuth,
     resolve_auth,
 )
-from .connect import connect, connect_from_args
+from .connect import connect
 from .hosts import LOCAL_WORKSPACE_TOKEN, is_loopback, resolve_host
 from .hosts import _unreachable_hint as _unreachable_hint  # the tests check the hint
 from .paths import RemotePath, remote_path
@@ -144,7 +144,6 @@ __all__ = [
     "Workspace",
     "classify",
     "connect",
-    "connect_from_args",
     "is_loopback",
     "remote_path",
     "resolve_auth",

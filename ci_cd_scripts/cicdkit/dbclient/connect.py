@@ -1,5 +1,5 @@
-"""Making a client: `connect` (host, auth, limits and deadline from arguments, environment and config) and
-`connect_from_args` (the same from a step's parsed ``--host``/``--auth``/``--timeout``/``--dry-run``).
+"""Making a client: `connect` (host, auth, limits and deadline from arguments, environment and config). A step
+gets its arguments from its settings (`cicdkit.settings.connect`), never from an argparse namespace.
 
 Owns only the construction: which values a `Client` gets. README "Talking to Databricks" says where each comes
 from. It does not send anything (`transport.py`), check hosts (`hosts.py`) nor choose credentials (`auth.py`).
@@ -59,22 +59,3 @@ def connect(
         step_timeout=step_timeout,
     )
 
-
-def connect_from_args(args: Any, config: Any = None, *, concurrency: int | None = None) -> Client:
-    """The client a script gets from its parsed ``--host``/``--auth`` (`cli.add_workspace_args`), the config and
-    ``--dry-run`` (read only). Concurrency: the argument, else ``--concurrency``, else deploy.concurrency, else 8.
-    ``--poll-interval`` (if the script has it) caps the time between status polls. ``--timeout`` (resolved by
-    `cli.step_config`) becomes the step's deadline, counted from here: every call and wait ends by it."""
-    deploy = getattr(config, "deploy", None) or {}
-    chosen = concurrency or getattr(args, "concurrency", None) or deploy.get("concurrency") or 8
-    poll_max = getattr(args, "poll_interval", None)
-    poll_seconds = DEFAULT_POLL_SECONDS if not poll_max else (min(DEFAULT_POLL_SECONDS[0], poll_max), poll_max)
-    return connect(
-        host=getattr(args, "host", None),
-        auth=getattr(args, "auth", None),
-        config=config,
-        concurrency=int(chosen),
-        poll_seconds=poll_seconds,
-        read_only=bool(getattr(args, "dry_run", False)),
-        step_timeout=getattr(args, "timeout", None),
-    )
