@@ -339,6 +339,46 @@ def test_cancel_a_running_run(workspace_client, local_workspace):
     assert run.state.result_state == jobs.RunResultState.CANCELED
 
 
+def _submit(workspace_client, path: str):
+    return workspace_client.jobs.submit(run_name=path, tasks=[jobs.SubmitTask(
+        task_key="t", existing_cluster_id=RUNNING_CLUSTER, notebook_task=jobs.NotebookTask(notebook_path=path))])
+
+
+def test_a_run_cancelled_while_pending_never_runs(workspace_client, local_workspace):
+    local_workspace.script_run("/Shared/tests/never", result="ran")
+    waiter = _submit(workspace_client, "/Shared/tests/never")
+    assert workspace_client.jobs.get_run(waiter.run_id).state.life_cycle_state == jobs.RunLifeCycleState.PENDING
+    run = workspace_client.jobs.cancel_run(waiter.run_id).result()
+    assert run.state.result_state == jobs.RunResultState.CANCELED
+    assert run.tasks[0].state.result_state == jobs.RunResultState.CANCELED
+    output = workspace_client.jobs.get_run_output(run.tasks[0].run_id).notebook_output
+    assert not (output and output.result)  # it never ran: no exit value
+
+
+def test_skipped_and_internal_error_runs_end_in_those_life_cycle_states(workspace_client, local_workspace):
+    from databricks.sdk.errors import OperationFailed
+
+    local_workspace.script_run("/Shared/tests/skipped", result_state="SKIPPED", error="Skipped: the cluster was busy")
+    local_workspace.script_run("/Shared/tests/broken", result_state="INTERNAL_ERROR", error="Cluster terminated unexpectedly")
+    skipped = _submit(workspace_client, "/Shared/tests/skipped").result()  # the SDK waiter stops at SKIPPED
+    assert skipped.state.life_cycle_state == jobs.RunLifeCycleState.SKIPPED and skipped.state.result_state is None
+    assert skipped.state.state_message == "Skipped: the cluster was busy"
+    broken = _submit(workspace_client, "/Shared/tests/broken")
+    with pytest.raises(OperationFailed, match="INTERNAL_ERROR"):
+        broken.result()
+    run = workspace_client.jobs.get_run(broken.run_id)
+    assert run.state.life_cycle_state == jobs.RunLifeCycleState.INTERNAL_ERROR
+    assert run.state.result_state == jobs.RunResultState.FAILED
+    assert run.state.state_message == "Cluster terminated unexpectedly"
+
+
+def test_an_exit_value_over_5_mb_is_truncated_in_the_output(workspace_client, local_workspace):
+    local_workspace.script_run("/Shared/tests/big", result="x" * (5 * 1024 * 1024 + 10))
+    run = _submit(workspace_client, "/Shared/tests/big").result()
+    output = workspace_client.jobs.get_run_output(run.tasks[0].run_id).notebook_output
+    assert output.truncated is True and len(output.result) == 5 * 1024 * 1024
+
+
 # ---- auth ---------------------------------------------------------------------------------------------------
 
 

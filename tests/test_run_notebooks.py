@@ -173,6 +173,22 @@ def test_a_run_cancelled_from_outside_is_an_error_not_a_timeout(workspace, tmp_p
     assert "the run was cancelled" in cases["test_sleeps"].result[0].message
 
 
+@pytest.mark.parametrize(("state", "message"), [("SKIPPED", "the run was skipped: Skipped: no capacity"),
+                                                ("INTERNAL_ERROR", "internal error: Skipped: no capacity")])
+def test_skipped_and_internal_error_runs_are_errors(workspace, tmp_path, state, message):
+    path = f"{FOLDER}/test_platform"
+    put_notebooks(workspace, {path: PARAMETER_NOTEBOOK})
+    workspace.script_run(path, result_state=state, error="Skipped: no capacity")
+
+    result, out = run_notebooks(workspace, tmp_path, path)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert records(out)[path]["run"]["state"]["life_cycle_state"] == state
+    assert f"now {state}" in result.stdout
+    code, cases, _ = evaluate(out)
+    assert code == 1 and message in cases["test_platform"].result[0].message
+
+
 def test_output_over_the_5_mb_limit_is_reported_as_truncated(workspace, tmp_path):
     put_notebooks(workspace, {f"{FOLDER}/test_big": '# Databricks notebook source\nimport json\n'
                               'dbutils.notebook.exit(json.dumps({"tests": [{"name": "t", "status": "passed", '

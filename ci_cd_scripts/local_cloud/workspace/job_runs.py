@@ -198,6 +198,7 @@ class _Runs(EmulatorProtocol):
             set_state(parent, "RUNNING", message="In run")
             self.mark_dirty()
         results: dict[str, str] = {}
+        ended: dict[str, Outcome] = {}  # task key -> outcome of the tasks that ran
         for task in dependency_order(tasks):
             with self.lock:
                 if parent["_cancel"]:
@@ -223,8 +224,19 @@ class _Runs(EmulatorProtocol):
                 if task is not parent:
                     set_state(task, outcome.life_cycle_state, outcome.result_state, outcome.state_message)
                 results[task.get("task_key", "")] = outcome.result_state
+                ended[task.get("task_key", "")] = outcome
                 self.mark_dirty()
         with self.lock:
+            special = [o for o in ended.values() if o.life_cycle_state in ("SKIPPED", "INTERNAL_ERROR")]
+            if special and not parent["_cancel"]:
+                # The run itself ends in that life-cycle state (no TERMINATING), like a service-side failure.
+                kind = "INTERNAL_ERROR" if any(o.life_cycle_state == "INTERNAL_ERROR" for o in special) else "SKIPPED"
+                outcome = next(o for o in special if o.life_cycle_state == kind)
+                parent["end_time"] = now_ms()
+                parent["run_duration"] = parent["end_time"] - parent["start_time"]
+                set_state(parent, kind, outcome.result_state or None, outcome.state_message)
+                self.mark_dirty()
+                return
             states = list(results.values())
             if parent["_cancel"] or "CANCELED" in states:
                 final = "CANCELED"
@@ -306,6 +318,17 @@ class _Runs(EmulatorProtocol):
                 self.wait_until(lambda: parent["_cancel"], deadline)
                 if parent["_cancel"]:
                     return Outcome("CANCELED", state_message="Run was cancelled")
+                if scripted.result_state in ("SKIPPED", "INTERNAL_ERROR"):
+                    # Life-cycle outcomes of the whole run, as the service reports them: a skipped run has no
+                    # result_state; an internal error (the platform failed, not the code) ends FAILED.
+                    skipped = scripted.result_state == "SKIPPED"
+                    return Outcome(
+                        "" if skipped else "FAILED",
+                        error=None if skipped else scripted.error,
+                        error_trace=scripted.error_trace,
+                        state_message=scripted.error or ("Run skipped" if skipped else "Internal error"),
+                        life_cycle_state=scripted.result_state,
+                    )
                 return Outcome(
                     scripted.result_state,
                     result=scripted.result,

@@ -183,7 +183,9 @@ def _next_object_id() -> int:
 
 @dataclass
 class ScriptedOutcome:
-    """What a run of a notebook path does instead of executing it (tests use it for speed)."""
+    """What a run of a notebook path does instead of executing it (tests use it for speed). `result_state` is a
+    result (SUCCESS, FAILED, TIMEDOUT...) of a TERMINATED run, or SKIPPED / INTERNAL_ERROR: the run then ends in
+    that life-cycle state (`error` becomes its state message)."""
 
     result_state: str = "SUCCESS"
     duration_seconds: float = 0.0
