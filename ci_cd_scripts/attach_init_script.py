@@ -55,13 +55,13 @@ def main(argv: list[str] | None = None) -> int:
             spec, changed = cluster_spec.with_init_script(details, entry)
             plans.append((cluster_id, details, spec, changed))
         for cluster_id, details, spec, changed in plans:
-            name = ado.neutralise(str(details.get("cluster_name") or cluster_id))
+            name = str(details.get("cluster_name") or cluster_id)
             if not changed:
-                print(f"cluster {cluster_id} ({name}): {path} already attached", flush=True)
+                ado.relay(f"cluster {cluster_id} ({name}): {path} already attached")
                 report.skip(f"{cluster_id}: already attached")
                 continue
             if step.dry_run:
-                print(f"cluster {cluster_id} ({name}): would attach {path}", flush=True)
+                ado.relay(f"cluster {cluster_id} ({name}): would attach {path}")
                 report.change(f"{cluster_id}: attach {path}")
                 continue
             try:
@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 notice = f"cluster {cluster_id} restarts now to apply the init script (editing a running cluster restarts it)"
             else:
                 notice = f"cluster {cluster_id} is {state}: the init script runs at its next start"
-            print(f"cluster {cluster_id} ({name}): attached {path}", flush=True)
-            print(f"notice: {notice}", flush=True)
+            ado.relay(f"cluster {cluster_id} ({name}): attached {path}")
+            ado.relay(f"notice: {notice}")
             report.change(f"{cluster_id}: attached {path}")
             report.note(notice)
     if not report.changed:

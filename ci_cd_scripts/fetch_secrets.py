@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if env_file is not None:
         _write_env_file(env_file, fetched)
-        print(f"wrote {len(fetched)} secrets to {env_file} (mode 0600): {', '.join(s.variable for s in fetched)}", flush=True)
+        ado.relay(f"wrote {len(fetched)} secrets to {env_file} (mode 0600): {', '.join(s.variable for s in fetched)}")
     else:
         for secret in fetched:
             ado.set_variable(secret.variable, secret.value, secret=True)

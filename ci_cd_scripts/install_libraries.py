@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     report = summary.Summary("install_libraries", "Install libraries", dry_run=step.dry_run, verbose=step.verbose)
     for notice in notices:
         report.note(notice)
-        print(ado.neutralise(f"notice: {notice}"), flush=True)
+        ado.relay(f"notice: {notice}")
     client = settings.connect(step, concurrency=max(len(cluster_ids), 2))
     workers = min(len(cluster_ids), client.concurrency)
     with client:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         inspected = dict(zip(cluster_ids, pool.run_all(reads, workers=workers, in_order=True)))
         for cluster_id, (details, plan) in inspected.items():
             action = libraries.next_action(details["state"], plan, no_restart=args.no_restart)
-            print(_plan_line(cluster_id, details, plan, action, dry_run=step.dry_run), flush=True)
+            ado.relay(_plan_line(cluster_id, details, plan, action, dry_run=step.dry_run))
         if step.dry_run:
             for cluster_id, (details, plan) in inspected.items():
                 action = libraries.next_action(details["state"], plan, no_restart=args.no_restart)
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             _record(report, result.cluster_id, result.plan, result.landed)
             for notice in result.notices:
                 report.note(notice)
-                print(f"notice: {notice}", flush=True)
+                ado.relay(f"notice: {notice}")
 
         rollouts = [
             lambda details=details, plan=plan: libraries.roll_out(

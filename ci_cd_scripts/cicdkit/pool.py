@@ -12,7 +12,7 @@ before a started one has started too, so that task's outcome is always known.
 A site that wants every outcome (every cluster rolled out, every package built, every secret read) makes its
 task return the failure as a value instead of raising it: nothing then stops the pool early.
 
-It owns only the scheduling. Retries, rate limits and deadlines belong to the client (`dbclient.py`), output to
+It owns only the scheduling. Retries, rate limits and deadlines belong to the client (`dbclient`), output to
 the steps. Built on `concurrent.futures.ThreadPoolExecutor`:
 https://docs.python.org/3/library/concurrent.futures.html
 """

@@ -11,7 +11,7 @@ follows twine's ``Settings.from_argparse`` (https://github.com/pypa/twine/blob/m
 
 It owns the precedence and the checks, not the flags themselves (`cli.py` declares them), not the config
 (`config.py` resolves the target and its ``deploy`` section, see README "Configuration"), and not the client
-(`dbclient.py`).
+(`dbclient`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ reported them right after the upload. A deploy then:
 * records every write the workspace confirmed as it returns (`Written`), so a deploy that fails half-way can say
   exactly what it changed.
 
-It does not own HTTP, retries or auth (`dbclient.py`), the worker pool (`pool.py`), nor output (`summary.py`,
+It does not own HTTP, retries or auth (`dbclient`), the worker pool (`pool.py`), nor output (`summary.py`,
 `ado.py`).
 """
 from __future__ import annotations
