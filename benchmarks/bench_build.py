@@ -7,6 +7,7 @@ package index every time (network, or the agent's mirror); --isolation never reu
 setuptools. build_packages.py picks the fast path by itself (--isolation auto) when the build requirements
 are installed. Prints the median wall time of each mode and the ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,19 @@ def build_time(isolation: str, repeat: int) -> float:
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
             subprocess.run(
-                [sys.executable, str(SCRIPT), "--out-dir", out, "--isolation", isolation, str(ROOT / "package1"), str(ROOT / "package2")],
-                check=True, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    str(SCRIPT),
+                    "--out-dir",
+                    out,
+                    "--isolation",
+                    isolation,
+                    str(ROOT / "package1"),
+                    str(ROOT / "package2"),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
             )
             times.append(time.perf_counter() - started)
     return statistics.median(times)

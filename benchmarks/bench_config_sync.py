@@ -8,6 +8,7 @@ same run, (a) `git ls-files --others --exclude-standard` (git's own C implementa
 files .gitignore keeps) and (b) `config_sync.select_files(root, ["."], [], [])`. Prints the best time of
 --repeat runs for each, the ratio b/a and whether both select exactly the same files.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,8 +68,13 @@ def main() -> int:
         subprocess.run(["git", "init", "-q", str(root)], check=True)
 
         def with_git() -> list[str]:
-            out = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=root, check=True,
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                ["git", "ls-files", "--others", "--exclude-standard", "-z"],
+                cwd=root,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             return sorted(name for name in out.split("\0") if name)
 
         git_time, git_files = best_of(args.repeat, with_git)

@@ -14,6 +14,7 @@ Then (b, limiter lifted) for each size in --scaling (folders = notebooks / 10).
 Prints times, request counts and ratios against (a), and whether the targets (b >= 8x, c >= 50x with zero
 writes) are met.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,7 +70,11 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
 
 
 def writes(workspace: LocalWorkspace, since: float) -> int:
-    return sum(1 for r in workspace.requests if r.path.startswith("/api/") and r.started >= since and r.method not in ("GET", "HEAD"))
+    return sum(
+        1
+        for r in workspace.requests
+        if r.path.startswith("/api/") and r.started >= since and r.method not in ("GET", "HEAD")
+    )
 
 
 def calls(workspace: LocalWorkspace, since: float) -> int:
@@ -93,10 +98,14 @@ def main() -> int:
     lifted = work / "lifted"  # config that switches the client-side limiter off
     plain.mkdir()
     lifted.mkdir()
-    (lifted / "config.json").write_text(json.dumps({
-        "bundle": {"name": "bench"},
-        "deploy": {"rate_limits": {"workspace": 0, "workspace/import": 0, "workspace/export": 0}},
-    }))
+    (lifted / "config.json").write_text(
+        json.dumps(
+            {
+                "bundle": {"name": "bench"},
+                "deploy": {"rate_limits": {"workspace": 0, "workspace/import": 0, "workspace/export": 0}},
+            }
+        )
+    )
     deploy = [sys.executable, str(SCRIPTS / "deploy_notebooks.py")]
 
     with LocalWorkspace(token=TOKEN, latency_ms=args.latency_ms, time_scale=0, clusters=[]) as workspace:
@@ -104,8 +113,11 @@ def main() -> int:
         env.pop("TF_BUILD", None)
         source = make_source(work / "src", args.notebooks, args.folders)
         load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-        print(f"{args.notebooks} notebooks in {args.folders} folders, {args.latency_ms:g} ms latency per request, "
-              f"{os.cpu_count()} CPUs, load average {load}", flush=True)
+        print(
+            f"{args.notebooks} notebooks in {args.folders} folders, {args.latency_ms:g} ms latency per request, "
+            f"{os.cpu_count()} CPUs, load average {load}",
+            flush=True,
+        )
 
         def step(label: str, make_command, cwd: Path, repeat: int = 1) -> tuple[float, int]:
             """Run a variant `repeat` times (machines are noisy; 2 cores shared); report the median run."""
@@ -121,23 +133,40 @@ def main() -> int:
 
         base = "/Workspace/Shared/bench"
         n = args.repeat
-        a, _ = step("(a) databricks-sdk loop (mkdirs + upload per file)",
-                    lambda i: [sys.executable, "-c", SDK_LOOP, workspace.url, TOKEN, str(source), f"{base}/sdk"], plain)
-        b8, _ = step("(b) deploy_notebooks.py --full (defaults: 8, 25 imports/s)",
-                     lambda i: [*deploy, str(source), f"{base}/b8-{i}", "--full"], plain, n)
-        b, _ = step(f"(b) deploy_notebooks.py --full --concurrency {args.concurrency}, no limiter",
-                    lambda i: [*deploy, str(source), f"{base}/b-{i}", "--full", "--concurrency", str(args.concurrency)],
-                    lifted, n)
-        c, c_writes = step(f"(c) unchanged, fresh runner, --concurrency {args.concurrency}, no limiter",
-                           lambda i: [*deploy, str(source), f"{base}/b-0", "--concurrency", str(args.concurrency)],
-                           lifted, n)
-        c8, c8_writes = step("(c) unchanged, fresh runner, defaults", lambda i: [*deploy, str(source), f"{base}/b8-0"], plain, n)
+        a, _ = step(
+            "(a) databricks-sdk loop (mkdirs + upload per file)",
+            lambda i: [sys.executable, "-c", SDK_LOOP, workspace.url, TOKEN, str(source), f"{base}/sdk"],
+            plain,
+        )
+        b8, _ = step(
+            "(b) deploy_notebooks.py --full (defaults: 8, 25 imports/s)",
+            lambda i: [*deploy, str(source), f"{base}/b8-{i}", "--full"],
+            plain,
+            n,
+        )
+        b, _ = step(
+            f"(b) deploy_notebooks.py --full --concurrency {args.concurrency}, no limiter",
+            lambda i: [*deploy, str(source), f"{base}/b-{i}", "--full", "--concurrency", str(args.concurrency)],
+            lifted,
+            n,
+        )
+        c, c_writes = step(
+            f"(c) unchanged, fresh runner, --concurrency {args.concurrency}, no limiter",
+            lambda i: [*deploy, str(source), f"{base}/b-0", "--concurrency", str(args.concurrency)],
+            lifted,
+            n,
+        )
+        c8, c8_writes = step(
+            "(c) unchanged, fresh runner, defaults", lambda i: [*deploy, str(source), f"{base}/b8-0"], plain, n
+        )
 
         print()
         print(f"ratio (a)/(b) defaults          : {a / b8:6.1f}x")
         print(f"ratio (a)/(b) tuned             : {a / b:6.1f}x   target >= 8x: {'met' if a / b >= 8 else 'NOT met'}")
-        print(f"ratio (a)/(c) tuned             : {a / c:6.1f}x   target >= 50x with zero writes: "
-              f"{'met' if a / c >= 50 and c_writes == 0 else 'NOT met'} ({c_writes} writes)")
+        print(
+            f"ratio (a)/(c) tuned             : {a / c:6.1f}x   target >= 50x with zero writes: "
+            f"{'met' if a / c >= 50 and c_writes == 0 else 'NOT met'} ({c_writes} writes)"
+        )
         print(f"ratio (a)/(c) defaults          : {a / c8:6.1f}x   ({c8_writes} writes)")
 
         sizes = [int(size) for size in args.scaling.split(",") if size.strip()]
@@ -146,9 +175,16 @@ def main() -> int:
         for size in sizes:
             scaled = make_source(work / f"src-{size}", size, max(1, size // 10))
             since = time.time()
-            elapsed = timed([*deploy, str(scaled), f"{base}/scale-{size}", "--full", "--concurrency", str(args.concurrency)], env, lifted)
-            print(f"  {size:5d} notebooks: {elapsed:7.2f} s  {calls(workspace, since):5d} calls  "
-                  f"{elapsed / size * 1000:6.1f} ms per notebook", flush=True)
+            elapsed = timed(
+                [*deploy, str(scaled), f"{base}/scale-{size}", "--full", "--concurrency", str(args.concurrency)],
+                env,
+                lifted,
+            )
+            print(
+                f"  {size:5d} notebooks: {elapsed:7.2f} s  {calls(workspace, since):5d} calls  "
+                f"{elapsed / size * 1000:6.1f} ms per notebook",
+                flush=True,
+            )
     return 0
 
 

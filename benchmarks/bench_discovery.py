@@ -15,6 +15,7 @@ without a walk (find_files.py's imports and pathspec), and prints the median tim
 
 --tree DIR keeps the generated tree in DIR (reused when it already holds one of the same size).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -125,11 +126,15 @@ def main() -> int:
 
         ours_time, ours = median_time(lambda: discovery.find_files(root, [PATTERN]), args.repeat)
         command = [sys.executable, str(ROOT / "ci_cd_scripts" / "find_files.py"), str(root), PATTERN]
-        cli_time, cli_out = median_time(lambda: subprocess.run(command, capture_output=True, text=True, check=True).stdout, args.repeat)
+        cli_time, cli_out = median_time(
+            lambda: subprocess.run(command, capture_output=True, text=True, check=True).stdout, args.repeat
+        )
         bare_time, _ = median_time(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), args.repeat)
         imports = f"import sys; sys.path.insert(0, {str(ROOT / 'ci_cd_scripts')!r}); import find_files, pathspec"
         imports_time, _ = median_time(lambda: subprocess.run([sys.executable, "-c", imports], check=True), args.repeat)
-        glob_time, globbed = median_time(lambda: glob.glob(PATTERN, root_dir=root, recursive=True), max(1, args.repeat // 2))
+        glob_time, globbed = median_time(
+            lambda: glob.glob(PATTERN, root_dir=root, recursive=True), max(1, args.repeat // 2)
+        )
         hidden_time, hidden = median_time(
             lambda: glob.glob(PATTERN, root_dir=root, recursive=True, include_hidden=True), max(1, args.repeat // 2)
         )
@@ -146,7 +151,9 @@ def main() -> int:
         ("glob('**/requirements/*.txt')", glob_time, len(globbed), glob_time / ours_time),
         ("glob(..., include_hidden=True)", hidden_time, len(hidden), hidden_time / ours_time),
     ]
-    print(f"\n{args.files} files, {args.packages} packages, median of {args.repeat} runs (glob: {max(1, args.repeat // 2)})")
+    print(
+        f"\n{args.files} files, {args.packages} packages, median of {args.repeat} runs (glob: {max(1, args.repeat // 2)})"
+    )
     print(f"{'method':34} {'seconds':>8} {'found':>6} {'x in-process':>12}")
     for name, seconds, found, ratio in rows:
         print(f"{name:34} {seconds:8.3f} {found:6d} {ratio:12.1f}")

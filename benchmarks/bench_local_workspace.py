@@ -7,6 +7,7 @@ Both variants are the same emulator in the same run; the alternative is what a p
 stalls every keep-alive request by tens of milliseconds. A benchmark that measures deploy steps against the
 emulator must measure the steps, not this stall. Prints median/p95 per request for GET and POST and the ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,7 @@ import requests
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "ci_cd_scripts"))
 
-from local_cloud.workspace.server import LocalWorkspace  # noqa: E402
+from local_cloud.workspace.server import LocalWorkspace
 
 TOKEN = "dapi-bench-token"
 
@@ -51,11 +52,15 @@ def main() -> int:
     args = parser.parse_args()
     fast = measure(True, args.requests)
     slow = measure(False, args.requests)
-    print(f"{'request':24} {'TCP_NODELAY median':>19} {'p95':>8} {'http.server default median':>27} {'p95':>8} {'ratio':>7}")
+    print(
+        f"{'request':24} {'TCP_NODELAY median':>19} {'p95':>8} {'http.server default median':>27} {'p95':>8} {'ratio':>7}"
+    )
     for name in fast:
         ours, theirs = statistics.median(fast[name]), statistics.median(slow[name])
-        print(f"{name:24} {ours * 1000:17.2f}ms {p95(fast[name]) * 1000:6.2f}ms {theirs * 1000:25.2f}ms "
-              f"{p95(slow[name]) * 1000:6.2f}ms {theirs / ours:6.1f}x")
+        print(
+            f"{name:24} {ours * 1000:17.2f}ms {p95(fast[name]) * 1000:6.2f}ms {theirs * 1000:25.2f}ms "
+            f"{p95(slow[name]) * 1000:6.2f}ms {theirs / ours:6.1f}x"
+        )
     return 0
 
 

@@ -11,6 +11,7 @@ Prints the wall time of each (median of --repeat), the ratio of (b) to the longe
 runs are concurrent, so the step cannot end before the slowest notebook) and the ratio of (a) to (b).
 Target: (b) within 1.3x of its floor.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,22 +73,43 @@ def main() -> int:
         client.workspace.mkdirs(FOLDER)
         paths = [f"{FOLDER}/test_{index:02d}" for index in range(args.notebooks)]
         for path in paths:
-            client.workspace.import_(path, content=base64.b64encode(source.encode()).decode(),
-                                     format=ImportFormat.SOURCE, language=Language.PYTHON, overwrite=True)
+            client.workspace.import_(
+                path,
+                content=base64.b64encode(source.encode()).decode(),
+                format=ImportFormat.SOURCE,
+                language=Language.PYTHON,
+                overwrite=True,
+            )
         cluster = workspace.cluster_ids[0]
         env = {**os.environ, "DATABRICKS_HOST": workspace.url, "DATABRICKS_TOKEN": TOKEN}
         env.pop("TF_BUILD", None)
-        ours = statistics.median(timed(
-            [sys.executable, str(SCRIPTS / "run_notebooks.py"), FOLDER, "--cluster-id", cluster,
-             "--out-dir", str(Path(scratch) / f"runs-{attempt}")], env) for attempt in range(args.repeat))
-        guide = statistics.median(timed(
-            [sys.executable, "-c", GUIDE_LOOP, workspace.url, TOKEN, cluster, *paths], env) for _ in range(args.repeat))
+        ours = statistics.median(
+            timed(
+                [
+                    sys.executable,
+                    str(SCRIPTS / "run_notebooks.py"),
+                    FOLDER,
+                    "--cluster-id",
+                    cluster,
+                    "--out-dir",
+                    str(Path(scratch) / f"runs-{attempt}"),
+                ],
+                env,
+            )
+            for attempt in range(args.repeat)
+        )
+        guide = statistics.median(
+            timed([sys.executable, "-c", GUIDE_LOOP, workspace.url, TOKEN, cluster, *paths], env)
+            for _ in range(args.repeat)
+        )
 
     floor = args.seconds
     print(f"{args.notebooks} notebooks of {args.seconds:g} s each on the local workspace, median of {args.repeat}")
     print(f"{'guide loop (sequential, 10 s poll)':40} {guide:7.1f} s")
-    print(f"{'run_notebooks.py (defaults)':40} {ours:7.1f} s   {ours / floor:.2f}x the longest run "
-          f"(target <= 1.3x): {'met' if ours / floor <= 1.3 else 'NOT met'}")
+    print(
+        f"{'run_notebooks.py (defaults)':40} {ours:7.1f} s   {ours / floor:.2f}x the longest run "
+        f"(target <= 1.3x): {'met' if ours / floor <= 1.3 else 'NOT met'}"
+    )
     print(f"run_notebooks.py is {guide / ours:.1f}x faster than the guide loop")
     return 0
 

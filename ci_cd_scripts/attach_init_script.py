@@ -11,16 +11,12 @@ Defaults from the config: --cluster-id from deploy.clusters, --script from deplo
 On standard (shared) access mode Unity Catalog clusters the script's path must be in the init-script allowlist.
 
 Exit codes: 0 done, 1 the edit failed, 2 bad input (unknown cluster, missing script, dbfs or bad path)."""
+
 from __future__ import annotations
 
 import sys
 
-from cicdkit import ado
-from cicdkit import cli
-from cicdkit import cluster_spec
-from cicdkit import dbclient
-from cicdkit import settings
-from cicdkit import summary
+from cicdkit import ado, cli, cluster_spec, dbclient, settings, summary
 from cicdkit.errors import CICDError, InputError, NotFound, ResourceDoesNotExist
 
 SETTLED = ("RUNNING", "TERMINATED")
@@ -45,13 +41,17 @@ def main(argv: list[str] | None = None) -> int:
         except NotFound:
             found = None
         if found is None:
-            raise InputError(f"init script {path} does not exist in the workspace", hint="upload it first with upload_files.py")
+            raise InputError(
+                f"init script {path} does not exist in the workspace", hint="upload it first with upload_files.py"
+            )
         plans = []
         for cluster_id in step.cluster_ids:  # read everything first: a bad id stops the step before any write
             try:
                 details = client.clusters.get(cluster_id)
             except ResourceDoesNotExist:
-                raise InputError(f"cluster {cluster_id} does not exist in {client.host}", hint="check --cluster-id / deploy.clusters") from None
+                raise InputError(
+                    f"cluster {cluster_id} does not exist in {client.host}", hint="check --cluster-id / deploy.clusters"
+                ) from None
             spec, changed = cluster_spec.with_init_script(details, entry)
             plans.append((cluster_id, details, spec, changed))
         for cluster_id, details, spec, changed in plans:
@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 state = details.get("state")
                 if state not in SETTLED:
-                    details = client.clusters.wait_for_state(cluster_id, SETTLED, timeout=step.timeout, fail_states=("ERROR", "UNKNOWN"))
+                    details = client.clusters.wait_for_state(
+                        cluster_id, SETTLED, timeout=step.timeout, fail_states=("ERROR", "UNKNOWN")
+                    )
                     spec, changed = cluster_spec.with_init_script(details, entry)
                     state = details.get("state")
                 client.clusters.edit(spec)

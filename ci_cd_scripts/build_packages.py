@@ -26,6 +26,7 @@ Output: a table of the wheels (package, wheel, version, size, sha256 prefix); --
 pipeline variable with the comma-joined wheel paths. A failing package is named with the end of its build
 log; then nothing is added to --out-dir and the exit code is 1.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,10 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cicdkit import ado
-from cicdkit import cli
-from cicdkit import packages
-from cicdkit import wheels
+from cicdkit import ado, cli, packages, wheels
 from cicdkit.errors import InputError, OperationFailed, UsageError
 
 _LOG_TAIL = 40
@@ -50,7 +48,8 @@ def _size(size: int) -> str:
 def print_table(rows: list[tuple[packages.Build, wheels.WheelInfo]]) -> None:
     header = ("package", "wheel", "version", "size", "sha256", "time")
     lines = [header] + [
-        (b.name, info.path.name, info.version, _size(info.size), info.sha256[:12], f"{b.seconds:.1f}s") for b, info in rows
+        (b.name, info.path.name, info.version, _size(info.size), info.sha256[:12], f"{b.seconds:.1f}s")
+        for b, info in rows
     ]
     widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
     for line in lines:
@@ -70,16 +69,33 @@ def report_failures(failed: list[packages.Build]) -> None:
 @cli.entry
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("build_packages.py", __doc__)
-    parser.add_argument("packages", metavar="PACKAGE_DIR", nargs="*", help="package folder (or its pyproject.toml/setup.py)")
+    parser.add_argument(
+        "packages", metavar="PACKAGE_DIR", nargs="*", help="package folder (or its pyproject.toml/setup.py)"
+    )
     parser.add_argument("--out-dir", required=True, help="folder the wheels go to (created if missing)")
     parser.add_argument("--root", help="build every package found under this folder instead of PACKAGE_DIRs")
-    parser.add_argument("--version-suffix", default="", metavar="SUFFIX", help="append to every version, e.g. .dev123 or +abc1234")
-    parser.add_argument("--isolation", choices=packages.ISOLATION_CHOICES, default="auto", help="isolated build environments (default: auto)")
-    parser.add_argument("--no-isolation", dest="isolation", action="store_const", const="never", help="same as --isolation never")
+    parser.add_argument(
+        "--version-suffix", default="", metavar="SUFFIX", help="append to every version, e.g. .dev123 or +abc1234"
+    )
+    parser.add_argument(
+        "--isolation",
+        choices=packages.ISOLATION_CHOICES,
+        default="auto",
+        help="isolated build environments (default: auto)",
+    )
+    parser.add_argument(
+        "--no-isolation", dest="isolation", action="store_const", const="never", help="same as --isolation never"
+    )
     parser.add_argument("--in-place", action="store_true", help="build in the package folder instead of a clean copy")
-    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), help="parallel builds (default: min(4, CPUs))")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds one package's build may take (default: 900)")
-    parser.add_argument("--variable", metavar="NAME", help="also set this pipeline variable to the comma-joined wheel paths")
+    parser.add_argument(
+        "--jobs", type=int, default=min(4, os.cpu_count() or 1), help="parallel builds (default: min(4, CPUs))"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=900, help="seconds one package's build may take (default: 900)"
+    )
+    parser.add_argument(
+        "--variable", metavar="NAME", help="also set this pipeline variable to the comma-joined wheel paths"
+    )
     args = parser.parse_args(argv)
     if args.packages and args.root:
         raise UsageError("give PACKAGE_DIRs or --root, not both")
@@ -112,14 +128,19 @@ def main(argv: list[str] | None = None) -> int:
         report_failures(failed)
         if failed:
             names = ", ".join(f"{b.name} ({b.error})" for b in failed)
-            raise OperationFailed(f"{len(failed)} of {len(builds)} package(s) failed to build: {names}; nothing was written to {out_dir}")
+            raise OperationFailed(
+                f"{len(failed)} of {len(builds)} package(s) failed to build: {names}; nothing was written to {out_dir}"
+            )
         final = packages.publish(packages.finish_wheels(builds, work, args.version_suffix), out_dir)
 
     print_table(final)
     for _build, info in final:
         strays = packages.stray_top_level(info)
         if strays:
-            ado.log_issue("warning", f"{info.path.name} contains top-level {', '.join(strays)}; limit the package's packages= to its own code")
+            ado.log_issue(
+                "warning",
+                f"{info.path.name} contains top-level {', '.join(strays)}; limit the package's packages= to its own code",
+            )
     if args.variable:
         ado.set_variable(args.variable, ",".join(str(info.path) for _, info in final))
     ado.relay(f"built {len(final)} wheel(s) into {out_dir} in {time.perf_counter() - started:.1f}s")

@@ -20,6 +20,7 @@ replace a package folder itself.
 Example:
   python ci_cd_scripts/copy_notebooks.py "$(Build.SourcesDirectory)" "$(Build.ArtifactStagingDirectory)/notebooks"
 """
+
 from __future__ import annotations
 
 import json
@@ -31,10 +32,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from cicdkit import ado
-from cicdkit import cli
-from cicdkit import discovery
-from cicdkit import workspace_sync
+from cicdkit import ado, cli, discovery, workspace_sync
 from cicdkit.errors import InputError
 
 SUPPORTED = (".py", ".sql", ".scala", ".r", ".ipynb")
@@ -75,7 +73,9 @@ def describe(path: Path) -> tuple[str, str]:
     return "file", source_language
 
 
-def plan_copies(root: Path, all_files: bool, dest: Path | None = None) -> tuple[list[NotebookCopy], list[Path], list[Path]]:
+def plan_copies(
+    root: Path, all_files: bool, dest: Path | None = None
+) -> tuple[list[NotebookCopy], list[Path], list[Path]]:
     """What to copy, which files are skipped, and which packages have no notebooks/ folder (DEST checked if given)."""
     packages = discovery.find_packages(root)
     if dest is not None:
@@ -114,12 +114,18 @@ def check_destination(root: Path, dest: Path, packages: list[Path]) -> None:
     root_real, dest_real = root.resolve(), dest.resolve()
     for package in packages:
         package_real = package.resolve()
-        if _inside(dest_real, package_real / "notebooks") or (package_real != root_real and _inside(dest_real, package_real)):
-            raise InputError(f"DEST {dest} is inside package folder {package}: each run would copy the previous copy again",
-                             hint="write the notebooks outside the packages, e.g. to a staging or build folder")
+        if _inside(dest_real, package_real / "notebooks") or (
+            package_real != root_real and _inside(dest_real, package_real)
+        ):
+            raise InputError(
+                f"DEST {dest} is inside package folder {package}: each run would copy the previous copy again",
+                hint="write the notebooks outside the packages, e.g. to a staging or build folder",
+            )
         if _inside(package_real, dest_real / package.name):
-            raise InputError(f"DEST {dest} would replace package folder {package} with its notebooks",
-                             hint="write the notebooks to a separate folder, e.g. a staging or build folder")
+            raise InputError(
+                f"DEST {dest} would replace package folder {package} with its notebooks",
+                hint="write the notebooks to a separate folder, e.g. a staging or build folder",
+            )
 
 
 def _check_workspace_names(copies: list[NotebookCopy]) -> None:
@@ -128,7 +134,9 @@ def _check_workspace_names(copies: list[NotebookCopy]) -> None:
     for copy in copies:
         name = copy.relative_target.rsplit(".", 1)[0] if copy.kind == "notebook" else copy.relative_target
         if name in seen:
-            raise InputError(f"{seen[name]} and {copy.source} would both become the workspace notebook {name}", hint="rename one")
+            raise InputError(
+                f"{seen[name]} and {copy.source} would both become the workspace notebook {name}", hint="rename one"
+            )
         seen[name] = copy.source
 
 
@@ -166,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("copy_notebooks.py", __doc__)
     parser.add_argument("root", metavar="ROOT", help="repository folder holding the packages")
     parser.add_argument("dest", metavar="DEST", help="folder receiving <package>/<notebook paths>")
-    parser.add_argument("--all-files", action="store_true", help="copy every file under notebooks/, not only notebook types")
+    parser.add_argument(
+        "--all-files", action="store_true", help="copy every file under notebooks/, not only notebook types"
+    )
     args = parser.parse_args(argv)
     root, dest = Path(args.root), Path(args.dest)
     if not root.is_dir():

@@ -13,16 +13,13 @@ Example:
       --libraries-path /Volumes/main/default/libs --requirements staging/requirements.txt \\
       --wheel-dir staging/wheels
 """
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from cicdkit import ado
-from cicdkit import atomic
-from cicdkit import cli
-from cicdkit import init_script
-from cicdkit import requirements
+from cicdkit import ado, atomic, cli, init_script, requirements
 from cicdkit.errors import ConfigError, InputError
 
 
@@ -31,8 +28,10 @@ def libraries_path_from_config(args) -> str:
     loaded = cli.load_config(args)  # only when needed: --libraries-path alone works without a config file
     path = loaded.deploy.get("libraries_path")
     if not path:
-        raise ConfigError(f"{args.config}: deploy.libraries_path is not set for target {loaded.target!r}",
-                          hint="set it in the config or pass --libraries-path")
+        raise ConfigError(
+            f"{args.config}: deploy.libraries_path is not set for target {loaded.target!r}",
+            hint="set it in the config or pass --libraries-path",
+        )
     return str(path)
 
 
@@ -42,8 +41,10 @@ def requirements_to_install(path: Path) -> str | None:
         raise InputError(f"--requirements {path} does not exist", hint="write it with merge_requirements.py")
     parsed = requirements.read_files([path])
     if len(parsed.files) > 1:
-        raise InputError(f"--requirements {path} includes other files with -r; only this file is deployed",
-                         hint="pass the file written by merge_requirements.py")
+        raise InputError(
+            f"--requirements {path} includes other files with -r; only this file is deployed",
+            hint="pass the file written by merge_requirements.py",
+        )
     return path.name if parsed.entries else None
 
 
@@ -63,10 +64,14 @@ def wheel_files(wheels: list[str], wheel_dirs: list[str]) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("create_init_script.py", __doc__)
     parser.add_argument("--out", required=True, help="init script to write, e.g. staging/init/init.sh")
-    parser.add_argument("--libraries-path", help="deployed location of wheels and requirements (default: deploy.libraries_path)")
+    parser.add_argument(
+        "--libraries-path", help="deployed location of wheels and requirements (default: deploy.libraries_path)"
+    )
     parser.add_argument("--requirements", help="merged requirements file (from merge_requirements.py)")
     parser.add_argument("--wheel", action="append", default=[], metavar="FILE", help="a wheel to install; repeatable")
-    parser.add_argument("--wheel-dir", action="append", default=[], metavar="DIR", help="install every *.whl in DIR; repeatable")
+    parser.add_argument(
+        "--wheel-dir", action="append", default=[], metavar="DIR", help="install every *.whl in DIR; repeatable"
+    )
     cli.add_config_args(parser)
     args = parser.parse_args(argv)
 
@@ -77,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     atomic.write_text(args.out, script, mode=0o755)
 
     location = init_script.cluster_path(libraries_path)
-    ado.relay(f"wrote {args.out}: installs {len(wheels)} wheel(s)"
-              f"{' and ' + requirements_name if requirements_name else ''} from {location}")
+    ado.relay(
+        f"wrote {args.out}: installs {len(wheels)} wheel(s)"
+        f"{' and ' + requirements_name if requirements_name else ''} from {location}"
+    )
     if args.requirements and not requirements_name:
         ado.relay(f"  {args.requirements} holds no requirements: not installed")
     return 0

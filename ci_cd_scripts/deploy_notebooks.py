@@ -18,16 +18,13 @@ the config's deploy section (deploy.notebooks_path, deploy.concurrency, deploy.t
 A deploy that fails half-way lists in its summary exactly the writes that landed before the failure.
 
 Exit codes: 0 deployed (or nothing to do), 1 the workspace refused or failed a call, 2 bad input."""
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from cicdkit import ado
-from cicdkit import cli
-from cicdkit import settings
-from cicdkit import summary
-from cicdkit import workspace_sync
+from cicdkit import ado, cli, settings, summary, workspace_sync
 from cicdkit.errors import CICDError
 
 
@@ -40,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     cli.add_concurrency_arg(parser, what="parallel calls")
     parser.add_argument("--full", action="store_true", help="upload every object, changed or not")
-    parser.add_argument("--prune", action="store_true", help="delete objects the previous deployment created that are gone locally")
+    parser.add_argument(
+        "--prune", action="store_true", help="delete objects the previous deployment created that are gone locally"
+    )
     cli.add_step_args(parser)
     args = parser.parse_args(argv)
 
@@ -48,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     workspace_dir = workspace_sync.check_workspace_dir(step.notebooks_path)
     local = workspace_sync.scan(Path(args.src_dir))  # bad input fails here, before any call
 
-    report = summary.Summary("deploy_notebooks", f"Deploy notebooks to {workspace_dir}", dry_run=step.dry_run, verbose=step.verbose)
+    report = summary.Summary(
+        "deploy_notebooks", f"Deploy notebooks to {workspace_dir}", dry_run=step.dry_run, verbose=step.verbose
+    )
     progress = summary.Progress(f"Deploying notebooks to {workspace_dir}")
     written = workspace_sync.Written()
     with settings.connect(step) as client:
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                 dry_run=step.dry_run,
                 concurrency=client.concurrency,
                 progress=(lambda done, total: progress.update(100.0 * done / total, f"{done}/{total} changes"))
-                if ado.in_pipeline() else None,
+                if ado.in_pipeline()
+                else None,
                 written=written,
             )
         except CICDError as error:
@@ -78,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     _record(report, planned, workspace_dir, None if step.dry_run else written)
     report.note(f"previous manifest: {result.manifest_note}")
     if planned.stale:
-        report.note(f"{len(planned.stale)} objects of earlier deploys are gone locally and kept (use --prune): "
-                    + ", ".join(planned.stale[:5]) + (" ..." if len(planned.stale) > 5 else ""))
+        report.note(
+            f"{len(planned.stale)} objects of earlier deploys are gone locally and kept (use --prune): "
+            + ", ".join(planned.stale[:5])
+            + (" ..." if len(planned.stale) > 5 else "")
+        )
     if not step.dry_run:
         written = "written" if result.manifest_written else "unchanged"
         report.note(f"manifest {written}; {requests} API calls ({retries} retries)")
@@ -89,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _record(report: summary.Summary, planned: workspace_sync.Plan, workspace_dir: str, written: workspace_sync.Written | None) -> None:
+def _record(
+    report: summary.Summary, planned: workspace_sync.Plan, workspace_dir: str, written: workspace_sync.Written | None
+) -> None:
     """The plan's changes in plan order: all of them for a dry run (`written` None), else those that landed."""
 
     def landed(kind: str, path: str) -> bool:
@@ -105,7 +112,9 @@ def _record(report: summary.Summary, planned: workspace_sync.Plan, workspace_dir
         if landed("uploads", upload.relative_path):
             report.change(f"upload {upload.relative_path} ({upload.reason})")
         elif written is not None and upload.relative_path in written.replaced:
-            report.change(f"delete {upload.relative_path} (to replace it with a {upload.local.object_type.lower()}; the upload did not land)")
+            report.change(
+                f"delete {upload.relative_path} (to replace it with a {upload.local.object_type.lower()}; the upload did not land)"
+            )
     for folder in planned.folders_to_delete:
         if landed("folders_deleted", folder):
             report.change(f"delete folder {folder} (emptied by --prune)")

@@ -19,6 +19,7 @@ azure-pipelines, azure-client-secret, azure-msi, as for the Databricks steps); s
 for the environment variables each mode reads and the auto order.
 --output env-file FILE (only outside Azure Pipelines) writes NAME='value' lines to a new 0600 file for local
 debugging and prints only the names."""
+
 from __future__ import annotations
 
 import re
@@ -27,12 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from cicdkit import ado
-from cicdkit import atomic
-from cicdkit import azure_auth
-from cicdkit import cli
-from cicdkit import keyvault
-from cicdkit import settings
+from cicdkit import ado, atomic, azure_auth, cli, keyvault, settings
 from cicdkit.errors import InputError, OperationFailed, UsageError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -59,15 +55,22 @@ def _vault_and_refs(args) -> tuple[str, list[keyvault.SecretRef]]:
     loaded = cli.load_config_if_present(args)
     if loaded is None:
         if url is None:
-            raise UsageError("no Key Vault given", hint=f"pass --vault-url or --vault-name, or set deploy.keyvault in {args.config}")
-        raise UsageError("no secrets to fetch", hint="name them with --secret (or deploy.keyvault.secrets in the config) or use --all")
+            raise UsageError(
+                "no Key Vault given", hint=f"pass --vault-url or --vault-name, or set deploy.keyvault in {args.config}"
+            )
+        raise UsageError(
+            "no secrets to fetch",
+            hint="name them with --secret (or deploy.keyvault.secrets in the config) or use --all",
+        )
     section = loaded.deploy.get("keyvault") or {}  # its shape is checked by config (deploy.keyvault)
     if url is None:
         url = keyvault.vault_url(section.get("url"), section.get("name"))
     if not named and not args.all:
         named = _unique([keyvault.parse_ref(name) for name in section.get("secrets") or []])
     if not named and not args.all:
-        raise UsageError("no secrets to fetch", hint="name them with --secret (or deploy.keyvault.secrets) or use --all")
+        raise UsageError(
+            "no secrets to fetch", hint="name them with --secret (or deploy.keyvault.secrets) or use --all"
+        )
     return url, named
 
 
@@ -84,21 +87,49 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--vault-url", help="vault URL, e.g. https://kv-dev.vault.azure.net")
     where.add_argument("--vault-name", help="vault name (https://<name>.vault.azure.net)")
     cli.add_config_args(parser)
-    parser.add_argument("--secret", action="append", default=[], metavar="NAME[/VERSION]",
-                        help="a secret to fetch (repeatable); it must exist, be enabled and not expired")
+    parser.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="NAME[/VERSION]",
+        help="a secret to fetch (repeatable); it must exist, be enabled and not expired",
+    )
     parser.add_argument("--all", action="store_true", help="fetch every enabled, unexpired secret of the vault")
-    parser.add_argument("--name-style", choices=keyvault.NAME_STYLES, default="keep",
-                        help="pipeline variable names: keep (db-token), underscore (db_token), upper (DB_TOKEN)")
+    parser.add_argument(
+        "--name-style",
+        choices=keyvault.NAME_STYLES,
+        default="keep",
+        help="pipeline variable names: keep (db-token), underscore (db_token), upper (DB_TOKEN)",
+    )
     parser.add_argument("--prefix", default="", help="put in front of every variable name")
-    parser.add_argument("--auth", type=azure_auth.argument_type(azure_auth.CHOICES), default="auto", metavar="MODE",
-                        help=f"Azure credential, {azure_auth.help_text(azure_auth.CHOICES)}; default auto (see azure_auth.py for the order)")
-    parser.add_argument("--output", nargs="+", default=["vso"], metavar=("vso|env-file", "FILE"),
-                        help="vso (default): secret pipeline variables; env-file FILE: a 0600 file, outside Azure Pipelines only")
-    parser.add_argument("--ca-bundle", help="PEM file of CAs to trust (also REQUESTS_CA_BUNDLE); for private endpoints and emulators")
-    parser.add_argument("--no-verify-challenge-resource", action="store_true",
-                        help="accept a challenge whose resource does not match the vault host (private endpoints, emulators only)")
-    parser.add_argument("--concurrency", type=int, default=None,
-                        help=f"secrets read in parallel (default {settings.DEFAULT_CONCURRENCY})")
+    parser.add_argument(
+        "--auth",
+        type=azure_auth.argument_type(azure_auth.CHOICES),
+        default="auto",
+        metavar="MODE",
+        help=f"Azure credential, {azure_auth.help_text(azure_auth.CHOICES)}; default auto (see azure_auth.py for the order)",
+    )
+    parser.add_argument(
+        "--output",
+        nargs="+",
+        default=["vso"],
+        metavar=("vso|env-file", "FILE"),
+        help="vso (default): secret pipeline variables; env-file FILE: a 0600 file, outside Azure Pipelines only",
+    )
+    parser.add_argument(
+        "--ca-bundle", help="PEM file of CAs to trust (also REQUESTS_CA_BUNDLE); for private endpoints and emulators"
+    )
+    parser.add_argument(
+        "--no-verify-challenge-resource",
+        action="store_true",
+        help="accept a challenge whose resource does not match the vault host (private endpoints, emulators only)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help=f"secrets read in parallel (default {settings.DEFAULT_CONCURRENCY})",
+    )
     args = parser.parse_args(argv)
 
     env_file = _output_target(args.output)
@@ -113,13 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     credential, description = azure_auth.credential(args.auth)
     _note(f"Key Vault {url}: signing in with {description}")
-    client = keyvault.open_client(url, credential, ca_bundle=args.ca_bundle,
-                                  verify_challenge_resource=not args.no_verify_challenge_resource)
+    client = keyvault.open_client(
+        url, credential, ca_bundle=args.ca_bundle, verify_challenge_resource=not args.no_verify_challenge_resource
+    )
     refs, skipped = list(named), []
     if args.all:
         try:
             listed, skipped = keyvault.list_enabled(client)
-        except Exception as error:  # noqa: BLE001 - relayed scrubbed, never with a traceback
+        except Exception as error:
             raise keyvault.remote_failure("listing secrets of", url, error) from None
         wanted = {ref.name.lower() for ref in named}
         refs += [ref for ref in listed if ref.name.lower() not in wanted]
@@ -128,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     if env_file is not None:
         bad = [name for name in variables.values() if not _ENV_NAME.match(name)]
         if bad:
-            raise UsageError(f"{', '.join(bad)} cannot be environment variable names", hint="use --name-style underscore or upper")
+            raise UsageError(
+                f"{', '.join(bad)} cannot be environment variable names", hint="use --name-style underscore or upper"
+            )
 
     fetched, failures = keyvault.fetch(client, variables, concurrency=step.concurrency)
     if failures:
@@ -136,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         for failure in failures:
             by_reason.setdefault(failure.reason, []).append(failure.name)
         reasons = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
-        raise OperationFailed(f"{len(failures)} of {len(refs)} secrets could not be read from {url}: {reasons}",
-                              hint="nothing was set")
+        raise OperationFailed(
+            f"{len(failures)} of {len(refs)} secrets could not be read from {url}: {reasons}", hint="nothing was set"
+        )
 
     if env_file is not None:
         _write_env_file(env_file, fetched)
@@ -156,19 +191,27 @@ def _output_target(output: list[str]) -> Path | None:
         return None
     if kind == "env-file" and len(output) == 2:
         if ado.in_pipeline():
-            raise UsageError("--output env-file writes secrets to disk and is for local debugging only",
-                             hint="in Azure Pipelines use --output vso and map the variables with env:")
+            raise UsageError(
+                "--output env-file writes secrets to disk and is for local debugging only",
+                hint="in Azure Pipelines use --output vso and map the variables with env:",
+            )
         return Path(output[1])
     raise UsageError(f"--output {' '.join(output)} is not valid", hint="use --output vso or --output env-file FILE")
 
 
-def _summary(url: str, fetched: list[keyvault.Fetched], skipped: list[keyvault.Skipped], seconds: float, to_file: bool) -> None:
+def _summary(
+    url: str, fetched: list[keyvault.Fetched], skipped: list[keyvault.Skipped], seconds: float, to_file: bool
+) -> None:
     names = ", ".join(f"{s.variable} <- {s.ref}" if s.variable != s.ref.name else s.variable for s in fetched) or "none"
-    _note(f"Key Vault {url}: {len(fetched)} secrets {'written' if to_file else 'set as secret variables'} in {seconds:.1f}s: {names}")
+    _note(
+        f"Key Vault {url}: {len(fetched)} secrets {'written' if to_file else 'set as secret variables'} in {seconds:.1f}s: {names}"
+    )
     if skipped:
         _note(f"skipped {len(skipped)}: " + ", ".join(f"{item.name} ({item.reason})" for item in skipped))
     if not to_file and not ado.in_pipeline():
-        _note("not running in Azure Pipelines (TF_BUILD unset): nothing was exported; use --output env-file FILE to debug locally")
+        _note(
+            "not running in Azure Pipelines (TF_BUILD unset): nothing was exported; use --output env-file FILE to debug locally"
+        )
 
 
 if __name__ == "__main__":

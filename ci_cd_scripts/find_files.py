@@ -21,6 +21,7 @@ Output (--format):
 Example (Azure Pipelines):
   python ci_cd_scripts/find_files.py "$(Build.SourcesDirectory)" '*/requirements/*.txt' --format vso
 """
+
 from __future__ import annotations
 
 import json
@@ -28,26 +29,32 @@ import sys
 import time
 from pathlib import Path
 
-from cicdkit import ado
-from cicdkit import cli
-from cicdkit import discovery
+from cicdkit import ado, cli, discovery
 from cicdkit.errors import InputError
 
 
 @cli.entry
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("find_files.py", __doc__)
-    parser.add_argument("root", metavar="ROOT", help="folder to search (absolute, or relative to the current directory)")
+    parser.add_argument(
+        "root", metavar="ROOT", help="folder to search (absolute, or relative to the current directory)"
+    )
     parser.add_argument("patterns", metavar="PATTERN", nargs="+", help="gitignore-style pattern; several are OR-ed")
-    parser.add_argument("--format", choices=["lines", "json", "vso"], default="lines", help="output format (default: lines)")
-    parser.add_argument("--variable", metavar="NAME", help="pipeline variable for --format vso (default: derived from the pattern)")
+    parser.add_argument(
+        "--format", choices=["lines", "json", "vso"], default="lines", help="output format (default: lines)"
+    )
+    parser.add_argument(
+        "--variable", metavar="NAME", help="pipeline variable for --format vso (default: derived from the pattern)"
+    )
     parser.add_argument("--relative", action="store_true", help="print paths relative to ROOT instead of absolute")
     parser.add_argument("--no-gitignore", action="store_true", help="do not skip paths ignored by .gitignore files")
     args = parser.parse_args(argv)
 
     root = Path(args.root)
     if not root.is_dir():
-        raise InputError(f"ROOT {args.root!r} is not a folder", hint="pass the repository folder, e.g. $(Build.SourcesDirectory)")
+        raise InputError(
+            f"ROOT {args.root!r} is not a folder", hint="pass the repository folder, e.g. $(Build.SourcesDirectory)"
+        )
     started = time.perf_counter()
     files = discovery.find_files(root, args.patterns, respect_gitignore=not args.no_gitignore)
     elapsed = time.perf_counter() - started

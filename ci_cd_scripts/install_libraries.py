@@ -18,6 +18,7 @@ call and retry, and every wait end by it. A failed step's summary lists the writ
 
 Exit codes: 0 done, 1 the rollout failed (library FAILED, cluster ERROR, deadline, API error), 2 bad input
 (unknown cluster, missing wheel, bad path, no credentials)."""
+
 from __future__ import annotations
 
 import sys
@@ -25,15 +26,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from cicdkit import ado
-from cicdkit import cli
-from cicdkit import dbclient
-from cicdkit import libraries
-from cicdkit import pool
-from cicdkit import settings
-from cicdkit import summary
+from cicdkit import ado, cli, dbclient, libraries, pool, settings, summary
 from cicdkit.errors import CICDError, InputError, NotFound, OperationFailed, UsageError
 from cicdkit.libraries import Library
+
 
 def _wanted(args, deploy: Mapping) -> tuple[list[Library], list[str]]:
     """The libraries to install, and notices about requirement-file options a cluster library cannot honour."""
@@ -43,7 +39,10 @@ def _wanted(args, deploy: Mapping) -> tuple[list[Library], list[str]]:
         if not wheel.startswith(("/", "dbfs:")):
             base = deploy.get("libraries_path")
             if not base:
-                raise UsageError(f"--wheel {wheel!r} is not a remote path", hint="give /Volumes/..., /Workspace/... or set deploy.libraries_path")
+                raise UsageError(
+                    f"--wheel {wheel!r} is not a remote path",
+                    hint="give /Volumes/..., /Workspace/... or set deploy.libraries_path",
+                )
             wheel = base.rstrip("/") + "/" + wheel
         path = dbclient.remote_path(wheel)
         libraries.wheel_distribution(path.path)
@@ -71,16 +70,24 @@ def _check_uploaded(client: dbclient.Client, library: Library) -> None:
     except NotFound:
         found = None
     if found is None:
-        raise InputError(f"{library.location} does not exist in the workspace", hint="upload it first with upload_files.py")
+        raise InputError(
+            f"{library.location} does not exist in the workspace", hint="upload it first with upload_files.py"
+        )
 
 
 @cli.entry
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("install_libraries.py", __doc__)
     cli.add_cluster_args(parser, purpose="install on")
-    parser.add_argument("--wheel", action="append", default=[], metavar="REMOTE_PATH", help="wheel to install; repeatable")
-    parser.add_argument("--requirements", metavar="FILE", help="requirements file: local (PyPI libraries) or remote path")
-    parser.add_argument("--no-restart", action="store_true", help="never restart or start a cluster; say what is pending instead")
+    parser.add_argument(
+        "--wheel", action="append", default=[], metavar="REMOTE_PATH", help="wheel to install; repeatable"
+    )
+    parser.add_argument(
+        "--requirements", metavar="FILE", help="requirements file: local (PyPI libraries) or remote path"
+    )
+    parser.add_argument(
+        "--no-restart", action="store_true", help="never restart or start a cluster; say what is pending instead"
+    )
     cli.add_step_args(parser)
     args = parser.parse_args(argv)
     step = cli.step_settings(args, require=("cluster_ids",))
@@ -151,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     if failures:
         if len(failures) == 1:
             raise failures[0]
-        raise OperationFailed(f"{len(failures)} of {len(cluster_ids)} clusters failed: " + "; ".join(f.one_line() for f in failures))
+        raise OperationFailed(
+            f"{len(failures)} of {len(cluster_ids)} clusters failed: " + "; ".join(f.one_line() for f in failures)
+        )
     return 0
 
 
@@ -159,9 +168,9 @@ def _plan_line(cluster_id: str, details: dict, plan: libraries.ClusterPlan, acti
     verb = "would" if dry_run else "will"
     parts = []
     if plan.uninstall:
-        parts.append(f"uninstall {', '.join(l.location for l in plan.uninstall)}")
+        parts.append(f"uninstall {', '.join(library.location for library in plan.uninstall)}")
     if plan.install:
-        parts.append(f"install {', '.join(l.location for l in plan.install)}")
+        parts.append(f"install {', '.join(library.location for library in plan.install)}")
     if action != "none":
         parts.append(action)
     what = f"{verb} " + "; ".join(parts) if parts else "up to date"

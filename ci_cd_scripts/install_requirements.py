@@ -22,6 +22,7 @@ Example:
   python ci_cd_scripts/install_requirements.py --kind dev "$(requirements_files)"
   python ci_cd_scripts/install_requirements.py --kind dev --root .
 """
+
 from __future__ import annotations
 
 import os
@@ -35,10 +36,9 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from cicdkit import ado
-from cicdkit import cli
-from cicdkit import discovery
+from cicdkit import ado, cli, discovery
 from cicdkit.errors import InputError, OperationFailed, UsageError
+
 # The requirement-file grammar lives in requirements.py; redact masks user:password@ in URLs.
 from cicdkit.requirements import logical_lines, redact
 
@@ -95,7 +95,7 @@ def requirement_lines(files: list[Path]) -> list[RequirementLine]:
 
 
 def _describe(file: str, line: int) -> str:
-    """"FILE line N: text" (the text when the file can be read)."""
+    """ "FILE line N: text" (the text when the file can be read)."""
     try:
         text = Path(file).read_text(encoding="utf-8", errors="replace").splitlines()[line - 1].strip()
     except (OSError, IndexError):
@@ -139,7 +139,9 @@ def choose_files(kind: str, given: list[str], root: str | None) -> tuple[list[Pa
         candidates = [Path(part.strip()) for item in given for part in item.split(",") if part.strip()]
         missing = [str(path) for path in candidates if not path.is_file()]
         if missing:
-            raise InputError(f"requirement file not found: {', '.join(missing)}", hint="check the path or run find_files.py again")
+            raise InputError(
+                f"requirement file not found: {', '.join(missing)}", hint="check the path or run find_files.py again"
+            )
     else:
         folder = Path(root or ".")
         if not folder.is_dir():
@@ -165,9 +167,17 @@ def run_pip(command: list[str], timeout: float) -> tuple[int | None, list[str]]:
     # A session of its own, so the deadline also stops what pip started (a source build, a VCS checkout);
     # once the whole group is gone the output pipe closes and the read loop below ends.
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        text=True, encoding="utf-8", errors="replace", bufsize=1, start_new_session=True,
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        bufsize=1,
+        start_new_session=True,
     ) as process:
+
         def stop() -> None:
             expired.set()
             try:
@@ -192,12 +202,23 @@ def run_pip(command: list[str], timeout: float) -> tuple[int | None, list[str]]:
 @cli.entry
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("install_requirements.py", __doc__)
-    parser.add_argument("--kind", required=True, choices=KINDS, help="install the <kind>.txt files (dev on build agents)")
+    parser.add_argument(
+        "--kind", required=True, choices=KINDS, help="install the <kind>.txt files (dev on build agents)"
+    )
     parser.add_argument("files", metavar="FILE", nargs="*", help="requirement files (comma-separated lists allowed)")
-    parser.add_argument("--root", help="find requirements/<kind>.txt under this folder when no FILE is given (default: .)")
-    parser.add_argument("--pip-arg", action="append", default=[], metavar="OPTION", help="extra pip install option; repeatable")
-    parser.add_argument("--timeout", type=float, default=1800, metavar="SECONDS",
-                        help="seconds pip may take in all before it is killed (default: 1800)")
+    parser.add_argument(
+        "--root", help="find requirements/<kind>.txt under this folder when no FILE is given (default: .)"
+    )
+    parser.add_argument(
+        "--pip-arg", action="append", default=[], metavar="OPTION", help="extra pip install option; repeatable"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1800,
+        metavar="SECONDS",
+        help="seconds pip may take in all before it is killed (default: 1800)",
+    )
     cli.add_dry_run(parser)
     args = parser.parse_args(argv)
     if args.files and args.root:

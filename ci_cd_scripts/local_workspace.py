@@ -37,6 +37,7 @@ A run subprocess always has a deadline (task/run timeout_seconds, else --run-tim
 
 What it serves and what it does not model: README, "Local workspace", and local_cloud/workspace/emulator.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,18 +58,62 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("local_workspace.py", __doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default 0)")
-    parser.add_argument("--token", default=None, help="valid PAT (default $LOCAL_WORKSPACE_TOKEN, else dapi-local-token); for throwaway local tokens only")
-    parser.add_argument("--latency-ms", action="append", default=[], metavar="[GLOB=]MS", help="added latency for every /api/ endpoint, or for those matching GLOB; repeatable")
-    parser.add_argument("--rate-limit", action="append", default=[], metavar="GLOB=N/s", help="token-bucket rate limit (N/s or N/min) answering 429 + Retry-After; repeatable")
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="valid PAT (default $LOCAL_WORKSPACE_TOKEN, else dapi-local-token); for throwaway local tokens only",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        action="append",
+        default=[],
+        metavar="[GLOB=]MS",
+        help="added latency for every /api/ endpoint, or for those matching GLOB; repeatable",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        action="append",
+        default=[],
+        metavar="GLOB=N/s",
+        help="token-bucket rate limit (N/s or N/min) answering 429 + Retry-After; repeatable",
+    )
     parser.add_argument("--faults", default=None, metavar="SPEC", help="fault injection rules (syntax above)")
     parser.add_argument("--seed", type=int, default=None, help="random seed for probabilistic faults")
     parser.add_argument("--state-dir", default=None, help="persist the workspace in this folder (default: in memory)")
-    parser.add_argument("--time-scale", type=float, default=1.0, help="multiply emulated durations (0.01 = 100x faster; default 1)")
-    parser.add_argument("--clusters", default=None, metavar="SEED.json", help="seed clusters from a JSON list (default: two local clusters)")
-    parser.add_argument("--run-timeout", type=float, default=600.0, help="deadline (s) of run subprocesses without timeout_seconds (default 600)")
-    parser.add_argument("--service-principal", action="append", default=[], metavar="APP_ID", help="Entra application id already in the workspace (repeatable); others must send the Azure management headers")
-    parser.add_argument("--azure-resource-id", default=None, help="Azure resource id the X-Databricks-Azure-Workspace-Resource-Id header must match")
-    parser.add_argument("--client-timeout", type=float, default=120.0, metavar="SECONDS", help="close a connection idle or half-sent this long (default 120)")
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0, help="multiply emulated durations (0.01 = 100x faster; default 1)"
+    )
+    parser.add_argument(
+        "--clusters",
+        default=None,
+        metavar="SEED.json",
+        help="seed clusters from a JSON list (default: two local clusters)",
+    )
+    parser.add_argument(
+        "--run-timeout",
+        type=float,
+        default=600.0,
+        help="deadline (s) of run subprocesses without timeout_seconds (default 600)",
+    )
+    parser.add_argument(
+        "--service-principal",
+        action="append",
+        default=[],
+        metavar="APP_ID",
+        help="Entra application id already in the workspace (repeatable); others must send the Azure management headers",
+    )
+    parser.add_argument(
+        "--azure-resource-id",
+        default=None,
+        help="Azure resource id the X-Databricks-Azure-Workspace-Resource-Id header must match",
+    )
+    parser.add_argument(
+        "--client-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="close a connection idle or half-sent this long (default 120)",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.client_timeout < float("inf"):
         raise UsageError("--client-timeout must be a positive number of seconds")
@@ -91,21 +136,37 @@ def main(argv: list[str] | None = None) -> int:
         try:
             clusters = load_cluster_seed(Path(args.clusters))
         except (OSError, ValueError) as error:
-            raise InputError(f"cannot read cluster seed {args.clusters}: {error}", hint="pass a JSON list of cluster objects")
+            raise InputError(
+                f"cannot read cluster seed {args.clusters}: {error}", hint="pass a JSON list of cluster objects"
+            ) from None
     token = args.token or os.environ.get("LOCAL_WORKSPACE_TOKEN") or DEFAULT_TOKEN
     try:
         workspace = LocalWorkspace(
-            token=token, port=args.port, host=args.host, latency_ms=args.latency_ms, rate_limits=args.rate_limit,
-            faults=args.faults, seed=args.seed, state_dir=args.state_dir, time_scale=args.time_scale,
-            clusters=clusters, run_timeout=args.run_timeout, service_principals=args.service_principal,
-            azure_resource_id=args.azure_resource_id, client_timeout=args.client_timeout,
+            token=token,
+            port=args.port,
+            host=args.host,
+            latency_ms=args.latency_ms,
+            rate_limits=args.rate_limit,
+            faults=args.faults,
+            seed=args.seed,
+            state_dir=args.state_dir,
+            time_scale=args.time_scale,
+            clusters=clusters,
+            run_timeout=args.run_timeout,
+            service_principals=args.service_principal,
+            azure_resource_id=args.azure_resource_id,
+            client_timeout=args.client_timeout,
         )
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise InputError(f"cannot load state from {args.state_dir}: {error!r}", hint="fix or remove the folder")
+        raise InputError(
+            f"cannot load state from {args.state_dir}: {error!r}", hint="fix or remove the folder"
+        ) from None
     try:
         workspace.start()
     except OSError as error:
-        raise InputError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}", hint="pick another --port")
+        raise InputError(
+            f"cannot listen on {args.host}:{args.port}: {error.strerror or error}", hint="pick another --port"
+        ) from None
     print(workspace.url, flush=True)
     workspace.serve_forever()
     return 0

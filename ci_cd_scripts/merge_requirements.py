@@ -10,16 +10,14 @@ Refused: -e/--editable, -c/--constraint, local paths, other options.
 Example:
   python ci_cd_scripts/merge_requirements.py --kind common --root . --out staging/requirements.txt
 """
+
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
 
-from cicdkit import ado
-from cicdkit import atomic
-from cicdkit import cli
-from cicdkit import requirements
+from cicdkit import ado, atomic, cli, requirements
 from cicdkit.errors import InputError, UsageError
 
 
@@ -37,8 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("merge_requirements.py", __doc__)
     parser.add_argument("files", nargs="*", metavar="FILE", help="requirement files to merge, in this order")
     parser.add_argument("--root", help="find every package's requirements/<kind>.txt under this folder instead")
-    parser.add_argument("--kind", choices=["common", "dev"], default="common",
-                        help="which requirement files --root finds (default: common, what clusters need)")
+    parser.add_argument(
+        "--kind",
+        choices=["common", "dev"],
+        default="common",
+        help="which requirement files --root finds (default: common, what clusters need)",
+    )
     parser.add_argument("--out", required=True, help="merged requirements file to write (atomically)")
     args = parser.parse_args(argv)
 
@@ -46,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError("give requirement FILEs or --root DIR (one of the two)")
     files = [Path(f) for f in args.files] if args.files else find_requirement_files(Path(args.root), args.kind)
     if not files:
-        raise InputError(f"no */requirements/{args.kind}.txt found under {args.root}",
-                         hint="each package keeps its runtime requirements in <package>/requirements/common.txt")
+        raise InputError(
+            f"no */requirements/{args.kind}.txt found under {args.root}",
+            hint="each package keeps its runtime requirements in <package>/requirements/common.txt",
+        )
 
     merged = requirements.merge_files(files)
     for warning in merged.warnings:
@@ -57,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     header = ["merged by merge_requirements.py from:", *(f"  {source}" for source in sources)]
     atomic.write_text(args.out, merged.text(header))
 
-    ado.relay(f"merged {len(merged.requirements)} requirement(s) and {len(merged.options)} option(s) "
-              f"from {len(merged.files)} file(s) into {args.out}")
+    ado.relay(
+        f"merged {len(merged.requirements)} requirement(s) and {len(merged.options)} option(s) "
+        f"from {len(merged.files)} file(s) into {args.out}"
+    )
     for line in merged.options + merged.requirements:
         ado.relay(f"  {line}")
     return 0

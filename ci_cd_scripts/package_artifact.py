@@ -13,15 +13,14 @@ byte-identical zip (sorted entries, fixed timestamps and permissions); it is wri
   python ci_cd_scripts/package_artifact.py staging out/artifact.zip
   python ci_cd_scripts/package_artifact.py --verify out/artifact.zip     (check a zip against its MANIFEST)
 """
+
 from __future__ import annotations
 
 import hashlib
 import sys
 from pathlib import Path
 
-from cicdkit import ado
-from cicdkit import artifact
-from cicdkit import cli
+from cicdkit import ado, artifact, cli
 from cicdkit.errors import InputError, UsageError
 
 HERE = Path(__file__).resolve().parent
@@ -34,7 +33,9 @@ def verify(zip_path: Path) -> int:
     for problem in problems:
         ado.relay(f"  mismatch: {problem}")
     if problems:
-        raise InputError(f"{zip_path} does not match its {artifact.MANIFEST}: {len(problems)} problem(s), first: {problems[0]}")
+        raise InputError(
+            f"{zip_path} does not match its {artifact.MANIFEST}: {len(problems)} problem(s), first: {problems[0]}"
+        )
     ado.relay(f"{zip_path}: every file matches {artifact.MANIFEST}")
     return 0
 
@@ -43,9 +44,14 @@ def verify(zip_path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("package_artifact.py", __doc__)
     parser.add_argument("paths", nargs="*", metavar="SRC_DIR OUT.zip", help="staging folder and the zip to write")
-    parser.add_argument("--scripts-dir", default=str(HERE), help="ci_cd_scripts folder to ship (default: this script's folder)")
-    parser.add_argument("--scripts-requirements", help="requirements of the scripts (default: <scripts-dir>/requirements.txt, "
-                                                       "else the requirements.txt next to the scripts folder)")
+    parser.add_argument(
+        "--scripts-dir", default=str(HERE), help="ci_cd_scripts folder to ship (default: this script's folder)"
+    )
+    parser.add_argument(
+        "--scripts-requirements",
+        help="requirements of the scripts (default: <scripts-dir>/requirements.txt, "
+        "else the requirements.txt next to the scripts folder)",
+    )
     parser.add_argument("--verify", metavar="ZIP", help="only check ZIP against its MANIFEST.json")
     cli.add_config_args(parser)
     args = parser.parse_args(argv)
@@ -63,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     files, warnings = artifact.staging_files(staging)
     loaded = cli.load_config(args)  # also proves the config resolves for the target
     files += artifact.config_files(loaded.files, loaded.root)
-    files += artifact.script_files(Path(args.scripts_dir),
-                                   Path(args.scripts_requirements) if args.scripts_requirements else None)
+    files += artifact.script_files(
+        Path(args.scripts_dir), Path(args.scripts_requirements) if args.scripts_requirements else None
+    )
     for warning in warnings:
         ado.log_issue("warning", warning)
     entries = artifact.write_artifact(files, out)

@@ -11,21 +11,27 @@ Examples:
   python ci_cd_scripts/read_config.py -t dev
   python ci_cd_scripts/read_config.py -t prod --var catalog=main --output-variables
 """
+
 from __future__ import annotations
 
 import sys
 from typing import Any
 
-from cicdkit import ado
-from cicdkit import cli
-from cicdkit import config
+from cicdkit import ado, cli, config
 from cicdkit.errors import CICDError, ConfigError
 
 # Always exported (empty when unset) so that a template's $(deploy_x) never stays an unexpanded macro.
 ALWAYS_EXPORTED = (
-    "deploy_clusters", "deploy_libraries_path", "deploy_init_script_path", "deploy_notebooks_path",
-    "deploy_test_notebooks", "deploy_keyvault_name", "deploy_keyvault_url", "deploy_keyvault_secrets",
-    "deploy_concurrency", "deploy_timeout_seconds",
+    "deploy_clusters",
+    "deploy_libraries_path",
+    "deploy_init_script_path",
+    "deploy_notebooks_path",
+    "deploy_test_notebooks",
+    "deploy_keyvault_name",
+    "deploy_keyvault_url",
+    "deploy_keyvault_secrets",
+    "deploy_concurrency",
+    "deploy_timeout_seconds",
 )
 
 
@@ -52,12 +58,15 @@ def pipeline_variables(loaded: config.Config) -> list[tuple[str, str]]:
         try:
             ado.check_variable_name(name)
         except CICDError as error:
-            raise ConfigError(f"{where} {name!r} cannot be exported as a pipeline variable: {error.message}",
-                              hint=error.hint) from None
+            raise ConfigError(
+                f"{where} {name!r} cannot be exported as a pipeline variable: {error.message}", hint=error.hint
+            ) from None
         key = name.lower()  # Azure Pipelines variable names are case-insensitive
         if key in seen:
-            raise ConfigError(f"config variable {name!r} clashes with {seen[key]!r}, which read_config.py also sets",
-                              hint="rename the variable in config.json")
+            raise ConfigError(
+                f"config variable {name!r} clashes with {seen[key]!r}, which read_config.py also sets",
+                hint="rename the variable in config.json",
+            )
         seen[key] = name
     return pairs
 
@@ -77,7 +86,8 @@ def _refuse_unresolved_user(pairs: list[tuple[str, str]], loaded: config.Config)
             raise ConfigError(
                 f"{name} is {value!r}: the current user is unknown, so it cannot be exported",
                 hint="set DATABRICKS_TOKEN (or DATABRICKS_AUTH_TYPE) with DATABRICKS_HOST or workspace.host so the "
-                "user is read from the workspace, pass --current-user, or set an absolute workspace.root_path")
+                "user is read from the workspace, pass --current-user, or set an absolute workspace.root_path",
+            )
 
 
 def _value(declaration: Any) -> Any:
@@ -89,8 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("read_config.py", __doc__)
     cli.add_config_args(parser)
     cli.add_current_user_arg(parser)
-    parser.add_argument("--output-variables", action="store_true",
-                        help="mark the variables isoutput=true (for later jobs: dependencies.<job>.outputs[...])")
+    parser.add_argument(
+        "--output-variables",
+        action="store_true",
+        help="mark the variables isoutput=true (for later jobs: dependencies.<job>.outputs[...])",
+    )
     args = parser.parse_args(argv)
 
     loaded = cli.load_config(args, current_user=cli.current_user(args))

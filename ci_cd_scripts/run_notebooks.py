@@ -25,6 +25,7 @@ succeed or the workspace failed a call, 2 bad input (nothing submitted).
 Example (Azure Pipelines):
   python ci_cd_scripts/run_notebooks.py -t "$(target)" --out-dir "$(Agent.TempDirectory)/notebook-runs"
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,7 @@ import sys
 import threading
 from pathlib import Path
 
-from cicdkit import ado
-from cicdkit import cli
-from cicdkit import notebook_runs
-from cicdkit import run_results
-from cicdkit import settings
+from cicdkit import ado, cli, notebook_runs, run_results, settings
 from cicdkit.errors import InputError, UsageError
 
 OUTPUT_LINES_SHOWN = 40
@@ -47,22 +44,48 @@ OUTPUT_LINES_SHOWN = 40
 @cli.entry
 def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("run_notebooks.py", __doc__)
-    parser.add_argument("paths", metavar="WORKSPACE_PATH", nargs="*",
-                        help="notebook or folder in the workspace (default: deploy.test_notebooks)")
+    parser.add_argument(
+        "paths",
+        metavar="WORKSPACE_PATH",
+        nargs="*",
+        help="notebook or folder in the workspace (default: deploy.test_notebooks)",
+    )
     parser.add_argument("--out-dir", required=True, metavar="DIR", help="folder for the run records")
-    parser.add_argument("--pattern", default=notebook_runs.DEFAULT_PATTERN,
-                        help=f"notebook names to run inside a folder (default: {notebook_runs.DEFAULT_PATTERN})")
+    parser.add_argument(
+        "--pattern",
+        default=notebook_runs.DEFAULT_PATTERN,
+        help=f"notebook names to run inside a folder (default: {notebook_runs.DEFAULT_PATTERN})",
+    )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--cluster-id", dest="cluster", metavar="ID", default=None,
-                       help="cluster to run on (default: the first of deploy.clusters)")
-    where.add_argument("--new-cluster", metavar="JSON", default=None,
-                       help="a new_cluster spec (JSON text, or @FILE) for each run instead of an existing cluster")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="notebook parameter (base_parameters); repeatable")
+    where.add_argument(
+        "--cluster-id",
+        dest="cluster",
+        metavar="ID",
+        default=None,
+        help="cluster to run on (default: the first of deploy.clusters)",
+    )
+    where.add_argument(
+        "--new-cluster",
+        metavar="JSON",
+        default=None,
+        help="a new_cluster spec (JSON text, or @FILE) for each run instead of an existing cluster",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="notebook parameter (base_parameters); repeatable",
+    )
     cli.add_concurrency_arg(parser, what="runs at once")
-    parser.add_argument("--poll-max", dest="poll_interval", type=float, default=notebook_runs.DEFAULT_POLL_MAX_SECONDS,
-                        metavar="SECONDS",
-                        help=f"longest wait between two status reads (default {notebook_runs.DEFAULT_POLL_MAX_SECONDS:g})")
+    parser.add_argument(
+        "--poll-max",
+        dest="poll_interval",
+        type=float,
+        default=notebook_runs.DEFAULT_POLL_MAX_SECONDS,
+        metavar="SECONDS",
+        help=f"longest wait between two status reads (default {notebook_runs.DEFAULT_POLL_MAX_SECONDS:g})",
+    )
     cli.add_step_args(parser)
     args = parser.parse_args(argv)
 
@@ -73,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     cluster = _cluster(args, step)
     entries = args.paths or list(step.deploy.get("test_notebooks") or [])
     if not entries:
-        raise UsageError("no test notebook given", hint="pass WORKSPACE_PATH, or set deploy.test_notebooks in the config")
+        raise UsageError(
+            "no test notebook given", hint="pass WORKSPACE_PATH, or set deploy.test_notebooks in the config"
+        )
     paths = notebook_runs.resolve_paths(entries, step.notebooks_path)
     out_dir = Path(args.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -81,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
 
     client = settings.connect(step, grace_seconds=notebook_runs.CANCEL_GRACE_SECONDS)
     with client:
-        notebooks = notebook_runs.find_notebooks(client, paths, notebooks_path=step.notebooks_path,
-                                                 pattern=args.pattern, concurrency=step.concurrency)
+        notebooks = notebook_runs.find_notebooks(
+            client, paths, notebooks_path=step.notebooks_path, pattern=args.pattern, concurrency=step.concurrency
+        )
         if step.dry_run:
             for notebook in notebooks:
                 spec = notebook_runs.submit_spec(notebook, cluster=cluster, parameters=parameters)
@@ -96,12 +122,19 @@ def main(argv: list[str] | None = None) -> int:
         printer = _Printer()
         if removed:
             printer.line(f"removed {removed} run record{'s' * (removed != 1)} of an earlier invocation from {out_dir}")
-        printer.line(f"running {len(notebooks)} notebook{'s' * (len(notebooks) != 1)}, {step.concurrency} at a time, "
-                     f"deadline {step.timeout:g}s")
+        printer.line(
+            f"running {len(notebooks)} notebook{'s' * (len(notebooks) != 1)}, {step.concurrency} at a time, "
+            f"deadline {step.timeout:g}s"
+        )
         records = notebook_runs.run_notebooks(
-            client, notebooks, cluster=cluster, parameters=parameters,
+            client,
+            notebooks,
+            cluster=cluster,
+            parameters=parameters,
             build=notebook_runs.build_identity(os.environ, getattr(step.config, "target", None)),
-            timeout=step.timeout, concurrency=step.concurrency, on_event=printer.event,
+            timeout=step.timeout,
+            concurrency=step.concurrency,
+            on_event=printer.event,
             on_record=lambda record: (run_results.write_record(out_dir, record), printer.output(record)),
         )
     return _report(records, out_dir)
@@ -179,7 +212,9 @@ def _report(records: list[dict], out_dir: Path) -> int:
     results = [run_results.judge(record) for record in records]
     bad = [result for result in results if not result.passed]
     for result in results:
-        ado.relay(f"{'PASS' if result.passed else 'FAIL'} {result.name}: {result.state} in {result.duration_seconds:.1f}s")
+        ado.relay(
+            f"{'PASS' if result.passed else 'FAIL'} {result.name}: {result.state} in {result.duration_seconds:.1f}s"
+        )
     ado.relay(f"run_notebooks: {len(results) - len(bad)} of {len(results)} notebooks passed; records in {out_dir}")
     for result in bad if ado.in_pipeline() else []:
         ado.log_issue("error", f"test notebook {result.name} did not pass: {result.state}")

@@ -10,16 +10,12 @@ prefer a volume or workspace files.
 failed step's summary lists the files uploaded before the failure.
 
 The token is read from $DATABRICKS_TOKEN (see --auth). Exit codes: 0 done, 1 a remote call failed, 2 bad input."""
+
 from __future__ import annotations
 
 import sys
 
-from cicdkit import ado
-from cicdkit import cli
-from cicdkit import file_upload
-from cicdkit import pool
-from cicdkit import settings
-from cicdkit import summary
+from cicdkit import ado, cli, file_upload, pool, settings, summary
 from cicdkit.errors import CICDError
 
 
@@ -34,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     destination = file_upload.parse_destination(args.dest_dir)
     files = file_upload.check_files(args.files)  # bad input fails here, before any call
     step = cli.step_settings(args)
-    report = summary.Summary("upload_files", f"Upload files to {destination.display}", dry_run=step.dry_run, verbose=step.verbose)
+    report = summary.Summary(
+        "upload_files", f"Upload files to {destination.display}", dry_run=step.dry_run, verbose=step.verbose
+    )
     progress = summary.Progress(f"Uploading files to {destination.display}")
     with settings.connect(step) as client:
         current = None  # the file being uploaded, named in the summary if it fails

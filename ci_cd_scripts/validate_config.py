@@ -12,13 +12,12 @@ Examples:
   python ci_cd_scripts/validate_config.py --current-user you@example.com
   python ci_cd_scripts/validate_config.py -t prod --current-user you@example.com --output json
 """
+
 from __future__ import annotations
 
 import sys
 
-from cicdkit import ado
-from cicdkit import cli
-from cicdkit import config
+from cicdkit import ado, cli, config
 from cicdkit.errors import ConfigError
 
 
@@ -47,8 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = cli.parser("validate_config.py", __doc__)
     cli.add_config_args(parser)
     cli.add_current_user_arg(parser)
-    parser.add_argument("--output", choices=["text", "json"], default="text",
-                        help="text summary, or the whole resolved configuration as JSON (default: text)")
+    parser.add_argument(
+        "--output",
+        choices=["text", "json"],
+        default="text",
+        help="text summary, or the whole resolved configuration as JSON (default: text)",
+    )
     parser.add_argument("--strict", action="store_true", help="fail (exit 2) when there are warnings")
     args = parser.parse_args(argv)
 
@@ -62,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.strict and warnings:
         count = len(warnings)
         raise ConfigError(
-            f"{count} warning{' was' if count == 1 else 's were'} found. Warnings are not allowed in strict mode")
+            f"{count} warning{' was' if count == 1 else 's were'} found. Warnings are not allowed in strict mode"
+        )
     if args.output == "json":
         ado.relay(config.to_json(loaded.tree))  # each string reads back as neutralise(value) (README)
     else:

@@ -1,4 +1,5 @@
 """Build script of package2 (the classic setuptools style; package1 shows the pyproject-only style)."""
+
 from setuptools import find_packages, setup
 
 setup(

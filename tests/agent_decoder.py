@@ -8,6 +8,7 @@ https://learn.microsoft.com/azure/devops/pipelines/scripts/logging-commands, and
 ``]`` after it ends the command info, properties follow the first space and split on ``;``, each entry on
 its first ``=``; values and data are unescaped ``%3B``, ``%0D``, ``%0A``, ``%5D``, then ``%AZP25``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,13 +23,7 @@ class Command:
 
 
 def unescape(text: str) -> str:
-    return (
-        text.replace("%3B", ";")
-        .replace("%0D", "\r")
-        .replace("%0A", "\n")
-        .replace("%5D", "]")
-        .replace("%AZP25", "%")
-    )
+    return text.replace("%3B", ";").replace("%0D", "\r").replace("%0A", "\n").replace("%5D", "]").replace("%AZP25", "%")
 
 
 def parse_line(line: str) -> Command | None:

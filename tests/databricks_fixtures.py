@@ -3,14 +3,15 @@
 Registered in conftest.py. `dbx_workspace` is a factory: call it with `LocalWorkspace` keyword arguments (faults,
 rate_limits, latency_ms, time_scale, clusters...); every workspace it started is stopped after the test.
 """
+
 from __future__ import annotations
 
 import contextlib
 
 import pytest
+from helpers import script_env
 
 from cicdkit import dbclient
-from helpers import script_env
 
 DBX_TOKEN = "dapi-known-secret-7f3a9c1e5b"
 

@@ -1,5 +1,6 @@
 """Fixtures and helpers for the deploy_notebooks / upload_files tests: a local workspace with a known token,
 the environment a pipeline step gets, request-log queries and sample source trees."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from helpers import script_env
 
 KNOWN_TOKEN = "dapi-deploy-KNOWN-7f3c9a1e5b2d4c6f8a0b"

@@ -1,4 +1,5 @@
 """Helpers shared by the tests: paths, a clean environment, and running a script the way a pipeline does."""
+
 from __future__ import annotations
 
 import os

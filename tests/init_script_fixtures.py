@@ -1,4 +1,5 @@
 """Fixture for running generated cluster init scripts: `stub_pip`, a pip that records its argv."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from helpers import script_env
 
 __all__ = ["stub_pip"]
@@ -39,7 +39,9 @@ def stub_pip(tmp_path: Path) -> RunInitScript:
 
     def run(script: Path, exit_code: int = 0):
         env = script_env(DATABRICKS_PIP=str(pip), STUB_PIP_LOG=str(log), STUB_PIP_EXIT=str(exit_code))
-        result = subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            ["bash", str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
         calls = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
         log.unlink(missing_ok=True)
         return result, calls

@@ -21,6 +21,7 @@ Use::
 or by hand: ``python tests/keyvault_emulator.py --secret databricks-token=dapi123 [--disabled NAME=VALUE]
 [--expired NAME=VALUE]`` prints the URL and the CA file, and removes its temporary folder on Ctrl-C or SIGTERM.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,14 @@ class LoggedRequest:
 class KeyVaultEmulator:
     """An HTTPS Key Vault data plane for secrets on an ephemeral loopback port (fresh per instance)."""
 
-    def __init__(self, token: str = "kv-test-token", *, tenant: str = TENANT, page_size: int = DEFAULT_PAGE_SIZE,
-                 challenge_form: str = "resource") -> None:
+    def __init__(
+        self,
+        token: str = "kv-test-token",
+        *,
+        tenant: str = TENANT,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        challenge_form: str = "resource",
+    ) -> None:
         self.token = token
         self.tenant = tenant
         self.page_size = page_size
@@ -88,9 +95,18 @@ class KeyVaultEmulator:
         self._thread: threading.Thread | None = None
 
     # -- store ---------------------------------------------------------------------------------------------
-    def add_secret(self, name: str, value: str, *, enabled: bool = True, content_type: str | None = "text/plain",
-                   expires: int | None = None, not_before: int | None = None,
-                   tags: dict[str, str] | None = None, forbidden: bool = False) -> str:
+    def add_secret(
+        self,
+        name: str,
+        value: str,
+        *,
+        enabled: bool = True,
+        content_type: str | None = "text/plain",
+        expires: int | None = None,
+        not_before: int | None = None,
+        tags: dict[str, str] | None = None,
+        forbidden: bool = False,
+    ) -> str:
         """Add a new (current) version of `name`; return its version id. `forbidden`: reading it answers 403."""
         version = SecretVersion(uuid.uuid4().hex, value, enabled, content_type, expires, not_before, dict(tags or {}))
         with self._lock:
@@ -154,8 +170,13 @@ class KeyVaultEmulator:
 
     # -- protocol --------------------------------------------------------------------------------------------
     def _attributes(self, version: SecretVersion) -> dict:
-        attributes = {"enabled": version.enabled, "created": version.created, "updated": version.created,
-                      "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}
+        attributes = {
+            "enabled": version.enabled,
+            "created": version.created,
+            "updated": version.created,
+            "recoveryLevel": "Recoverable+Purgeable",
+            "recoverableDays": 90,
+        }
         if version.expires is not None:
             attributes["exp"] = version.expires
         if version.not_before is not None:
@@ -163,8 +184,11 @@ class KeyVaultEmulator:
         return attributes
 
     def _item(self, name: str, version: SecretVersion, with_version: bool) -> dict:
-        item = {"id": f"{self.url}/secrets/{quote(name)}" + (f"/{version.version}" if with_version else ""),
-                "attributes": self._attributes(version), "tags": version.tags}
+        item = {
+            "id": f"{self.url}/secrets/{quote(name)}" + (f"/{version.version}" if with_version else ""),
+            "attributes": self._attributes(version),
+            "tags": version.tags,
+        }
         if version.content_type:
             item["contentType"] = version.content_type
         return item
@@ -182,14 +206,16 @@ class KeyVaultEmulator:
             next_link = f"{self.url}{base}?api-version={quote(query['api-version'])}&$skiptoken={end}&maxresults={size}"
         return 200, {"value": items[start:end], "nextLink": next_link}
 
-    def respond(self, method: str, path: str, query: dict[str, str], authorization: str | None
-                ) -> tuple[int, dict | str, dict[str, str]]:
+    def respond(
+        self, method: str, path: str, query: dict[str, str], authorization: str | None
+    ) -> tuple[int, dict | str, dict[str, str]]:
         """(status, JSON body (or plain text), extra headers) for one request."""
         if authorization != f"Bearer {self.token}":
-            form = (f'scope="{RESOURCE}/.default"' if self.challenge_form == "scope" else f'resource="{RESOURCE}"')
+            form = f'scope="{RESOURCE}/.default"' if self.challenge_form == "scope" else f'resource="{RESOURCE}"'
             challenge = f'Bearer authorization="https://login.microsoftonline.com/{self.tenant}", {form}'
             headers = {"none": {}, "bare": {"WWW-Authenticate": "Bearer"}}.get(
-                self.challenge_form, {"WWW-Authenticate": challenge})
+                self.challenge_form, {"WWW-Authenticate": challenge}
+            )
             return 401, _error("Unauthorized", "AKV10000: Request is missing a Bearer or PoP token."), headers
         if not query.get("api-version"):
             return 400, _error("BadParameter", "The api-version query parameter is required."), {}
@@ -238,8 +264,11 @@ def _error(code: str, message: str) -> dict:
 
 
 def _not_found(name: str) -> dict:
-    return _error("SecretNotFound", f"A secret with (name/id) {name} was not found in this key vault. If you "
-                  "recently deleted this secret you may be able to recover it using the correct recovery command.")
+    return _error(
+        "SecretNotFound",
+        f"A secret with (name/id) {name} was not found in this key vault. If you "
+        "recently deleted this secret you may be able to recover it using the correct recovery command.",
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -259,8 +288,9 @@ class _Handler(BaseHTTPRequestHandler):
         authorization = self.headers.get("Authorization")
         status, body, headers = self.vault.respond(self.command, parts.path, query, authorization)
         with self.vault._lock:
-            self.vault.requests.append(LoggedRequest(self.command, parts.path, query, status,
-                                                     authorization == f"Bearer {self.vault.token}"))
+            self.vault.requests.append(
+                LoggedRequest(self.command, parts.path, query, status, authorization == f"Bearer {self.vault.token}")
+            )
         plain = isinstance(body, str)
         payload = (body if plain else json.dumps(body)).encode("utf-8")
         self.send_response(status)
@@ -284,12 +314,26 @@ def _assignment(text: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run a local HTTPS Key Vault emulator until Ctrl-C or SIGTERM.")
-    parser.add_argument("--token", default="kv-test-token", help="bearer token to accept (give it as AZURE_ACCESS_TOKEN)")
+    parser.add_argument(
+        "--token", default="kv-test-token", help="bearer token to accept (give it as AZURE_ACCESS_TOKEN)"
+    )
     parser.add_argument("--secret", action="append", default=[], type=_assignment, metavar="NAME=VALUE")
-    parser.add_argument("--disabled", action="append", default=[], type=_assignment, metavar="NAME=VALUE",
-                        help="a disabled secret (403 SecretDisabled when read)")
-    parser.add_argument("--expired", action="append", default=[], type=_assignment, metavar="NAME=VALUE",
-                        help="a secret that expired an hour ago")
+    parser.add_argument(
+        "--disabled",
+        action="append",
+        default=[],
+        type=_assignment,
+        metavar="NAME=VALUE",
+        help="a disabled secret (403 SecretDisabled when read)",
+    )
+    parser.add_argument(
+        "--expired",
+        action="append",
+        default=[],
+        type=_assignment,
+        metavar="NAME=VALUE",
+        help="a secret that expired an hour ago",
+    )
     parser.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE)
     args = parser.parse_args(argv)
     stop = threading.Event()

@@ -3,10 +3,10 @@
 Registered in conftest.py. Each test gets its own emulator (and port): azure-keyvault-secrets caches the
 parsed challenge per process and host:port, and the scripts run as subprocesses anyway.
 """
+
 from __future__ import annotations
 
 import pytest
-
 from helpers import script_env
 from keyvault_emulator import KeyVaultEmulator
 

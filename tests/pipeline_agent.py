@@ -12,6 +12,7 @@ Shared by tests/test_ci_pipeline_steps.py and tests/test_cd_pipeline_steps.py:
   lines of a step's output applied to later steps, and step ``condition:`` expressions
   (``and/or/not/eq/ne/coalesce/succeeded/succeededOrFailed/always/failed`` over ``variables['name']``) evaluated like the agent.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,12 @@ def agent_venv(tmp_path: Path) -> Path:
     """
     venv = tmp_path / "agent python"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    own = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                         check=True, capture_output=True, text=True).stdout.strip()
+    own = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     lines = [f"import site; site.addsitedir({ascii(directory)})\n" for directory in _site_directories()]
     (Path(own) / "_test_interpreter_site.pth").write_text("".join(lines), encoding="ascii")
     return venv
@@ -91,13 +96,20 @@ class Agent:
             env[key] = expanded
         return env
 
-    def run_bash(self, script: str, env: dict[str, str] | None = None, cwd: str | Path | None = None,
-                 timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run_bash(
+        self, script: str, env: dict[str, str] | None = None, cwd: str | Path | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         """Run one bash step (script macros expanded) and apply the variables it sets."""
         script = expand_macros(script, self.macros())
         cwd = expand_macros(str(cwd), self.macros()) if cwd is not None else None
-        result = subprocess.run(["bash", "--noprofile", "--norc", "-c", script], cwd=cwd, env=self.step_env(env),
-                                capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-c", script],
+            cwd=cwd,
+            env=self.step_env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         for command in parse_output(result.stdout):
             if (command.area, command.event) == ("task", "setvariable") and "variable" in command.properties:
                 target = self.secrets if command.properties.get("issecret", "").lower() == "true" else self.variables

@@ -13,6 +13,7 @@ published schema, see tests/data/README.md and README, "Schema test"); this modu
 Errors are pruned to the branch the author meant (the ``task:`` that matches, the ``firstProperty`` that is
 present) and reported as ``path/to/node :: message``. Loading the schema costs ~0.3 s: `validator()` caches.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from helpers import DATA
 from jsonschema import Draft7Validator, validators
 from jsonschema.exceptions import ValidationError
-
-from helpers import DATA
 
 SCHEMA_PATH = DATA / "schemas" / "azure-pipelines.schema.json"
 _EXPRESSION = re.compile(r"^\s*(\$\{\{.*\}\}|\$\[.*\]|\$\(.*\))\s*$", re.DOTALL)
@@ -38,6 +38,7 @@ _NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 
 # --- loading ---------------------------------------------------------------------------------------------------
 
+
 class _StringLoader(yaml.SafeLoader):
     """A YAML loader that resolves no implicit types: every scalar stays the string the author wrote."""
 
@@ -46,7 +47,7 @@ _StringLoader.yaml_implicit_resolvers = {}
 
 
 def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_StringLoader)  # noqa: S506 - SafeLoader subclass
+    return yaml.load(text, Loader=_StringLoader)
 
 
 def is_expression(value: Any) -> bool:
@@ -82,9 +83,11 @@ def hoist(node: Any) -> Any:
 
 # --- the extended validator ------------------------------------------------------------------------------------
 
+
 def _is_boolean(checker, instance) -> bool:
-    return isinstance(instance, bool) or (isinstance(instance, str) and (instance.strip().lower() in _BOOLEANS
-                                                                         or is_expression(instance)))
+    return isinstance(instance, bool) or (
+        isinstance(instance, str) and (instance.strip().lower() in _BOOLEANS or is_expression(instance))
+    )
 
 
 def _is_integer(checker, instance) -> bool:
@@ -107,13 +110,19 @@ def _is_null(checker, instance) -> bool:
     return instance is None or instance in ("", "~", "null", "Null", "NULL")
 
 
-_TYPE_CHECKER = Draft7Validator.TYPE_CHECKER.redefine_many({
-    "boolean": _is_boolean, "integer": _is_integer, "number": _is_number,
-    "array": _is_array, "object": _is_object, "null": _is_null,
-})
+_TYPE_CHECKER = Draft7Validator.TYPE_CHECKER.redefine_many(
+    {
+        "boolean": _is_boolean,
+        "integer": _is_integer,
+        "number": _is_number,
+        "array": _is_array,
+        "object": _is_object,
+        "null": _is_null,
+    }
+)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE if ignore_case else 0)
 
@@ -156,14 +165,19 @@ def _additional_properties(validator, additional, instance, schema) -> Iterator[
         return
     properties = schema.get("properties", {})
     patterns = schema.get("patternProperties", {})
-    extras = [key for key in instance
-              if _lookup(properties, key) is None and not any(_regex(p, False).search(str(key)) for p in patterns)]
+    extras = [
+        key
+        for key in instance
+        if _lookup(properties, key) is None and not any(_regex(p, False).search(str(key)) for p in patterns)
+    ]
     if isinstance(additional, dict):
         for key in extras:
             yield from validator.descend(instance[key], additional, path=key)
     elif additional is False and extras:
         verb = "was" if len(extras) == 1 else "were"
-        yield ValidationError(f"Additional properties are not allowed ({', '.join(map(repr, extras))} {verb} unexpected)")
+        yield ValidationError(
+            f"Additional properties are not allowed ({', '.join(map(repr, extras))} {verb} unexpected)"
+        )
 
 
 def _required(validator, required, instance, schema) -> Iterator[ValidationError]:
@@ -231,7 +245,7 @@ def schema() -> dict[str, Any]:
     return document
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def validator(definition: str | None = None) -> Draft7Validator:
     """The (cached) validator for the whole schema, or for ``#/definitions/<definition>``."""
     root = schema()
@@ -240,6 +254,7 @@ def validator(definition: str | None = None) -> Draft7Validator:
 
 
 # --- error pruning ---------------------------------------------------------------------------------------------
+
 
 def _deref(branch: Any) -> Any:
     seen = 0

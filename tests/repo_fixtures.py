@@ -23,6 +23,7 @@ pytest, packaging), so `install_requirements.py --pip-arg=--no-index` succeeds w
 
 Register: ``from repo_fixtures import *`` in conftest.py provides the fixtures ``sample_repo`` and ``odd_repo``.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT
 
 __all__ = ["make_repo", "RepoShape", "SAMPLE", "ODD", "sample_repo", "odd_repo"]
@@ -148,11 +148,23 @@ def _make_odd(root: Path) -> None:
     # libs/alpha: src/ layout, pyproject only.
     alpha = "libs/alpha/"
     _write(root, alpha + "pyproject.toml", _pyproject("alpha", '\n[tool.setuptools.packages.find]\nwhere = ["src"]\n'))
-    _write(root, alpha + "src/alpha_lib/__init__.py", '"""alpha: greets."""\n\ndef greet(name):\n    return f"hello {name}"\n')
-    _write(root, alpha + "tests/test_alpha.py", "from alpha_lib import greet\n\ndef test_greet():\n    assert greet('x') == 'hello x'\n")
+    _write(
+        root,
+        alpha + "src/alpha_lib/__init__.py",
+        '"""alpha: greets."""\n\ndef greet(name):\n    return f"hello {name}"\n',
+    )
+    _write(
+        root,
+        alpha + "tests/test_alpha.py",
+        "from alpha_lib import greet\n\ndef test_greet():\n    assert greet('x') == 'hello x'\n",
+    )
     _write(root, alpha + "requirements/common.txt", "requests>=2.31\n")
     _write(root, alpha + "requirements/dev.txt", "-r common.txt\npytest>=8.0\n")
-    _write(root, alpha + "notebooks/overview.py", _NOTEBOOK_PY.format(body="from alpha_lib import greet\nprint(greet('alpha'))"))
+    _write(
+        root,
+        alpha + "notebooks/overview.py",
+        _NOTEBOOK_PY.format(body="from alpha_lib import greet\nprint(greet('alpha'))"),
+    )
     _write(root, alpha + "README.md", "# alpha\n")
 
     # beta: setup.py + setup.cfg, deep notebooks in every language, leftovers of an earlier build.
@@ -164,7 +176,11 @@ def _make_odd(root: Path) -> None:
         "[metadata]\nname = beta\nversion = 2.1\n\n[options]\npackages = find:\npython_requires = >=3.10\n\n"
         "[options.packages.find]\ninclude = beta, beta.*\n",
     )
-    _write(root, beta + "pyproject.toml", '[build-system]\nrequires = ["setuptools>=69"]\nbuild-backend = "setuptools.build_meta"\n')
+    _write(
+        root,
+        beta + "pyproject.toml",
+        '[build-system]\nrequires = ["setuptools>=69"]\nbuild-backend = "setuptools.build_meta"\n',
+    )
     _write(root, beta + "beta/__init__.py", '"""beta: sums."""\n\ndef total(values):\n    return sum(values)\n')
     _write(root, beta + "beta/core/__init__.py", "")
     _write(root, beta + "beta_test.py", "from beta import total\n\ndef test_total():\n    assert total([1, 2]) == 3\n")
@@ -178,14 +194,24 @@ def _make_odd(root: Path) -> None:
         beta + "notebooks/reports/daily/summary.ipynb",
         json.dumps(
             {
-                "cells": [{"cell_type": "code", "metadata": {}, "source": ["print(1)"], "outputs": [], "execution_count": None}],
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "metadata": {},
+                        "source": ["print(1)"],
+                        "outputs": [],
+                        "execution_count": None,
+                    }
+                ],
                 "metadata": {"language_info": {"name": "python"}},
                 "nbformat": 4,
                 "nbformat_minor": 5,
             }
         ),
     )
-    _write(root, beta + "notebooks/reports/weekly/deep/nested/rollup.scala", "// Databricks notebook source\nprintln(1)\n")
+    _write(
+        root, beta + "notebooks/reports/weekly/deep/nested/rollup.scala", "// Databricks notebook source\nprintln(1)\n"
+    )
     _write(root, beta + "notebooks/reports/README.md", "not a notebook\n")
     _write(root, beta + "notebooks/draft.local.py", _NOTEBOOK_PY.format(body="# ignored by *.local.py"))
     _write(root, beta + "build/lib/beta/__init__.py", "STALE = True\n")
@@ -197,9 +223,15 @@ def _make_odd(root: Path) -> None:
     gamma = "gamma pkg/"
     _write(root, gamma + "pyproject.toml", _pyproject("gamma-pkg", '\n[tool.setuptools]\npackages = ["gamma"]\n'))
     _write(root, gamma + "gamma/__init__.py", '"""gamma: doubles."""\n\ndef double(x):\n    return 2 * x\n')
-    _write(root, gamma + "tests/test_gamma.py", "from gamma import double\n\ndef test_double():\n    assert double(2) == 4\n")
+    _write(
+        root,
+        gamma + "tests/test_gamma.py",
+        "from gamma import double\n\ndef test_double():\n    assert double(2) == 4\n",
+    )
     _write(root, gamma + "requirements/base.txt", "packaging>=23\n")
-    _write(root, gamma + "requirements/common.txt", "# shared with alpha\n--prefer-binary\nrequests>=2.31\n-r base.txt\n")
+    _write(
+        root, gamma + "requirements/common.txt", "# shared with alpha\n--prefer-binary\nrequests>=2.31\n-r base.txt\n"
+    )
     _write(root, gamma + "requirements/dev.txt", "-r common.txt\npytest>=8.0\n")
     _write(root, gamma + "notebooks/with space/first notebook.py", _NOTEBOOK_PY.format(body="import gamma"))
     _write(root, gamma + ".gitignore", "local/\n")

@@ -1,4 +1,5 @@
 """ado.py: escaping, secrets and injection, checked against a decoder that follows the agent's rules."""
+
 from __future__ import annotations
 
 import base64
@@ -8,7 +9,6 @@ import re
 import sys
 
 import pytest
-
 from agent_decoder import parse_line, parse_output
 
 from cicdkit import ado
@@ -67,9 +67,7 @@ def test_single_line_secret_only_inside_issecret_command(pipeline, capsys, value
     ado.set_variable("token", value, secret=True)
     captured = capsys.readouterr()
     commands = parse_output(captured.out)
-    assert [(c.event, c.properties) for c in commands] == [
-        ("setvariable", {"variable": "token", "issecret": "true"})
-    ]
+    assert [(c.event, c.properties) for c in commands] == [("setvariable", {"variable": "token", "issecret": "true"})]
     assert commands[0].data == value
     assert captured.err == ""
 
@@ -207,7 +205,17 @@ LIVE = re.compile(r"##(vso)?\[", re.IGNORECASE)
 def test_inert_stream_neutralises_a_command_printed_in_pieces():
     target = io.StringIO()
     stream = ado.InertStream(target)
-    pieces = ["value: #", "#", "v", "S", "o[task.setvariable variable=x]1\n", "##", "[error]fake\n", "a ##vso", "[x.y]z"]
+    pieces = [
+        "value: #",
+        "#",
+        "v",
+        "S",
+        "o[task.setvariable variable=x]1\n",
+        "##",
+        "[error]fake\n",
+        "a ##vso",
+        "[x.y]z",
+    ]
     for piece in pieces:
         stream.write(piece)
     stream.write("\nends with ##")

@@ -1,4 +1,5 @@
 """atomic.py: a target holds its old content or the whole new one, never a part; nothing is left behind."""
+
 from __future__ import annotations
 
 import os

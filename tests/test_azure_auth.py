@@ -1,5 +1,6 @@
 """azure_auth: which credential each --auth mode builds and what auto picks. Only the azure-identity credential
 classes are replaced (a cloud login cannot run here); nothing makes HTTP calls."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,7 @@ import time
 import azure.identity
 import pytest
 
-from cicdkit import azure_auth
-from cicdkit import keyvault
+from cicdkit import azure_auth, keyvault
 from cicdkit.errors import UsageError
 
 PIPELINES = {
@@ -38,8 +38,14 @@ class Recorder:
 @pytest.fixture
 def recorded(monkeypatch):
     Recorder.calls = []
-    for name in ("AzurePipelinesCredential", "AzureCliCredential", "ClientSecretCredential",
-                 "CertificateCredential", "ManagedIdentityCredential", "DefaultAzureCredential"):
+    for name in (
+        "AzurePipelinesCredential",
+        "AzureCliCredential",
+        "ClientSecretCredential",
+        "CertificateCredential",
+        "ManagedIdentityCredential",
+        "DefaultAzureCredential",
+    ):
         monkeypatch.setattr(azure.identity, name, type(name, (Recorder,), {}))
     # credential() exports SYSTEM_OIDCREQUESTURI for azure-identity; keep the test process clean.
     monkeypatch.delenv("SYSTEM_OIDCREQUESTURI", raising=False)
@@ -113,18 +119,32 @@ def test_token_requests_are_bounded_by_small_documented_values():
 
 def test_pipelines_credential_arguments(recorded):
     cred, description = azure_auth.credential("auto", {"PATH": "/nonexistent", **PIPELINES})
-    assert recorded == [("AzurePipelinesCredential", (), {
-        "tenant_id": "tenant-guid", "client_id": "client-guid",
-        "service_connection_id": "11111111-2222-3333-4444-555555555555",
-        "system_access_token": "system-access-token-secret", **BOUNDED})]
+    assert recorded == [
+        (
+            "AzurePipelinesCredential",
+            (),
+            {
+                "tenant_id": "tenant-guid",
+                "client_id": "client-guid",
+                "service_connection_id": "11111111-2222-3333-4444-555555555555",
+                "system_access_token": "system-access-token-secret",
+                **BOUNDED,
+            },
+        )
+    ]
     assert os.environ["SYSTEM_OIDCREQUESTURI"] == PIPELINES["SYSTEM_OIDCREQUESTURI"]
     assert description.startswith("AzurePipelinesCredential (service connection 11111111-")
     assert "auto-detected" in description and "system-access-token-secret" not in description
 
 
 def test_pipelines_accepts_azure_variable_names_and_alias(recorded):
-    env = {"SYSTEM_OIDCREQUESTURI": "https://x", "SYSTEM_ACCESSTOKEN": "s", "AZURE_SERVICE_CONNECTION_ID": "sc",
-           "AZURE_CLIENT_ID": "c", "AZURE_TENANT_ID": "t"}
+    env = {
+        "SYSTEM_OIDCREQUESTURI": "https://x",
+        "SYSTEM_ACCESSTOKEN": "s",
+        "AZURE_SERVICE_CONNECTION_ID": "sc",
+        "AZURE_CLIENT_ID": "c",
+        "AZURE_TENANT_ID": "t",
+    }
     azure_auth.credential("azure-pipelines", env)
     assert recorded[0][2]["service_connection_id"] == "sc" and recorded[0][2]["client_id"] == "c"
 
@@ -135,19 +155,38 @@ def test_other_modes_build_the_named_credential(recorded, fake_az):
     assert description == "AzureCliCredential (--auth azure-cli)"
 
     _, description = azure_auth.credential("environment", CLIENT_SECRET)
-    assert recorded[-1] == ("ClientSecretCredential", (), {"tenant_id": "t", "client_id": "c", "client_secret": "client-secret-value", **BOUNDED})
+    assert recorded[-1] == (
+        "ClientSecretCredential",
+        (),
+        {"tenant_id": "t", "client_id": "c", "client_secret": "client-secret-value", **BOUNDED},
+    )
     assert "client-secret-value" not in description
 
-    azure_auth.credential("azure-client-secret", {"ARM_TENANT_ID": "at", "ARM_CLIENT_ID": "ac", "ARM_CLIENT_SECRET": "as"})
-    assert recorded[-1] == ("ClientSecretCredential", (), {"tenant_id": "at", "client_id": "ac", "client_secret": "as", **BOUNDED})
+    azure_auth.credential(
+        "azure-client-secret", {"ARM_TENANT_ID": "at", "ARM_CLIENT_ID": "ac", "ARM_CLIENT_SECRET": "as"}
+    )
+    assert recorded[-1] == (
+        "ClientSecretCredential",
+        (),
+        {"tenant_id": "at", "client_id": "ac", "client_secret": "as", **BOUNDED},
+    )
 
-    azure_auth.credential("environment", {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_CERTIFICATE_PATH": "/c.pem"})
-    assert recorded[-1] == ("CertificateCredential", ("t", "c"), {"certificate_path": "/c.pem", "password": None, **BOUNDED})
+    azure_auth.credential(
+        "environment", {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_CERTIFICATE_PATH": "/c.pem"}
+    )
+    assert recorded[-1] == (
+        "CertificateCredential",
+        ("t", "c"),
+        {"certificate_path": "/c.pem", "password": None, **BOUNDED},
+    )
 
     _, description = azure_auth.credential("managed-identity", {})
     assert recorded[-1] == ("ManagedIdentityCredential", (), BOUNDED) and "system-assigned" in description
     _, description = azure_auth.credential("azure-msi", {"AZURE_CLIENT_ID": "uami"})
-    assert recorded[-1] == ("ManagedIdentityCredential", (), {"client_id": "uami", **BOUNDED}) and "user-assigned uami" in description
+    assert (
+        recorded[-1] == ("ManagedIdentityCredential", (), {"client_id": "uami", **BOUNDED})
+        and "user-assigned uami" in description
+    )
 
     with pytest.raises(UsageError, match="AZURE_CLIENT_SECRET"):
         azure_auth.credential("environment", {"AZURE_TENANT_ID": "t"})
@@ -157,6 +196,7 @@ def test_other_modes_build_the_named_credential(recorded, fake_az):
 def _jwt(exp: int) -> str:
     def part(data):
         return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
     return f"{part({'alg': 'none'})}.{part({'exp': exp, 'aud': 'https://vault.azure.net'})}.sig"
 
 
@@ -166,7 +206,9 @@ def test_token_mode(recorded):
     token = cred.get_token(azure_auth.DATABRICKS_SCOPE, tenant_id="x", enable_cae=True)
     assert (token.token, token.expires_on) == (jwt, 2_000_000_000)
     assert jwt not in repr(cred) and jwt not in description
-    cred, _ = azure_auth.credential("token", {"AZURE_ACCESS_TOKEN": "opaque", "AZURE_ACCESS_TOKEN_EXPIRES_ON": "4102444800"})
+    cred, _ = azure_auth.credential(
+        "token", {"AZURE_ACCESS_TOKEN": "opaque", "AZURE_ACCESS_TOKEN_EXPIRES_ON": "4102444800"}
+    )
     assert cred.get_token("s").expires_on == 4102444800
     cred, _ = azure_auth.credential("token", {"AZURE_ACCESS_TOKEN": "opaque"})
     assert cred.get_token("s").expires_on > time.time() + 3000
@@ -199,8 +241,12 @@ def test_scrub_removes_known_secrets_bearer_tokens_and_jwts():
 
 @pytest.mark.parametrize(
     "name,style,prefix,expected",
-    [("databricks-token", "keep", "", "databricks-token"), ("databricks-token", "underscore", "", "databricks_token"),
-     ("databricks-token", "upper", "", "DATABRICKS_TOKEN"), ("sql-pw", "upper", "KV_", "KV_SQL_PW")],
+    [
+        ("databricks-token", "keep", "", "databricks-token"),
+        ("databricks-token", "underscore", "", "databricks_token"),
+        ("databricks-token", "upper", "", "DATABRICKS_TOKEN"),
+        ("sql-pw", "upper", "KV_", "KV_SQL_PW"),
+    ],
 )
 def test_variable_name(name, style, prefix, expected):
     assert keyvault.variable_name(name, style, prefix) == expected
@@ -211,7 +257,9 @@ def test_map_names_collisions_are_case_insensitive():
     with pytest.raises(UsageError, match="both map to pipeline variable"):
         keyvault.map_names(refs, "keep")
     assert keyvault.map_names([keyvault.SecretRef("a-b"), keyvault.SecretRef("a-c")], "upper") == {
-        keyvault.SecretRef("a-b"): "A_B", keyvault.SecretRef("a-c"): "A_C"}
+        keyvault.SecretRef("a-b"): "A_B",
+        keyvault.SecretRef("a-c"): "A_C",
+    }
 
 
 def test_skip_reason():

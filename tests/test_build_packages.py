@@ -1,4 +1,5 @@
 """build_packages.py: one wheel per package holding only its own code, stamped versions, all-or-nothing output."""
+
 from __future__ import annotations
 
 import subprocess
@@ -7,11 +8,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line_error, run_script, script_env
+from repo_fixtures import ODD
 from wheel.wheelfile import WheelFile
 
 from cicdkit import packages, wheels
-from helpers import assert_one_line_error, run_script, script_env
-from repo_fixtures import ODD
 
 
 def wheel_members(path: Path) -> list[str]:
@@ -29,8 +30,13 @@ def assert_valid_wheel(path: Path) -> None:
 def test_sample_packages_build_into_separate_stamped_wheels(sample_repo, tmp_path):
     out = tmp_path / "wheels out"
     result = run_script(
-        "build_packages.py", "--out-dir", out, "--version-suffix", ".dev42",
-        sample_repo / "package1", sample_repo / "package2",
+        "build_packages.py",
+        "--out-dir",
+        out,
+        "--version-suffix",
+        ".dev42",
+        sample_repo / "package1",
+        sample_repo / "package2",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     built = sorted(path.name for path in out.iterdir())
@@ -55,17 +61,45 @@ def test_stamped_wheel_installs_with_the_new_version(sample_repo, tmp_path):
     wheel = out / "package1-1.0.0+abc1234-py3-none-any.whl"
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--disable-pip-version-check", "--target", str(target), str(wheel)],
-        check=True, capture_output=True, env=script_env(),
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        env=script_env(),
     )
     probe = "import importlib.metadata as m, package1; print(m.version('package1'), package1.check([], []).passed)"
-    shown = subprocess.run([sys.executable, "-c", probe], env=script_env(PYTHONPATH=str(target)), capture_output=True, text=True, check=True)
+    shown = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=script_env(PYTHONPATH=str(target)),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert shown.stdout.split() == ["1.0.0+abc1234", "True"]
 
 
 def test_odd_repo_packages_each_contain_only_their_own_code(odd_repo, tmp_path):
     out = tmp_path / "out"
-    result = run_script("build_packages.py", "--out-dir", out, "--root", odd_repo, "--variable", "wheel_files", env=script_env(TF_BUILD="True"))
+    result = run_script(
+        "build_packages.py",
+        "--out-dir",
+        out,
+        "--root",
+        odd_repo,
+        "--variable",
+        "wheel_files",
+        env=script_env(TF_BUILD="True"),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     infos = {info.distribution: info for info in map(wheels.inspect, sorted(out.glob("*.whl")))}
     assert {name: list(info.top_level) for name, info in infos.items()} == ODD.import_packages
@@ -78,7 +112,9 @@ def test_odd_repo_packages_each_contain_only_their_own_code(odd_repo, tmp_path):
 
 
 def test_setup_files_variable_is_accepted(sample_repo, tmp_path):
-    setup_files = ",".join(str(p) for p in [sample_repo / "package2" / "pyproject.toml", sample_repo / "package2" / "setup.py"])
+    setup_files = ",".join(
+        str(p) for p in [sample_repo / "package2" / "pyproject.toml", sample_repo / "package2" / "setup.py"]
+    )
     result = run_script("build_packages.py", "--out-dir", tmp_path / "out", setup_files)
     assert result.returncode == 0, result.stdout + result.stderr
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["package2-1.0.0-py3-none-any.whl"]
@@ -100,16 +136,29 @@ def test_a_failing_package_is_named_and_nothing_is_written(sample_repo, tmp_path
 
 def test_bad_suffix_and_bad_folders_fail_before_building(sample_repo, tmp_path):
     out = tmp_path / "out"
-    assert_one_line_error(run_script("build_packages.py", "--out-dir", out, "--version-suffix=-nightly!", sample_repo / "package1"), 2, "PEP 440")
+    assert_one_line_error(
+        run_script("build_packages.py", "--out-dir", out, "--version-suffix=-nightly!", sample_repo / "package1"),
+        2,
+        "PEP 440",
+    )
     assert_one_line_error(run_script("build_packages.py", "--out-dir", out, tmp_path / "missing"), 2, "does not exist")
-    assert_one_line_error(run_script("build_packages.py", "--out-dir", out, sample_repo / "package1" / "notebooks"), 2, "no pyproject.toml")
+    assert_one_line_error(
+        run_script("build_packages.py", "--out-dir", out, sample_repo / "package1" / "notebooks"),
+        2,
+        "no pyproject.toml",
+    )
     assert_one_line_error(run_script("build_packages.py", "--out-dir", out), 2, "PACKAGE_DIRs or --root")
     assert not out.exists() or not list(out.glob("*.whl"))
 
 
 def test_restamp_is_reproducible_and_refuses_a_second_local_part(sample_repo, tmp_path):
     out = tmp_path / "out"
-    assert run_script("build_packages.py", "--out-dir", out, "--version-suffix", "+local", sample_repo / "package1").returncode == 0
+    assert (
+        run_script(
+            "build_packages.py", "--out-dir", out, "--version-suffix", "+local", sample_repo / "package1"
+        ).returncode
+        == 0
+    )
     wheel = next(out.glob("*.whl"))
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir(), second.mkdir()
@@ -138,7 +187,9 @@ def test_isolation_is_needed_only_when_build_requirements_are_missing(requires, 
 
 def test_a_build_past_its_deadline_fails_cleanly(sample_repo, tmp_path):
     # No interpreter starts, let alone builds a wheel, within 10 ms: the deadline always expires.
-    result = run_script("build_packages.py", "--out-dir", tmp_path / "out", "--timeout", "0.01", sample_repo / "package1")
+    result = run_script(
+        "build_packages.py", "--out-dir", tmp_path / "out", "--timeout", "0.01", sample_repo / "package1"
+    )
     assert_one_line_error(result, 1, "package1 (build did not finish within 0.01s)")
     assert not list((tmp_path / "out").glob("*.whl"))
 
@@ -165,11 +216,17 @@ def test_a_link_leaving_the_package_is_refused_before_any_build(sample_repo, tmp
         path.unlink()
     path.symlink_to(target, target_is_directory=kind == "folder")
     out = tmp_path / "out"
-    chosen = [sample_repo / "package2", sample_repo / "package1"] if select == "PACKAGE_DIR" else ["--root", sample_repo]
+    chosen = (
+        [sample_repo / "package2", sample_repo / "package1"] if select == "PACKAGE_DIR" else ["--root", sample_repo]
+    )
     result = run_script("build_packages.py", "--out-dir", out, *chosen)
     package = (sample_repo / "package1").resolve()
-    assert_one_line_error(result, 2, f"error: {package}/{link.split('/', 1)[1]} is a symlink to {target}, outside {package} "
-                                     f"(replace the link with the file, or move its target inside {package})")
+    assert_one_line_error(
+        result,
+        2,
+        f"error: {package}/{link.split('/', 1)[1]} is a symlink to {target}, outside {package} "
+        f"(replace the link with the file, or move its target inside {package})",
+    )
     assert "building" not in result.stdout  # refused before any build started (package2's neither)
     assert not out.exists()
 
@@ -194,7 +251,9 @@ def test_link_loops_in_a_package_are_one_line_errors(sample_repo, tmp_path, link
     assert not (tmp_path / "out").exists()
 
 
-def test_links_inside_the_package_are_built_with_their_content_and_skipped_folders_are_not_checked(sample_repo, tmp_path):
+def test_links_inside_the_package_are_built_with_their_content_and_skipped_folders_are_not_checked(
+    sample_repo, tmp_path
+):
     code = sample_repo / "package1" / "package1"
     (code / "rules_again.py").symlink_to("rules.py")
     (sample_repo / "package1" / ".venv").symlink_to(sys.prefix, target_is_directory=True)  # never copied, never read

@@ -8,6 +8,7 @@ plain variable DATABRICKS_HOST (a variable group would do that) and the token as
 Tasks are the agent's business: DownloadPipelineArtifact@2 is a copy, UsePythonVersion a virtualenv; the Key
 Vault step must be skipped by its own condition (target `local` names no vault).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import pytest
-
 import pipeline_schema
+import pytest
 from deploy_fixtures import WRITE_METHODS
 from helpers import DATA, ROOT, run_script
 from pipeline_agent import Agent, agent_venv, expand_macros, expand_parameters
@@ -32,14 +32,25 @@ CLUSTERS = ("0101-000000-local001", "0101-000000-local002")
 LIBRARIES = "/Workspace/Shared/ci-cd/local/libraries"
 INIT_SCRIPT = "/Workspace/Shared/ci-cd/local/init.sh"
 NOTEBOOKS = "/Workspace/Shared/ci-cd/local/notebooks"
-STEPS = ["Extract the artifact", "Verify the artifact against its MANIFEST", "Install the scripts' requirements",
-         "Read config for local", "Upload wheels and requirements", "Create the init script for local",
-         "Upload the init script", "Attach the init script to the clusters", "Install libraries on the clusters",
-         "Deploy notebooks", "Run the test notebooks", "Evaluate the test notebook runs"]
+STEPS = [
+    "Extract the artifact",
+    "Verify the artifact against its MANIFEST",
+    "Install the scripts' requirements",
+    "Read config for local",
+    "Upload wheels and requirements",
+    "Create the init script for local",
+    "Upload the init script",
+    "Attach the init script to the clusters",
+    "Install libraries on the clusters",
+    "Deploy notebooks",
+    "Run the test notebooks",
+    "Evaluate the test notebook runs",
+]
 JUNIT_SCHEMA = DATA / "junit" / "JUnit.xsd"
 
 
 # ---- the template, expanded the way the agent expands it -------------------------------------------------------
+
 
 def _load(name: str) -> dict:
     return pipeline_schema.load_yaml((TEMPLATES / name).read_text(encoding="utf-8"))
@@ -60,7 +71,7 @@ def _databricks_step(given: dict[str, str]) -> list[dict]:
     parameters = {p["name"]: p.get("default", "") for p in template["parameters"]} | given
     steps = []
     for item in template["steps"]:
-        (key, body), = item.items()
+        ((key, body),) = item.items()
         if key.replace(" ", "") == "${{if eq(parameters.auth,'azure-cli')}}".replace(" ", ""):
             chosen = parameters["auth"] == "azure-cli"
         else:
@@ -91,9 +102,16 @@ def run_cd(work: Path, artifact_zip: Path, workspace, venv: Path) -> dict[str, s
     """One CD stage run for target local on a fresh runner (`work`); returns step name -> result, in order."""
     variables, steps = cd_job({"target": TARGET, "environment": "databricks-local", "serviceConnection": "sc-local"})
     (work / "s").mkdir(parents=True)
-    agent = Agent(venv, variables={"Pipeline.Workspace": str(work), "Agent.TempDirectory": str(work / "_temp"),
-                                   "System.DefaultWorkingDirectory": str(work / "s"), "DATABRICKS_HOST": workspace.url},
-                  secrets={"databricks-token": TOKEN})
+    agent = Agent(
+        venv,
+        variables={
+            "Pipeline.Workspace": str(work),
+            "Agent.TempDirectory": str(work / "_temp"),
+            "System.DefaultWorkingDirectory": str(work / "s"),
+            "DATABRICKS_HOST": workspace.url,
+        },
+        secrets={"databricks-token": TOKEN},
+    )
     for name, value in variables.items():
         agent.variables[name] = expand_macros(value, agent.variables)
     ran: dict[str, subprocess.CompletedProcess[str]] = {}
@@ -124,7 +142,9 @@ def run_cd(work: Path, artifact_zip: Path, workspace, venv: Path) -> dict[str, s
         assert "bash" in step, f"unexpected step {step}"
         if not agent.condition(step.get("condition")):
             continue
-        result = agent.run_bash(step["bash"], env=step.get("env"), cwd=step.get("workingDirectory", "$(System.DefaultWorkingDirectory)"))
+        result = agent.run_bash(
+            step["bash"], env=step.get("env"), cwd=step.get("workingDirectory", "$(System.DefaultWorkingDirectory)")
+        )
         ran[step["displayName"]] = result
         assert result.returncode == 0, f"step {step['displayName']!r} failed\n{result.stdout}\n{result.stderr}"
     for result in ran.values():
@@ -151,6 +171,7 @@ def check_tests_published(ran) -> None:
 
 # ---- a real CI artifact ------------------------------------------------------------------------------------------
 
+
 def build_artifact(work: Path, version_suffix: str) -> Path:
     """The CI chain's scripts on the repo's packages, init script for the CI target dev, as the CI stage does."""
     staging, out = work / "staging", work / "drop" / "artifact.zip"
@@ -159,8 +180,19 @@ def build_artifact(work: Path, version_suffix: str) -> Path:
         ("build_packages.py", "--root", ROOT, "--out-dir", staging / "wheels", "--version-suffix", version_suffix),
         ("copy_notebooks.py", ROOT, staging / "notebooks"),
         ("merge_requirements.py", "--kind", "common", "--root", ROOT, "--out", staging / "requirements.txt"),
-        ("create_init_script.py", "--out", staging / "init" / "init.sh", "--requirements", staging / "requirements.txt",
-         "--wheel-dir", staging / "wheels", "--config", config, "-t", "dev"),
+        (
+            "create_init_script.py",
+            "--out",
+            staging / "init" / "init.sh",
+            "--requirements",
+            staging / "requirements.txt",
+            "--wheel-dir",
+            staging / "wheels",
+            "--config",
+            config,
+            "-t",
+            "dev",
+        ),
         ("package_artifact.py", staging, out, "--config", config, "-t", "dev"),
     ):
         result = run_script(name, *args, cwd=work)
@@ -198,8 +230,11 @@ def workspace():
 
 def artifact_files(artifact_zip: Path, prefix: str) -> dict[str, bytes]:
     with zipfile.ZipFile(artifact_zip) as archive:
-        return {name[len(prefix):]: archive.read(name) for name in archive.namelist()
-                if name.startswith(prefix) and not name.endswith("/")}
+        return {
+            name[len(prefix) :]: archive.read(name)
+            for name in archive.namelist()
+            if name.startswith(prefix) and not name.endswith("/")
+        }
 
 
 def bounces(ws) -> dict[str, list[str]]:
@@ -208,8 +243,11 @@ def bounces(ws) -> dict[str, list[str]]:
 
 def writes(ws) -> list[str]:
     """Writes that deploy something (test runs submitted and cancelled are not a deployment)."""
-    return [f"{r.method} {r.path}" for r in ws.requests
-            if r.path.startswith("/api/") and r.method in WRITE_METHODS and "/jobs/runs/" not in r.path]
+    return [
+        f"{r.method} {r.path}"
+        for r in ws.requests
+        if r.path.startswith("/api/") and r.method in WRITE_METHODS and "/jobs/runs/" not in r.path
+    ]
 
 
 def check_deployed(ws, artifact_zip: Path) -> None:
@@ -229,7 +267,9 @@ def check_deployed(ws, artifact_zip: Path) -> None:
         details = ws.cluster(cluster)
         assert details["state"] == "RUNNING", details
         assert details["init_scripts"] == [{"workspace": {"destination": INIT_SCRIPT}}], details
-        statuses = {s["library"].get("whl", json.dumps(s["library"])): s["status"] for s in ws.library_statuses(cluster)}
+        statuses = {
+            s["library"].get("whl", json.dumps(s["library"])): s["status"] for s in ws.library_statuses(cluster)
+        }
         assert statuses == {f"{LIBRARIES}/{name}": "INSTALLED" for name in wheels}, (cluster, statuses)
 
     notebooks = artifact_files(artifact_zip, "notebooks/")
@@ -244,10 +284,13 @@ def check_nothing_changed(ws, ran: dict[str, subprocess.CompletedProcess[str]]) 
     """Zero writes and zero cluster bounces, and every Databricks step says that nothing changed, and why."""
     assert writes(ws) == [], writes(ws)
     assert ws.bounces == []
-    says = {"Upload wheels and requirements": "(same SHA-256)", "Upload the init script": "(same SHA-256)",
-            "Attach the init script to the clusters": "already attached",
-            "Install libraries on the clusters": "libraries already installed",
-            "Deploy notebooks": "nothing to change: the workspace matches the source"}
+    says = {
+        "Upload wheels and requirements": "(same SHA-256)",
+        "Upload the init script": "(same SHA-256)",
+        "Attach the init script to the clusters": "already attached",
+        "Install libraries on the clusters": "libraries already installed",
+        "Deploy notebooks": "nothing to change: the workspace matches the source",
+    }
     for step, reason in says.items():
         out = ran[step].stdout
         assert re.search(r": 0 changed, [1-9]\d* unchanged in ", out), f"{step}:\n{out}"
@@ -256,6 +299,7 @@ def check_nothing_changed(ws, ran: dict[str, subprocess.CompletedProcess[str]]) 
 
 
 # ---- the tests ---------------------------------------------------------------------------------------------------
+
 
 def test_cd_steps_deploy_the_artifact_to_two_clusters_and_a_rerun_changes_nothing(tmp_path, artifacts, workspace):
     ws, venv = workspace, agent_venv(tmp_path)

@@ -1,5 +1,6 @@
 """The CD stage template keeps its contract: parameters, a deployment job on the Environment, the artifact of this
 run, and secrets reaching steps only through ``env:`` mappings. (Schema validity: tests/test_pipelines_schema.py.)"""
+
 from __future__ import annotations
 
 import re
@@ -7,7 +8,6 @@ import subprocess
 import sys
 
 import yaml
-
 from helpers import ROOT, SCRIPTS, run_script, script_env
 
 TEMPLATES = ROOT / "pipelines" / "templates"
@@ -22,7 +22,9 @@ def walk_steps(node):
     """Every step mapping, including steps inside ${{ if }} blocks."""
     if isinstance(node, list):
         for item in node:
-            if isinstance(item, dict) and any(key in item for key in ("task", "bash", "script", "template", "download")):
+            if isinstance(item, dict) and any(
+                key in item for key in ("task", "bash", "script", "template", "download")
+            ):
                 yield item
             yield from walk_steps(item)
     elif isinstance(node, dict):
@@ -44,14 +46,22 @@ def strings_outside_env(node, inside_env=False):
 def test_parameters_follow_the_contract():
     parameters = {p["name"]: p for p in load("cd-stage.yml")["parameters"]}
     expected = {
-        "target": ("string", None), "environment": ("string", None), "serviceConnection": ("string", None),
-        "variableGroup": ("string", ""), "artifactName": ("string", "drop"), "pythonVersion": ("string", "3.11"),
-        "configFile": ("string", "config.json"), "dependsOn": ("object", []), "condition": ("string", "succeeded()"),
+        "target": ("string", None),
+        "environment": ("string", None),
+        "serviceConnection": ("string", None),
+        "variableGroup": ("string", ""),
+        "artifactName": ("string", "drop"),
+        "pythonVersion": ("string", "3.11"),
+        "configFile": ("string", "config.json"),
+        "dependsOn": ("object", []),
+        "condition": ("string", "succeeded()"),
     }
     for name, (kind, default) in expected.items():
         assert parameters[name]["type"] == kind, name
         assert parameters[name].get("default") == default, name
-    assert all("default" in p for name, p in parameters.items() if name not in ("target", "environment", "serviceConnection"))
+    assert all(
+        "default" in p for name, p in parameters.items() if name not in ("target", "environment", "serviceConnection")
+    )
 
 
 def test_deployment_job_on_the_environment_with_the_artifact_of_this_run():
@@ -65,12 +75,27 @@ def test_deployment_job_on_the_environment_with_the_artifact_of_this_run():
     assert download["inputs"]["buildType"] == "current"
     names = [step.get("name") for step in steps]
     assert "config" in names and "secrets" in names
-    order = [step.get("inputs", {}).get("inlineScript", "") + step.get("bash", "") + str(step.get("parameters", {}).get("script", ""))
-             for step in steps]
-    positions = [next(i for i, text in enumerate(order) if script in text) for script in
-                 ("package_artifact.py --verify", "read_config.py", "fetch_secrets.py", "upload_files.py",
-                  "create_init_script.py", "attach_init_script.py", "install_libraries.py", "deploy_notebooks.py",
-                  "run_notebooks.py", "evaluate_runs.py")]
+    order = [
+        step.get("inputs", {}).get("inlineScript", "")
+        + step.get("bash", "")
+        + str(step.get("parameters", {}).get("script", ""))
+        for step in steps
+    ]
+    positions = [
+        next(i for i, text in enumerate(order) if script in text)
+        for script in (
+            "package_artifact.py --verify",
+            "read_config.py",
+            "fetch_secrets.py",
+            "upload_files.py",
+            "create_init_script.py",
+            "attach_init_script.py",
+            "install_libraries.py",
+            "deploy_notebooks.py",
+            "run_notebooks.py",
+            "evaluate_runs.py",
+        )
+    ]
     assert positions == sorted(positions)
 
 
@@ -90,8 +115,14 @@ def test_verify_needs_only_the_standard_library(tmp_path):
     staging, config = make_staging(tmp_path)
     out = tmp_path / "artifact.zip"
     assert run_script("package_artifact.py", staging, out, "--config", config).returncode == 0
-    result = subprocess.run([sys.executable, "-S", str(SCRIPTS / "package_artifact.py"), "--verify", str(out)],
-                            cwd=tmp_path, env=script_env(), capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-S", str(SCRIPTS / "package_artifact.py"), "--verify", str(out)],
+        cwd=tmp_path,
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every file matches MANIFEST.json" in result.stdout
 
@@ -101,11 +132,18 @@ def test_the_init_script_is_written_for_the_stage_target_before_it_is_uploaded()
     steps = load("cd-stage.yml")["stages"][0]["jobs"][0]["strategy"]["runOnce"]["deploy"]["steps"]
     scripts = [step.get("bash", "") + str(step.get("parameters", {}).get("script", "")) for step in steps]
     create = next(i for i, text in enumerate(scripts) if "create_init_script.py" in text)
-    upload = next(i for i, text in enumerate(scripts) if "upload_files.py" in text and "DEPLOY_INIT_SCRIPT_PATH" in text)
+    upload = next(
+        i for i, text in enumerate(scripts) if "upload_files.py" in text and "DEPLOY_INIT_SCRIPT_PATH" in text
+    )
     assert create < upload
     command = " ".join(scripts[create].replace("\\\n", " ").split())
-    for part in ('--out "deploy-init/${DEPLOY_INIT_SCRIPT_PATH##*/}"', "--requirements requirements.txt",
-                 "--wheel-dir wheels", '--config "$CONFIG_FILE"', '-t "$TARGET"'):
+    for part in (
+        '--out "deploy-init/${DEPLOY_INIT_SCRIPT_PATH##*/}"',
+        "--requirements requirements.txt",
+        "--wheel-dir wheels",
+        '--config "$CONFIG_FILE"',
+        '-t "$TARGET"',
+    ):
         assert part in command, part
     assert '"deploy-init/${DEPLOY_INIT_SCRIPT_PATH##*/}"' in scripts[upload]
     # Nothing uploads the CI target's script any more.
@@ -121,16 +159,25 @@ def test_test_notebook_results_are_published_even_when_a_test_failed():
     publish = next(s for s in steps if s.get("task") == "PublishTestResults@2")
     artifact = next(s for s in steps if s.get("task") == "PublishPipelineArtifact@1")
     assert steps.index(run) < steps.index(evaluate) < steps.index(publish) < steps.index(artifact)
-    assert "deploy_test_notebooks" in run["parameters"]["condition"] and run["parameters"]["condition"].startswith("and(succeeded()")
-    assert evaluate["condition"].startswith("and(succeededOrFailed()") and "run_notebooks_out_dir" in evaluate["condition"]
+    assert "deploy_test_notebooks" in run["parameters"]["condition"] and run["parameters"]["condition"].startswith(
+        "and(succeeded()"
+    )
+    assert (
+        evaluate["condition"].startswith("and(succeededOrFailed()") and "run_notebooks_out_dir" in evaluate["condition"]
+    )
     assert publish["condition"].startswith("and(succeededOrFailed()") and "notebook_tests_junit" in publish["condition"]
     assert artifact["condition"].startswith("and(always()") and "run_notebooks_out_dir" in artifact["condition"]
     inputs = publish["inputs"]
     assert inputs["testResultsFormat"] == "JUnit" and inputs["failTaskOnFailedTests"] is True
-    assert inputs["testResultsFiles"] == "$(notebook_tests_junit)" and "${{ parameters.target }}" in inputs["testRunTitle"]
+    assert (
+        inputs["testResultsFiles"] == "$(notebook_tests_junit)" and "${{ parameters.target }}" in inputs["testRunTitle"]
+    )
     assert "$(System.JobAttempt)" in artifact["inputs"]["artifact"]  # a re-run of the stage can publish again
     # the variables the conditions read are the ones the scripts set
-    for script, variable in (("run_notebooks.py", "run_notebooks_out_dir"), ("evaluate_runs.py", "notebook_tests_junit")):
+    for script, variable in (
+        ("run_notebooks.py", "run_notebooks_out_dir"),
+        ("evaluate_runs.py", "notebook_tests_junit"),
+    ):
         assert f'ado.set_variable("{variable}"' in (SCRIPTS / script).read_text(encoding="utf-8")
 
 
@@ -141,8 +188,12 @@ def test_secrets_reach_steps_only_through_env_mappings():
         assert leaked == [], f"{name}: secret macro outside env: {leaked}"
     step = load("cd-databricks-step.yml")
     env_values = [s.get("env", {}) for s in walk_steps(step["steps"])]
-    assert {"DATABRICKS_TOKEN": "$(${{ parameters.tokenSecret }})", "DATABRICKS_AUTH_TYPE": "pat",
-            "CONFIG_FILE": "${{ parameters.configFile }}", "TARGET": "${{ parameters.target }}"} in env_values
+    assert {
+        "DATABRICKS_TOKEN": "$(${{ parameters.tokenSecret }})",
+        "DATABRICKS_AUTH_TYPE": "pat",
+        "CONFIG_FILE": "${{ parameters.configFile }}",
+        "TARGET": "${{ parameters.target }}",
+    } in env_values
     # No step prints variables or turns on shell tracing (which would echo command lines).
     for name in ("cd-stage.yml", "cd-databricks-step.yml"):
         text = (TEMPLATES / name).read_text(encoding="utf-8")
@@ -168,7 +219,12 @@ def script_bodies(node, where=""):
         for key, value in node.items():
             if key in SCRIPT_KEYS and isinstance(value, str):
                 yield f"{where}.{key}", value
-            elif key == "parameters" and "template" in node and isinstance(value, dict) and isinstance(value.get("script"), str):
+            elif (
+                key == "parameters"
+                and "template" in node
+                and isinstance(value, dict)
+                and isinstance(value.get("script"), str)
+            ):
                 yield f"{where}.parameters.script", value["script"]
             else:
                 yield from script_bodies(value, f"{where}.{key}")
@@ -194,9 +250,11 @@ def test_no_template_expression_is_pasted_into_script_text():
 
 def test_the_script_expression_check_finds_a_pasted_parameter(tmp_path):
     bad = tmp_path / "bad.yml"
-    bad.write_text('steps:\n- bash: python x.py --config "${{ parameters.configFile }}"\n'
-                   "- task: AzureCLI@2\n  inputs:\n    inlineScript: echo ${{ parameters.target }}\n"
-                   "- template: cd-databricks-step.yml\n  parameters:\n    script: run -t ${{parameters.target}}\n",
-                   encoding="utf-8")
+    bad.write_text(
+        'steps:\n- bash: python x.py --config "${{ parameters.configFile }}"\n'
+        "- task: AzureCLI@2\n  inputs:\n    inlineScript: echo ${{ parameters.target }}\n"
+        "- template: cd-databricks-step.yml\n  parameters:\n    script: run -t ${{parameters.target}}\n",
+        encoding="utf-8",
+    )
     found = [where for where, text in script_bodies(yaml.safe_load(bad.read_text())) if EXPRESSION.search(text)]
     assert found == [".steps[0].bash", ".steps[1].inputs.inlineScript", ".steps[2].parameters.script"]

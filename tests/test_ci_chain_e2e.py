@@ -2,6 +2,7 @@
 merge requirements → init script → package, as subprocesses, on a copy of package1/package2 and on an
 odd-shaped repo (src layout, spaces, deep notebooks, decoys). Checks the artifact as CD will see it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,12 +13,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from cicdkit import artifact
-from cicdkit import config
-from cicdkit import init_script
 from helpers import SCRIPTS, run_script
 from repo_fixtures import ODD, SAMPLE, make_repo
+
+from cicdkit import artifact, config, init_script
 
 pytestmark = pytest.mark.slow
 ODD_LIBRARIES = "/Volumes/main/ci cd/libs it's"
@@ -33,9 +32,14 @@ def script_files() -> set[str]:
     """What ci_cd_scripts/ contributes to the artifact: the steps and the library (every file but caches and the
     local stand-ins of the cloud, which the CD stages never run), plus requirements.txt."""
     local_only = ("local_cloud/", "local_workspace.py", "run_pipeline_locally.py")
-    found = {f"ci_cd_scripts/{p.relative_to(SCRIPTS).as_posix()}" for p in SCRIPTS.rglob("*")
-             if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
-             and not p.relative_to(SCRIPTS).as_posix().startswith(local_only)}
+    found = {
+        f"ci_cd_scripts/{p.relative_to(SCRIPTS).as_posix()}"
+        for p in SCRIPTS.rglob("*")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.suffix not in (".pyc", ".pyo")
+        and not p.relative_to(SCRIPTS).as_posix().startswith(local_only)
+    }
     return found | {"ci_cd_scripts/requirements.txt"}
 
 
@@ -46,8 +50,17 @@ def run_chain(root: Path, work: Path, init_args: list[str], config_file: Path) -
     run_ok("build_packages.py", "--root", root, "--out-dir", staging / "wheels", "--version-suffix", ".dev42", cwd=work)
     run_ok("copy_notebooks.py", root, staging / "notebooks", cwd=work)
     run_ok("merge_requirements.py", "--kind", "common", "--root", root, "--out", staging / "requirements.txt", cwd=work)
-    run_ok("create_init_script.py", "--out", staging / "init" / "init.sh", "--requirements", staging / "requirements.txt",
-           "--wheel-dir", staging / "wheels", *init_args, cwd=work)
+    run_ok(
+        "create_init_script.py",
+        "--out",
+        staging / "init" / "init.sh",
+        "--requirements",
+        staging / "requirements.txt",
+        "--wheel-dir",
+        staging / "wheels",
+        *init_args,
+        cwd=work,
+    )
     run_ok("package_artifact.py", staging, out, "--config", config_file, cwd=work)
     # Reproducible: packaging the same staging folder again gives the same bytes.
     again = work / "again.zip"
@@ -66,8 +79,13 @@ def check_artifact(out: Path, shape, config_paths: set[str], libraries_path: str
     wheels = sorted(n for n in names if n.startswith("wheels/"))
     assert [w.split("/")[1].split("-")[0] for w in wheels] == sorted(distributions.values())
     assert all(w.endswith(".dev42-py3-none-any.whl") for w in wheels), wheels
-    expected = ({"MANIFEST.json", "init/init.sh", "requirements.txt"} | set(wheels) | config_paths | script_files()
-                | {f"notebooks/{notebook}" for notebook in shape.notebooks})
+    expected = (
+        {"MANIFEST.json", "init/init.sh", "requirements.txt"}
+        | set(wheels)
+        | config_paths
+        | script_files()
+        | {f"notebooks/{notebook}" for notebook in shape.notebooks}
+    )
     assert set(names) == expected
     assert names == sorted(names)
 
@@ -98,8 +116,13 @@ def check_artifact(out: Path, shape, config_paths: set[str], libraries_path: str
     location = init_script.cluster_path(libraries_path)
     requirement_args = ["-r", f"{location}/requirements.txt"] if shape.common_requirements else []
     assert calls == [
-        ["install", "--disable-pip-version-check", "--no-input", *requirement_args,
-         *(f"{location}/{wheel.split('/')[1]}" for wheel in wheels)]
+        [
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            *requirement_args,
+            *(f"{location}/{wheel.split('/')[1]}" for wheel in wheels),
+        ]
     ]
 
 
@@ -111,18 +134,28 @@ def test_chain_on_the_sample_packages(tmp_path, stub_pip):
     out, requirement_files = run_chain(root, work, ["--config", config_file, "-t", "dev"], config_file)
     assert requirement_files == SAMPLE.requirement_files
     loaded = config.load(config_file, target="dev")
-    check_artifact(out, SAMPLE, {p.relative_to(root).as_posix() for p in loaded.files},
-                   loaded.deploy["libraries_path"], tmp_path, stub_pip)
+    check_artifact(
+        out,
+        SAMPLE,
+        {p.relative_to(root).as_posix() for p in loaded.files},
+        loaded.deploy["libraries_path"],
+        tmp_path,
+        stub_pip,
+    )
 
 
 def test_chain_on_an_odd_repo(tmp_path, stub_pip):
     root = make_repo(tmp_path, "odd")
-    (root / "config.json").write_text(json.dumps({
-        "bundle": {"name": "odd"},
-        "include": ["targets/*.yml"],
-        "workspace": {"host": "https://adb-1.1.azuredatabricks.net"},
-        "targets": {"dev": {"default": True, "mode": "development"}},
-    }))
+    (root / "config.json").write_text(
+        json.dumps(
+            {
+                "bundle": {"name": "odd"},
+                "include": ["targets/*.yml"],
+                "workspace": {"host": "https://adb-1.1.azuredatabricks.net"},
+                "targets": {"dev": {"default": True, "mode": "development"}},
+            }
+        )
+    )
     (root / "targets").mkdir()
     (root / "targets" / "prod.yml").write_text("targets:\n  prod:\n    mode: production\n")
     work = tmp_path / "agent work"

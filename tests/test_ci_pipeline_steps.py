@@ -8,6 +8,7 @@ Proves the YAML itself works: the artifact appears, JUnit files are written per 
 package test fails the test step, the tests run against the installed wheel (a module the wheel lacks fails
 them even though the source has it), and a package without tests fails the step with a message naming it.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,14 +19,14 @@ import xml.etree.ElementTree as ElementTree
 import zipfile
 from pathlib import Path
 
-import pytest
-
-from cicdkit import artifact
 import pipeline_schema
+import pytest
 from helpers import ROOT, SCRIPTS, script_env
 from pipeline_agent import Agent, agent_venv, expand_parameters
 from repo_fixtures import ODD, make_repo
 from workspace_fixtures import make_wheel
+
+from cicdkit import artifact
 
 pytestmark = pytest.mark.slow
 CI_STEPS = ROOT / "pipelines" / "templates" / "ci-steps.yml"
@@ -40,8 +41,13 @@ def bash_steps() -> list[dict]:
     for step in template["steps"]:
         if "bash" not in step:
             continue
-        steps.append({"name": expand_parameters(step.get("displayName", ""), defaults), "script": step["bash"],
-                      "env": {key: expand_parameters(value, defaults) for key, value in (step.get("env") or {}).items()}})
+        steps.append(
+            {
+                "name": expand_parameters(step.get("displayName", ""), defaults),
+                "script": step["bash"],
+                "env": {key: expand_parameters(value, defaults) for key, value in (step.get("env") or {}).items()},
+            }
+        )
     return steps
 
 
@@ -54,7 +60,9 @@ def agent_macros(tmp_path: Path, repo: Path) -> dict[str, str]:
     }
 
 
-def run_steps(tmp_path: Path, repo: Path, stop_after: str | None = None) -> list[tuple[str, subprocess.CompletedProcess[str]]]:
+def run_steps(
+    tmp_path: Path, repo: Path, stop_after: str | None = None
+) -> list[tuple[str, subprocess.CompletedProcess[str]]]:
     agent = Agent(agent_venv(tmp_path), variables=agent_macros(tmp_path, repo))
     ran = []
     for step in bash_steps():
@@ -73,7 +81,8 @@ def odd_pipeline_repo(tmp_path: Path) -> Path:
     (repo / "config.json").write_text(CONFIG, encoding="utf-8")
     # A test notebook (runs on a cluster in CD) must not be collected by the unit-test step.
     (repo / "beta" / "notebooks" / "test_on_cluster.py").write_text(
-        "# Databricks notebook source\ndbutils.notebook.exit('{}')\n", encoding="utf-8")
+        "# Databricks notebook source\ndbutils.notebook.exit('{}')\n", encoding="utf-8"
+    )
     return repo
 
 
@@ -99,13 +108,18 @@ def test_ci_steps_produce_the_artifact_and_junit_per_package(tmp_path, odd_pipel
         names = {entry.path for entry in artifact.read_manifest(archive)}
     assert {f"notebooks/{n}" for n in ODD.notebooks} <= names
     assert {"init/init.sh", "requirements.txt", "config.json", "ci_cd_scripts/requirements.txt"} <= names
-    assert sorted(n.split("/")[1].split("-")[0] for n in names if n.startswith("wheels/")) == ["alpha", "beta", "gamma_pkg"]
+    assert sorted(n.split("/")[1].split("-")[0] for n in names if n.startswith("wheels/")) == [
+        "alpha",
+        "beta",
+        "gamma_pkg",
+    ]
     assert all(".dev4711-" in n for n in names if n.startswith("wheels/"))
 
 
 def test_a_failing_package_test_fails_the_test_step_after_all_packages_ran(tmp_path, odd_pipeline_repo):
     (odd_pipeline_repo / "gamma pkg" / "tests" / "test_gamma.py").write_text(
-        "from gamma import double\n\ndef test_double():\n    assert double(2) == 5\n")
+        "from gamma import double\n\ndef test_double():\n    assert double(2) == 5\n"
+    )
     ran = run_steps(tmp_path, odd_pipeline_repo)
     name, result = ran[-1]
     assert name == TEST_STEP and result.returncode == 1, (name, result.stdout, result.stderr)
@@ -119,7 +133,9 @@ def test_the_tests_run_against_the_installed_wheel_not_the_source(tmp_path, odd_
     gamma = odd_pipeline_repo / "gamma pkg"
     (gamma / "gamma" / "extra").mkdir()
     (gamma / "gamma" / "extra" / "__init__.py").write_text("def triple(x):\n    return 3 * x\n")
-    (gamma / "tests" / "test_extra.py").write_text("from gamma.extra import triple\n\ndef test_triple():\n    assert triple(2) == 6\n")
+    (gamma / "tests" / "test_extra.py").write_text(
+        "from gamma.extra import triple\n\ndef test_triple():\n    assert triple(2) == 6\n"
+    )
     ran = run_steps(tmp_path, odd_pipeline_repo)
     name, result = ran[-1]
     assert name == TEST_STEP and result.returncode == 1, (name, result.stdout, result.stderr)
@@ -136,7 +152,9 @@ def test_a_package_without_tests_fails_the_step_with_a_message_naming_it(tmp_pat
     ran = run_steps(tmp_path, odd_pipeline_repo)
     name, result = ran[-1]
     assert name == TEST_STEP and result.returncode == 1, (name, result.stdout, result.stderr)
-    assert "error: package libs/alpha has no tests (pytest collected none, exit 5): add a tests/test_*.py" in result.stderr
+    assert (
+        "error: package libs/alpha has no tests (pytest collected none, exit 5): add a tests/test_*.py" in result.stderr
+    )
     assert "'!libs/alpha/**'" in result.stderr
     # The other packages still ran.
     junit = sorted(p.name for p in (tmp_path / "_temp" / "test-results").glob("TEST-*.xml"))
@@ -147,7 +165,9 @@ DISTRIBUTIONS = "import importlib.metadata as m, json; print(json.dumps(sorted({
 
 
 def distributions(python: str | Path) -> list[list[str]]:
-    listed = subprocess.run([str(python), "-c", DISTRIBUTIONS], env=script_env(), capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [str(python), "-c", DISTRIBUTIONS], env=script_env(), capture_output=True, text=True, timeout=60
+    )
     assert listed.returncode == 0, listed.stderr
     return json.loads(listed.stdout)
 
@@ -159,8 +179,22 @@ def test_the_agent_python_sees_the_test_interpreters_packages_and_installs_apart
     assert distributions(python) == before
     name, data = make_wheel("agent_only_probe")
     (tmp_path / name).write_bytes(data)
-    installed = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-index", "--no-deps",
-                                str(tmp_path / name)], env=script_env(), capture_output=True, text=True, timeout=120)
+    installed = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-index",
+            "--no-deps",
+            str(tmp_path / name),
+        ],
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     assert ["agent_only_probe", "1.0"] in distributions(python)
     assert distributions(sys.executable) == before  # the test interpreter is untouched

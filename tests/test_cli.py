@@ -1,4 +1,5 @@
 """The shared command-line pieces of the CD steps."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,13 @@ def step_args(*argv: str):
 def test_step_args_are_config_workspace_and_dry_run():
     args = step_args("-t", "prod", "--var", "a=b", "--host", "https://h", "--auth", "pat", "--dry-run", "-v")
     assert (args.config, args.target, args.var, args.host, args.auth, args.dry_run, args.verbose) == (
-        "config.json", "prod", ["a=b"], "https://h", "pat", True, True
+        "config.json",
+        "prod",
+        ["a=b"],
+        "https://h",
+        "pat",
+        True,
+        True,
     )
     assert step_args().verbose is False
 
@@ -28,13 +35,19 @@ def test_step_settings_have_no_config_and_an_empty_deploy_section_without_a_conf
 
 def test_step_settings_give_the_targets_deploy_section(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({
-        "bundle": {"name": "demo"},
-        "deploy": {"clusters": ["c-1"], "concurrency": 4},
-        "targets": {"dev": {"default": True}, "prod": {"deploy": {"clusters": ["c-2"]}}},
-    }))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "bundle": {"name": "demo"},
+                "deploy": {"clusters": ["c-1"], "concurrency": 4},
+                "targets": {"dev": {"default": True}, "prod": {"deploy": {"clusters": ["c-2"]}}},
+            }
+        )
+    )
     step = cli.step_settings(step_args("-t", "prod"))
-    assert step.config.target == "prod" and step.deploy["clusters"] == ["c-1", "c-2"] and step.deploy["concurrency"] == 4
+    assert (
+        step.config.target == "prod" and step.deploy["clusters"] == ["c-1", "c-2"] and step.deploy["concurrency"] == 4
+    )
     assert (step.cluster_ids, step.concurrency) == (("c-1", "c-2"), 4)
 
 
@@ -52,15 +65,18 @@ def test_auth_accepts_the_canonical_names_and_the_databricks_cli_aliases():
 import re  # noqa: E402
 
 import pytest  # noqa: E402
-
 from helpers import SCRIPTS, run_script, script_env  # noqa: E402
 
-SCRIPTS_WITH_MAIN = sorted(p.name for p in SCRIPTS.glob("*.py") if re.search(r"^def main\(", p.read_text(encoding="utf-8"), re.M))
+SCRIPTS_WITH_MAIN = sorted(
+    p.name for p in SCRIPTS.glob("*.py") if re.search(r"^def main\(", p.read_text(encoding="utf-8"), re.M)
+)
 LOGGING_COMMAND = re.compile(r"##(vso)?\[")
 
 
 def test_every_step_script_is_checked():
-    assert {"fetch_secrets.py", "read_config.py", "install_requirements.py", "local_workspace.py"} <= set(SCRIPTS_WITH_MAIN)
+    assert {"fetch_secrets.py", "read_config.py", "install_requirements.py", "local_workspace.py"} <= set(
+        SCRIPTS_WITH_MAIN
+    )
     # The three whose docstrings quote logging commands: the check below is not vacuous.
     for name in ("fetch_secrets.py", "read_config.py", "install_requirements.py"):
         assert "##vso[" in (SCRIPTS / name).read_text(encoding="utf-8"), name

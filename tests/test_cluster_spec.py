@@ -1,4 +1,5 @@
 """Pure cluster-spec edits behind attach_init_script.py: keep every editable field, no duplicates, no DBFS."""
+
 from __future__ import annotations
 
 import pytest
@@ -38,11 +39,15 @@ def test_attach_keeps_every_editable_field_and_appends_in_order():
 
 def test_attach_twice_is_a_no_op_including_the_workspace_prefix_spelling():
     details = dict(DETAILS, init_scripts=[{"workspace": {"destination": "/Shared/ci-cd/init.sh"}}])
-    spec, changed = cluster_spec.with_init_script(details, cluster_spec.init_script_entry("workspace", "/Workspace/Shared/ci-cd/init.sh"))
+    spec, changed = cluster_spec.with_init_script(
+        details, cluster_spec.init_script_entry("workspace", "/Workspace/Shared/ci-cd/init.sh")
+    )
     assert not changed and spec["init_scripts"] == details["init_scripts"]
 
 
 def test_volume_destination_and_dbfs_refused():
-    assert cluster_spec.init_script_entry("volumes", "/Volumes/c/s/v/i.sh") == {"volumes": {"destination": "/Volumes/c/s/v/i.sh"}}
+    assert cluster_spec.init_script_entry("volumes", "/Volumes/c/s/v/i.sh") == {
+        "volumes": {"destination": "/Volumes/c/s/v/i.sh"}
+    }
     with pytest.raises(InputError, match="end-of-life"):
         cluster_spec.init_script_entry("dbfs", "dbfs:/databricks/init/x.sh")

@@ -1,6 +1,7 @@
 """The 14 reference cases of tests/data/conformance/config-cases.json, each run through validate_config.py as a
 subprocess the way a pipeline runs it, and matched with the documented rules (subset objects, equal-length
 arrays, typed scalars, zero values matching missing keys)."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from helpers import DATA, run_script, script_env
 
 CASES = json.loads((DATA / "conformance" / "config-cases.json").read_text(encoding="utf-8"))["cases"]
@@ -102,8 +102,11 @@ def test_reference_case(case: dict, tmp_path: Path) -> None:
     if "synced_files" in expect:
         from cicdkit import config
 
-        loaded = config.load(write_project(case, tmp_path), target=case["args"].get("target"),
-                             current_user=case["args"]["current_user"]["userName"])
+        loaded = config.load(
+            write_project(case, tmp_path),
+            target=case["args"].get("target"),
+            current_user=case["args"]["current_user"]["userName"],
+        )
         assert loaded.sync_files()[0] == expect["synced_files"]
 
 

@@ -1,11 +1,11 @@
 """copy_notebooks.py: every package's notebooks/** into DEST/<package>/, safely and completely."""
+
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 import pytest
-
 from helpers import assert_one_line_error, run_script
 from repo_fixtures import ODD, SAMPLE
 
@@ -27,7 +27,10 @@ def test_odd_repo_notebooks_keep_their_folders_and_languages(odd_repo, tmp_path)
     assert "notebook R       beta/stats.r" in lines
     assert "notebook PYTHON  beta/reports/daily/summary.ipynb" in lines
     assert "file     PYTHON  beta/helpers.py" in lines  # no header: a workspace file, not a notebook
-    assert any(line.startswith("skipped ") and line.endswith("README.md (not a notebook type; --all-files copies it)") for line in lines)
+    assert any(
+        line.startswith("skipped ") and line.endswith("README.md (not a notebook type; --all-files copies it)")
+        for line in lines
+    )
     assert lines[-1].startswith("copied 6 notebook(s) and 1 file(s) of 3 package(s)")
 
 
@@ -61,8 +64,12 @@ def test_symlink_escaping_the_package_is_refused_and_dest_untouched(sample_repo,
     dest = tmp_path / "dest"
     result = run_script("copy_notebooks.py", sample_repo, dest)
     package = (sample_repo / "package1").resolve()
-    assert_one_line_error(result, 2, f"error: {package}/notebooks/sneaky.py is a symlink to {secret.resolve()}, outside {package} "
-                                     f"(replace the link with the file, or move its target inside {package})")
+    assert_one_line_error(
+        result,
+        2,
+        f"error: {package}/notebooks/sneaky.py is a symlink to {secret.resolve()}, outside {package} "
+        f"(replace the link with the file, or move its target inside {package})",
+    )
     assert not dest.exists() or tree(dest) == []
 
 
@@ -101,8 +108,12 @@ def test_links_leaving_their_package_are_refused_and_dest_keeps_the_last_copy(sa
     path.symlink_to(resolved, target_is_directory=resolved.is_dir())
     package = (sample_repo / link.split("/")[0]).resolve()
     result = run_script("copy_notebooks.py", sample_repo, dest)
-    assert_one_line_error(result, 2, f"error: {sample_repo.resolve()}/{link} is a symlink to {resolved}, outside {package} "
-                                     f"(replace the link with the file, or move its target inside {package})")
+    assert_one_line_error(
+        result,
+        2,
+        f"error: {sample_repo.resolve()}/{link} is a symlink to {resolved}, outside {package} "
+        f"(replace the link with the file, or move its target inside {package})",
+    )
     assert tree(dest) == before
 
 
@@ -147,15 +158,21 @@ def test_existing_symlink_in_dest_is_replaced_not_followed(sample_repo, tmp_path
 
 
 def test_colliding_workspace_names_are_refused(sample_repo, tmp_path):
-    (sample_repo / "package1" / "notebooks" / "quality_report.sql").write_text("-- Databricks notebook source\nSELECT 1\n")
-    assert_one_line_error(run_script("copy_notebooks.py", sample_repo, tmp_path / "dest"), 2, "would both become the workspace notebook")
+    (sample_repo / "package1" / "notebooks" / "quality_report.sql").write_text(
+        "-- Databricks notebook source\nSELECT 1\n"
+    )
+    assert_one_line_error(
+        run_script("copy_notebooks.py", sample_repo, tmp_path / "dest"), 2, "would both become the workspace notebook"
+    )
 
 
 def test_two_packages_with_the_same_folder_name_are_refused(sample_repo, tmp_path):
     twin = sample_repo / "other" / "package1"
     (twin / "notebooks").mkdir(parents=True)
     (twin / "setup.py").write_text("from setuptools import setup\nsetup()\n")
-    assert_one_line_error(run_script("copy_notebooks.py", sample_repo, tmp_path / "dest"), 2, "several packages are named package1")
+    assert_one_line_error(
+        run_script("copy_notebooks.py", sample_repo, tmp_path / "dest"), 2, "several packages are named package1"
+    )
 
 
 def test_bad_arguments(tmp_path):

@@ -1,6 +1,7 @@
 """The Databricks client (`cicdkit.dbclient`) against the local workspace: retries, budget, idempotency, timeouts,
 errors, rate limits, auth selection, and that the token never shows up anywhere; and its retry classifier and
 policy on their own, on a fake clock."""
+
 from __future__ import annotations
 
 import logging
@@ -33,7 +34,9 @@ def calls(ws, path_suffix, method=None):
 
 
 def test_429_with_retry_after_and_503_are_retried_until_success(dbx_workspace, dbx_client):
-    ws = dbx_workspace(faults="path=*/workspace/mkdirs,fault=429,times=2,retry_after=0; path=*/workspace/get-status,fault=503,times=2")
+    ws = dbx_workspace(
+        faults="path=*/workspace/mkdirs,fault=429,times=2,retry_after=0; path=*/workspace/get-status,fault=503,times=2"
+    )
     client = dbx_client(ws)
     client.workspace.mkdirs("/Shared/retry")  # a POST: 429 means "not processed", so it is retried too
     assert client.workspace.get_status("/Shared/retry")["object_type"] == "DIRECTORY"
@@ -64,7 +67,9 @@ def test_budget_exhaustion_says_how_many_attempts(dbx_workspace, dbx_client):
 
 
 def test_connection_reset_is_retried_for_idempotent_calls_only(dbx_workspace, dbx_client):
-    ws = dbx_workspace(faults="path=*/workspace/get-status,fault=reset,times=1; path=*/workspace/import,fault=reset,times=1")
+    ws = dbx_workspace(
+        faults="path=*/workspace/get-status,fault=reset,times=1; path=*/workspace/import,fault=reset,times=1"
+    )
     client = dbx_client(ws)
     client.workspace.mkdirs("/Shared/x")
     assert client.workspace.get_status("/Shared/x")["object_type"] == "DIRECTORY"
@@ -123,6 +128,7 @@ def test_wrong_or_missing_token_reads_well_and_never_shows_the_token(dbx_workspa
     text = denied.value.one_line()
     assert "DATABRICKS_TOKEN" in text and wrong not in text and wrong not in repr(denied.value)
     assert wrong not in repr(client) and wrong not in repr(client.auth)
+
     class NoCredential(dbx.Auth):
         def headers(self):
             return {}
@@ -143,15 +149,18 @@ def test_wrong_host_fails_fast(dbx):
     assert "gave up after 3 attempts" in caught.value.one_line() and DBX_TOKEN not in caught.value.one_line()
 
 
-@pytest.mark.parametrize("host, expected", [
-    ("http://127.0.0.1:8765", "start it with: python ci_cd_scripts/local_workspace.py --port 8765 ("),
-    ("http://localhost:5000", "start it with: python ci_cd_scripts/local_workspace.py --port 5000 ("),
-    ("http://127.0.0.2", "start it with: python ci_cd_scripts/local_workspace.py --host 127.0.0.2 --port 80 ("),
-    ("http://[::1]:8443", "--port 8443 and use http://127.0.0.1:8443 (it serves plain http on IPv4)"),
-    ("https://localhost", "--port 443 and use http://127.0.0.1:443"),
-    ("https://adb-1.2.azuredatabricks.net", "check --host / DATABRICKS_HOST and the network"),
-    ("https://10.0.0.5:8443", "check --host / DATABRICKS_HOST and the network"),
-])
+@pytest.mark.parametrize(
+    "host, expected",
+    [
+        ("http://127.0.0.1:8765", "start it with: python ci_cd_scripts/local_workspace.py --port 8765 ("),
+        ("http://localhost:5000", "start it with: python ci_cd_scripts/local_workspace.py --port 5000 ("),
+        ("http://127.0.0.2", "start it with: python ci_cd_scripts/local_workspace.py --host 127.0.0.2 --port 80 ("),
+        ("http://[::1]:8443", "--port 8443 and use http://127.0.0.1:8443 (it serves plain http on IPv4)"),
+        ("https://localhost", "--port 443 and use http://127.0.0.1:443"),
+        ("https://adb-1.2.azuredatabricks.net", "check --host / DATABRICKS_HOST and the network"),
+        ("https://10.0.0.5:8443", "check --host / DATABRICKS_HOST and the network"),
+    ],
+)
 def test_the_unreachable_hint_says_how_to_start_the_local_workspace_only_for_a_loopback_host(dbx, host, expected):
     hint = dbx._unreachable_hint(host)
     assert expected in hint
@@ -186,7 +195,13 @@ def test_submit_uses_an_idempotency_token_so_a_retry_never_creates_a_second_run(
     client.workspace.import_("/Shared/jobs/nb", b"# Databricks notebook source\nprint(1)\n", language="PYTHON")
     spec = {
         "run_name": "once",
-        "tasks": [{"task_key": "t", "notebook_task": {"notebook_path": "/Shared/jobs/nb"}, "existing_cluster_id": "0101-000000-local001"}],
+        "tasks": [
+            {
+                "task_key": "t",
+                "notebook_task": {"notebook_path": "/Shared/jobs/nb"},
+                "existing_cluster_id": "0101-000000-local001",
+            }
+        ],
     }
     first = client.jobs.submit(spec, idempotency_token="deploy-42")
     again = client.jobs.submit(spec, idempotency_token="deploy-42")
@@ -254,14 +269,18 @@ def test_host_resolution(dbx):
         dbx.resolve_host("ftp://x", None, {})
 
 
-@pytest.mark.parametrize("bad", ["/tmp/x.whl", "relative/x", "/Workspace/a/../b", "/Volumes/a/b", "/Shared//x", "/Volumes/c/s/v/./x"])
+@pytest.mark.parametrize(
+    "bad", ["/tmp/x.whl", "relative/x", "/Workspace/a/../b", "/Volumes/a/b", "/Shared//x", "/Volumes/c/s/v/./x"]
+)
 def test_remote_paths_outside_the_roots_or_with_dot_segments_are_refused(dbx, bad):
     with pytest.raises(InputError):
         dbx.remote_path(bad)
 
 
 def test_remote_path_kinds(dbx):
-    assert dbx.remote_path("/Users/me@x.com/init.sh") == dbx.RemotePath("workspace", "/Workspace/Users/me@x.com/init.sh")
+    assert dbx.remote_path("/Users/me@x.com/init.sh") == dbx.RemotePath(
+        "workspace", "/Workspace/Users/me@x.com/init.sh"
+    )
     assert dbx.remote_path("/Volumes/c/s/v/libs/").path == "/Volumes/c/s/v/libs"
     assert dbx.remote_path("dbfs:/FileStore/x.whl").kind == "dbfs"
     with pytest.raises(InputError):
@@ -286,7 +305,9 @@ class FakeCredential:
 
 
 def test_auto_prefers_a_pat(dbx):
-    auth = dbx.resolve_auth(None, {"DATABRICKS_TOKEN": DBX_TOKEN, "ARM_CLIENT_ID": "x", "ARM_TENANT_ID": "t", "ARM_CLIENT_SECRET": "s"})
+    auth = dbx.resolve_auth(
+        None, {"DATABRICKS_TOKEN": DBX_TOKEN, "ARM_CLIENT_ID": "x", "ARM_TENANT_ID": "t", "ARM_CLIENT_SECRET": "s"}
+    )
     assert auth.mode == "pat" and auth.headers() == {"Authorization": f"Bearer {DBX_TOKEN}"}
     assert DBX_TOKEN not in repr(auth)
 
@@ -302,8 +323,14 @@ def test_client_secret_from_arm_variables_gets_a_databricks_scoped_token(dbx, mo
         assert auth.mode == "entra" and auth.headers()["Authorization"].startswith("Bearer entra-token-")
         assert auth._credential.scopes == ["2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"]
         assert "s3cret-value" not in repr(auth) and "app" in auth.description
-    assert made[0] == {"tenant_id": "tenant", "client_id": "app", "client_secret": "s3cret-value",
-                       "connection_timeout": 10, "read_timeout": 20, "retry_total": 2}
+    assert made[0] == {
+        "tenant_id": "tenant",
+        "client_id": "app",
+        "client_secret": "s3cret-value",
+        "connection_timeout": 10,
+        "read_timeout": 20,
+        "retry_total": 2,
+    }
 
 
 def test_entra_token_is_refreshed_before_expiry_and_cached_otherwise(dbx):
@@ -318,7 +345,12 @@ def test_sp_management_headers_when_a_resource_id_is_configured(dbx, monkeypatch
 
     monkeypatch.setattr(azure.identity, "ClientSecretCredential", lambda **kw: FakeCredential())
     resource = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Databricks/workspaces/w"
-    environ = {"AZURE_CLIENT_ID": "a", "AZURE_TENANT_ID": "t", "AZURE_CLIENT_SECRET": "s", "DATABRICKS_AZURE_RESOURCE_ID": resource}
+    environ = {
+        "AZURE_CLIENT_ID": "a",
+        "AZURE_TENANT_ID": "t",
+        "AZURE_CLIENT_SECRET": "s",
+        "DATABRICKS_AZURE_RESOURCE_ID": resource,
+    }
     headers = dbx.resolve_auth("azure-client-secret", environ).headers()
     assert headers["X-Databricks-Azure-Workspace-Resource-Id"] == resource
     assert headers["X-Databricks-Azure-SP-Management-Token"].startswith("entra-token-")
@@ -366,11 +398,23 @@ def test_dbfs_streamed_upload_starts_again_after_a_lost_add_block(dbx_workspace,
     "status, code, message, path, expected",
     [
         (400, "INVALID_PARAMETER_VALUE", "Run 5 does not exist.", "/api/2.1/jobs/runs/get", "ResourceDoesNotExist"),
-        (400, "INVALID_PARAMETER_VALUE", "Run: 5 in job: 7 doesn't exist", "/api/2.1/jobs/runs/get-output", "ResourceDoesNotExist"),
+        (
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "Run: 5 in job: 7 doesn't exist",
+            "/api/2.1/jobs/runs/get-output",
+            "ResourceDoesNotExist",
+        ),
         (400, "INVALID_PARAMETER_VALUE", "Job 5 does not exist.", "/api/2.1/jobs/get", "ResourceDoesNotExist"),
         (400, "INVALID_PARAMETER_VALUE", "Bad spark_version", "/api/2.0/clusters/get", "InvalidParameterValue"),
         (400, "INVALID_STATE", "Cluster c is in unexpected state Running.", "/api/2.0/clusters/start", "InvalidState"),
-        (400, "RESOURCE_ALREADY_EXISTS", "Path (/x) already exists.", "/api/2.0/workspace/import", "ResourceAlreadyExists"),
+        (
+            400,
+            "RESOURCE_ALREADY_EXISTS",
+            "Path (/x) already exists.",
+            "/api/2.0/workspace/import",
+            "ResourceAlreadyExists",
+        ),
         (400, "MAX_BLOCK_SIZE_EXCEEDED", "too big", "/api/2.0/dbfs/add-block", "BadRequest"),
         (401, 401, "Credential was not sent", "/api/2.0/x", "Unauthenticated"),
         (403, 403, "Invalid access token.", "/api/2.0/x", "PermissionDenied"),
@@ -408,8 +452,12 @@ def test_header_values_http_cannot_carry_are_refused_by_name_never_by_value(dbx,
     with pytest.raises(UsageError, match="AZURE_ACCESS_TOKEN") as entra:
         dbx.resolve_auth("token", {"AZURE_ACCESS_TOKEN": bad})
     monkeypatch.setattr(azure.identity, "ClientSecretCredential", lambda **kw: FakeCredential())
-    environ = {"AZURE_CLIENT_ID": "a", "AZURE_TENANT_ID": "t", "AZURE_CLIENT_SECRET": "s",
-               "DATABRICKS_AZURE_RESOURCE_ID": "/subscriptions/s/resourceGroups/g" + damage + "/x"}
+    environ = {
+        "AZURE_CLIENT_ID": "a",
+        "AZURE_TENANT_ID": "t",
+        "AZURE_CLIENT_SECRET": "s",
+        "DATABRICKS_AZURE_RESOURCE_ID": "/subscriptions/s/resourceGroups/g" + damage + "/x",
+    }
     with pytest.raises(UsageError, match="DATABRICKS_AZURE_RESOURCE_ID"):
         dbx.resolve_auth("environment", environ)
     for caught in (pat, entra):
@@ -428,8 +476,12 @@ def test_a_line_break_or_space_at_either_end_is_refused_too_not_stripped(dbx, mo
         assert caught.value.one_line().startswith(f"{name} contains "), caught.value.one_line()
         assert DBX_TOKEN not in caught.value.one_line()
     monkeypatch.setattr(azure.identity, "ClientSecretCredential", lambda **kw: FakeCredential())
-    environ = {"AZURE_CLIENT_ID": "a", "AZURE_TENANT_ID": "t", "AZURE_CLIENT_SECRET": "s",
-               "DATABRICKS_AZURE_RESOURCE_ID": bad.replace(DBX_TOKEN, "/subscriptions/s/resourceGroups/g")}
+    environ = {
+        "AZURE_CLIENT_ID": "a",
+        "AZURE_TENANT_ID": "t",
+        "AZURE_CLIENT_SECRET": "s",
+        "DATABRICKS_AZURE_RESOURCE_ID": bad.replace(DBX_TOKEN, "/subscriptions/s/resourceGroups/g"),
+    }
     with pytest.raises(UsageError, match="^DATABRICKS_AZURE_RESOURCE_ID contains"):
         dbx.resolve_auth("environment", environ)
 
@@ -460,12 +512,17 @@ def test_a_request_that_cannot_be_sent_is_one_line_without_the_token(dbx_workspa
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
-@pytest.mark.parametrize("host", ["http://127.0.0.1:8080", "http://127.8.9.10", "http://localhost:5000", "http://[::1]:8443"])
+@pytest.mark.parametrize(
+    "host", ["http://127.0.0.1:8080", "http://127.8.9.10", "http://localhost:5000", "http://[::1]:8443"]
+)
 def test_plain_http_is_accepted_for_a_loopback_workspace(dbx, host):
     assert dbx.resolve_host(host, None, {}) == host
 
 
-@pytest.mark.parametrize("host", ["http://adb-1.2.azuredatabricks.net", "http://10.0.0.5:8080", "http://[::2]", "http://localhost.example.com"])
+@pytest.mark.parametrize(
+    "host",
+    ["http://adb-1.2.azuredatabricks.net", "http://10.0.0.5:8080", "http://[::2]", "http://localhost.example.com"],
+)
 def test_plain_http_to_any_other_host_is_refused_before_a_token_is_sent(dbx, host):
     with pytest.raises(ConfigError, match="http://") as caught:
         dbx.resolve_host(host, None, {})
@@ -515,13 +572,16 @@ def test_a_host_with_credentials_in_it_is_refused_without_echoing_them(dbx):
     assert "hunter2-secret" not in caught.value.one_line()
 
 
-@pytest.mark.parametrize("host", [
-    "https://me:hunter2-secret@adb-1.2.azuredatabricks.net/path",
-    "https://me:hun/ter2-secret@adb-1.2.azuredatabricks.net",  # urlsplit sees host 'me', port 'hun', a path
-    "https://me:hun?ter2-secret@adb-1.2.azuredatabricks.net",
-    "https://me:hun#ter2-secret@adb-1.2.azuredatabricks.net",
-    "me:hunter2-secret@adb-1.2.azuredatabricks.net?x",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "https://me:hunter2-secret@adb-1.2.azuredatabricks.net/path",
+        "https://me:hun/ter2-secret@adb-1.2.azuredatabricks.net",  # urlsplit sees host 'me', port 'hun', a path
+        "https://me:hun?ter2-secret@adb-1.2.azuredatabricks.net",
+        "https://me:hun#ter2-secret@adb-1.2.azuredatabricks.net",
+        "me:hunter2-secret@adb-1.2.azuredatabricks.net?x",
+    ],
+)
 def test_credentials_are_never_echoed_whatever_else_is_wrong(dbx, host):
     with pytest.raises(ConfigError) as caught:
         dbx.resolve_host(host, None, {})
@@ -534,7 +594,9 @@ def test_credentials_are_never_echoed_whatever_else_is_wrong(dbx, host):
 
 
 @pytest.mark.parametrize("fault", ["fault=503", "fault=429,retry_after=30"])
-def test_a_wait_ends_with_wait_timed_out_at_its_deadline_while_the_service_keeps_refusing(dbx_workspace, dbx_client, fault):
+def test_a_wait_ends_with_wait_timed_out_at_its_deadline_while_the_service_keeps_refusing(
+    dbx_workspace, dbx_client, fault
+):
     # Each status call alone may retry for 60 s; the wait (1 s) bounds them: the wait's deadline is what fails.
     cluster_id = "0101-000000-local001"
     ws = dbx_workspace(faults=f"path=*/clusters/get,{fault}")
@@ -570,18 +632,25 @@ def test_a_call_retries_no_longer_than_the_step_has_left(dbx_workspace, dbx_clie
         client.workspace.get_status("/Shared")
     assert time.monotonic() - started < 1 + 3  # its own budget (60 s) would keep it going for a minute
     line = caught.value.one_line()
-    assert line.startswith("step deadline reached (--timeout 1s) after ") and "GET /api/2.0/workspace/get-status" in line
+    assert (
+        line.startswith("step deadline reached (--timeout 1s) after ") and "GET /api/2.0/workspace/get-status" in line
+    )
     assert "503" in line and "raise --timeout" in line and caught.value.exit_code == 1
     assert len(calls(ws, "/workspace/get-status")) > 1  # it did retry, within the step's time
 
 
-def test_a_slow_answer_is_cut_at_the_step_deadline_for_reads_and_for_writes_that_may_not_be_repeated(dbx_workspace, dbx_client):
+def test_a_slow_answer_is_cut_at_the_step_deadline_for_reads_and_for_writes_that_may_not_be_repeated(
+    dbx_workspace, dbx_client
+):
     from cicdkit.errors import StepTimedOut
 
     ws = dbx_workspace(latency_ms=["*/workspace/get-status=20000", "*/workspace/import=20000"])
     for call, path in (
         (lambda client: client.workspace.get_status("/Shared"), "/workspace/get-status"),
-        (lambda client: client.workspace.import_("/Shared/x", b"x", format="RAW", overwrite=False), "/workspace/import"),
+        (
+            lambda client: client.workspace.import_("/Shared/x", b"x", format="RAW", overwrite=False),
+            "/workspace/import",
+        ),
     ):
         client = dbx_client(ws, step_timeout=1)  # the read timeout (60 s) and the latency (20 s) are far longer
         started = time.monotonic()
@@ -633,7 +702,6 @@ def test_a_wait_longer_than_the_step_ends_at_the_step_deadline(dbx_workspace, db
     line = caught.value.one_line()
     assert f"cluster {cluster_id} did not reach RUNNING: still RESTARTING" in line and "the step's --timeout" in line
     assert [r.status for r in calls(ws, "/clusters/get")][-1] == 200  # the last status read was answered in time
-
 
 
 # --- the retry classifier and policy on their own: a fake clock, no real sleeping ----------------------------------
@@ -690,7 +758,11 @@ def test_the_classifier_retries_a_lost_connection_only_for_idempotent_calls_and_
 
     from cicdkit.dbclient import retry
 
-    for error in (requests.ConnectionError("reset"), requests.Timeout("slow"), requests.exceptions.ChunkedEncodingError()):
+    for error in (
+        requests.ConnectionError("reset"),
+        requests.Timeout("slow"),
+        requests.exceptions.ChunkedEncodingError(),
+    ):
         assert retry.classify("GET", error=error).retry
         assert retry.classify("POST", idempotent=True, error=error).retry
         assert not retry.classify("POST", error=error).retry  # a POST that is not idempotent: never repeated blindly

@@ -1,30 +1,30 @@
 """deploy_notebooks.py end to end against the local workspace, driven as a subprocess like a pipeline step."""
+
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-
 from deploy_fixtures import (
-    reset_log,
     KNOWN_TOKEN,
+    NO_CONFIG,
     PY_HEADER,
     api_requests,
     count,
     make_notebooks,
     manifest_of,
+    reset_log,
     sdk,
     set_faults,
     write_notebook,
     write_requests,
 )
-from deploy_fixtures import NO_CONFIG
 from helpers import SCRIPTS, assert_one_line_error, run_script, script_env
 
 TARGET = "/Workspace/Shared/app/notebooks"
@@ -54,8 +54,14 @@ def source(tmp_path: Path) -> Path:
     (root / "etl" / "helpers.py").write_text("def helper():\n    return 1\n")
     (root / "README.md").write_text("# notebooks\n")
     (root / "explore.ipynb").write_text(
-        json.dumps({"cells": [{"cell_type": "code", "source": "print(42)", "metadata": {}, "outputs": []}],
-                    "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+        json.dumps(
+            {
+                "cells": [{"cell_type": "code", "source": "print(42)", "metadata": {}, "outputs": []}],
+                "metadata": {},
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        )
     )
     return root
 
@@ -109,8 +115,13 @@ def test_ui_edit_and_ui_delete_are_detected_and_repaired(deploy_workspace, deplo
     w = sdk(deploy_workspace)
     from databricks.sdk.service.workspace import ImportFormat, Language
 
-    w.workspace.upload(f"{TARGET}/etl/load", PY_HEADER.encode() + b"edited in the UI\n", format=ImportFormat.SOURCE,
-                       language=Language.PYTHON, overwrite=True)
+    w.workspace.upload(
+        f"{TARGET}/etl/load",
+        PY_HEADER.encode() + b"edited in the UI\n",
+        format=ImportFormat.SOURCE,
+        language=Language.PYTHON,
+        overwrite=True,
+    )
     w.workspace.delete(f"{TARGET}/reports/report")
     reset_log(deploy_workspace)
 
@@ -150,8 +161,9 @@ def test_prune_removes_only_what_the_deployment_created(deploy_workspace, deploy
     w = sdk(deploy_workspace)
     from databricks.sdk.service.workspace import ImportFormat, Language
 
-    w.workspace.upload(f"{TARGET}/etl/colleague", PY_HEADER.encode() + b"mine\n", format=ImportFormat.SOURCE,
-                       language=Language.PYTHON)
+    w.workspace.upload(
+        f"{TARGET}/etl/colleague", PY_HEADER.encode() + b"mine\n", format=ImportFormat.SOURCE, language=Language.PYTHON
+    )
     w.workspace.mkdirs(f"{TARGET}/scratch")
     (source / "etl" / "load.py").unlink()
     for name in ("report.scala", "plot.r"):
@@ -192,18 +204,24 @@ def test_interrupted_deploy_is_completed_by_the_next_run(deploy_workspace, deplo
     source = tmp_path / "src"
     made = make_notebooks(source, 60, 6)
     ok(deploy(deploy_env, source, TARGET))
-    for relative, path in made.items():
+    for path in made.values():
         path.write_text(path.read_text() + "# v2\n")
     set_faults(deploy_workspace, "path=*/workspace/import,fault=500,skip=20")
     reset_log(deploy_workspace)
     process = subprocess.Popen(
         [sys.executable, str(SCRIPTS / "deploy_notebooks.py"), str(source), TARGET, "--concurrency", "4"],
-        env=deploy_env, cwd=NO_CONFIG, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=deploy_env,
+        cwd=NO_CONFIG,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
-            faults = [r for r in api_requests(deploy_workspace) if getattr(r, "fault", None) or getattr(r, "status", 0) == 500]
+            faults = [
+                r for r in api_requests(deploy_workspace) if getattr(r, "fault", None) or getattr(r, "status", 0) == 500
+            ]
             if len(faults) >= 4:
                 break
             time.sleep(0.05)
@@ -212,9 +230,7 @@ def test_interrupted_deploy_is_completed_by_the_next_run(deploy_workspace, deplo
         process.kill()
         process.communicate(timeout=30)
     set_faults(deploy_workspace, "")
-    half_done = sum(
-        exported(deploy_workspace, f"{TARGET}/{relative}").endswith(b"# v2\n") for relative in made
-    )
+    half_done = sum(exported(deploy_workspace, f"{TARGET}/{relative}").endswith(b"# v2\n") for relative in made)
     assert 0 < half_done < len(made)
 
     result = deploy(deploy_env, source, TARGET)
@@ -228,8 +244,8 @@ def test_interrupted_deploy_is_completed_by_the_next_run(deploy_workspace, deplo
 
 def test_failed_deploy_raises_and_keeps_old_manifest(deploy_workspace, deploy_env, tmp_path) -> None:
     """500s beyond the retry budget: the step fails (exit 1), the manifest stays old, the next run repairs."""
-    from cicdkit import dbclient
-    from cicdkit import errors, workspace_sync
+    from cicdkit import dbclient, errors, workspace_sync
+
     source = tmp_path / "src"
     made = make_notebooks(source, 30, 3)
     ok(deploy(deploy_env, source, TARGET))
@@ -237,8 +253,14 @@ def test_failed_deploy_raises_and_keeps_old_manifest(deploy_workspace, deploy_en
     for path in made.values():
         path.write_text(path.read_text() + "# v2\n")
     set_faults(deploy_workspace, "path=*/workspace/import,fault=500,skip=10")
-    client = dbclient.connect(host=deploy_workspace.url, auth="pat", environ={"DATABRICKS_TOKEN": KNOWN_TOKEN},
-                                retry_budget_seconds=0.5, concurrency=4, backoff=(0.05, 0.1))
+    client = dbclient.connect(
+        host=deploy_workspace.url,
+        auth="pat",
+        environ={"DATABRICKS_TOKEN": KNOWN_TOKEN},
+        retry_budget_seconds=0.5,
+        concurrency=4,
+        backoff=(0.05, 0.1),
+    )
     with client, pytest.raises(errors.OperationFailed) as raised:
         workspace_sync.deploy(client, workspace_sync.scan(source), TARGET, concurrency=4)
     assert "500" in str(raised.value) and KNOWN_TOKEN not in str(raised.value)
@@ -262,11 +284,12 @@ def test_300_notebooks_under_throttling_and_faults_end_exactly_right(deploy_work
     # The client's own rate limiter (25 imports/s) is switched off so the test spends its time on the faults.
     project = tmp_path / "project"
     project.mkdir()
-    (project / "config.json").write_text(json.dumps(
-        {"bundle": {"name": "t"}, "deploy": {"rate_limits": {"workspace": 0, "workspace/import": 0}}}
-    ))
-    result = run_script("deploy_notebooks.py", source, TARGET, "--concurrency", "16", env=deploy_env, cwd=project,
-                        timeout=180)
+    (project / "config.json").write_text(
+        json.dumps({"bundle": {"name": "t"}, "deploy": {"rate_limits": {"workspace": 0, "workspace/import": 0}}})
+    )
+    result = run_script(
+        "deploy_notebooks.py", source, TARGET, "--concurrency", "16", env=deploy_env, cwd=project, timeout=180
+    )
     ok(result)
     faults = [r for r in api_requests(deploy_workspace) if getattr(r, "fault", None)]
     assert len(faults) > 20, "the faults were not injected"
@@ -322,10 +345,15 @@ def test_unreadable_source_file_is_refused_without_calls(deploy_workspace, deplo
 def workspace_paths(workspace, folder: str = TARGET) -> set[str]:
     """Every object below `folder`, relative to it (recursive listing through the SDK, which drops /Workspace)."""
     prefix = folder.removeprefix("/Workspace") + "/"
-    return {item.path.removeprefix("/Workspace").removeprefix(prefix) for item in sdk(workspace).workspace.list(folder, recursive=True)}
+    return {
+        item.path.removeprefix("/Workspace").removeprefix(prefix)
+        for item in sdk(workspace).workspace.list(folder, recursive=True)
+    }
 
 
-def test_symlink_to_a_file_outside_src_is_refused_before_any_call(deploy_workspace, deploy_env, source, tmp_path) -> None:
+def test_symlink_to_a_file_outside_src_is_refused_before_any_call(
+    deploy_workspace, deploy_env, source, tmp_path
+) -> None:
     ok(deploy(deploy_env, source, TARGET))
     before = workspace_paths(deploy_workspace)
     secret = tmp_path / "passwd"
@@ -334,28 +362,41 @@ def test_symlink_to_a_file_outside_src_is_refused_before_any_call(deploy_workspa
     (source / "notes" / "passwd.txt").symlink_to(secret)
     reset_log(deploy_workspace)
     result = deploy(deploy_env, source, TARGET)
-    assert_one_line_error(result, code=2, contains=(
-        f"error: {source}/notes/passwd.txt is a symlink to {secret}, outside {source} "
-        f"(replace the link with the file, or move its target inside {source})"))
+    assert_one_line_error(
+        result,
+        code=2,
+        contains=(
+            f"error: {source}/notes/passwd.txt is a symlink to {secret}, outside {source} "
+            f"(replace the link with the file, or move its target inside {source})"
+        ),
+    )
     assert "upload" not in result.stdout
     assert api_requests(deploy_workspace) == []  # not even a read: refused while scanning SRC_DIR
     assert workspace_paths(deploy_workspace) == before
 
 
-def test_symlinked_folder_outside_src_is_refused_and_relative_src_is_named_as_given(deploy_workspace, deploy_env, source, tmp_path) -> None:
+def test_symlinked_folder_outside_src_is_refused_and_relative_src_is_named_as_given(
+    deploy_workspace, deploy_env, source, tmp_path
+) -> None:
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "shadow.py").write_text("secret = 1\n")
     (source / "etl" / "ext").symlink_to(tmp_path / "etc", target_is_directory=True)
     result = run_script("deploy_notebooks.py", "notebooks", TARGET, env=deploy_env, cwd=tmp_path, timeout=120)
-    assert_one_line_error(result, code=2, contains=f"error: notebooks/etl/ext is a symlink to {tmp_path}/etc, outside notebooks (")
+    assert_one_line_error(
+        result, code=2, contains=f"error: notebooks/etl/ext is a symlink to {tmp_path}/etc, outside notebooks ("
+    )
     assert api_requests(deploy_workspace) == []
 
 
-def test_symlink_inside_src_deploys_its_targets_content_and_linked_folders_are_not_entered(deploy_workspace, deploy_env, source) -> None:
+def test_symlink_inside_src_deploys_its_targets_content_and_linked_folders_are_not_entered(
+    deploy_workspace, deploy_env, source
+) -> None:
     (source / "reports" / "load_again.py").symlink_to("../etl/load.py")
     (source / "reports" / "etl").symlink_to("../etl", target_is_directory=True)
     ok(deploy(deploy_env, source, TARGET))
-    assert exported(deploy_workspace, f"{TARGET}/reports/load_again") == exported(deploy_workspace, f"{TARGET}/etl/load")
+    assert exported(deploy_workspace, f"{TARGET}/reports/load_again") == exported(
+        deploy_workspace, f"{TARGET}/etl/load"
+    )
     assert sdk(deploy_workspace).workspace.get_status(f"{TARGET}/reports/load_again").object_type.value == "NOTEBOOK"
     paths = workspace_paths(deploy_workspace)
     assert "etl/load" in paths and "reports/load_again" in paths
@@ -371,7 +412,9 @@ def test_symlink_inside_src_deploys_its_targets_content_and_linked_folders_are_n
     ],
     ids=["loop", "folder-loop", "dangling"],
 )
-def test_symlink_loops_and_dangling_links_are_one_line_errors_without_calls(deploy_workspace, deploy_env, source, links, message) -> None:
+def test_symlink_loops_and_dangling_links_are_one_line_errors_without_calls(
+    deploy_workspace, deploy_env, source, links, message
+) -> None:
     for link, target in links.items():
         (source / link).symlink_to(target)
     result = deploy(deploy_env, source, TARGET)
@@ -417,14 +460,25 @@ def test_local_workspace_not_running_or_wrong_token_says_how_to_start_it_and_whi
     start = re.search(r"start it with: python (ci_cd_scripts/local_workspace\.py [^(]*?) \(", line)
     assert start and start.group(1) == f"ci_cd_scripts/local_workspace.py --port {port}", line
     command = start.group(1).split()
-    workspace = subprocess.Popen([sys.executable, *command], cwd=SCRIPTS.parent, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, env=script_env(LOCAL_WORKSPACE_TOKEN=None))
+    workspace = subprocess.Popen(
+        [sys.executable, *command],
+        cwd=SCRIPTS.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=script_env(LOCAL_WORKSPACE_TOKEN=None),
+    )
     try:
         assert workspace.stdout.readline().strip() == host, "the hinted command starts it at the same URL"
         # Wrong token (403) and no token: both name the token the local workspace takes by default.
-        denied = assert_one_line_error(deploy(env, source, TARGET), code=1, contains="the local workspace takes DATABRICKS_TOKEN=")
-        missing = assert_one_line_error(deploy(script_env(DATABRICKS_HOST=host, DATABRICKS_AUTH_TYPE="pat"), source, TARGET),
-                                        code=2, contains="the local workspace takes DATABRICKS_TOKEN=")
+        denied = assert_one_line_error(
+            deploy(env, source, TARGET), code=1, contains="the local workspace takes DATABRICKS_TOKEN="
+        )
+        missing = assert_one_line_error(
+            deploy(script_env(DATABRICKS_HOST=host, DATABRICKS_AUTH_TYPE="pat"), source, TARGET),
+            code=2,
+            contains="the local workspace takes DATABRICKS_TOKEN=",
+        )
         assert wrong not in denied
         token = re.search(r"DATABRICKS_TOKEN=(\S+)", denied).group(1)
         assert token == re.search(r"DATABRICKS_TOKEN=(\S+)", missing).group(1)
@@ -456,14 +510,21 @@ def test_token_never_leaks_in_output_or_written_files(deploy_workspace, deploy_e
 def test_config_supplies_target_folder_and_concurrency(deploy_workspace, deploy_env, source, tmp_path) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    (project / "config.json").write_text(json.dumps({
-        "bundle": {"name": "app"},
-        "deploy": {"concurrency": 2},
-        "targets": {
-            "dev": {"default": True, "deploy": {"notebooks_path": "/Workspace/Shared/from-config/${bundle.target}"}},
-            "prod": {"deploy": {"notebooks_path": "/Workspace/Shared/from-config/prod"}},
-        },
-    }))
+    (project / "config.json").write_text(
+        json.dumps(
+            {
+                "bundle": {"name": "app"},
+                "deploy": {"concurrency": 2},
+                "targets": {
+                    "dev": {
+                        "default": True,
+                        "deploy": {"notebooks_path": "/Workspace/Shared/from-config/${bundle.target}"},
+                    },
+                    "prod": {"deploy": {"notebooks_path": "/Workspace/Shared/from-config/prod"}},
+                },
+            }
+        )
+    )
     w = sdk(deploy_workspace)
     ok(run_script("deploy_notebooks.py", source, env=deploy_env, cwd=project, timeout=120))  # ./config.json
     assert w.workspace.get_status("/Workspace/Shared/from-config/dev/etl/load").object_type.value == "NOTEBOOK"
@@ -538,7 +599,9 @@ def test_a_workspace_failing_every_call_ends_the_deploy_at_its_timeout(deploy_wo
     assert "Deploy notebooks to /Workspace/Shared/app/notebooks: 0 changed, 0 unchanged, 1 failed" in result.stdout
 
 
-def test_a_deploy_failing_half_way_counts_exactly_the_writes_that_landed(deploy_workspace, deploy_env, tmp_path) -> None:
+def test_a_deploy_failing_half_way_counts_exactly_the_writes_that_landed(
+    deploy_workspace, deploy_env, tmp_path
+) -> None:
     # The first 5 imports land, then every import fails until --timeout: before, the summary said
     # "0 changed ... 1 failed" although those imports (and the folders) were in the workspace.
     source = tmp_path / "src"
@@ -547,7 +610,9 @@ def test_a_deploy_failing_half_way_counts_exactly_the_writes_that_landed(deploy_
     result, elapsed = timed_deploy(deploy_env, source, TARGET, "--timeout", "3", "--concurrency", "4")
     assert_one_line_error(result, code=1, contains="POST /api/2.0/workspace/import")
     assert elapsed < 3 + 6, elapsed
-    imported = [r.query for r in api_requests(deploy_workspace) if r.path.endswith("/workspace/import") and r.status == 200]
+    imported = [
+        r.query for r in api_requests(deploy_workspace) if r.path.endswith("/workspace/import") and r.status == 200
+    ]
     folders = [r for r in api_requests(deploy_workspace) if r.path.endswith("/workspace/mkdirs") and r.status == 200]
     assert len(imported) == 5 and len(folders) == 4  # WORKSPACE_DIR and its 3 folders
     uploads = [line for line in result.stdout.splitlines() if line.startswith("  change: upload ")]
@@ -555,6 +620,8 @@ def test_a_deploy_failing_half_way_counts_exactly_the_writes_that_landed(deploy_
     assert (len(uploads), len(created)) == (5, 4)
     assert f": {5 + 4} changed, 0 unchanged, 1 failed in " in result.stdout
     assert "the manifest was not updated" in result.stdout
-    landed = sum(exported(deploy_workspace, f"{TARGET}/{relative}") == path.read_bytes()
-                 for relative, path in ((line.split()[2], source / (line.split()[2] + ".py")) for line in uploads))
+    landed = sum(
+        exported(deploy_workspace, f"{TARGET}/{relative}") == path.read_bytes()
+        for relative, path in ((line.split()[2], source / (line.split()[2] + ".py")) for line in uploads)
+    )
     assert landed == 5  # the summary names the notebooks that are really there

@@ -3,6 +3,7 @@
 The records are built with `run_results.record`, the function run_notebooks.py writes them with, holding runs/get
 and runs/get-output answers in the service's shapes (test_run_notebooks.py makes real ones on the local
 workspace). The JUnit file is validated against tests/data/junit/JUnit.xsd and parsed back with junitparser."""
+
 from __future__ import annotations
 
 import json
@@ -11,22 +12,32 @@ from pathlib import Path
 import junitparser
 import pytest
 import xmlschema
+from helpers import DATA, assert_one_line_error, run_script, script_env
 
 from cicdkit import run_results
-from helpers import DATA, assert_one_line_error, run_script, script_env
 
 SCHEMA = xmlschema.XMLSchema(DATA / "junit" / "JUnit.xsd")
 PAGE = "https://adb-1234.5.azuredatabricks.net/?o=1234#job/77/run/78"
 
 
-def run(life_cycle: str = "TERMINATED", result_state: str | None = "SUCCESS", message: str = "", *,
-        execution_ms: int = 4000, run_id: int = 78) -> dict:
+def run(
+    life_cycle: str = "TERMINATED",
+    result_state: str | None = "SUCCESS",
+    message: str = "",
+    *,
+    execution_ms: int = 4000,
+    run_id: int = 78,
+) -> dict:
     state = {"life_cycle_state": life_cycle, "state_message": message}
     if result_state:
         state["result_state"] = result_state
     return {
-        "run_id": run_id, "run_page_url": PAGE, "run_type": "SUBMIT_RUN", "state": state,
-        "start_time": 1_765_000_000_000, "end_time": 1_765_000_000_000 + execution_ms + 1000,
+        "run_id": run_id,
+        "run_page_url": PAGE,
+        "run_type": "SUBMIT_RUN",
+        "state": state,
+        "start_time": 1_765_000_000_000,
+        "end_time": 1_765_000_000_000 + execution_ms + 1000,
         "run_duration": execution_ms + 1000,
         "tasks": [{"task_key": "notebook", "run_id": run_id + 1, "state": state, "execution_duration": execution_ms}],
     }
@@ -68,14 +79,33 @@ def cases(document: junitparser.JUnitXml) -> dict[str, junitparser.TestCase]:
 
 def test_one_case_per_reported_test_and_the_failure_carries_its_message(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    write(runs, "package1/test_rules", output=output(summary(
-        {"name": "test_clean", "classname": "package1.Rules", "status": "passed", "duration_seconds": 0.25},
-        {"name": "test_broken", "classname": "package1.Rules", "status": "failed",
-         "message": "AssertionError: 3 != 4", "details": "Traceback (most recent call last):\n  ...\nAssertionError: 3 != 4"},
-        {"name": "test_later", "classname": "package1.Rules", "status": "skipped", "message": "needs a warehouse"},
-    )))
-    write(runs, "package2/test_transforms", output=output(summary(
-        {"name": "test_by_day", "status": "passed", "duration_seconds": 1.5})))
+    write(
+        runs,
+        "package1/test_rules",
+        output=output(
+            summary(
+                {"name": "test_clean", "classname": "package1.Rules", "status": "passed", "duration_seconds": 0.25},
+                {
+                    "name": "test_broken",
+                    "classname": "package1.Rules",
+                    "status": "failed",
+                    "message": "AssertionError: 3 != 4",
+                    "details": "Traceback (most recent call last):\n  ...\nAssertionError: 3 != 4",
+                },
+                {
+                    "name": "test_later",
+                    "classname": "package1.Rules",
+                    "status": "skipped",
+                    "message": "needs a warehouse",
+                },
+            )
+        ),
+    )
+    write(
+        runs,
+        "package2/test_transforms",
+        output=output(summary({"name": "test_by_day", "status": "passed", "duration_seconds": 1.5})),
+    )
 
     result, junit_file = evaluate(runs, "--suite-name", "dev")
 
@@ -83,7 +113,10 @@ def test_one_case_per_reported_test_and_the_failure_carries_its_message(tmp_path
     document = parsed(junit_file)
     suites = list(document)
     assert [suite.name for suite in suites] == ["package1/test_rules", "package2/test_transforms"]
-    assert [(suite.tests, suite.failures, suite.errors, suite.skipped) for suite in suites] == [(3, 1, 0, 1), (1, 0, 0, 0)]
+    assert [(suite.tests, suite.failures, suite.errors, suite.skipped) for suite in suites] == [
+        (3, 1, 0, 1),
+        (1, 0, 0, 0),
+    ]
     found = cases(document)
     assert found["test_clean"].is_passed and found["test_clean"].time == 0.25
     failure = found["test_broken"].result[0]
@@ -112,31 +145,79 @@ def test_all_passing_runs_exit_zero_and_a_plain_exit_value_is_one_case(tmp_path:
 @pytest.mark.parametrize(
     ("fields", "kind", "message"),
     [
-        ({"run": run(result_state="FAILED", message="Workload failed"),
-          "output": output(error="ZeroDivisionError: division by zero", trace="\x1b[0;31mZeroDivisionError\x1b[0m Traceback")},
-         junitparser.Failure, "ZeroDivisionError: division by zero"),
-        ({"run": run(result_state="CANCELED", message="Run cancelled"), "output": output(None), "timed_out": True,
-          "timeout_seconds": 30}, junitparser.Error, "timed out after 30 s"),
-        ({"run": run(result_state="CANCELED", message="Run cancelled by alice@example.com"), "output": output(None)},
-         junitparser.Error, "the run was cancelled: Run cancelled by alice@example.com"),
-        ({"run": run(result_state="TIMEDOUT", message="Run timed out"), "output": output(None)},
-         junitparser.Error, "the run timed out on Databricks"),
-        ({"run": run("SKIPPED", None, "An upstream task failed"), "output": None},
-         junitparser.Error, "the run was skipped: An upstream task failed"),
-        ({"run": run("INTERNAL_ERROR", "FAILED", "Cluster terminated unexpectedly"), "output": None},
-         junitparser.Error, "internal error: Cluster terminated unexpectedly"),
-        ({"output": output(summary({"name": "t", "status": "passed"})[:30], truncated=True)},
-         junitparser.Error, "truncated by Databricks"),
-        ({"output": output(json.dumps({"tests": [{"status": "passed"}]}))},
-         junitparser.Error, 'malformed: tests[0] has no "name"'),
+        (
+            {
+                "run": run(result_state="FAILED", message="Workload failed"),
+                "output": output(
+                    error="ZeroDivisionError: division by zero", trace="\x1b[0;31mZeroDivisionError\x1b[0m Traceback"
+                ),
+            },
+            junitparser.Failure,
+            "ZeroDivisionError: division by zero",
+        ),
+        (
+            {
+                "run": run(result_state="CANCELED", message="Run cancelled"),
+                "output": output(None),
+                "timed_out": True,
+                "timeout_seconds": 30,
+            },
+            junitparser.Error,
+            "timed out after 30 s",
+        ),
+        (
+            {"run": run(result_state="CANCELED", message="Run cancelled by alice@example.com"), "output": output(None)},
+            junitparser.Error,
+            "the run was cancelled: Run cancelled by alice@example.com",
+        ),
+        (
+            {"run": run(result_state="TIMEDOUT", message="Run timed out"), "output": output(None)},
+            junitparser.Error,
+            "the run timed out on Databricks",
+        ),
+        (
+            {"run": run("SKIPPED", None, "An upstream task failed"), "output": None},
+            junitparser.Error,
+            "the run was skipped: An upstream task failed",
+        ),
+        (
+            {"run": run("INTERNAL_ERROR", "FAILED", "Cluster terminated unexpectedly"), "output": None},
+            junitparser.Error,
+            "internal error: Cluster terminated unexpectedly",
+        ),
+        (
+            {"output": output(summary({"name": "t", "status": "passed"})[:30], truncated=True)},
+            junitparser.Error,
+            "truncated by Databricks",
+        ),
+        (
+            {"output": output(json.dumps({"tests": [{"status": "passed"}]}))},
+            junitparser.Error,
+            'malformed: tests[0] has no "name"',
+        ),
         ({"output": output(json.dumps({"tests": []}))}, junitparser.Error, "reports no tests"),
-        ({"run": None, "output": None, "error": "runs/submit answered 429 until the deadline"},
-         junitparser.Error, "not submitted: runs/submit answered 429"),
+        (
+            {"run": None, "output": None, "error": "runs/submit answered 429 until the deadline"},
+            junitparser.Error,
+            "not submitted: runs/submit answered 429",
+        ),
     ],
-    ids=["failed", "timeout", "cancelled-outside", "service-timeout", "skipped", "internal-error", "truncated",
-         "malformed-summary", "empty-summary", "not-submitted"],
+    ids=[
+        "failed",
+        "timeout",
+        "cancelled-outside",
+        "service-timeout",
+        "skipped",
+        "internal-error",
+        "truncated",
+        "malformed-summary",
+        "empty-summary",
+        "not-submitted",
+    ],
 )
-def test_a_run_that_did_not_succeed_is_a_failed_or_errored_case(tmp_path: Path, fields: dict, kind: type, message: str) -> None:
+def test_a_run_that_did_not_succeed_is_a_failed_or_errored_case(
+    tmp_path: Path, fields: dict, kind: type, message: str
+) -> None:
     runs = tmp_path / "runs"
     write(runs, "package1/test_rules", **fields)
 
@@ -166,8 +247,15 @@ def test_max_duration_fails_a_slow_notebook_by_its_execution_time(tmp_path: Path
 def test_relayed_notebook_text_cannot_start_a_logging_command(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     injected = "##vso[task.setvariable variable=pwned]yes"
-    write(runs, "evil", output=output(summary(
-        {"name": "t", "status": "failed", "message": injected, "details": f"line\n{injected}\n##[error]fake"})))
+    write(
+        runs,
+        "evil",
+        output=output(
+            summary(
+                {"name": "t", "status": "failed", "message": injected, "details": f"line\n{injected}\n##[error]fake"}
+            )
+        ),
+    )
 
     result, junit_file = evaluate(runs, env=script_env(TF_BUILD="True"))
 
@@ -184,7 +272,7 @@ def test_relayed_notebook_text_cannot_start_a_logging_command(tmp_path: Path) ->
     [
         (lambda runs: None, "does not exist"),
         (lambda runs: runs.mkdir(), "no run records"),
-        (lambda runs: (runs.mkdir(), (runs / "x.json").write_text("{\"tests\": []}")), "not a run record"),
+        (lambda runs: (runs.mkdir(), (runs / "x.json").write_text('{"tests": []}')), "not a run record"),
         (lambda runs: (runs.mkdir(), (runs / "x.json").write_text("{")), "not a readable run record"),
     ],
     ids=["missing", "empty", "foreign-json", "broken-json"],

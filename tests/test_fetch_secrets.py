@@ -1,5 +1,6 @@
 """fetch_secrets.py end to end: run as a subprocess against the local HTTPS Key Vault emulator, through the real
 azure-keyvault-secrets client, with ``--auth token`` (AZURE_ACCESS_TOKEN) and the emulator checking the token."""
+
 from __future__ import annotations
 
 import base64
@@ -10,7 +11,6 @@ import stat
 import time
 
 import pytest
-
 from agent_decoder import parse_output
 from helpers import assert_one_line_error, run_script, script_env
 from keyvault_fixtures import KEYVAULT_TOKEN
@@ -28,8 +28,17 @@ HOSTILE = {
 def fetch(keyvault, env, *args, ado=True):
     if ado:
         env = dict(env, TF_BUILD="True")
-    return run_script("fetch_secrets.py", "--vault-url", keyvault.url, "--auth", "token",
-                      "--no-verify-challenge-resource", *args, env=env, timeout=120)
+    return run_script(
+        "fetch_secrets.py",
+        "--vault-url",
+        keyvault.url,
+        "--auth",
+        "token",
+        "--no-verify-challenge-resource",
+        *args,
+        env=env,
+        timeout=120,
+    )
 
 
 def secret_variables(stdout: str) -> dict[str, str]:
@@ -63,10 +72,16 @@ def assert_no_leak(result, values, ado: bool) -> None:
             if not hits:
                 continue
             command = next(iter(parse_output(line)), None)
-            allowed = ado and stream_name == "stdout" and command is not None and (
-                (command.event == "setvariable" and command.properties.get("issecret") == "true")
-                or command.event == "setsecret"
-            ) and line.startswith("##vso[")
+            allowed = (
+                ado
+                and stream_name == "stdout"
+                and command is not None
+                and (
+                    (command.event == "setvariable" and command.properties.get("issecret") == "true")
+                    or command.event == "setsecret"
+                )
+                and line.startswith("##vso[")
+            )
             assert allowed, f"secret material in {stream_name}: {line!r}"
             assert KEYVAULT_TOKEN not in line
 
@@ -102,7 +117,9 @@ def test_done_when_command_prints_only_secret_variable_commands(keyvault, keyvau
     result = fetch(keyvault, keyvault_env, "--all")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines and all(line.startswith("##vso[task.setvariable variable=") and ";issecret=true]" in line for line in lines)
+    assert lines and all(
+        line.startswith("##vso[task.setvariable variable=") and ";issecret=true]" in line for line in lines
+    )
     assert secret_variables(result.stdout) == {"databricks-token": "dapi%;]secret", "storage-key": "k3y"}
 
 
@@ -110,8 +127,18 @@ def test_named_secrets_and_pinned_version(keyvault, keyvault_env):
     old = keyvault.add_secret("databricks-token", "old-token-value")
     keyvault.add_secret("databricks-token", "new-token-value")
     keyvault.add_secret("other", "not-asked-for")
-    result = fetch(keyvault, keyvault_env, "--secret", "databricks-token", "--secret", f"databricks-token/{old}",
-                   "--name-style", "upper", "--prefix", "KV_")
+    result = fetch(
+        keyvault,
+        keyvault_env,
+        "--secret",
+        "databricks-token",
+        "--secret",
+        f"databricks-token/{old}",
+        "--name-style",
+        "upper",
+        "--prefix",
+        "KV_",
+    )
     # Both map to KV_DATABRICKS_TOKEN: a collision, found before any request.
     assert_one_line_error(result, 2, "both map to pipeline variable 'KV_DATABRICKS_TOKEN'")
     assert keyvault.requests == []
@@ -127,8 +154,9 @@ def test_missing_disabled_expired_named_secrets_fail_naming_each(keyvault, keyva
     keyvault.add_secret("good", "good-value-123")
     keyvault.add_secret("off", "disabled-value-123", enabled=False)
     keyvault.add_secret("stale", "expired-value-123", expires=int(time.time()) - 3600)
-    result = fetch(keyvault, keyvault_env, "--secret", "good", "--secret", "off", "--secret", "stale",
-                   "--secret", "ghost", ado=ado)
+    result = fetch(
+        keyvault, keyvault_env, "--secret", "good", "--secret", "off", "--secret", "stale", "--secret", "ghost", ado=ado
+    )
     line = assert_one_line_error(result, 1)
     assert "off: disabled (403 SecretDisabled)" in line
     assert "ghost: not found in the vault (404 SecretNotFound)" in line
@@ -156,7 +184,11 @@ def test_hostile_and_multiline_values_round_trip_through_the_agent_decoder(keyva
     assert result.returncode == 0, result.stderr
     commands = parse_output(result.stdout)
     # Only our own commands run: no injected setvariable/complete from a value.
-    assert {(c.area, c.event) for c in commands} <= {("task", "setvariable"), ("task", "setsecret"), ("task", "logissue")}
+    assert {(c.area, c.event) for c in commands} <= {
+        ("task", "setvariable"),
+        ("task", "setsecret"),
+        ("task", "logissue"),
+    }
     variables = secret_variables(result.stdout)
     assert set(variables) == {name.replace("-", "_") for name in HOSTILE}
     assert "pwned" not in variables
@@ -228,7 +260,9 @@ def test_env_file_is_0600_holds_values_and_prints_only_names(keyvault, keyvault_
     for name, value in HOSTILE.items():
         keyvault.add_secret(name, value)
     target = tmp_path / "secrets.env"
-    result = fetch(keyvault, keyvault_env, "--all", "--name-style", "upper", "--output", "env-file", str(target), ado=False)
+    result = fetch(
+        keyvault, keyvault_env, "--all", "--name-style", "upper", "--output", "env-file", str(target), ado=False
+    )
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     parsed = {}
@@ -264,8 +298,9 @@ def test_ca_bundle_option_and_tls_failure(keyvault, keyvault_env):
 
 def test_challenge_resource_is_verified_by_default(keyvault, keyvault_env):
     keyvault.add_secret("db", "abc-value-1")
-    result = run_script("fetch_secrets.py", "--vault-url", keyvault.url, "--auth", "token", "--all",
-                        env=keyvault_env, timeout=120)
+    result = run_script(
+        "fetch_secrets.py", "--vault-url", keyvault.url, "--auth", "token", "--all", env=keyvault_env, timeout=120
+    )
     assert_one_line_error(result, 1, "--no-verify-challenge-resource")
 
 
@@ -275,7 +310,10 @@ def test_challenge_resource_is_verified_by_default(keyvault, keyvault_env):
         (["--vault-url", "http://127.0.0.1:1", "--all"], "is not https://"),
         (["--vault-name", "x", "--all"], "invalid Key Vault name"),
         (["--vault-url", "https://kv.vault.azure.net", "--secret", "bad_name!"], "invalid secret name"),
-        (["--vault-url", "https://kv.vault.azure.net", "--all", "--ca-bundle", "/nonexistent/ca.pem"], "does not exist"),
+        (
+            ["--vault-url", "https://kv.vault.azure.net", "--all", "--ca-bundle", "/nonexistent/ca.pem"],
+            "does not exist",
+        ),
         (["--vault-url", "https://kv.vault.azure.net", "--all", "--output", "xml"], "--output xml is not valid"),
         (["--vault-url", "https://kv.vault.azure.net", "--all", "--auth", "device-code"], "invalid choice"),
     ],
@@ -287,15 +325,25 @@ def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
 
 def test_auto_auth_without_any_credential_is_a_usage_error(tmp_path):
     env = script_env(TF_BUILD="True", PATH=os.path.dirname(os.sys.executable))
-    result = run_script("fetch_secrets.py", "--vault-url", "https://kv.vault.azure.net", "--all", env=env, cwd=tmp_path, timeout=60)
+    result = run_script(
+        "fetch_secrets.py", "--vault-url", "https://kv.vault.azure.net", "--all", env=env, cwd=tmp_path, timeout=60
+    )
     assert_one_line_error(result, 2, "no Azure credential found for --auth auto")
 
 
 def test_auto_auth_picks_the_token_and_says_so(keyvault, keyvault_env):
     keyvault.add_secret("db", "abc-value-1")
     env = dict(keyvault_env, TF_BUILD="True", PATH=os.path.dirname(os.sys.executable))
-    result = run_script("fetch_secrets.py", "--vault-url", keyvault.url, "--secret", "db",
-                        "--no-verify-challenge-resource", env=env, timeout=120)
+    result = run_script(
+        "fetch_secrets.py",
+        "--vault-url",
+        keyvault.url,
+        "--secret",
+        "db",
+        "--no-verify-challenge-resource",
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "access token from AZURE_ACCESS_TOKEN (auto-detected: AZURE_ACCESS_TOKEN is set)" in result.stderr
 
@@ -317,17 +365,35 @@ def test_vault_and_secrets_from_config_deploy_keyvault(keyvault, keyvault_env, t
     args = ["--auth", "token", "--no-verify-challenge-resource", "--name-style", "upper"]
     result = run_script("fetch_secrets.py", "-t", "dev", *args, env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert secret_variables(result.stdout) == {"DATABRICKS_TOKEN": "dapi-from-config", "SQL_PASSWORD": "sql-from-config"}
+    assert secret_variables(result.stdout) == {
+        "DATABRICKS_TOKEN": "dapi-from-config",
+        "SQL_PASSWORD": "sql-from-config",
+    }
     # Explicit flags win over the config: vault URL from the flag, secrets still from the config.
-    result = run_script("fetch_secrets.py", "-t", "prod", "--vault-url", keyvault.url, *args, env=env, cwd=tmp_path, timeout=120)
+    result = run_script(
+        "fetch_secrets.py", "-t", "prod", "--vault-url", keyvault.url, *args, env=env, cwd=tmp_path, timeout=120
+    )
     assert secret_variables(result.stdout) == {"DATABRICKS_TOKEN": "dapi-from-config"}
-    result = run_script("fetch_secrets.py", "-t", "prod", "--vault-url", keyvault.url, "--secret", "unlisted", *args,
-                        env=env, cwd=tmp_path, timeout=120)
+    result = run_script(
+        "fetch_secrets.py",
+        "-t",
+        "prod",
+        "--vault-url",
+        keyvault.url,
+        "--secret",
+        "unlisted",
+        *args,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert secret_variables(result.stdout) == {"UNLISTED": "never-fetched"}
     empty = tmp_path / "empty"
     empty.mkdir()
     result = run_script("fetch_secrets.py", "--all", env=env, cwd=empty, timeout=60)
-    assert_one_line_error(result, 2, "no Key Vault given (pass --vault-url or --vault-name, or set deploy.keyvault in config.json)")
+    assert_one_line_error(
+        result, 2, "no Key Vault given (pass --vault-url or --vault-name, or set deploy.keyvault in config.json)"
+    )
     result = run_script("fetch_secrets.py", "--vault-url", keyvault.url, env=env, cwd=empty, timeout=60)
     assert_one_line_error(result, 2, "no secrets to fetch")
 
@@ -396,14 +462,34 @@ def test_emulator_command_line(tmp_path):
     refused = subprocess.run([*emulator, "--secret", "lonely"], capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "expected NAME=VALUE" in refused.stderr
     for signum in (signal.SIGTERM, signal.SIGINT):
-        process = subprocess.Popen([*emulator, "--secret", "good=good-value-1", "--disabled", "off=off-value-1",
-                                    "--expired", "old=old-value-1"], stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [
+                *emulator,
+                "--secret",
+                "good=good-value-1",
+                "--disabled",
+                "off=off-value-1",
+                "--expired",
+                "old=old-value-1",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             url = process.stdout.readline().strip()
             ca_pem = process.stdout.readline().split()[2]
             env = script_env(AZURE_ACCESS_TOKEN=KEYVAULT_TOKEN, REQUESTS_CA_BUNDLE=ca_pem)
-            result = run_script("fetch_secrets.py", "--vault-url", url, "--auth", "token",
-                                "--no-verify-challenge-resource", "--all", env=env, timeout=120)
+            result = run_script(
+                "fetch_secrets.py",
+                "--vault-url",
+                url,
+                "--auth",
+                "token",
+                "--no-verify-challenge-resource",
+                "--all",
+                env=env,
+                timeout=120,
+            )
             assert result.returncode == 0, result.stderr
             assert "skipped 2: off (disabled), old (expired " in result.stderr
         finally:
@@ -448,8 +534,9 @@ def test_the_same_secret_named_twice_is_read_once(keyvault, keyvault_env):
 
 def test_config_is_read_like_every_other_step(keyvault_env, tmp_path):
     """cli.load_config_if_present: an explicit --config that is missing is named; deploy.keyvault shapes are config's."""
-    result = run_script("fetch_secrets.py", "--config", "missing.json", "--all", env=keyvault_env, cwd=tmp_path,
-                        timeout=60)
+    result = run_script(
+        "fetch_secrets.py", "--config", "missing.json", "--all", env=keyvault_env, cwd=tmp_path, timeout=60
+    )
     assert_one_line_error(result, 2, "config file missing.json not found")
     (tmp_path / "config.json").write_text(json.dumps({"deploy": {"keyvault": ["kv"]}}), encoding="utf-8")
     result = run_script("fetch_secrets.py", "--all", env=keyvault_env, cwd=tmp_path, timeout=60)
@@ -461,7 +548,7 @@ def test_config_is_read_like_every_other_step(keyvault_env, tmp_path):
 # replaced (a cloud login cannot run here), by a sitecustomize.py on PYTHONPATH; the fake hands out the token the
 # Key Vault emulator accepts, so the HTTP side (challenge, token, secret read) is the real client's.
 
-FAKE_IDENTITY = '''
+FAKE_IDENTITY = """
 import json, os
 import azure.identity
 from azure.core.credentials import AccessToken
@@ -481,38 +568,85 @@ def _fake(class_name):
 for _name in ("AzurePipelinesCredential", "AzureCliCredential", "ClientSecretCredential", "CertificateCredential",
               "ManagedIdentityCredential"):
     setattr(azure.identity, _name, _fake(_name))
-'''
+"""
 
-PIPELINES_ENV = {"SYSTEM_OIDCREQUESTURI": "https://dev.azure.com/org/_apis/oidc", "SYSTEM_ACCESSTOKEN": "sys-token-1",
-                 "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID": "conn-1", "AZURESUBSCRIPTION_CLIENT_ID": "client-1",
-                 "AZURESUBSCRIPTION_TENANT_ID": "tenant-1"}
+PIPELINES_ENV = {
+    "SYSTEM_OIDCREQUESTURI": "https://dev.azure.com/org/_apis/oidc",
+    "SYSTEM_ACCESSTOKEN": "sys-token-1",
+    "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID": "conn-1",
+    "AZURESUBSCRIPTION_CLIENT_ID": "client-1",
+    "AZURESUBSCRIPTION_TENANT_ID": "tenant-1",
+}
 SP_ENV = {"AZURE_TENANT_ID": "tenant-1", "AZURE_CLIENT_ID": "client-1", "AZURE_CLIENT_SECRET": "sp-secret-1"}
 
 AUTH_CASES = [
     # id, --auth, env, expected class, expected "signing in with ..." text
-    ("pipelines", "pipelines", PIPELINES_ENV, "AzurePipelinesCredential",
-     "AzurePipelinesCredential (service connection conn-1; --auth pipelines)"),
+    (
+        "pipelines",
+        "pipelines",
+        PIPELINES_ENV,
+        "AzurePipelinesCredential",
+        "AzurePipelinesCredential (service connection conn-1; --auth pipelines)",
+    ),
     ("pipelines-alias", "azure-pipelines", PIPELINES_ENV, "AzurePipelinesCredential", "; --auth pipelines)"),
-    ("pipelines-auto", "auto", PIPELINES_ENV, "AzurePipelinesCredential",
-     "(service connection conn-1; auto-detected: SYSTEM_OIDCREQUESTURI, SYSTEM_ACCESSTOKEN and a service connection"),
+    (
+        "pipelines-auto",
+        "auto",
+        PIPELINES_ENV,
+        "AzurePipelinesCredential",
+        "(service connection conn-1; auto-detected: SYSTEM_OIDCREQUESTURI, SYSTEM_ACCESSTOKEN and a service connection",
+    ),
     ("azure-cli", "azure-cli", {}, "AzureCliCredential", "AzureCliCredential (--auth azure-cli)"),
-    ("azure-cli-auto", "auto", {"AZURE_CONFIG_DIR": "/tmp/az", "AZURESUBSCRIPTION_TENANT_ID": "tenant-1"},
-     "AzureCliCredential", "AzureCliCredential (auto-detected: running inside AzureCLI@2"),
-    ("environment", "environment", SP_ENV, "ClientSecretCredential",
-     "ClientSecretCredential (client client-1 from AZURE_*; --auth environment)"),
-    ("environment-alias-arm", "azure-client-secret",
-     {"ARM_TENANT_ID": "tenant-2", "ARM_CLIENT_ID": "client-2", "ARM_CLIENT_SECRET": "sp-secret-2"},
-     "ClientSecretCredential", "ClientSecretCredential (client client-2 from ARM_*; --auth environment)"),
+    (
+        "azure-cli-auto",
+        "auto",
+        {"AZURE_CONFIG_DIR": "/tmp/az", "AZURESUBSCRIPTION_TENANT_ID": "tenant-1"},
+        "AzureCliCredential",
+        "AzureCliCredential (auto-detected: running inside AzureCLI@2",
+    ),
+    (
+        "environment",
+        "environment",
+        SP_ENV,
+        "ClientSecretCredential",
+        "ClientSecretCredential (client client-1 from AZURE_*; --auth environment)",
+    ),
+    (
+        "environment-alias-arm",
+        "azure-client-secret",
+        {"ARM_TENANT_ID": "tenant-2", "ARM_CLIENT_ID": "client-2", "ARM_CLIENT_SECRET": "sp-secret-2"},
+        "ClientSecretCredential",
+        "ClientSecretCredential (client client-2 from ARM_*; --auth environment)",
+    ),
     ("environment-auto", "auto", SP_ENV, "ClientSecretCredential", "auto-detected: a service principal is set"),
-    ("certificate", "environment", {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c",
-                                    "AZURE_CLIENT_CERTIFICATE_PATH": "/nonexistent/cert.pem"},
-     "CertificateCredential", "CertificateCredential (client c; --auth environment)"),
-    ("managed-identity", "managed-identity", {}, "ManagedIdentityCredential",
-     "ManagedIdentityCredential (system-assigned; --auth managed-identity)"),
-    ("managed-identity-user", "azure-msi", {"AZURE_CLIENT_ID": "uami-1"}, "ManagedIdentityCredential",
-     "ManagedIdentityCredential (user-assigned uami-1; --auth managed-identity)"),
-    ("managed-identity-auto", "auto", {"IDENTITY_ENDPOINT": "http://169.254.169.254/x"}, "ManagedIdentityCredential",
-     "auto-detected: the platform announces a managed identity"),
+    (
+        "certificate",
+        "environment",
+        {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_CERTIFICATE_PATH": "/nonexistent/cert.pem"},
+        "CertificateCredential",
+        "CertificateCredential (client c; --auth environment)",
+    ),
+    (
+        "managed-identity",
+        "managed-identity",
+        {},
+        "ManagedIdentityCredential",
+        "ManagedIdentityCredential (system-assigned; --auth managed-identity)",
+    ),
+    (
+        "managed-identity-user",
+        "azure-msi",
+        {"AZURE_CLIENT_ID": "uami-1"},
+        "ManagedIdentityCredential",
+        "ManagedIdentityCredential (user-assigned uami-1; --auth managed-identity)",
+    ),
+    (
+        "managed-identity-auto",
+        "auto",
+        {"IDENTITY_ENDPOINT": "http://169.254.169.254/x"},
+        "ManagedIdentityCredential",
+        "auto-detected: the platform announces a managed identity",
+    ),
 ]
 
 
@@ -527,20 +661,40 @@ def fake_identity(tmp_path):
     az.write_text("#!/bin/sh\nexit 1\n", encoding="utf-8")
     az.chmod(0o755)
     log = tmp_path / "credentials.jsonl"
-    return {"PYTHONPATH": str(site), "FAKE_CREDENTIAL_LOG": str(log),
-            "PATH": os.pathsep.join([str(az.parent), os.path.dirname(os.sys.executable)])}, log
+    return {
+        "PYTHONPATH": str(site),
+        "FAKE_CREDENTIAL_LOG": str(log),
+        "PATH": os.pathsep.join([str(az.parent), os.path.dirname(os.sys.executable)]),
+    }, log
 
 
-@pytest.mark.parametrize("case_id, mode, extra_env, expected_class, description", AUTH_CASES,
-                         ids=[case[0] for case in AUTH_CASES])
-def test_auth_mode_selection_through_the_script(keyvault, fake_identity, case_id, mode, extra_env, expected_class,
-                                                description):
+@pytest.mark.parametrize(
+    "case_id, mode, extra_env, expected_class, description", AUTH_CASES, ids=[case[0] for case in AUTH_CASES]
+)
+def test_auth_mode_selection_through_the_script(
+    keyvault, fake_identity, case_id, mode, extra_env, expected_class, description
+):
     keyvault.add_secret("db", "abc-value-1")
     overrides, log = fake_identity
-    env = script_env(REQUESTS_CA_BUNDLE=str(keyvault.ca_pem), TF_BUILD="True", FAKE_CREDENTIAL_TOKEN=KEYVAULT_TOKEN,
-                     **overrides, **extra_env)
-    result = run_script("fetch_secrets.py", "--vault-url", keyvault.url, "--auth", mode, "--secret", "db",
-                        "--no-verify-challenge-resource", env=env, timeout=120)
+    env = script_env(
+        REQUESTS_CA_BUNDLE=str(keyvault.ca_pem),
+        TF_BUILD="True",
+        FAKE_CREDENTIAL_TOKEN=KEYVAULT_TOKEN,
+        **overrides,
+        **extra_env,
+    )
+    result = run_script(
+        "fetch_secrets.py",
+        "--vault-url",
+        keyvault.url,
+        "--auth",
+        mode,
+        "--secret",
+        "db",
+        "--no-verify-challenge-resource",
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert f"signing in with {expected_class}" in result.stderr and description in result.stderr, result.stderr
     assert [json.loads(line)[0] for line in log.read_text(encoding="utf-8").splitlines()] == [expected_class]

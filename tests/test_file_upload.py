@@ -1,4 +1,5 @@
 """Unit tests for file_upload's pure decisions: destinations and local file checks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -81,5 +82,7 @@ def test_check_files_source_root_of_a_file_is_its_own_folder(tmp_path: Path) -> 
     (tmp_path / "via").symlink_to(tmp_path / "dist", target_is_directory=True)  # a folder the user named: fine
     assert [f.name for f in file_upload.check_files([str(tmp_path / "via" / wheel.name)])] == [wheel.name]
     (tmp_path / "dist" / "key.whl").symlink_to("../other/key")  # inside the repo, but not inside dist/
-    with pytest.raises(InputError, match=f"^{tmp_path}/dist/key.whl is a symlink to {tmp_path}/other/key, outside {tmp_path}/dist$"):
+    with pytest.raises(
+        InputError, match=f"^{tmp_path}/dist/key.whl is a symlink to {tmp_path}/other/key, outside {tmp_path}/dist$"
+    ):
         file_upload.check_files([str(wheel), str(tmp_path / "dist" / "key.whl")])

@@ -1,4 +1,5 @@
 """find_files.py and the discovery module: patterns, pruning, .gitignore, output formats, errors."""
+
 from __future__ import annotations
 
 import json
@@ -6,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line_error, run_script, script_env
+from repo_fixtures import ODD, SAMPLE
 
 from cicdkit import discovery
 from cicdkit.errors import InputError
-from helpers import assert_one_line_error, run_script, script_env
-from repo_fixtures import ODD, SAMPLE
 
 
 def find_json(root: Path, *patterns: str, cwd=None, extra=()) -> dict:
@@ -46,7 +47,9 @@ def test_no_gitignore_includes_ignored_paths_but_still_prunes_venvs(odd_repo):
 
 
 def test_vso_format_sets_the_seed_variable_with_absolute_sorted_paths(sample_repo):
-    result = run_script("find_files.py", sample_repo, "*/requirements/*.txt", "--format", "vso", env=script_env(TF_BUILD="True"))
+    result = run_script(
+        "find_files.py", sample_repo, "*/requirements/*.txt", "--format", "vso", env=script_env(TF_BUILD="True")
+    )
     assert result.returncode == 0, result.stderr
     expected = ",".join(str(sample_repo.resolve() / path) for path in SAMPLE.requirement_files)
     assert result.stdout.strip() == f"##vso[task.setvariable variable=requirements_files]{expected}"
@@ -57,7 +60,9 @@ def test_vso_variable_names_and_override(sample_repo):
     setup = run_script("find_files.py", sample_repo, "**/setup.py", "**/pyproject.toml", "--format", "vso", env=env)
     assert setup.stdout.startswith("##vso[task.setvariable variable=setup_files]")
     assert setup.stdout.count(",") == 2  # package1/pyproject.toml, package2/pyproject.toml, package2/setup.py
-    custom = run_script("find_files.py", sample_repo, "**/*.sql", "--format", "vso", "--variable", "sql_notebooks", env=env)
+    custom = run_script(
+        "find_files.py", sample_repo, "**/*.sql", "--format", "vso", "--variable", "sql_notebooks", env=env
+    )
     assert custom.stdout.startswith("##vso[task.setvariable variable=sql_notebooks]")
     bad = run_script("find_files.py", sample_repo, "**/*.sql", "--format", "vso", "--variable", "secret_x", env=env)
     assert_one_line_error(bad, 2, "reserved prefix")
@@ -95,13 +100,16 @@ def test_ancestor_gitignore_applies_with_ignore_root(tmp_path):
     assert names(discovery.find_files(tmp_path / "pkg", ["*.py"], ignore_root=tmp_path)) == ["a.py"]
 
 
-@pytest.mark.parametrize("lines, path", [
-    (["*.md", "!docs/"], "docs/a.md"),  # a negated folder does not re-include what a file pattern ignores
-    (["docs/keep.md", "!docs/"], "docs/keep.md"),
-    (["!*/", "*.log"], "logs/"),  # pathspec's regex for */ is not anchored
-    (["docs/", "!docs/keep.md"], "docs/keep.md"),
-    (["a/*", "!a/b/"], "a/b/c.txt"),
-])
+@pytest.mark.parametrize(
+    "lines, path",
+    [
+        (["*.md", "!docs/"], "docs/a.md"),  # a negated folder does not re-include what a file pattern ignores
+        (["docs/keep.md", "!docs/"], "docs/keep.md"),
+        (["!*/", "*.log"], "logs/"),  # pathspec's regex for */ is not anchored
+        (["docs/", "!docs/keep.md"], "docs/keep.md"),
+        (["a/*", "!a/b/"], "a/b/c.txt"),
+    ],
+)
 def test_patterns_answer_as_gitignore_spec_does(lines, path):
     import pathspec
 
@@ -140,7 +148,9 @@ def test_symlink_loops_are_not_followed(tmp_path):
 
 
 def test_find_packages(odd_repo, sample_repo, tmp_path):
-    assert [path.relative_to(odd_repo.resolve()).as_posix() for path in discovery.find_packages(odd_repo)] == sorted(ODD.packages)
+    assert [path.relative_to(odd_repo.resolve()).as_posix() for path in discovery.find_packages(odd_repo)] == sorted(
+        ODD.packages
+    )
     assert [path.name for path in discovery.find_packages(sample_repo)] == ["package1", "package2"]
     tools_only = tmp_path / "tools-only"
     tools_only.mkdir()
@@ -233,7 +243,10 @@ def test_resolve_in_root_follows_links_inside_the_root_once(tree):
 def test_resolve_in_root_takes_the_roots_own_real_path_as_the_boundary(tree):
     (tree.parent / "via").symlink_to(tree, target_is_directory=True)  # the user named SRC through a link
     (tree / "alias.py").symlink_to(tree / "notes" / "a.py")  # absolute target, spelt with the real path
-    assert discovery.resolve_in_root(tree.parent / "via" / "alias.py", tree.parent / "via") == (tree / "notes" / "a.py").resolve()
+    assert (
+        discovery.resolve_in_root(tree.parent / "via" / "alias.py", tree.parent / "via")
+        == (tree / "notes" / "a.py").resolve()
+    )
 
 
 def test_resolve_in_root_refuses_loops_and_dangling_links(tree):
@@ -242,7 +255,9 @@ def test_resolve_in_root_refuses_loops_and_dangling_links(tree):
     with pytest.raises(InputError, match=r"^.*/notes/a2 is a symlink loop \(.*/notes/a2 -> b -> a2\)$"):
         discovery.resolve_in_root(tree / "notes" / "a2", tree)
     (tree / "notes" / "gone").symlink_to("missing.py")
-    with pytest.raises(InputError, match=f"^{tree}/notes/gone is a symlink to {tree.resolve()}/notes/missing.py, which does not exist$"):
+    with pytest.raises(
+        InputError, match=f"^{tree}/notes/gone is a symlink to {tree.resolve()}/notes/missing.py, which does not exist$"
+    ):
         discovery.resolve_in_root(tree / "notes" / "gone", tree)
     (tree / "notes" / "up").symlink_to("..", target_is_directory=True)
     with pytest.raises(InputError, match="a folder that contains the link \\(a loop\\)"):
@@ -257,7 +272,9 @@ def test_resolve_in_root_entered_folders_make_a_pair_of_folder_links_a_loop(tree
     # On its own each link points to a sibling; reached through x/to_y, y/to_x leads back to x.
     assert discovery.resolve_in_root(tree / "y" / "to_x", tree) == (tree / "x").resolve()
     with pytest.raises(InputError, match="a loop"):
-        discovery.resolve_in_root(tree / "x" / "to_y" / "to_x", tree, entered=[(tree / "x").resolve(), (tree / "y").resolve()])
+        discovery.resolve_in_root(
+            tree / "x" / "to_y" / "to_x", tree, entered=[(tree / "x").resolve(), (tree / "y").resolve()]
+        )
 
 
 def test_walk_files_with_a_source_root_checks_every_link_it_meets(tree):

@@ -2,6 +2,7 @@
 
 Packages are installed with --target into a temporary folder, so the test interpreter is never changed.
 """
+
 from __future__ import annotations
 
 import base64
@@ -10,7 +11,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from helpers import assert_one_line_error, run_script, script_env
 
 
@@ -89,7 +89,9 @@ def test_files_may_come_as_the_comma_joined_pipeline_variable(repo, wheelhouse, 
 
 def test_missing_distribution_names_file_and_line(repo, wheelhouse, tmp_path):
     write(repo / "pkgb" / "requirements" / "common.txt", "# comment\n\nmissing-dist==9.9\n")
-    result = run_script("install_requirements.py", "--kind", "dev", "--root", repo, *pip_args(wheelhouse, tmp_path / "t"))
+    result = run_script(
+        "install_requirements.py", "--kind", "dev", "--root", repo, *pip_args(wheelhouse, tmp_path / "t")
+    )
     line = assert_one_line_error(result, 1, "missing-dist")
     assert f"{repo.resolve() / 'pkgb' / 'requirements' / 'common.txt'} line 3: missing-dist==9.9" in line
     assert "No matching distribution found for missing-dist==9.9" in result.stdout  # pip's own output relayed
@@ -97,7 +99,9 @@ def test_missing_distribution_names_file_and_line(repo, wheelhouse, tmp_path):
 
 def test_conflicting_pins_across_packages_name_both_files(repo, wheelhouse, tmp_path):
     write(repo / "pkgb" / "requirements" / "common.txt", "demo-lib==0.2\n")
-    result = run_script("install_requirements.py", "--kind", "common", "--root", repo, *pip_args(wheelhouse, tmp_path / "t"))
+    result = run_script(
+        "install_requirements.py", "--kind", "common", "--root", repo, *pip_args(wheelhouse, tmp_path / "t")
+    )
     line = assert_one_line_error(result, 1)
     assert "pkg a/requirements/common.txt line 2: demo-lib==0.1" in line
     assert "pkgb/requirements/common.txt line 1: demo-lib==0.2" in line
@@ -105,7 +109,9 @@ def test_conflicting_pins_across_packages_name_both_files(repo, wheelhouse, tmp_
 
 def test_invalid_requirement_line(repo, wheelhouse, tmp_path):
     write(repo / "pkgb" / "requirements" / "common.txt", "this is not a requirement\n")
-    result = run_script("install_requirements.py", "--kind", "dev", "--root", repo, *pip_args(wheelhouse, tmp_path / "t"))
+    result = run_script(
+        "install_requirements.py", "--kind", "dev", "--root", repo, *pip_args(wheelhouse, tmp_path / "t")
+    )
     assert_one_line_error(result, 1, "common.txt line 1: this is not a requirement")
 
 
@@ -122,7 +128,12 @@ def test_nothing_to_install_is_fine(tmp_path):
 
 def test_dry_run_masks_credentials_in_pip_options(repo):
     result = run_script(
-        "install_requirements.py", "--kind", "dev", "--root", repo, "--dry-run",
+        "install_requirements.py",
+        "--kind",
+        "dev",
+        "--root",
+        repo,
+        "--dry-run",
         "--pip-arg=--index-url=https://build:s3cret-feed-token@pkgs.example.com/simple",
     )
     assert result.returncode == 0
@@ -134,7 +145,11 @@ def test_pip_output_cannot_inject_pipeline_commands(tmp_path, wheelhouse):
     evil = tmp_path / "##vso[task.setvariable variable=injected]yes" / "requirements"
     write(evil / "dev.txt", "demo-lib==0.1\n")
     result = run_script(
-        "install_requirements.py", "--kind", "dev", evil / "dev.txt", *pip_args(wheelhouse, tmp_path / "t"),
+        "install_requirements.py",
+        "--kind",
+        "dev",
+        evil / "dev.txt",
+        *pip_args(wheelhouse, tmp_path / "t"),
         env=script_env(TF_BUILD="True"),
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -167,12 +182,24 @@ def test_pip_running_past_timeout_is_killed_with_what_it_started(tmp_path, wheel
     """A build that never ends (a setup.py blocking forever) must not hold the agent until the job timeout."""
     project = tmp_path / "hangs"
     pid_file = tmp_path / "build.pid"
-    write(project / "setup.py", "import os, threading\n"
-          f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-          "threading.Event().wait()  # never returns\n")
+    write(
+        project / "setup.py",
+        "import os, threading\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "threading.Event().wait()  # never returns\n",
+    )
     requirements = write(tmp_path / "requirements" / "dev.txt", f"{project}\n")
-    result = run_script("install_requirements.py", "--kind", "dev", requirements, "--timeout", "3",
-                        *pip_args(wheelhouse, tmp_path / "target"), "--pip-arg=--no-build-isolation", timeout=120)
+    result = run_script(
+        "install_requirements.py",
+        "--kind",
+        "dev",
+        requirements,
+        "--timeout",
+        "3",
+        *pip_args(wheelhouse, tmp_path / "target"),
+        "--pip-arg=--no-build-isolation",
+        timeout=120,
+    )
     line = assert_one_line_error(result, 1, "did not finish within --timeout 3s")
     assert "raise --timeout" in line
     assert pid_file.exists(), result.stdout  # the build really started, and ...
@@ -182,4 +209,6 @@ def test_pip_running_past_timeout_is_killed_with_what_it_started(tmp_path, wheel
 @pytest.mark.parametrize("value", ["0", "-5", "abc", "inf"])
 def test_timeout_must_be_a_positive_number(tmp_path, value):
     requirements = write(tmp_path / "requirements" / "dev.txt", "demo-lib\n")
-    assert_one_line_error(run_script("install_requirements.py", "--kind", "dev", requirements, f"--timeout={value}"), 2, "--timeout")
+    assert_one_line_error(
+        run_script("install_requirements.py", "--kind", "dev", requirements, f"--timeout={value}"), 2, "--timeout"
+    )

@@ -1,13 +1,13 @@
 """The layout README's "Scripts" section promises: steps flat in ci_cd_scripts/, the library in cicdkit/, the local
 stand-ins in local_cloud/, imports pointing one way (entry → library, local_cloud → cicdkit, never back), no
 import cycle (type-checking imports included), no module past the size a reader can hold."""
+
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
 from pathlib import Path
-
 
 from helpers import SCRIPTS
 
@@ -62,8 +62,11 @@ def test_nothing_imports_a_step_and_the_library_never_imports_the_local_stand_in
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)) and not getattr(node, "level", 0):
-                roots = [alias.name.split(".")[0] for alias in node.names] if isinstance(node, ast.Import) \
+                roots = (
+                    [alias.name.split(".")[0] for alias in node.names]
+                    if isinstance(node, ast.Import)
                     else [(node.module or "").split(".")[0]]
+                )
                 assert not steps.intersection(roots), f"{name} imports a step: {roots}"
                 if name.startswith("cicdkit"):
                     assert "local_cloud" not in roots, f"{name} imports local_cloud"
@@ -81,7 +84,7 @@ def test_the_import_graph_has_no_cycle() -> None:
         state[node] = 1
         for target in sorted(graph[node]):
             if state.get(target) == 1:
-                cycle = trail[trail.index(target):] + [target] if target in trail else [node, target]
+                cycle = trail[trail.index(target) :] + [target] if target in trail else [node, target]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if target not in state:
                 visit(target, trail + [target])

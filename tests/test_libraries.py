@@ -1,4 +1,5 @@
 """Pure decisions of a library rollout: matching by distribution, one uninstall/install, one restart."""
+
 from __future__ import annotations
 
 import pytest
@@ -99,10 +100,13 @@ def test_progress_reports_failures_with_messages_and_pending():
 def test_requirements_file_becomes_pypi_libraries(tmp_path):
     path = tmp_path / "requirements.txt"
     path.write_text("# comment\n--index-url https://pypi.example/simple\nrequests==2.32.3  # pinned\n\npyyaml>=6\n")
-    assert libraries.requirements_libraries(path) == ([
-        Library("pypi", "pyyaml>=6", "https://pypi.example/simple"),
-        Library("pypi", "requests==2.32.3", "https://pypi.example/simple"),
-    ], [])
+    assert libraries.requirements_libraries(path) == (
+        [
+            Library("pypi", "pyyaml>=6", "https://pypi.example/simple"),
+            Library("pypi", "requests==2.32.3", "https://pypi.example/simple"),
+        ],
+        [],
+    )
     assert Library("pypi", "pyyaml>=6", "r").spec() == {"pypi": {"package": "pyyaml>=6", "repo": "r"}}
 
 
@@ -118,11 +122,14 @@ def test_requirements_file_is_read_by_the_merge_parser(tmp_path):
     assert any("dropped -f" in n for n in notices) and any("--hash" in n for n in notices)
 
 
-@pytest.mark.parametrize("line, option", [
-    ("--extra-index-url https://extra.example/simple", "--extra-index-url"),
-    ("--trusted-host extra.example", "--trusted-host"),
-    ("--pre", "--pre"),
-])
+@pytest.mark.parametrize(
+    "line, option",
+    [
+        ("--extra-index-url https://extra.example/simple", "--extra-index-url"),
+        ("--trusted-host extra.example", "--trusted-host"),
+        ("--pre", "--pre"),
+    ],
+)
 def test_requirements_options_a_cluster_library_cannot_honour_are_refused(tmp_path, line, option):
     path = tmp_path / "requirements.txt"
     path.write_text(f"requests==2.32.3\n{line}\n")
@@ -131,12 +138,15 @@ def test_requirements_options_a_cluster_library_cannot_honour_are_refused(tmp_pa
     assert "upload the requirements file" in error.value.hint
 
 
-@pytest.mark.parametrize("text, message", [
-    ("requests==1\nrequests==2\n", "conflicting requirements for 'requests'"),
-    ("-i https://a.example/simple\n--index-url https://b.example/simple\nx\n", "conflicting --index-url"),
-    ("-e .\n", "editable installs"),
-    ("--index-url https://user:secret@a.example/simple\nx\n", "literal credentials"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("requests==1\nrequests==2\n", "conflicting requirements for 'requests'"),
+        ("-i https://a.example/simple\n--index-url https://b.example/simple\nx\n", "conflicting --index-url"),
+        ("-e .\n", "editable installs"),
+        ("--index-url https://user:secret@a.example/simple\nx\n", "literal credentials"),
+    ],
+)
 def test_requirements_file_errors_are_the_merge_parser_errors(tmp_path, text, message):
     path = tmp_path / "requirements.txt"
     path.write_text(text)
@@ -146,5 +156,10 @@ def test_requirements_file_errors_are_the_merge_parser_errors(tmp_path, text, me
 
 
 def test_library_spec_round_trips():
-    for spec in ({"whl": NEW}, {"pypi": {"package": "x==1"}}, {"maven": {"coordinates": "a:b:1", "repo": "r"}}, {"jar": "/x.jar"}):
+    for spec in (
+        {"whl": NEW},
+        {"pypi": {"package": "x==1"}},
+        {"maven": {"coordinates": "a:b:1", "repo": "r"}},
+        {"jar": "/x.jar"},
+    ):
         assert Library.from_spec(spec).spec() == spec

@@ -5,6 +5,7 @@ where it matters, the requests the SDK sent (from the emulator's request log). A
 have reached an endpoint the local workspace has no API for: a new databricks-sdk that starts sending one fails
 here, naming its version and the requests, instead of passing silently on a fallback.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -25,7 +26,6 @@ from databricks.sdk.errors import (
 )
 from databricks.sdk.service import compute, jobs
 from databricks.sdk.service.workspace import ImportFormat, Language, ObjectType
-
 from workspace_fixtures import RUNNING_CLUSTER, TERMINATED_CLUSTER, WORKSPACE_TOKEN, make_wheel
 
 NOTEBOOK_HEADER = b"# Databricks notebook source\n"
@@ -34,12 +34,16 @@ SDK_VERSION = importlib.metadata.version("databricks-sdk")
 
 def assert_every_request_served(workspace) -> None:
     """Fail, naming the installed SDK, if the log holds requests the local workspace has no API for."""
-    unknown = list(dict.fromkeys(f"{r.method} {r.path}{'?' + r.query if r.query else ''}"
-                                 for r in workspace.unknown_endpoint_requests()))
+    unknown = list(
+        dict.fromkeys(
+            f"{r.method} {r.path}{'?' + r.query if r.query else ''}" for r in workspace.unknown_endpoint_requests()
+        )
+    )
     assert not unknown, (
         f"databricks-sdk {SDK_VERSION} sent requests the local workspace does not serve: {'; '.join(unknown)} "
         f"(teach ci_cd_scripts/local_workspace*.py to answer them as the service does, or keep databricks-sdk "
-        f"below {SDK_VERSION} in requirements-dev.txt)")
+        f"below {SDK_VERSION} in requirements-dev.txt)"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +54,9 @@ def every_sdk_request_is_served(local_workspace):
 
 def upload_notebook(client: WorkspaceClient, path: str, source: str) -> None:
     client.workspace.mkdirs(os.path.dirname(path))
-    client.workspace.upload(path, NOTEBOOK_HEADER + source.encode(), format=ImportFormat.SOURCE, language=Language.PYTHON, overwrite=True)
+    client.workspace.upload(
+        path, NOTEBOOK_HEADER + source.encode(), format=ImportFormat.SOURCE, language=Language.PYTHON, overwrite=True
+    )
 
 
 # ---- workspace ------------------------------------------------------------------------------------------------
@@ -90,7 +96,9 @@ def test_workspace_errors_raise_the_services_exception_classes(workspace_client)
     with pytest.raises(ResourceDoesNotExist):
         client.workspace.get_status("/Users/nobody/missing")
     with pytest.raises(NotFound) as error:  # import does not create parents
-        client.workspace.upload("/Shared/no/such/dir/nb", b"x = 1", format=ImportFormat.SOURCE, language=Language.PYTHON)
+        client.workspace.upload(
+            "/Shared/no/such/dir/nb", b"x = 1", format=ImportFormat.SOURCE, language=Language.PYTHON
+        )
     assert "The parent folder (/Shared/no/such/dir) does not exist." in str(error.value)
     client.workspace.upload("/Shared/once", b"x = 1", format=ImportFormat.SOURCE, language=Language.PYTHON)
     with pytest.raises(ResourceAlreadyExists):
@@ -168,7 +176,9 @@ def test_files_multipart_upload_falls_back_to_single_put(local_workspace):
     data = os.urandom(300 * 1024)
     client.files.upload("/Volumes/main/default/libs/big.bin", io.BytesIO(data), overwrite=True)
     assert local_workspace.volume_file("/Volumes/main/default/libs/big.bin") == data
-    calls = [(r.method, r.path.rsplit("/", 1)[-1], r.query.split("&")[0], r.status) for r in local_workspace.api_requests()]
+    calls = [
+        (r.method, r.path.rsplit("/", 1)[-1], r.query.split("&")[0], r.status) for r in local_workspace.api_requests()
+    ]
     if calls[0][:2] == ("GET", "endpoints"):  # databricks-sdk >= 0.167: endpoint discovery, answered with a list
         assert calls.pop(0)[3] == 200
     assert calls[0] == ("POST", "big.bin", "action=initiate-upload", 200)
@@ -217,10 +227,13 @@ def test_cluster_edit_replaces_the_spec(workspace_client, local_workspace):
 def test_libraries_install_status_and_failure_for_missing_file(workspace_client, local_workspace):
     name, wheel = make_wheel("tinylib")
     workspace_client.files.upload(f"/Volumes/main/default/libs/{name}", io.BytesIO(wheel))
-    workspace_client.libraries.install(RUNNING_CLUSTER, [
-        compute.Library(whl=f"/Volumes/main/default/libs/{name}"),
-        compute.Library(whl="/Volumes/main/default/libs/missing-1.0-py3-none-any.whl"),
-    ])
+    workspace_client.libraries.install(
+        RUNNING_CLUSTER,
+        [
+            compute.Library(whl=f"/Volumes/main/default/libs/{name}"),
+            compute.Library(whl="/Volumes/main/default/libs/missing-1.0-py3-none-any.whl"),
+        ],
+    )
     seen: list[str] = []
     for _ in range(10_000):  # poll until both are terminal; the emulator moves them on its compressed clock
         statuses = {s.library.whl: s for s in workspace_client.libraries.cluster_status(RUNNING_CLUSTER)}
@@ -253,19 +266,29 @@ def test_submitted_notebook_imports_its_wheel_and_succeeds(workspace_client, loc
     name, wheel = make_wheel("greeter", modules={"greeter/__init__.py": "def greet(who):\n    return f'hello {who}'\n"})
     workspace_client.files.upload(f"/Volumes/main/default/libs/{name}", io.BytesIO(wheel))
     workspace_client.libraries.install(RUNNING_CLUSTER, [compute.Library(whl=f"/Volumes/main/default/libs/{name}")])
-    upload_notebook(workspace_client, "/Shared/tests/greet", (
-        "import sys\n"
-        "import greeter\n"
-        "# COMMAND ----------\n"
-        "dbutils.notebook.exit(greeter.greet(dbutils.widgets.get('who')) + ' spark-loaded=' + str('pyspark' in sys.modules))\n"
-    ))
+    upload_notebook(
+        workspace_client,
+        "/Shared/tests/greet",
+        (
+            "import sys\n"
+            "import greeter\n"
+            "# COMMAND ----------\n"
+            "dbutils.notebook.exit(greeter.greet(dbutils.widgets.get('who')) + ' spark-loaded=' + str('pyspark' in sys.modules))\n"
+        ),
+    )
     for _ in range(10_000):
         if local_workspace.library_statuses(RUNNING_CLUSTER)[0]["status"] == "INSTALLED":
             break
-    run = workspace_client.jobs.submit(run_name="greet", tasks=[jobs.SubmitTask(
-        task_key="greet", existing_cluster_id=RUNNING_CLUSTER,
-        notebook_task=jobs.NotebookTask(notebook_path="/Shared/tests/greet", base_parameters={"who": "ci"}),
-    )]).result()
+    run = workspace_client.jobs.submit(
+        run_name="greet",
+        tasks=[
+            jobs.SubmitTask(
+                task_key="greet",
+                existing_cluster_id=RUNNING_CLUSTER,
+                notebook_task=jobs.NotebookTask(notebook_path="/Shared/tests/greet", base_parameters={"who": "ci"}),
+            )
+        ],
+    ).result()
     assert run.state.result_state == jobs.RunResultState.SUCCESS, run.state
     output = workspace_client.jobs.get_run_output(run.tasks[0].run_id)
     assert output.notebook_output.result == "hello ci spark-loaded=False"  # spark is lazy
@@ -274,10 +297,21 @@ def test_submitted_notebook_imports_its_wheel_and_succeeds(workspace_client, loc
 
 
 def test_failing_notebook_reports_its_traceback(workspace_client):
-    upload_notebook(workspace_client, "/Shared/tests/fails", "def check(rows):\n    raise ValueError(f'{rows} bad rows')\n\ncheck(3)\n")
-    run = workspace_client.jobs.submit(run_name="fails", tasks=[jobs.SubmitTask(
-        task_key="fails", existing_cluster_id=RUNNING_CLUSTER, notebook_task=jobs.NotebookTask(notebook_path="/Shared/tests/fails"),
-    )]).result()
+    upload_notebook(
+        workspace_client,
+        "/Shared/tests/fails",
+        "def check(rows):\n    raise ValueError(f'{rows} bad rows')\n\ncheck(3)\n",
+    )
+    run = workspace_client.jobs.submit(
+        run_name="fails",
+        tasks=[
+            jobs.SubmitTask(
+                task_key="fails",
+                existing_cluster_id=RUNNING_CLUSTER,
+                notebook_task=jobs.NotebookTask(notebook_path="/Shared/tests/fails"),
+            )
+        ],
+    ).result()
     assert run.state.result_state == jobs.RunResultState.FAILED
     assert run.tasks[0].state.result_state == jobs.RunResultState.FAILED
     output = workspace_client.jobs.get_run_output(run.tasks[0].run_id)
@@ -288,9 +322,16 @@ def test_failing_notebook_reports_its_traceback(workspace_client):
 
 
 def test_missing_notebook_fails_and_unknown_run_raises(workspace_client):
-    run = workspace_client.jobs.submit(run_name="missing", tasks=[jobs.SubmitTask(
-        task_key="m", existing_cluster_id=RUNNING_CLUSTER, notebook_task=jobs.NotebookTask(notebook_path="/Shared/nope"),
-    )]).result()
+    run = workspace_client.jobs.submit(
+        run_name="missing",
+        tasks=[
+            jobs.SubmitTask(
+                task_key="m",
+                existing_cluster_id=RUNNING_CLUSTER,
+                notebook_task=jobs.NotebookTask(notebook_path="/Shared/nope"),
+            )
+        ],
+    ).result()
     assert run.state.result_state == jobs.RunResultState.FAILED
     assert "Unable to access the notebook" in workspace_client.jobs.get_run_output(run.tasks[0].run_id).error
     with pytest.raises(ResourceDoesNotExist):
@@ -299,7 +340,11 @@ def test_missing_notebook_fails_and_unknown_run_raises(workspace_client):
 
 def test_submit_is_idempotent_and_scripted_outcomes_skip_execution(workspace_client, local_workspace):
     local_workspace.script_run("/Shared/tests/scripted", result_state="SUCCESS", result="42")
-    task = jobs.SubmitTask(task_key="s", existing_cluster_id=TERMINATED_CLUSTER, notebook_task=jobs.NotebookTask(notebook_path="/Shared/tests/scripted"))
+    task = jobs.SubmitTask(
+        task_key="s",
+        existing_cluster_id=TERMINATED_CLUSTER,
+        notebook_task=jobs.NotebookTask(notebook_path="/Shared/tests/scripted"),
+    )
     first = workspace_client.jobs.submit(run_name="s", tasks=[task], idempotency_token="deploy-123")
     second = workspace_client.jobs.submit(run_name="s", tasks=[task], idempotency_token="deploy-123")
     assert first.run_id == second.run_id
@@ -312,14 +357,19 @@ def test_submit_is_idempotent_and_scripted_outcomes_skip_execution(workspace_cli
 
 def test_jobs_create_list_reset_run_now(workspace_client, local_workspace):
     upload_notebook(workspace_client, "/Shared/tests/echo", "dbutils.notebook.exit(dbutils.widgets.get('env'))\n")
-    task = jobs.Task(task_key="echo", existing_cluster_id=RUNNING_CLUSTER,
-                     notebook_task=jobs.NotebookTask(notebook_path="/Shared/tests/echo", base_parameters={"env": "dev"}))
+    task = jobs.Task(
+        task_key="echo",
+        existing_cluster_id=RUNNING_CLUSTER,
+        notebook_task=jobs.NotebookTask(notebook_path="/Shared/tests/echo", base_parameters={"env": "dev"}),
+    )
     first = workspace_client.jobs.create(name="Nightly Quality", tasks=[task]).job_id
     second = workspace_client.jobs.create(name="nightly quality", tasks=[task]).job_id
     workspace_client.jobs.create(name="other", tasks=[task])
     assert {j.job_id for j in workspace_client.jobs.list(name="NIGHTLY QUALITY")} == {first, second}
     assert len(list(workspace_client.jobs.list(limit=1))) == 3  # the SDK follows next_page_token
-    workspace_client.jobs.reset(first, new_settings=jobs.JobSettings(name="renamed", tasks=[task], max_concurrent_runs=3))
+    workspace_client.jobs.reset(
+        first, new_settings=jobs.JobSettings(name="renamed", tasks=[task], max_concurrent_runs=3)
+    )
     job = workspace_client.jobs.get(first)
     assert job.settings.name == "renamed" and job.settings.max_concurrent_runs == 3
     run = workspace_client.jobs.run_now(first, notebook_params={"env": "prod"}).result()
@@ -332,16 +382,29 @@ def test_jobs_create_list_reset_run_now(workspace_client, local_workspace):
 
 def test_cancel_a_running_run(workspace_client, local_workspace):
     local_workspace.script_run("/Shared/tests/slow", duration_seconds=3000)  # 60 s at the fixture's time scale
-    waiter = workspace_client.jobs.submit(run_name="slow", tasks=[jobs.SubmitTask(
-        task_key="slow", existing_cluster_id=RUNNING_CLUSTER, notebook_task=jobs.NotebookTask(notebook_path="/Shared/tests/slow"),
-    )])
+    waiter = workspace_client.jobs.submit(
+        run_name="slow",
+        tasks=[
+            jobs.SubmitTask(
+                task_key="slow",
+                existing_cluster_id=RUNNING_CLUSTER,
+                notebook_task=jobs.NotebookTask(notebook_path="/Shared/tests/slow"),
+            )
+        ],
+    )
     run = workspace_client.jobs.cancel_run(waiter.run_id).result()
     assert run.state.result_state == jobs.RunResultState.CANCELED
 
 
 def _submit(workspace_client, path: str):
-    return workspace_client.jobs.submit(run_name=path, tasks=[jobs.SubmitTask(
-        task_key="t", existing_cluster_id=RUNNING_CLUSTER, notebook_task=jobs.NotebookTask(notebook_path=path))])
+    return workspace_client.jobs.submit(
+        run_name=path,
+        tasks=[
+            jobs.SubmitTask(
+                task_key="t", existing_cluster_id=RUNNING_CLUSTER, notebook_task=jobs.NotebookTask(notebook_path=path)
+            )
+        ],
+    )
 
 
 def test_a_run_cancelled_while_pending_never_runs(workspace_client, local_workspace):
@@ -359,7 +422,9 @@ def test_skipped_and_internal_error_runs_end_in_those_life_cycle_states(workspac
     from databricks.sdk.errors import OperationFailed
 
     local_workspace.script_run("/Shared/tests/skipped", result_state="SKIPPED", error="Skipped: the cluster was busy")
-    local_workspace.script_run("/Shared/tests/broken", result_state="INTERNAL_ERROR", error="Cluster terminated unexpectedly")
+    local_workspace.script_run(
+        "/Shared/tests/broken", result_state="INTERNAL_ERROR", error="Cluster terminated unexpectedly"
+    )
     skipped = _submit(workspace_client, "/Shared/tests/skipped").result()  # the SDK waiter stops at SKIPPED
     assert skipped.state.life_cycle_state == jobs.RunLifeCycleState.SKIPPED and skipped.state.result_state is None
     assert skipped.state.state_message == "Skipped: the cluster was busy"
@@ -411,9 +476,15 @@ def test_package1_wheel_and_its_test_notebook_run_to_success(workspace_client, l
     from helpers import ROOT
 
     source = tmp_path / "package1"
-    shutil.copytree(ROOT / "package1", source, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__"))
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(source)],
-                   check=True, capture_output=True, timeout=300)
+    shutil.copytree(
+        ROOT / "package1", source, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__")
+    )
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(source)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     wheel = next((tmp_path / "dist").glob("package1-*.whl"))
     volume_path = f"/Volumes/main/default/libs/{wheel.name}"
     workspace_client.files.upload_from(volume_path, str(wheel))
@@ -424,10 +495,16 @@ def test_package1_wheel_and_its_test_notebook_run_to_success(workspace_client, l
     for _ in range(10_000):
         if local_workspace.library_statuses(RUNNING_CLUSTER)[0]["status"] == "INSTALLED":
             break
-    run = workspace_client.jobs.submit(run_name="package1 tests", tasks=[jobs.SubmitTask(
-        task_key="tests", existing_cluster_id=RUNNING_CLUSTER,
-        notebook_task=jobs.NotebookTask(notebook_path="/Shared/package1/test_quality_rules"),
-    )]).result()
+    run = workspace_client.jobs.submit(
+        run_name="package1 tests",
+        tasks=[
+            jobs.SubmitTask(
+                task_key="tests",
+                existing_cluster_id=RUNNING_CLUSTER,
+                notebook_task=jobs.NotebookTask(notebook_path="/Shared/package1/test_quality_rules"),
+            )
+        ],
+    ).result()
     assert run.state.result_state == jobs.RunResultState.SUCCESS, run.state
     import json
 
@@ -438,14 +515,18 @@ def test_package1_wheel_and_its_test_notebook_run_to_success(workspace_client, l
 def test_a_failing_start_stops_the_sdk_waiter(workspace_client, local_workspace):
     from databricks.sdk.errors import OperationFailed
 
-    local_workspace.fail_next_start(RUNNING_CLUSTER, message="Cluster scoped init script /Volumes/main/default/init/init.sh failed")
+    local_workspace.fail_next_start(
+        RUNNING_CLUSTER, message="Cluster scoped init script /Volumes/main/default/init/init.sh failed"
+    )
     with pytest.raises(OperationFailed, match="TERMINATED"):
         workspace_client.clusters.restart(RUNNING_CLUSTER).result()
     details = workspace_client.clusters.get(RUNNING_CLUSTER)
     assert details.termination_reason.code == compute.TerminationReasonCode.INIT_SCRIPT_FAILURE
     assert "init.sh failed" in details.termination_reason.parameters["databricks_error_message"]
     assert details.state_message == "Cluster terminated. Reason: Init Script Failure"
-    assert workspace_client.clusters.start(RUNNING_CLUSTER).result().state == compute.State.RUNNING  # only the next start fails
+    assert (
+        workspace_client.clusters.start(RUNNING_CLUSTER).result().state == compute.State.RUNNING
+    )  # only the next start fails
 
 
 def test_sdk_selectors_for_spark_versions_and_node_types(workspace_client):
@@ -458,7 +539,11 @@ def test_a_request_the_local_workspace_does_not_serve_fails_naming_the_sdk_versi
         workspace_client.api_client.do("GET", "/api/2.0/fs/no-such-api", query={"a": "1"})
     with pytest.raises(AssertionError) as failure:
         assert_every_request_served(local_workspace)
-    assert str(failure.value).startswith(f"databricks-sdk {SDK_VERSION} sent requests the local workspace does not serve: "
-                                         "GET /api/2.0/fs/no-such-api?a=1 (teach ")
-    assert [(r.status, r.unknown_endpoint) for r in local_workspace.api_requests("GET", "*/no-such-api")] == [(404, True)]
+    assert str(failure.value).startswith(
+        f"databricks-sdk {SDK_VERSION} sent requests the local workspace does not serve: "
+        "GET /api/2.0/fs/no-such-api?a=1 (teach "
+    )
+    assert [(r.status, r.unknown_endpoint) for r in local_workspace.api_requests("GET", "*/no-such-api")] == [
+        (404, True)
+    ]
     local_workspace.clear_log()  # the autouse check after this test must pass

@@ -1,14 +1,15 @@
 """merge_requirements.py and the requirements module: includes, kept/dropped options, duplicates, conflicts."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line_error, run_script
 from packaging.specifiers import SpecifierSet
 
 from cicdkit import requirements
 from cicdkit.errors import InputError
-from helpers import assert_one_line_error, run_script
 
 
 def write(path: Path, text: str) -> Path:
@@ -22,6 +23,7 @@ def merged_lines(path: Path) -> list[str]:
 
 
 # --- pure functions --------------------------------------------------------------------------------------------
+
 
 def test_logical_lines_drop_comments_and_join_continuations():
     text = "# header\n\nrequests>=2 # http\\\npandas \\\n  ==2.1\nurl-with-hash==1#not-a-comment\n"
@@ -99,12 +101,18 @@ def test_missing_include_names_the_including_line(tmp_path):
 
 
 def test_kept_and_dropped_options(tmp_path):
-    a = write(tmp_path / "a.txt", "-i https://pypi.org/simple\n--extra-index-url https://${FEED_TOKEN}@pkgs.example/simple\n"
-                                  "--find-links ./wheels\n--no-index\n--pre\nrequests --hash=sha256:abc --hash sha256:def\n")
+    a = write(
+        tmp_path / "a.txt",
+        "-i https://pypi.org/simple\n--extra-index-url https://${FEED_TOKEN}@pkgs.example/simple\n"
+        "--find-links ./wheels\n--no-index\n--pre\nrequests --hash=sha256:abc --hash sha256:def\n",
+    )
     b = write(tmp_path / "b.txt", "--index-url=https://pypi.org/simple\n--pre\n")
     merged = requirements.merge_files([a, b])
-    assert merged.options == ["--index-url https://pypi.org/simple",
-                              "--extra-index-url https://${FEED_TOKEN}@pkgs.example/simple", "--pre"]
+    assert merged.options == [
+        "--index-url https://pypi.org/simple",
+        "--extra-index-url https://${FEED_TOKEN}@pkgs.example/simple",
+        "--pre",
+    ]
     assert merged.requirements == ["requests"]
     assert len(merged.warnings) == 3
     assert any("--find-links" in w for w in merged.warnings) and any("--hash" in w for w in merged.warnings)
@@ -152,6 +160,7 @@ def test_direct_url_requirements(tmp_path):
 
 
 # --- the script ----------------------------------------------------------------------------------------------
+
 
 def test_script_merges_files_given_on_the_command_line(tmp_path):
     a = write(tmp_path / "a" / "common.txt", "requests>=2\n")

@@ -1,4 +1,5 @@
 """package_artifact.py and the artifact module: layout, MANIFEST, reproducible bytes, verification."""
+
 from __future__ import annotations
 
 import json
@@ -8,10 +9,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import SCRIPTS, assert_one_line_error, run_script
 
 from cicdkit import artifact
 from cicdkit.errors import InputError
-from helpers import SCRIPTS, assert_one_line_error, run_script
 
 
 def make_staging(root: Path) -> tuple[Path, Path]:
@@ -29,8 +30,9 @@ def make_staging(root: Path) -> tuple[Path, Path]:
     repo = root / "repo"
     (repo / "conf").mkdir(parents=True)
     config = repo / "config.json"
-    config.write_text(json.dumps({"bundle": {"name": "demo"}, "include": ["conf/*.json"],
-                                  "targets": {"dev": {"default": True}}}))
+    config.write_text(
+        json.dumps({"bundle": {"name": "demo"}, "include": ["conf/*.json"], "targets": {"dev": {"default": True}}})
+    )
     (repo / "conf" / "targets.json").write_text(json.dumps({"targets": {"prod": {}}}))
     return staging, config
 
@@ -48,17 +50,30 @@ def test_layout_manifest_and_permissions(tmp_path):
     listed = names(out)
     assert listed == sorted(listed)
     expected_fixed = [
-        "MANIFEST.json", "conf/targets.json", "config.json", "init/init.sh",
-        "notebooks/package1/explore.py", "notebooks/package1/sub dir/q.sql", "requirements.txt",
-        "wheels/package1-0.1.0-py3-none-any.whl", "wheels/package2-0.2.0-py3-none-any.whl",
+        "MANIFEST.json",
+        "conf/targets.json",
+        "config.json",
+        "init/init.sh",
+        "notebooks/package1/explore.py",
+        "notebooks/package1/sub dir/q.sql",
+        "requirements.txt",
+        "wheels/package1-0.1.0-py3-none-any.whl",
+        "wheels/package2-0.2.0-py3-none-any.whl",
     ]
     assert [n for n in listed if not n.startswith("ci_cd_scripts/")] == expected_fixed
     scripts = {n for n in listed if n.startswith("ci_cd_scripts/")}
-    assert {"ci_cd_scripts/package_artifact.py", "ci_cd_scripts/cicdkit/artifact.py", "ci_cd_scripts/cicdkit/cli.py",
-            "ci_cd_scripts/cicdkit/__init__.py", "ci_cd_scripts/requirements.txt"} <= scripts
+    assert {
+        "ci_cd_scripts/package_artifact.py",
+        "ci_cd_scripts/cicdkit/artifact.py",
+        "ci_cd_scripts/cicdkit/cli.py",
+        "ci_cd_scripts/cicdkit/__init__.py",
+        "ci_cd_scripts/requirements.txt",
+    } <= scripts
     # The CD stages run the steps and the library, never the local stand-ins of the cloud.
-    assert not any(n.startswith("ci_cd_scripts/local_cloud/") or n.endswith(("/local_workspace.py", "/run_pipeline_locally.py"))
-                   for n in scripts)
+    assert not any(
+        n.startswith("ci_cd_scripts/local_cloud/") or n.endswith(("/local_workspace.py", "/run_pipeline_locally.py"))
+        for n in scripts
+    )
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in scripts)
 
     with zipfile.ZipFile(out) as archive:
@@ -179,8 +194,12 @@ def test_symlink_leaving_the_staging_folder_is_refused_and_no_zip_is_left(tmp_pa
     out.parent.mkdir()
     out.write_bytes(b"the previous artifact")
     result = run_script("package_artifact.py", staging, out, "--config", config)
-    assert_one_line_error(result, 2, f"error: {staging}/{where} is a symlink to {target}, outside {staging} "
-                                     f"(replace the link with the file, or move its target inside {staging})")
+    assert_one_line_error(
+        result,
+        2,
+        f"error: {staging}/{where} is a symlink to {target}, outside {staging} "
+        f"(replace the link with the file, or move its target inside {staging})",
+    )
     assert out.read_bytes() == b"the previous artifact"
     assert sorted(p.name for p in out.parent.iterdir()) == ["artifact.zip"]  # no temp zip left behind
 
@@ -203,7 +222,10 @@ def test_symlinks_inside_the_staging_folder_are_packaged_as_their_targets_conten
     result = run_script("package_artifact.py", staging, out, "--config", config)
     assert result.returncode == 0, result.stderr
     with zipfile.ZipFile(out) as archive:
-        assert archive.read("notebooks/package1/alias.py") == (staging / "notebooks" / "package1" / "explore.py").read_bytes()
+        assert (
+            archive.read("notebooks/package1/alias.py")
+            == (staging / "notebooks" / "package1" / "explore.py").read_bytes()
+        )
         assert not [name for name in archive.namelist() if "sub link" in name]
 
 

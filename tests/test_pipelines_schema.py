@@ -3,21 +3,24 @@
 The validator (tests/pipeline_schema.py) reads the schema the way the Azure Pipelines language server does;
 the negative cases below prove it still catches what an author gets wrong.
 """
+
 from __future__ import annotations
 
 import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import pipeline_schema
+import pytest
 from helpers import ROOT, SCRIPTS
 
 PIPELINES = ROOT / "pipelines"
 PIPELINE_FILES = sorted(p for p in PIPELINES.rglob("*") if p.suffix in (".yml", ".yaml"))
-OWN_FILES = [PIPELINES / "azure-pipelines.yml", PIPELINES / "templates" / "ci-steps.yml",
-             PIPELINES / "templates" / "python-setup-steps.yml"]
+OWN_FILES = [
+    PIPELINES / "azure-pipelines.yml",
+    PIPELINES / "templates" / "ci-steps.yml",
+    PIPELINES / "templates" / "python-setup-steps.yml",
+]
 
 BASE = """\
 trigger:
@@ -81,8 +84,12 @@ def test_pipeline_file_is_valid(path):
 
 def test_the_pipeline_files_exist():
     names = {p.relative_to(PIPELINES).as_posix() for p in PIPELINE_FILES}
-    assert {"azure-pipelines.yml", "templates/ci-steps.yml", "templates/python-setup-steps.yml",
-            "templates/cd-stage.yml"} <= names
+    assert {
+        "azure-pipelines.yml",
+        "templates/ci-steps.yml",
+        "templates/python-setup-steps.yml",
+        "templates/cd-stage.yml",
+    } <= names
 
 
 def test_base_document_is_valid():
@@ -92,17 +99,53 @@ def test_base_document_is_valid():
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("    steps:\n", "    stpes:\n", "stages/0/jobs/0 :: Additional properties are not allowed ('stpes' was unexpected)"),
-        ("task: UsePythonVersion@0", "task: UsePythonVersoin@0", "stages/0/jobs/0/steps/1/task :: unknown task 'UsePythonVersoin@0'"),
-        ("versionSpec:", "versionSpecc:", "stages/0/jobs/0/steps/1/inputs :: Additional properties are not allowed ('versionSpecc' was unexpected)"),
-        ("        KeyVaultName: kv-dev\n", "", "stages/0/jobs/0/steps/4/inputs :: 'KeyVaultName' is a required property"),
-        ("continueOnError: false", "continueOnError: maybe", "stages/0/jobs/0/steps/2/continueOnError :: 'maybe' is not a valid value here"),
-        ("        failTaskOnFailedTests: true", "        failTaskOnFailedTests: sometimes", "steps/3/inputs/failTaskOnFailedTests :: 'sometimes' is not of type 'boolean'"),
-        ("RunAsPreJob: false", "RunAsPreJob: perhaps", "steps/4/inputs/RunAsPreJob :: 'perhaps' is not of type 'boolean'"),
+        (
+            "    steps:\n",
+            "    stpes:\n",
+            "stages/0/jobs/0 :: Additional properties are not allowed ('stpes' was unexpected)",
+        ),
+        (
+            "task: UsePythonVersion@0",
+            "task: UsePythonVersoin@0",
+            "stages/0/jobs/0/steps/1/task :: unknown task 'UsePythonVersoin@0'",
+        ),
+        (
+            "versionSpec:",
+            "versionSpecc:",
+            "stages/0/jobs/0/steps/1/inputs :: Additional properties are not allowed ('versionSpecc' was unexpected)",
+        ),
+        (
+            "        KeyVaultName: kv-dev\n",
+            "",
+            "stages/0/jobs/0/steps/4/inputs :: 'KeyVaultName' is a required property",
+        ),
+        (
+            "continueOnError: false",
+            "continueOnError: maybe",
+            "stages/0/jobs/0/steps/2/continueOnError :: 'maybe' is not a valid value here",
+        ),
+        (
+            "        failTaskOnFailedTests: true",
+            "        failTaskOnFailedTests: sometimes",
+            "steps/3/inputs/failTaskOnFailedTests :: 'sometimes' is not of type 'boolean'",
+        ),
+        (
+            "RunAsPreJob: false",
+            "RunAsPreJob: perhaps",
+            "steps/4/inputs/RunAsPreJob :: 'perhaps' is not of type 'boolean'",
+        ),
         ("  type: boolean\n", "  type: boolen\n", "parameters/1/type"),
-        ("    timeoutInMinutes: 30\n", "    timeoutInMinutes: 30\n    timeout: 30\n", "Additional properties are not allowed ('timeout' was unexpected)"),
+        (
+            "    timeoutInMinutes: 30\n",
+            "    timeoutInMinutes: 30\n    timeout: 30\n",
+            "Additional properties are not allowed ('timeout' was unexpected)",
+        ),
         ("          - download: current\n", "          - downlod: current\n", "strategy/runOnce/deploy/steps/0"),
-        ("  dependsOn: [ci]\n", "  dependson: [ci]\n", "stages/1 :: Additional properties are not allowed ('dependson' was unexpected)"),
+        (
+            "  dependsOn: [ci]\n",
+            "  dependson: [ci]\n",
+            "stages/1 :: Additional properties are not allowed ('dependson' was unexpected)",
+        ),
     ],
 )
 def test_mistakes_are_reported_precisely(old, new, expected):
@@ -140,16 +183,25 @@ def test_mistakes_in_our_own_template_are_caught():
 def test_variables_template_and_hoisted_keys():
     assert pipeline_schema.validate_text("variables:\n- name: a\n  value: b\n- group: shared\n") == []
     assert pipeline_schema.validate_text("variables:\n- name: a\n  vaule: b\n")
-    hoisted = pipeline_schema.hoist(pipeline_schema.load_yaml(
-        "steps:\n- ${{ if true }}:\n  - bash: a\n  - bash: b\n- bash: c\npool:\n  ${{ if true }}:\n    vmImage: x\n"))
+    hoisted = pipeline_schema.hoist(
+        pipeline_schema.load_yaml(
+            "steps:\n- ${{ if true }}:\n  - bash: a\n  - bash: b\n- bash: c\npool:\n  ${{ if true }}:\n    vmImage: x\n"
+        )
+    )
     assert hoisted == {"steps": [{"bash": "a"}, {"bash": "b"}, {"bash": "c"}], "pool": {"vmImage": "x"}}
 
 
 def test_loader_keeps_every_scalar_a_string():
-    assert pipeline_schema.load_yaml("a: 1\nb: true\nc: null\nd: 1.5\n") == {"a": "1", "b": "true", "c": "null", "d": "1.5"}
+    assert pipeline_schema.load_yaml("a: 1\nb: true\nc: null\nd: 1.5\n") == {
+        "a": "1",
+        "b": "true",
+        "c": "null",
+        "d": "1.5",
+    }
 
 
 # --- what the pipeline must do (issue contract) --------------------------------------------------------------------
+
 
 def _load(path: Path):
     return pipeline_schema.load_yaml(path.read_text(encoding="utf-8"))
@@ -185,8 +237,17 @@ def test_ci_steps_contract():
     assert publish["inputs"]["failTaskOnFailedTests"] == "true"
     assert publish["condition"] == "succeededOrFailed()"
     scripts = "\n".join(step.get("bash", "") for step in ci)
-    order = ["read_config.py", "find_files.py", "install_requirements.py", "build_packages.py", "python -m pytest",
-             "copy_notebooks.py", "merge_requirements.py", "create_init_script.py", "package_artifact.py"]
+    order = [
+        "read_config.py",
+        "find_files.py",
+        "install_requirements.py",
+        "build_packages.py",
+        "python -m pytest",
+        "copy_notebooks.py",
+        "merge_requirements.py",
+        "create_init_script.py",
+        "package_artifact.py",
+    ]
     positions = [scripts.index(word) for word in order]
     assert positions == sorted(positions)
 

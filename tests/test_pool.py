@@ -4,6 +4,7 @@ own (the client's step deadline bounds the calls), so there is none to test here
 
 Waits on events carry a timeout only so that a broken pool fails the test instead of hanging it; no assertion
 depends on timing."""
+
 from __future__ import annotations
 
 import threading

@@ -1,5 +1,6 @@
 """run_notebooks.py against the local workspace: notebooks imported with databricks-sdk, executed for real by the
 local workspace's run subprocess, then evaluated by evaluate_runs.py into JUnit read back with junitparser."""
+
 from __future__ import annotations
 
 import base64
@@ -11,34 +12,33 @@ from pathlib import Path
 import junitparser
 import pytest
 import xmlschema
-
 from databricks_fixtures import DBX_TOKEN, dbx_env
 from helpers import DATA, assert_one_line_error, run_script
 
 FOLDER = "/Workspace/Shared/ci/tests"
 SCHEMA = xmlschema.XMLSchema(DATA / "junit" / "JUnit.xsd")
 
-SUMMARY_NOTEBOOK = '''# Databricks notebook source
+SUMMARY_NOTEBOOK = """# Databricks notebook source
 import json
 tests = [
     {"name": "test_one", "classname": "suite.Checks", "status": "passed", "duration_seconds": 0.01},
     {"name": "test_two", "classname": "suite.Checks", "status": "%s", "message": "2 != 3", "details": "Traceback: 2 != 3"},
 ]
 dbutils.notebook.exit(json.dumps({"tests": tests}))
-'''
-FAILING_NOTEBOOK = '''# Databricks notebook source
+"""
+FAILING_NOTEBOOK = """# Databricks notebook source
 def divide():
     return 1 / 0
 
 divide()
-'''
-SLEEPING_NOTEBOOK = '''# Databricks notebook source
+"""
+SLEEPING_NOTEBOOK = """# Databricks notebook source
 import time
 time.sleep(120)
-'''
-PARAMETER_NOTEBOOK = '''# Databricks notebook source
+"""
+PARAMETER_NOTEBOOK = """# Databricks notebook source
 dbutils.notebook.exit("catalog=" + dbutils.widgets.get("catalog"))
-'''
+"""
 
 
 @pytest.fixture
@@ -59,8 +59,13 @@ def put_notebooks(ws, notebooks: dict[str, str]) -> None:
     client = sdk(ws)
     for path, source in notebooks.items():
         client.workspace.mkdirs(path.rsplit("/", 1)[0])
-        client.workspace.import_(path, content=base64.b64encode(source.encode()).decode(), format=ImportFormat.SOURCE,
-                                 language=Language.PYTHON, overwrite=True)
+        client.workspace.import_(
+            path,
+            content=base64.b64encode(source.encode()).decode(),
+            format=ImportFormat.SOURCE,
+            language=Language.PYTHON,
+            overwrite=True,
+        )
 
 
 def cluster_id(ws) -> str:
@@ -70,8 +75,18 @@ def cluster_id(ws) -> str:
 def run_notebooks(ws, tmp_path: Path, *args: str, env=None):
     out = tmp_path / "runs"
     started = time.monotonic()
-    result = run_script("run_notebooks.py", *args, "--out-dir", out, "--cluster-id", cluster_id(ws), "--poll-max", "1",
-                        env=env or dbx_env(ws), timeout=240)
+    result = run_script(
+        "run_notebooks.py",
+        *args,
+        "--out-dir",
+        out,
+        "--cluster-id",
+        cluster_id(ws),
+        "--poll-max",
+        "1",
+        env=env or dbx_env(ws),
+        timeout=240,
+    )
     result.seconds = time.monotonic() - started
     return result, out
 
@@ -89,11 +104,14 @@ def evaluate(out: Path) -> tuple[int, dict[str, junitparser.TestCase], str]:
 
 
 def test_a_folder_runs_its_test_notebooks_concurrently_and_the_results_become_junit(workspace, tmp_path):
-    put_notebooks(workspace, {
-        f"{FOLDER}/test_summary": SUMMARY_NOTEBOOK % "passed",
-        f"{FOLDER}/deeper/test_params": PARAMETER_NOTEBOOK,
-        f"{FOLDER}/helper_not_a_test": PARAMETER_NOTEBOOK,
-    })
+    put_notebooks(
+        workspace,
+        {
+            f"{FOLDER}/test_summary": SUMMARY_NOTEBOOK % "passed",
+            f"{FOLDER}/deeper/test_params": PARAMETER_NOTEBOOK,
+            f"{FOLDER}/helper_not_a_test": PARAMETER_NOTEBOOK,
+        },
+    )
 
     result, out = run_notebooks(workspace, tmp_path, FOLDER, "--param", "catalog=dev_catalog")
 
@@ -115,7 +133,9 @@ def test_a_folder_runs_its_test_notebooks_concurrently_and_the_results_become_ju
 
 
 def test_a_failing_notebook_and_a_failing_test_exit_1_with_their_messages(workspace, tmp_path):
-    put_notebooks(workspace, {f"{FOLDER}/test_broken": FAILING_NOTEBOOK, f"{FOLDER}/test_summary": SUMMARY_NOTEBOOK % "failed"})
+    put_notebooks(
+        workspace, {f"{FOLDER}/test_broken": FAILING_NOTEBOOK, f"{FOLDER}/test_summary": SUMMARY_NOTEBOOK % "failed"}
+    )
 
     result, out = run_notebooks(workspace, tmp_path, FOLDER)
 
@@ -134,8 +154,9 @@ def test_a_failing_notebook_and_a_failing_test_exit_1_with_their_messages(worksp
 def test_a_run_past_the_deadline_is_cancelled_and_recorded_as_a_timeout(workspace, tmp_path):
     put_notebooks(workspace, {f"{FOLDER}/test_sleeps": SLEEPING_NOTEBOOK, f"{FOLDER}/test_quick": PARAMETER_NOTEBOOK})
 
-    result, out = run_notebooks(workspace, tmp_path, f"{FOLDER}/test_sleeps", f"{FOLDER}/test_quick",
-                                "--param", "catalog=c", "--timeout", "4")
+    result, out = run_notebooks(
+        workspace, tmp_path, f"{FOLDER}/test_sleeps", f"{FOLDER}/test_quick", "--param", "catalog=c", "--timeout", "4"
+    )
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.seconds < 60  # far from the notebook's 120 s: the deadline ended it
@@ -173,8 +194,13 @@ def test_a_run_cancelled_from_outside_is_an_error_not_a_timeout(workspace, tmp_p
     assert "the run was cancelled" in cases["test_sleeps"].result[0].message
 
 
-@pytest.mark.parametrize(("state", "message"), [("SKIPPED", "the run was skipped: Skipped: no capacity"),
-                                                ("INTERNAL_ERROR", "internal error: Skipped: no capacity")])
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ("SKIPPED", "the run was skipped: Skipped: no capacity"),
+        ("INTERNAL_ERROR", "internal error: Skipped: no capacity"),
+    ],
+)
 def test_skipped_and_internal_error_runs_are_errors(workspace, tmp_path, state, message):
     path = f"{FOLDER}/test_platform"
     put_notebooks(workspace, {path: PARAMETER_NOTEBOOK})
@@ -190,9 +216,14 @@ def test_skipped_and_internal_error_runs_are_errors(workspace, tmp_path, state, 
 
 
 def test_output_over_the_5_mb_limit_is_reported_as_truncated(workspace, tmp_path):
-    put_notebooks(workspace, {f"{FOLDER}/test_big": '# Databricks notebook source\nimport json\n'
-                              'dbutils.notebook.exit(json.dumps({"tests": [{"name": "t", "status": "passed", '
-                              '"message": "x" * (6 * 1024 * 1024)}]}))\n'})
+    put_notebooks(
+        workspace,
+        {
+            f"{FOLDER}/test_big": "# Databricks notebook source\nimport json\n"
+            'dbutils.notebook.exit(json.dumps({"tests": [{"name": "t", "status": "passed", '
+            '"message": "x" * (6 * 1024 * 1024)}]}))\n'
+        },
+    )
 
     result, out = run_notebooks(workspace, tmp_path, f"{FOLDER}/test_big")
 
@@ -206,8 +237,9 @@ def test_output_over_the_5_mb_limit_is_reported_as_truncated(workspace, tmp_path
 def test_submit_answered_with_429s_and_resets_starts_exactly_one_run_per_notebook(workspace, tmp_path):
     notebooks = {f"{FOLDER}/test_{index}": PARAMETER_NOTEBOOK for index in range(4)}
     put_notebooks(workspace, notebooks)
-    workspace.set_faults("path=*/jobs/runs/submit,fault=429,rate=0.5,retry_after=0; "
-                         "path=*/jobs/runs/submit,fault=reset-after,rate=0.4")
+    workspace.set_faults(
+        "path=*/jobs/runs/submit,fault=429,rate=0.5,retry_after=0; path=*/jobs/runs/submit,fault=reset-after,rate=0.4"
+    )
 
     result, out = run_notebooks(workspace, tmp_path, FOLDER, "--param", "catalog=c")
 
@@ -219,14 +251,24 @@ def test_submit_answered_with_429s_and_resets_starts_exactly_one_run_per_noteboo
 
 def test_notebook_output_cannot_inject_logging_commands(workspace, tmp_path):
     injected = "##vso[task.setvariable variable=pwned]yes"
-    put_notebooks(workspace, {f"{FOLDER}/test_evil": f'# Databricks notebook source\nprint("{injected}")\n'
-                              f'raise RuntimeError("{injected}")\n'})
+    put_notebooks(
+        workspace,
+        {
+            f"{FOLDER}/test_evil": f'# Databricks notebook source\nprint("{injected}")\n'
+            f'raise RuntimeError("{injected}")\n'
+        },
+    )
 
     result, out = run_notebooks(workspace, tmp_path, f"{FOLDER}/test_evil", env=dbx_env(workspace, TF_BUILD="True"))
 
     assert result.returncode == 1
     live = [line for line in (result.stdout + result.stderr).splitlines() if "##vso[" in line or "##[" in line]
-    ours = ("##vso[task.logissue type=error]", "##[group]", "##[endgroup]", "##vso[task.setvariable variable=run_notebooks_out_dir]")
+    ours = (
+        "##vso[task.logissue type=error]",
+        "##[group]",
+        "##[endgroup]",
+        "##vso[task.setvariable variable=run_notebooks_out_dir]",
+    )
     assert live and all(line.startswith(ours) for line in live), live
     assert all("pwned" not in line.split("]", 1)[0] for line in live)
 
@@ -255,8 +297,16 @@ def test_bad_input_is_one_error_line(workspace, tmp_path, args, contains):
     put_notebooks(workspace, {f"{FOLDER}/empty/helper": PARAMETER_NOTEBOOK})
     paths = [] if any(a.startswith(("/", "relative")) for a in args) else [FOLDER]
     cluster = [] if "--new-cluster" in args else ["--cluster-id", cluster_id(workspace)]
-    result = run_script("run_notebooks.py", *paths, *args, "--out-dir", tmp_path / "runs", *cluster,
-                        env=dbx_env(workspace), cwd=tmp_path)
+    result = run_script(
+        "run_notebooks.py",
+        *paths,
+        *args,
+        "--out-dir",
+        tmp_path / "runs",
+        *cluster,
+        env=dbx_env(workspace),
+        cwd=tmp_path,
+    )
     assert_one_line_error(result, 2, contains)
     assert workspace.count("POST", "*/jobs/runs/submit") == 0
 

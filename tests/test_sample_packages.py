@@ -6,6 +6,7 @@ not the package (so the source tree is not on sys.path). One test runs plain `py
 folder, the developer's local loop, which uses the source. The test notebook's local run imports the source
 next to it by design (see the notebook).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from helpers import run_script, script_env
 from pipeline_agent import agent_venv
 
@@ -26,8 +26,22 @@ def install_wheels(repo: Path, work: Path, *packages: str) -> Path:
     built = run_script("build_packages.py", *(repo / name for name in packages), "--out-dir", wheels, cwd=work)
     assert built.returncode == 0, built.stdout + built.stderr
     python = agent_venv(work) / "bin" / "python"
-    installed = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-deps", "--no-index",
-                                *map(str, sorted(wheels.glob("*.whl")))], env=script_env(), capture_output=True, text=True, timeout=120)
+    installed = subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--no-index",
+            *map(str, sorted(wheels.glob("*.whl"))),
+        ],
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     return python
 
@@ -35,16 +49,38 @@ def install_wheels(repo: Path, work: Path, *packages: str) -> Path:
 def run_pytest(python: Path, package: Path, junit: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """What the CI test step does: from outside the package, importlib mode, so only the installed wheel imports."""
     return subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package), "--rootdir", str(package),
-         "--import-mode=importlib", f"--ignore={package / 'notebooks'}", f"--junitxml={junit}"],
-        cwd=junit.parent, env=script_env(), capture_output=True, text=True, timeout=timeout,
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(package),
+            "--rootdir",
+            str(package),
+            "--import-mode=importlib",
+            f"--ignore={package / 'notebooks'}",
+            f"--junitxml={junit}",
+        ],
+        cwd=junit.parent,
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 def run_pytest_in_package_folder(package: Path, junit: Path) -> subprocess.CompletedProcess[str]:
     """A developer's local run: plain `python -m pytest` in the package folder (the source is on sys.path)."""
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
-                          cwd=package, env=script_env(), capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
+        cwd=package,
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def junit_counts(junit: Path) -> dict[str, int]:
@@ -77,7 +113,8 @@ def test_the_tests_import_the_wheel_not_the_source(sample_repo, tmp_path):
     module = package / "package1" / "extra_rules.py"
     module.write_text("VALUE = 1\n")
     (package / "tests" / "test_extra_rules.py").write_text(
-        "from package1.extra_rules import VALUE\n\ndef test_value():\n    assert VALUE == 1\n")
+        "from package1.extra_rules import VALUE\n\ndef test_value():\n    assert VALUE == 1\n"
+    )
     (tmp_path / "with").mkdir()
     (tmp_path / "without").mkdir()
     with_module = install_wheels(sample_repo, tmp_path / "with", "package1")
@@ -122,7 +159,9 @@ def test_package2_unit_tests_pass_on_local_spark_against_its_installed_wheel(sam
 
 def run_notebook(repo: Path) -> subprocess.CompletedProcess[str]:
     notebook = repo / "package1" / "notebooks" / "test_quality_rules.py"
-    return subprocess.run([sys.executable, str(notebook)], cwd=repo, env=script_env(), capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(notebook)], cwd=repo, env=script_env(), capture_output=True, text=True, timeout=60
+    )
 
 
 def test_test_notebook_runs_locally_and_exits_with_a_json_summary(sample_repo):
@@ -133,7 +172,9 @@ def test_test_notebook_runs_locally_and_exits_with_a_json_summary(sample_repo):
     assert {test["status"] for test in summary["tests"]} == {"passed"}
     assert all(test["classname"] == "package1.QualityRulesOnCluster" for test in summary["tests"])
     source = (sample_repo / "package1" / "notebooks" / "test_quality_rules.py").read_text()
-    assert source.startswith("# Databricks notebook source\n") and "dbutils.notebook.exit(json.dumps(summary))" in source
+    assert (
+        source.startswith("# Databricks notebook source\n") and "dbutils.notebook.exit(json.dumps(summary))" in source
+    )
 
 
 def test_test_notebook_reports_a_failing_test(sample_repo):

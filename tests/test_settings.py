@@ -1,5 +1,6 @@
 """The settings of a CD step: each value from its flag, else the target's deploy section, else the default; the
 parse-time checks with their messages; and the client `settings.connect` builds from them."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,8 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cicdkit import cli
-from cicdkit import settings
+from cicdkit import cli, settings
 from cicdkit.errors import UsageError
 from cicdkit.settings import DEFAULT_CONCURRENCY, DEFAULT_STEP_SECONDS, Settings
 
@@ -47,8 +47,15 @@ def usage_error(args, **kwargs) -> UsageError:
 
 def test_flags_beat_the_deploy_section():
     args = cluster_step_args(
-        "/Shared/from-flag", "--script", "/Workspace/flag.sh", "--concurrency", "5", "--timeout", "7",
-        "--cluster-id", "c-flag",
+        "/Shared/from-flag",
+        "--script",
+        "/Workspace/flag.sh",
+        "--concurrency",
+        "5",
+        "--timeout",
+        "7",
+        "--cluster-id",
+        "c-flag",
     )
     step = Settings.from_args(args, config=config(**DEPLOY))
     assert (step.concurrency, step.timeout, step.cluster_ids) == (5, 7.0, ("c-flag",))
@@ -71,7 +78,11 @@ def test_without_flags_or_config_the_defaults_apply():
 
 def test_a_config_without_the_keys_falls_back_to_the_defaults():
     step = Settings.from_args(cluster_step_args(), config=config(clusters=["c-1"]))
-    assert (step.concurrency, step.timeout, step.cluster_ids) == (DEFAULT_CONCURRENCY, float(DEFAULT_STEP_SECONDS), ("c-1",))
+    assert (step.concurrency, step.timeout, step.cluster_ids) == (
+        DEFAULT_CONCURRENCY,
+        float(DEFAULT_STEP_SECONDS),
+        ("c-1",),
+    )
 
 
 def test_each_value_falls_back_on_its_own():
@@ -80,14 +91,25 @@ def test_each_value_falls_back_on_its_own():
 
 
 def test_flags_taken_as_given():
-    args = cluster_step_args("--host", "https://adb-1.azuredatabricks.net", "--auth", "pat", "--dry-run", "-v",
-                             "--poll-interval", "0.5")
+    args = cluster_step_args(
+        "--host", "https://adb-1.azuredatabricks.net", "--auth", "pat", "--dry-run", "-v", "--poll-interval", "0.5"
+    )
     step = Settings.from_args(args, config=config(**DEPLOY))
     assert (step.host, step.auth, step.dry_run, step.verbose, step.poll_interval) == (
-        "https://adb-1.azuredatabricks.net", "pat", True, True, 0.5
+        "https://adb-1.azuredatabricks.net",
+        "pat",
+        True,
+        True,
+        0.5,
     )
     plain = Settings.from_args(cluster_step_args())
-    assert (plain.host, plain.auth, plain.dry_run, plain.verbose, plain.poll_interval) == (None, None, False, False, None)
+    assert (plain.host, plain.auth, plain.dry_run, plain.verbose, plain.poll_interval) == (
+        None,
+        None,
+        False,
+        False,
+        None,
+    )
 
 
 def test_repeated_cluster_ids_are_read_once_in_order():
@@ -197,8 +219,13 @@ def test_connect_passes_every_setting_by_keyword(monkeypatch):
     args = cluster_step_args("--host", "https://h.example", "--auth", "pat", "--dry-run", "--timeout", "9")
     assert settings.connect(Settings.from_args(args, config=cfg)) == "client"
     assert seen == {
-        "host": "https://h.example", "auth": "pat", "config": cfg, "concurrency": 3,
-        "poll_seconds": dbclient.DEFAULT_POLL_SECONDS, "read_only": True, "step_timeout": 9.0,
+        "host": "https://h.example",
+        "auth": "pat",
+        "config": cfg,
+        "concurrency": 3,
+        "poll_seconds": dbclient.DEFAULT_POLL_SECONDS,
+        "read_only": True,
+        "step_timeout": 9.0,
     }
 
 
@@ -223,8 +250,14 @@ def test_the_poll_interval_caps_the_wait_between_polls(monkeypatch, poll_interva
 def test_connect_builds_a_real_client_with_the_steps_deadline(monkeypatch):
     monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-settings-test")
     monkeypatch.delenv("DATABRICKS_AUTH_TYPE", raising=False)
-    args = cluster_step_args("--host", "http://127.0.0.1:9", "--auth", "pat", "--dry-run", "--timeout", "30",
-                             "--poll-interval", "2")
+    args = cluster_step_args(
+        "--host", "http://127.0.0.1:9", "--auth", "pat", "--dry-run", "--timeout", "30", "--poll-interval", "2"
+    )
     with settings.connect(Settings.from_args(args, config=config(concurrency=6))) as client:
-        assert (client.concurrency, client.read_only, client.poll_seconds, client.step_timeout) == (6, True, (1.0, 2.0), 30.0)
+        assert (client.concurrency, client.read_only, client.poll_seconds, client.step_timeout) == (
+            6,
+            True,
+            (1.0, 2.0),
+            30.0,
+        )
         assert 0 < client.time_left() <= 30

@@ -1,4 +1,5 @@
 """The shared step summary: text for people, a markdown section uploaded under Azure DevOps."""
+
 from __future__ import annotations
 
 from cicdkit import summary
@@ -71,4 +72,6 @@ def test_verbose_or_a_short_list_shows_every_unchanged_item(monkeypatch):
     assert verbose.text().count("  unchanged: f") == summary.UNCHANGED_LIMIT + 1 and "more" not in verbose.text()
     assert short.text().count("  unchanged: f") == summary.UNCHANGED_LIMIT and "more" not in short.text()
     verbose.verbose = False
-    assert verbose.text().endswith(f"  unchanged: ... and {summary.UNCHANGED_LIMIT + 1 - summary.UNCHANGED_SHOWN} more (all listed with --verbose)")
+    assert verbose.text().endswith(
+        f"  unchanged: ... and {summary.UNCHANGED_LIMIT + 1 - summary.UNCHANGED_SHOWN} more (all listed with --verbose)"
+    )

@@ -1,4 +1,5 @@
 """upload_files.py end to end against the local workspace: Files API (volumes, workspace files) and DBFS blocks."""
+
 from __future__ import annotations
 
 import os
@@ -7,9 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from deploy_fixtures import KNOWN_TOKEN, reset_log, api_requests, count, sdk, write_requests
-from deploy_fixtures import NO_CONFIG
+from deploy_fixtures import KNOWN_TOKEN, NO_CONFIG, api_requests, count, reset_log, sdk, write_requests
 from helpers import SCRIPTS, assert_one_line_error, run_script, script_env
 
 VOLUME = "/Volumes/main/default/libs/wheels"
@@ -39,7 +38,7 @@ def files(tmp_path: Path) -> list[Path]:
 def remote_bytes(workspace, destination: str, name: str) -> bytes:
     w = sdk(workspace)
     if destination.startswith("dbfs:"):
-        return w.dbfs.download(f"{destination[len('dbfs:'):]}/{name}").read()
+        return w.dbfs.download(f"{destination[len('dbfs:') :]}/{name}").read()
     return w.files.download(f"{destination}/{name}").contents.read()
 
 
@@ -82,7 +81,9 @@ def test_many_unchanged_files_are_counted_not_listed_unless_verbose(deploy_works
     assert again.stdout.count("  unchanged: ") == 5 + 1 and "... and 9 more (all listed with --verbose)" in again.stdout
     verbose = upload(deploy_env, VOLUME, *many, "--verbose")
     ok(verbose)
-    assert all(f"  unchanged: {VOLUME}/{path.name}" in verbose.stdout for path in many) and "more (" not in verbose.stdout
+    assert (
+        all(f"  unchanged: {VOLUME}/{path.name}" in verbose.stdout for path in many) and "more (" not in verbose.stdout
+    )
 
 
 def test_dry_run_writes_nothing(deploy_workspace, deploy_env, files) -> None:
@@ -108,7 +109,9 @@ def test_bad_destination_is_refused_without_calls(deploy_workspace, deploy_env, 
 
 
 def test_missing_or_unreadable_file_is_refused_without_calls(deploy_workspace, deploy_env, files, tmp_path) -> None:
-    assert_one_line_error(upload(deploy_env, VOLUME, files[0], tmp_path / "nope.whl"), code=2, contains="does not exist")
+    assert_one_line_error(
+        upload(deploy_env, VOLUME, files[0], tmp_path / "nope.whl"), code=2, contains="does not exist"
+    )
     assert_one_line_error(upload(deploy_env, VOLUME, tmp_path), code=2, contains="is a folder")
     if os.path.isfile("/proc/self/mem"):  # a regular file no one (root included) can read
         assert_one_line_error(upload(deploy_env, VOLUME, files[0], "/proc/self/mem"), code=2, contains="cannot read")
@@ -116,20 +119,29 @@ def test_missing_or_unreadable_file_is_refused_without_calls(deploy_workspace, d
 
 
 @pytest.mark.parametrize("destination", [VOLUME, DBFS])
-def test_file_linking_outside_its_folder_is_refused_and_nothing_is_uploaded(deploy_workspace, deploy_env, files, tmp_path, destination) -> None:
+def test_file_linking_outside_its_folder_is_refused_and_nothing_is_uploaded(
+    deploy_workspace, deploy_env, files, tmp_path, destination
+) -> None:
     secret = tmp_path / "home" / "id_rsa"
     secret.parent.mkdir()
     secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
     link = files[0].parent / "zz-1.0-py3-none-any.whl"  # what dist/*.whl picks up, after two good files
     link.symlink_to(secret)
     result = upload(deploy_env, destination, *files, link)
-    assert_one_line_error(result, code=2, contains=(
-        f"error: {link} is a symlink to {secret}, outside {link.parent} "
-        f"(replace the link with the file, or move its target inside {link.parent})"))
+    assert_one_line_error(
+        result,
+        code=2,
+        contains=(
+            f"error: {link} is a symlink to {secret}, outside {link.parent} "
+            f"(replace the link with the file, or move its target inside {link.parent})"
+        ),
+    )
     assert api_requests(deploy_workspace) == []  # the good files before it were not uploaded either
 
 
-def test_file_linking_inside_its_folder_uploads_the_targets_bytes_under_the_links_name(deploy_workspace, deploy_env, files) -> None:
+def test_file_linking_inside_its_folder_uploads_the_targets_bytes_under_the_links_name(
+    deploy_workspace, deploy_env, files
+) -> None:
     link = files[1].parent / "latest.whl"
     link.symlink_to(files[1].name)
     ok(upload(deploy_env, VOLUME, link))
@@ -141,10 +153,16 @@ def test_file_argument_that_is_a_link_loop_or_dangling_is_refused(deploy_workspa
     (folder / "a.whl").symlink_to("b.whl")
     (folder / "b.whl").symlink_to("a.whl")
     (folder / "gone.whl").symlink_to("missing.whl")
-    assert_one_line_error(upload(deploy_env, VOLUME, folder / "a.whl"), code=2,
-                          contains=f"error: {folder}/a.whl is a symlink loop ({folder}/a.whl -> b.whl -> a.whl)")
-    assert_one_line_error(upload(deploy_env, VOLUME, folder / "gone.whl"), code=2,
-                          contains=f"error: {folder}/gone.whl is a symlink to {folder}/missing.whl, which does not exist")
+    assert_one_line_error(
+        upload(deploy_env, VOLUME, folder / "a.whl"),
+        code=2,
+        contains=f"error: {folder}/a.whl is a symlink loop ({folder}/a.whl -> b.whl -> a.whl)",
+    )
+    assert_one_line_error(
+        upload(deploy_env, VOLUME, folder / "gone.whl"),
+        code=2,
+        contains=f"error: {folder}/gone.whl is a symlink to {folder}/missing.whl, which does not exist",
+    )
     assert api_requests(deploy_workspace) == []
 
 
@@ -183,8 +201,18 @@ sys.exit(code)
 
 def peak_kb(env, *args) -> int:
     result = subprocess.run(
-        [sys.executable, "-c", PEAK_RSS.format(scripts=str(SCRIPTS)), str(SCRIPTS / "upload_files.py"), *map(str, args)],
-        env=env, cwd=NO_CONFIG, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            PEAK_RSS.format(scripts=str(SCRIPTS)),
+            str(SCRIPTS / "upload_files.py"),
+            *map(str, args),
+        ],
+        env=env,
+        cwd=NO_CONFIG,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     ok(result)
     return int(result.stderr.rsplit("peak_kb", 1)[1].split()[0])
@@ -203,7 +231,9 @@ def test_memory_does_not_grow_with_file_size(deploy_workspace, deploy_env, tmp_p
 
 
 @pytest.mark.parametrize("damage", ["\n", "\r\n", " ", "\t", "\u20ac", "\x7f"])
-def test_token_with_a_line_break_space_or_non_latin1_character_is_refused_by_name(deploy_workspace, deploy_env, files, damage) -> None:
+def test_token_with_a_line_break_space_or_non_latin1_character_is_refused_by_name(
+    deploy_workspace, deploy_env, files, damage
+) -> None:
     # The HTTP library would otherwise stop with "Invalid header value b'Bearer <token>'" (a traceback with the token).
     head, tail = KNOWN_TOKEN[:20], KNOWN_TOKEN[20:]
     env = dict(deploy_env, DATABRICKS_TOKEN=head + damage + tail)
@@ -215,7 +245,9 @@ def test_token_with_a_line_break_space_or_non_latin1_character_is_refused_by_nam
 
 
 @pytest.mark.parametrize("edge", ["trailing", "leading"])
-def test_token_with_a_line_break_at_either_end_is_refused_not_stripped(deploy_workspace, deploy_env, files, edge) -> None:
+def test_token_with_a_line_break_at_either_end_is_refused_not_stripped(
+    deploy_workspace, deploy_env, files, edge
+) -> None:
     # The usual accident: a secret saved or mapped with its final newline. It used to be stripped and accepted.
     bad = KNOWN_TOKEN + "\n" if edge == "trailing" else "\n" + KNOWN_TOKEN
     result = upload(dict(deploy_env, DATABRICKS_TOKEN=bad), VOLUME, *files)
@@ -252,12 +284,17 @@ def test_a_host_that_is_not_a_url_is_exit_2_naming_its_source_without_any_retry(
     assert KNOWN_TOKEN not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("tail, what", [
-    ("/##vso[task.setvariable]pwned", "a fragment"),
-    ("/api/2.0", "a path"),
-    ("/?o=1234567890", "a query"),
-])
-def test_a_host_with_anything_after_the_host_name_is_refused_not_cut_off(deploy_workspace, deploy_env, files, tail, what) -> None:
+@pytest.mark.parametrize(
+    "tail, what",
+    [
+        ("/##vso[task.setvariable]pwned", "a fragment"),
+        ("/api/2.0", "a path"),
+        ("/?o=1234567890", "a query"),
+    ],
+)
+def test_a_host_with_anything_after_the_host_name_is_refused_not_cut_off(
+    deploy_workspace, deploy_env, files, tail, what
+) -> None:
     # Before: the local workspace's URL plus a path/query/fragment was cut to scheme://host:port and the upload ran.
     env = dict(deploy_env, TF_BUILD="True", DATABRICKS_HOST=deploy_workspace.url + tail)
     result = upload(env, VOLUME, *files)

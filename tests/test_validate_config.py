@@ -2,6 +2,7 @@
 warnings) holds no live logging command, decoded the way the Azure Pipelines agent reads it.
 
 Malformed configurations (one `error:` line, exit 2) are in test_config_errors.py."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from agent_decoder import parse_line
 from helpers import run_script, script_env
 
@@ -79,8 +79,16 @@ def test_text_summary_inside_a_pipeline_holds_no_live_command(tmp_path):
 
 def test_json_output_inside_a_pipeline_is_valid_inert_and_round_trips_neutralised(tmp_path):
     path = write(tmp_path)
-    result = run_script("validate_config.py", "--config", path, "--current-user", USER, "--output", "json",
-                        env=script_env(TF_BUILD="True"))
+    result = run_script(
+        "validate_config.py",
+        "--config",
+        path,
+        "--current-user",
+        USER,
+        "--output",
+        "json",
+        env=script_env(TF_BUILD="True"),
+    )
     assert result.returncode == 0, result.stderr
     assert_nothing_live(result.stdout + result.stderr)
     printed = json.loads(result.stdout)  # stdout is the document and nothing else
@@ -97,6 +105,8 @@ def test_json_output_inside_a_pipeline_is_valid_inert_and_round_trips_neutralise
 def test_output_is_inert_in_and_out_of_a_pipeline(tmp_path, pipeline):
     # The same rule outside a pipeline: a log captured by hand and replayed by an agent injects nothing either.
     path = write(tmp_path)
-    result = run_script("validate_config.py", "--config", path, "--current-user", USER, env=script_env(TF_BUILD=pipeline))
+    result = run_script(
+        "validate_config.py", "--config", path, "--current-user", USER, env=script_env(TF_BUILD=pipeline)
+    )
     assert result.returncode == 0, result.stderr
     assert_nothing_live(result.stdout + result.stderr)

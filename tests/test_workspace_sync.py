@@ -1,4 +1,5 @@
 """Unit tests for the pure decisions of workspace_sync: scan, manifest, plan, next manifest, path checks."""
+
 from __future__ import annotations
 
 import os
@@ -90,6 +91,7 @@ def test_scan_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     unreadable = write(tmp_path, "b.py", PY_HEADER)
     unreadable.chmod(0)
     if os.geteuid() == 0:  # root reads a mode-000 file: make scan's own open() of it fail instead
+
         def refusing_open(path, *args, **kwargs):
             if Path(path) == unreadable:
                 raise PermissionError(13, "Permission denied", str(path))
@@ -196,7 +198,9 @@ def test_corrupt_manifest_is_refused(text: str | bytes) -> None:
 # --- plan -------------------------------------------------------------------------------------------------
 
 
-def local_object(path: str, sha: str = "h", object_type: str = "NOTEBOOK", language: str | None = "PYTHON") -> ws.LocalObject:
+def local_object(
+    path: str, sha: str = "h", object_type: str = "NOTEBOOK", language: str | None = "PYTHON"
+) -> ws.LocalObject:
     fmt = "SOURCE" if object_type == "NOTEBOOK" else "RAW"
     return ws.LocalObject(path, Path("/src") / path, object_type, fmt, language, sha, 1)
 
@@ -211,8 +215,12 @@ def deployed(local: ws.LocalTree, *, folders: set[str] | None = None) -> tuple[w
     objects = {}
     remote = {}
     for index, (path, item) in enumerate(sorted(local.objects.items())):
-        objects[path] = ws.ManifestEntry(item.object_type, item.sha256, modified_at=1000 + index, object_id=index, language=item.language)
-        remote[path] = ws.RemoteObject(item.object_type, modified_at=1000 + index, object_id=index, language=item.language)
+        objects[path] = ws.ManifestEntry(
+            item.object_type, item.sha256, modified_at=1000 + index, object_id=index, language=item.language
+        )
+        remote[path] = ws.RemoteObject(
+            item.object_type, modified_at=1000 + index, object_id=index, language=item.language
+        )
     for folder in local.folders:
         remote[folder] = ws.RemoteObject("DIRECTORY", object_id=500 + len(folder))
     manifest = ws.Manifest(objects, frozenset(local.folders if folders is None else folders))
@@ -237,7 +245,9 @@ def test_existing_folders_are_not_created_again() -> None:
 
 
 def test_unchanged_deploy_plans_nothing() -> None:
-    local = local_tree(local_object("a/nb"), local_object("a/f.txt", object_type="FILE", language=None), local_object("top"))
+    local = local_tree(
+        local_object("a/nb"), local_object("a/f.txt", object_type="FILE", language=None), local_object("top")
+    )
     manifest, remote = deployed(local)
     result = ws.plan(local, manifest, remote)
     assert result.empty and result.writes == 0
@@ -255,7 +265,9 @@ def test_full_uploads_everything_even_when_unchanged() -> None:
 def test_local_change_new_object_and_language_change() -> None:
     old = local_tree(local_object("a/nb"), local_object("b"), local_object("c"))
     manifest, remote = deployed(old)
-    new = local_tree(local_object("a/nb", sha="other"), local_object("b", language="SQL"), local_object("c"), local_object("d"))
+    new = local_tree(
+        local_object("a/nb", sha="other"), local_object("b", language="SQL"), local_object("c"), local_object("d")
+    )
     result = ws.plan(new, manifest, remote)
     assert [(u.relative_path, u.reason) for u in result.uploads] == [
         ("a/nb", "changed locally"),
@@ -321,7 +333,13 @@ def test_own_notebook_replaced_by_local_folder_is_deleted_first() -> None:
 
 
 def test_prune_deletes_only_recorded_objects_of_the_recorded_type() -> None:
-    old = local_tree(local_object("keep"), local_object("gone"), local_object("retyped"), local_object("vanished"), local_object("old/nb"))
+    old = local_tree(
+        local_object("keep"),
+        local_object("gone"),
+        local_object("retyped"),
+        local_object("vanished"),
+        local_object("old/nb"),
+    )
     manifest, remote = deployed(old, folders={"old"})
     objects = dict(remote.objects)
     objects["retyped"] = ws.RemoteObject("FILE", modified_at=3, object_id=3)
@@ -413,7 +431,12 @@ def dataclass_replace(obj, **changes):
 
 
 def info(path: str, object_type: str, modified_at: int | None = None, object_id: int = 1) -> dict:
-    return {"path": f"/Shared/app/{path}", "object_type": object_type, "modified_at": modified_at, "object_id": object_id}
+    return {
+        "path": f"/Shared/app/{path}",
+        "object_type": object_type,
+        "modified_at": modified_at,
+        "object_id": object_id,
+    }
 
 
 def test_assemble_tree_accepts_listings_in_any_order_and_skips_the_manifest() -> None:
@@ -481,7 +504,12 @@ class RecordingWorkspace:
             raise OperationFailed(f"POST import {path}: boom [500]")
         self.clock += 1
         object_type = "NOTEBOOK" if format in ("SOURCE", "JUPYTER") else "FILE"
-        self.objects[path] = {"object_type": object_type, "content": content, "modified_at": self.clock, "object_id": hash(path) % 1000}
+        self.objects[path] = {
+            "object_type": object_type,
+            "content": content,
+            "modified_at": self.clock,
+            "object_id": hash(path) % 1000,
+        }
 
     def mkdirs(self, path: str) -> None:
         self.calls.append(("mkdirs", path))
@@ -530,7 +558,10 @@ def test_failed_upload_leaves_the_previous_manifest(tmp_path: Path) -> None:
 
     client.workspace.fail_import_of = None
     repaired = ws.deploy(client, ws.scan(tmp_path), "/Shared/app", concurrency=1)
-    assert {u.relative_path: u.reason for u in repaired.plan.uploads} == {"nb1": "changed locally", "nb2": "changed locally"}
+    assert {u.relative_path: u.reason for u in repaired.plan.uploads} == {
+        "nb1": "changed locally",
+        "nb2": "changed locally",
+    }
     assert client.workspace.objects["/Shared/app/nb2"]["content"].endswith(b"2 changed\n")
 
 

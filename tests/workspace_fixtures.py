@@ -6,6 +6,7 @@ single user) and `TERMINATED_CLUSTER` (TERMINATED, DBR 14.3, so legacy dbfs:/ wh
 `workspace_client` is a databricks-sdk WorkspaceClient pointed at it. `make_wheel` builds a small
 pure-Python wheel by hand (a wheel is a zip with a .dist-info folder).
 """
+
 from __future__ import annotations
 
 import io
@@ -13,7 +14,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from helpers import SCRIPTS
 
 WORKSPACE_TOKEN = "dapi-local-test-token-0123456789"
@@ -22,8 +22,13 @@ TERMINATED_CLUSTER = "0101-000000-local002"
 TIME_SCALE = 0.02
 
 __all__ = [
-    "WORKSPACE_TOKEN", "RUNNING_CLUSTER", "TERMINATED_CLUSTER", "TIME_SCALE", "make_wheel",
-    "local_workspace", "workspace_client",
+    "WORKSPACE_TOKEN",
+    "RUNNING_CLUSTER",
+    "TERMINATED_CLUSTER",
+    "TIME_SCALE",
+    "make_wheel",
+    "local_workspace",
+    "workspace_client",
 ]
 
 
@@ -37,15 +42,19 @@ def _load_local_workspace():
     return local_workspace
 
 
-def make_wheel(name: str, version: str = "1.0", modules: dict[str, str] | None = None, entry_points: str = "") -> tuple[str, bytes]:
+def make_wheel(
+    name: str, version: str = "1.0", modules: dict[str, str] | None = None, entry_points: str = ""
+) -> tuple[str, bytes]:
     """A pure-Python wheel as (file name, bytes); `modules` maps paths inside the wheel to source text."""
     dist = f"{name}-{version}.dist-info"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path, text in (modules or {f"{name}/__init__.py": "VERSION = %r\n" % version}).items():
+        for path, text in (modules or {f"{name}/__init__.py": f"VERSION = {version!r}\n"}).items():
             archive.writestr(path, text)
         archive.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-        archive.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(
+            f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         if entry_points:
             archive.writestr(f"{dist}/entry_points.txt", entry_points)
         archive.writestr(f"{dist}/RECORD", "")
@@ -69,4 +78,6 @@ def workspace_client(local_workspace):
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.core import Config
 
-    return WorkspaceClient(config=Config(host=local_workspace.url, token=WORKSPACE_TOKEN, auth_type="pat", retry_timeout_seconds=60))
+    return WorkspaceClient(
+        config=Config(host=local_workspace.url, token=WORKSPACE_TOKEN, auth_type="pat", retry_timeout_seconds=60)
+    )

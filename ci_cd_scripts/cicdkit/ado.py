@@ -21,6 +21,7 @@ also runs inside `inert_output` (`cli.entry` sets it up): stdout and stderr beco
 whatever is printed, so a config value, a cluster name or a path in a summary line is inert even where nobody
 thought of it. Only this module's own commands bypass that.
 """
+
 from __future__ import annotations
 
 import base64
@@ -222,9 +223,7 @@ def set_secret(value: str) -> None:
             _emit_command(_command("task.setsecret", None, line))
 
 
-def set_variable(
-    name: str, value: str, *, secret: bool = False, output: bool = False, readonly: bool = False
-) -> None:
+def set_variable(name: str, value: str, *, secret: bool = False, output: bool = False, readonly: bool = False) -> None:
     """Set a pipeline variable for the following steps (``task.setvariable``)."""
     check_variable_name(name)
     value = "" if value is None else str(value)

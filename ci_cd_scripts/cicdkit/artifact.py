@@ -19,6 +19,7 @@ Every file read must pass `discovery.resolve_in_root` against its source root (t
 scripts folder, the bundle root): a symlink pointing outside it, dangling or looping stops the packaging
 before anything is written, so a linked ``/etc/passwd`` never ends up in the zip.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,6 +60,7 @@ class ManifestEntry:
 
 
 # --- what goes in ------------------------------------------------------------------------------------------------
+
 
 def check_entry_path(path: str) -> str:
     """`path` if it is a safe relative POSIX path inside the artifact; `InputError` otherwise."""
@@ -107,15 +109,21 @@ def staging_files(staging: Path) -> tuple[list[ArtifactFile], list[str]]:
     wheels_dir = _staged(staging / "wheels", staging)
     wheels = sorted(_staged(wheel, staging) for wheel in wheels_dir.glob("*.whl")) if wheels_dir.is_dir() else []
     if not wheels:
-        raise InputError(f"no wheels in {wheels_dir}", hint="build them with build_packages.py --out-dir SRC_DIR/wheels")
+        raise InputError(
+            f"no wheels in {wheels_dir}", hint="build them with build_packages.py --out-dir SRC_DIR/wheels"
+        )
     others = sorted(p.name for p in wheels_dir.iterdir() if not (p.suffix == ".whl" and p.is_file()))
     if others:
-        raise InputError(f"{wheels_dir} holds more than wheels: {', '.join(others)}", hint="keep only the built .whl files there")
+        raise InputError(
+            f"{wheels_dir} holds more than wheels: {', '.join(others)}", hint="keep only the built .whl files there"
+        )
     files += [ArtifactFile(f"wheels/{wheel.name}", wheel) for wheel in wheels]
 
     init = _staged(staging / "init" / "init.sh", staging)
     if not init.is_file():
-        raise InputError(f"{init} does not exist", hint="write it with create_init_script.py --out SRC_DIR/init/init.sh")
+        raise InputError(
+            f"{init} does not exist", hint="write it with create_init_script.py --out SRC_DIR/init/init.sh"
+        )
     extra_init = sorted(p.name for p in init.parent.iterdir() if p.name != "init.sh")
     if extra_init:
         raise InputError(f"{init.parent} holds more than init.sh: {', '.join(extra_init)}")
@@ -123,7 +131,9 @@ def staging_files(staging: Path) -> tuple[list[ArtifactFile], list[str]]:
 
     merged = _staged(staging / "requirements.txt", staging)
     if not merged.is_file():
-        raise InputError(f"{merged} does not exist", hint="write it with merge_requirements.py --out SRC_DIR/requirements.txt")
+        raise InputError(
+            f"{merged} does not exist", hint="write it with merge_requirements.py --out SRC_DIR/requirements.txt"
+        )
     files.append(ArtifactFile("requirements.txt", merged))
 
     notebooks = _staged(staging / "notebooks", staging)
@@ -131,8 +141,11 @@ def staging_files(staging: Path) -> tuple[list[ArtifactFile], list[str]]:
         files += _files_under(notebooks, "notebooks", staging)
 
     known = {"wheels", "init", "requirements.txt", "notebooks"}
-    warnings = [f"{staging / name} is not part of the artifact layout: left out"
-                for name in sorted(os.listdir(staging)) if name not in known]
+    warnings = [
+        f"{staging / name} is not part of the artifact layout: left out"
+        for name in sorted(os.listdir(staging))
+        if name not in known
+    ]
     return files, warnings
 
 
@@ -149,8 +162,10 @@ def config_files(loaded_files: Iterable[Path], root: Path) -> list[ArtifactFile]
             discovery.resolve_in_root(path, root)
         relative = os.path.relpath(Path(path).resolve(), base).replace(os.sep, "/")
         if relative.startswith("../"):
-            raise InputError(f"config file {path} is outside the bundle root {base}",
-                             hint="keep included config files next to or below the root config")
+            raise InputError(
+                f"config file {path} is outside the bundle root {base}",
+                hint="keep included config files next to or below the root config",
+            )
         if relative not in {f.path for f in files}:
             files.append(ArtifactFile(check_entry_path(relative), Path(path)))
     return files
@@ -196,6 +211,7 @@ def check_unique(files: Iterable[ArtifactFile]) -> list[ArtifactFile]:
 
 # --- writing -----------------------------------------------------------------------------------------------------
 
+
 def _zip_info(path: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(path, date_time=FIXED_TIME)
     info.create_system = 3  # Unix, whatever machine builds it
@@ -238,6 +254,7 @@ def write_artifact(files: Iterable[ArtifactFile], out: str | os.PathLike[str]) -
 
 
 # --- checking (used by CD before it deploys anything) ----------------------------------------------------------
+
 
 def read_manifest(archive: zipfile.ZipFile) -> list[ManifestEntry]:
     try:
@@ -293,4 +310,3 @@ def verify_zip(source: str | os.PathLike[str] | io.BytesIO) -> list[str]:
             if name != MANIFEST and not name.endswith("/") and name not in listed:
                 problems.append(f"{name}: present but not listed in {MANIFEST}")
     return problems
-

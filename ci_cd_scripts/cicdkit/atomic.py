@@ -6,6 +6,7 @@ A reader (or a crashed step) never sees a half-written file: either the old cont
 It owns only how bytes reach the disk; what to write, and where, belongs to the steps and their modules.
 `os.replace` is atomic on POSIX and on Windows: https://docs.python.org/3/library/os.html#os.replace
 """
+
 from __future__ import annotations
 
 import contextlib

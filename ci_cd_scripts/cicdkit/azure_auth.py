@@ -57,6 +57,7 @@ takes `CHOICES`; the Databricks steps (``cli.add_workspace_args``) take `DATABRI
 ``pat``. Both parse the option with `argument_type`, so ``--help`` lists the canonical names, an alias
 becomes its canonical name, and every hint (``--auth managed-identity``...) is a value both accept.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -163,14 +164,18 @@ def _pipelines_values(environ: Mapping[str, str]) -> dict[str, str | None]:
 
 def _client_secret_values(environ: Mapping[str, str]) -> tuple[str, str, str, str] | None:
     for prefix in ("AZURE", "ARM"):
-        tenant, client, secret = (environ.get(f"{prefix}_{key}", "").strip() for key in ("TENANT_ID", "CLIENT_ID", "CLIENT_SECRET"))
+        tenant, client, secret = (
+            environ.get(f"{prefix}_{key}", "").strip() for key in ("TENANT_ID", "CLIENT_ID", "CLIENT_SECRET")
+        )
         if tenant and client and secret:
             return prefix, tenant, client, secret
     return None
 
 
 def _certificate_values(environ: Mapping[str, str]) -> tuple[str, str, str] | None:
-    tenant, client, path = (environ.get(key, "").strip() for key in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_CERTIFICATE_PATH"))
+    tenant, client, path = (
+        environ.get(key, "").strip() for key in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_CERTIFICATE_PATH")
+    )
     return (tenant, client, path) if tenant and client and path else None
 
 

@@ -17,6 +17,7 @@ A script looks like this::
 exit code (2 bad input, 1 operation failed); argparse errors become `errors.UsageError` the same way.
 Secrets never come from argv: options that need one read it from the environment.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,8 +101,12 @@ def _concurrency(text: str) -> int:
 def add_concurrency_arg(parser: argparse.ArgumentParser, *, what: str = "parallel calls") -> None:
     """--concurrency N (1..`MAX_CONCURRENCY`; default deploy.concurrency, else `DEFAULT_CONCURRENCY`, decided by
     `step_settings`)."""
-    parser.add_argument("--concurrency", type=_concurrency, default=None,
-                        help=f"{what} (default: deploy.concurrency, else {DEFAULT_CONCURRENCY})")
+    parser.add_argument(
+        "--concurrency",
+        type=_concurrency,
+        default=None,
+        help=f"{what} (default: deploy.concurrency, else {DEFAULT_CONCURRENCY})",
+    )
 
 
 def parse_assignment(text: str, option: str) -> tuple[str, str]:
@@ -144,7 +149,9 @@ def add_workspace_args(parser: argparse.ArgumentParser) -> None:
     from . import azure_auth  # here: scripts without a workspace do not load it
 
     group = parser.add_argument_group("workspace")
-    group.add_argument("--host", default=None, help="workspace URL (default: $DATABRICKS_HOST, else config workspace.host)")
+    group.add_argument(
+        "--host", default=None, help="workspace URL (default: $DATABRICKS_HOST, else config workspace.host)"
+    )
     group.add_argument(
         "--auth",
         default=None,
@@ -176,7 +183,10 @@ def add_step_args(parser: argparse.ArgumentParser) -> None:
         f"(default: deploy.timeout_seconds, else {DEFAULT_STEP_SECONDS})",
     )
     parser.add_argument(
-        "-v", "--verbose", action="store_true", help="list every unchanged item in the summary (default: a count and the first few)"
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="list every unchanged item in the summary (default: a count and the first few)",
     )
 
 
@@ -228,8 +238,9 @@ def current_user(args: argparse.Namespace, environ: Mapping[str, str] | None = N
             return None
     from . import dbclient  # imported here: steps without a workspace do not load requests
 
-    return dbclient.connect(host=getattr(args, "host", None), auth=getattr(args, "auth", None), config=preloaded,
-                              environ=environ).me()
+    return dbclient.connect(
+        host=getattr(args, "host", None), auth=getattr(args, "auth", None), config=preloaded, environ=environ
+    ).me()
 
 
 def load_config_if_present(args: argparse.Namespace):
@@ -246,8 +257,16 @@ def add_cluster_args(parser: argparse.ArgumentParser, *, purpose: str) -> None:
     by the step's --timeout of `add_step_args`); `step_settings` checks them (``require=("cluster_ids",)``)."""
     group = parser.add_argument_group("clusters")
     group.add_argument(
-        "--cluster-id", action="append", default=[], metavar="ID", help=f"cluster to {purpose}; repeatable (default: deploy.clusters)"
+        "--cluster-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help=f"cluster to {purpose}; repeatable (default: deploy.clusters)",
     )
     group.add_argument(
-        "--poll-interval", type=float, default=None, metavar="SECONDS", help="longest wait between status polls (default 10)"
+        "--poll-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="longest wait between status polls (default 10)",
     )

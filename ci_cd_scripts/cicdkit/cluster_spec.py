@@ -3,6 +3,7 @@
 clusters/edit REPLACES the configuration (omitted fields are reset), so an edit starts from every editable field
 of the clusters/get answer. No I/O here; `attach_init_script.py` does the get and the edit.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -11,12 +12,38 @@ from typing import Any
 from .errors import InputError
 
 EDITABLE_FIELDS = (
-    "cluster_id", "cluster_name", "spark_version", "spark_conf", "node_type_id", "driver_node_type_id",
-    "num_workers", "autoscale", "autotermination_minutes", "azure_attributes", "aws_attributes", "gcp_attributes",
-    "ssh_public_keys", "custom_tags", "cluster_log_conf", "init_scripts", "spark_env_vars", "instance_pool_id",
-    "driver_instance_pool_id", "policy_id", "apply_policy_default_values", "enable_elastic_disk",
-    "enable_local_disk_encryption", "data_security_mode", "single_user_name", "runtime_engine", "docker_image",
-    "workload_type", "kind", "use_ml_runtime", "is_single_node", "remote_disk_throughput",
+    "cluster_id",
+    "cluster_name",
+    "spark_version",
+    "spark_conf",
+    "node_type_id",
+    "driver_node_type_id",
+    "num_workers",
+    "autoscale",
+    "autotermination_minutes",
+    "azure_attributes",
+    "aws_attributes",
+    "gcp_attributes",
+    "ssh_public_keys",
+    "custom_tags",
+    "cluster_log_conf",
+    "init_scripts",
+    "spark_env_vars",
+    "instance_pool_id",
+    "driver_instance_pool_id",
+    "policy_id",
+    "apply_policy_default_values",
+    "enable_elastic_disk",
+    "enable_local_disk_encryption",
+    "data_security_mode",
+    "single_user_name",
+    "runtime_engine",
+    "docker_image",
+    "workload_type",
+    "kind",
+    "use_ml_runtime",
+    "is_single_node",
+    "remote_disk_throughput",
     "total_initial_remote_disk_size",
 )
 
@@ -45,7 +72,7 @@ def _destination(info: Mapping[str, Any]) -> tuple[str, str] | None:
     for kind, body in info.items():
         destination = str((body or {}).get("destination", "")).rstrip("/")
         if kind == "workspace" and destination.startswith("/Workspace/"):
-            destination = destination[len("/Workspace"):]  # /Workspace/Shared/x and /Shared/x are the same file
+            destination = destination[len("/Workspace") :]  # /Workspace/Shared/x and /Shared/x are the same file
         return kind, destination
     return None
 

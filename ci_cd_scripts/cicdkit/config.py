@@ -17,6 +17,7 @@ this module only: what they used to find here and moved (`read_file`, `find_root
 file and variable constants) is re-exported.
 This module does no network I/O: the current user is passed in (``validate_config.py`` fetches it).
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,23 +53,45 @@ from .config_variables import LOOKUP_KINDS, VARIABLE_KEYS, assign_cli_variables,
 from .errors import ConfigError
 
 AUTH_FIELDS = (
-    "host", "profile", "auth_type", "client_id", "google_service_account", "account_id", "workspace_id",
+    "host",
+    "profile",
+    "auth_type",
+    "client_id",
+    "google_service_account",
+    "account_id",
+    "workspace_id",
     "metadata_service_url",
 )
-WORKSPACE_PATHS = (("file_path", "files"), ("resource_path", "resources"), ("artifact_path", "artifacts"),
-                   ("state_path", "state"))
+WORKSPACE_PATHS = (
+    ("file_path", "files"),
+    ("resource_path", "resources"),
+    ("artifact_path", "artifacts"),
+    ("state_path", "state"),
+)
 DEPLOY_KEYS = {
-    "clusters": list, "libraries_path": str, "init_script_path": str, "notebooks_path": str,
-    "test_notebooks": list, "keyvault": dict, "concurrency": int, "timeout_seconds": int, "rate_limits": dict,
+    "clusters": list,
+    "libraries_path": str,
+    "init_script_path": str,
+    "notebooks_path": str,
+    "test_notebooks": list,
+    "keyvault": dict,
+    "concurrency": int,
+    "timeout_seconds": int,
+    "rate_limits": dict,
 }
 # Typed fields: a string from a pure ${...} reference (e.g. a --var) is converted to the field's type.
 TYPED_FIELDS = {
-    "presets.jobs_max_concurrent_runs": int, "presets.pipelines_development": bool,
-    "presets.source_linked_deployment": bool, "bundle.deployment.lock.enabled": bool,
+    "presets.jobs_max_concurrent_runs": int,
+    "presets.pipelines_development": bool,
+    "presets.source_linked_deployment": bool,
+    "bundle.deployment.lock.enabled": bool,
     "bundle.deployment.fail_on_active_runs": bool,
-    "resources.jobs.*.max_concurrent_runs": int, "resources.jobs.*.timeout_seconds": int,
-    "resources.jobs.*.tasks[].timeout_seconds": int, "resources.jobs.*.tasks[].max_retries": int,
-    "resources.jobs.*.tasks[].min_retry_interval_millis": int, "resources.jobs.*.tasks[].retry_on_timeout": bool,
+    "resources.jobs.*.max_concurrent_runs": int,
+    "resources.jobs.*.timeout_seconds": int,
+    "resources.jobs.*.tasks[].timeout_seconds": int,
+    "resources.jobs.*.tasks[].max_retries": int,
+    "resources.jobs.*.tasks[].min_retry_interval_millis": int,
+    "resources.jobs.*.tasks[].retry_on_timeout": bool,
     "resources.jobs.*.tasks[].new_cluster.num_workers": int,
     "resources.jobs.*.tasks[].new_cluster.autoscale.min_workers": int,
     "resources.jobs.*.tasks[].new_cluster.autoscale.max_workers": int,
@@ -76,11 +99,15 @@ TYPED_FIELDS = {
     "resources.jobs.*.job_clusters[].new_cluster.autoscale.min_workers": int,
     "resources.jobs.*.job_clusters[].new_cluster.autoscale.max_workers": int,
     "resources.jobs.*.queue.enabled": bool,
-    "resources.pipelines.*.development": bool, "resources.pipelines.*.continuous": bool,
-    "resources.pipelines.*.photon": bool, "resources.pipelines.*.serverless": bool,
+    "resources.pipelines.*.development": bool,
+    "resources.pipelines.*.continuous": bool,
+    "resources.pipelines.*.photon": bool,
+    "resources.pipelines.*.serverless": bool,
     "resources.pipelines.*.clusters[].num_workers": int,
-    "resources.clusters.*.num_workers": int, "resources.clusters.*.autotermination_minutes": int,
-    "deploy.concurrency": int, "deploy.timeout_seconds": int,
+    "resources.clusters.*.num_workers": int,
+    "resources.clusters.*.autotermination_minutes": int,
+    "deploy.concurrency": int,
+    "deploy.timeout_seconds": int,
 }
 BUNDLE_NAME_WARNING = (
     "Please do not use variable interpolation in the name of your bundle. The name identifies the deployment; "
@@ -106,8 +133,9 @@ class Config:
     def sync_files(self) -> tuple[list[str], list[str]]:
         """Files selected for upload (relative to ``sync_root``) and the validate warnings about them."""
         sync = self.tree.get("sync") or {}
-        return config_sync.check(self.sync_root, sync.get("paths") or [], sync.get("include") or [],
-                                 sync.get("exclude") or [])
+        return config_sync.check(
+            self.sync_root, sync.get("paths") or [], sync.get("include") or [], sync.get("exclude") or []
+        )
 
 
 def load(
@@ -158,24 +186,32 @@ def load(
     _git_details(bundle, root)
     _check_artifacts(tree.get("artifacts"))
     _default_workspace_paths(workspace, bundle, name, user, warnings)
-    assign_values(tree.get("variables") or {}, environ, root / ".databricks" / "bundle" / name /
-                   "variable-overrides.json")
+    assign_values(
+        tree.get("variables") or {}, environ, root / ".databricks" / "bundle" / name / "variable-overrides.json"
+    )
 
     prefixes = ("bundle", "workspace", "var", "variables", "resources")
     computed = _computed(tree)
-    Resolver(tree, prefixes, lambda p: p[:1] != ("resources",) and p[:2] not in auth_paths,
-             computed, unknown_user=user is None).run(warnings)
+    Resolver(
+        tree,
+        prefixes,
+        lambda p: p[:1] != ("resources",) and p[:2] not in auth_paths,
+        computed,
+        unknown_user=user is None,
+    ).run(warnings)
 
     mode = bundle.get("mode")
     if mode is not None and mode not in resources_.MODES:
-        raise ConfigError(f"unsupported value '{mode}' specified for 'mode': must be either 'development' or "
-                          "'production'")
+        raise ConfigError(
+            f"unsupported value '{mode}' specified for 'mode': must be either 'development' or 'production'"
+        )
     if mode == "development":
         resources_.development_defaults(tree, user)
     resources = tree.get("resources")
     if isinstance(resources, dict):
-        cluster_id = bundle.get("cluster_id") or (environ.get("DATABRICKS_CLUSTER_ID") if mode == "development"
-                                                  else None)
+        cluster_id = bundle.get("cluster_id") or (
+            environ.get("DATABRICKS_CLUSTER_ID") if mode == "development" else None
+        )
         if cluster_id:
             resources_.override_compute(resources, cluster_id)
         resources_.apply_run_as(resources, tree.get("run_as"))
@@ -196,8 +232,17 @@ def load(
     deploy = _check_deploy(tree.get("deploy") or {}, warnings)
     tree = {key: value for key, value in _prune(tree).items() if value not in ({}, [])}
     host = (tree.get("workspace") or {}).get("host")
-    return Config(tree=tree, target=name, warnings=warnings, root=root, files=files, deploy=deploy,
-                  host=host if isinstance(host, str) and host else None, current_user=user, sync_root=sync_root)
+    return Config(
+        tree=tree,
+        target=name,
+        warnings=warnings,
+        root=root,
+        files=files,
+        deploy=deploy,
+        host=host if isinstance(host, str) and host else None,
+        current_user=user,
+        sync_root=sync_root,
+    )
 
 
 def _prepare_sync(tree: dict, root: Path) -> Path:
@@ -254,8 +299,16 @@ def _git_details(bundle: dict, root: Path) -> None:
 GIT_TIMEOUT_SECONDS = 10
 # Variables that point git at some other repository (set for hooks and by tools that run git); bundle.git
 # describes the repository around the bundle root, so `git -C <root>` must find it on its own.
-_GIT_LOCATION_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-                           "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX")
+_GIT_LOCATION_VARIABLES = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_COMMON_DIR",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+)
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -263,8 +316,16 @@ def _git(root: Path, *args: str) -> str | None:
     setting) or takes longer than GIT_TIMEOUT_SECONDS."""
     env = {key: value for key, value in os.environ.items() if key not in _GIT_LOCATION_VARIABLES}
     try:
-        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, encoding="utf-8",
-                                errors="replace", stdin=subprocess.DEVNULL, env=env, timeout=GIT_TIMEOUT_SECONDS)
+        result = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            stdin=subprocess.DEVNULL,
+            env=env,
+            timeout=GIT_TIMEOUT_SECONDS,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout if result.returncode == 0 else None
@@ -278,8 +339,9 @@ def _without_credentials(url: str) -> str:
 def _check_artifacts(artifacts: Any) -> None:
     for name, artifact in (artifacts or {}).items():
         if artifact is None:
-            raise ConfigError(f"Artifact not properly configured: artifacts.{name}",
-                              hint="give it at least a type and a path")
+            raise ConfigError(
+                f"Artifact not properly configured: artifacts.{name}", hint="give it at least a type and a path"
+            )
         if not isinstance(artifact, dict):
             raise ConfigError(f"artifacts.{name} must be a map, found {_kind(artifact)}")
         kind = artifact.get("type")
@@ -289,8 +351,9 @@ def _check_artifacts(artifacts: Any) -> None:
             artifact["build"] = "python setup.py bdist_wheel"
 
 
-def _default_workspace_paths(workspace: dict, bundle: dict, target: str, user: dict | None,
-                             warnings: list[str]) -> None:
+def _default_workspace_paths(
+    workspace: dict, bundle: dict, target: str, user: dict | None, warnings: list[str]
+) -> None:
     """Default and expand the workspace paths, before references are resolved (README "Configuration",
     **Workspace paths**)."""
     if not workspace.get("root_path"):
@@ -300,9 +363,11 @@ def _default_workspace_paths(workspace: dict, bundle: dict, target: str, user: d
         if user:
             workspace["root_path"] = f"/Workspace/Users/{user['userName']}{root_path[1:]}"
         else:
-            warnings.append("the current user is unknown, so workspace paths under '~/' and "
-                            "${workspace.current_user.*} stay unresolved; pass --current-user or set "
-                            "DATABRICKS_HOST and credentials")
+            warnings.append(
+                "the current user is unknown, so workspace paths under '~/' and "
+                "${workspace.current_user.*} stay unresolved; pass --current-user or set "
+                "DATABRICKS_HOST and credentials"
+            )
     for key, folder in WORKSPACE_PATHS:
         if not workspace.get(key):
             workspace[key] = f"{workspace['root_path']}/{folder}"
@@ -321,8 +386,10 @@ def _computed(tree: dict):
         volumes = (tree.get("resources") or {}).get("volumes") or {}
         if len(parts) == 4 and parts[1] == "volumes" and parts[3] == "volume_path" and parts[2] in volumes:
             volume = volumes[parts[2]] or {}
-            if all(isinstance(volume.get(key), str) and "${" not in volume[key]
-                   for key in ("catalog_name", "schema_name", "name")):
+            if all(
+                isinstance(volume.get(key), str) and "${" not in volume[key]
+                for key in ("catalog_name", "schema_name", "name")
+            ):
                 return f"/Volumes/{volume['catalog_name']}/{volume['schema_name']}/{volume['name']}"
         raise Unresolvable(".".join(map(str, parts)))
 
@@ -394,7 +461,9 @@ def _check_deploy(deploy: Any, warnings: list[str]) -> dict:
             raise ConfigError(f"deploy.{key} must be at least 1, found {value}")
     libraries = deploy.get("libraries_path")
     if isinstance(libraries, str) and libraries and not libraries.startswith(("/Volumes/", "/Workspace/", "dbfs:/")):
-        raise ConfigError(f"deploy.libraries_path must start with /Volumes/, /Workspace/ or dbfs:/, found {libraries!r}")
+        raise ConfigError(
+            f"deploy.libraries_path must start with /Volumes/, /Workspace/ or dbfs:/, found {libraries!r}"
+        )
     for key in ("init_script_path", "notebooks_path"):
         value = deploy.get(key)
         if isinstance(value, str) and value and not value.startswith("/"):
@@ -404,8 +473,11 @@ def _check_deploy(deploy: Any, warnings: list[str]) -> dict:
         for key, value in keyvault.items():
             if key not in ("name", "url", "secrets"):
                 warnings.append(f"unknown field: deploy.keyvault.{key}")
-            elif key == "secrets" and value is not None and (
-                    not isinstance(value, list) or not all(isinstance(item, str) for item in value)):
+            elif (
+                key == "secrets"
+                and value is not None
+                and (not isinstance(value, list) or not all(isinstance(item, str) for item in value))
+            ):
                 raise ConfigError("deploy.keyvault.secrets must be a list of secret names")
             elif key != "secrets" and value is not None and not isinstance(value, str):
                 raise ConfigError(f"deploy.keyvault.{key} must be a string, found {_kind(value)}")
@@ -454,8 +526,26 @@ def scalar_text(value: Any) -> str:
 
 
 __all__ = [
-    "Config", "load", "find_root_file", "read_file", "select_target", "to_json", "flatten", "scalar_text",
-    "ROOT_FILE_NAMES", "INCLUDE_SUFFIXES", "TOP_LEVEL_KEYS", "SECTION_FIELDS", "RESOURCE_MAP_LISTS", "RESOURCE_MAPS",
-    "MAX_DEPTH", "MAX_VALUES", "VARIABLE_KEYS", "LOOKUP_KINDS", "AUTH_FIELDS", "WORKSPACE_PATHS", "DEPLOY_KEYS",
+    "Config",
+    "load",
+    "find_root_file",
+    "read_file",
+    "select_target",
+    "to_json",
+    "flatten",
+    "scalar_text",
+    "ROOT_FILE_NAMES",
+    "INCLUDE_SUFFIXES",
+    "TOP_LEVEL_KEYS",
+    "SECTION_FIELDS",
+    "RESOURCE_MAP_LISTS",
+    "RESOURCE_MAPS",
+    "MAX_DEPTH",
+    "MAX_VALUES",
+    "VARIABLE_KEYS",
+    "LOOKUP_KINDS",
+    "AUTH_FIELDS",
+    "WORKSPACE_PATHS",
+    "DEPLOY_KEYS",
     "TYPED_FIELDS",
 ]

@@ -13,6 +13,7 @@ Rules: README "Configuration" (**Files**, **Top-level keys**, **Merging**) and i
 the reference" (wrong shapes are errors, null sections, size limits, numbers). The reference is the Databricks
 CLI's loader (databricks/cli ``bundle/config/loader/process_root_includes.go`` and ``process_include.go``).
 """
+
 from __future__ import annotations
 
 import glob
@@ -35,12 +36,30 @@ from .errors import ConfigError
 ROOT_FILE_NAMES = ("config.json", "databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
 INCLUDE_SUFFIXES = (".yml", ".yaml", ".json")
 TOP_LEVEL_KEYS = (
-    "bundle", "include", "workspace", "variables", "artifacts", "resources", "sync", "permissions", "presets",
-    "targets", "environments", "run_as", "experimental", "scripts", "python", "deploy",
+    "bundle",
+    "include",
+    "workspace",
+    "variables",
+    "artifacts",
+    "resources",
+    "sync",
+    "permissions",
+    "presets",
+    "targets",
+    "environments",
+    "run_as",
+    "experimental",
+    "scripts",
+    "python",
+    "deploy",
 )
 # Target override forms kept as full definitions; any other map/list is the default value itself.
 _DEFINITION_KEY_SETS = (
-    {"default"}, {"lookup"}, {"default", "type"}, {"default", "description"}, {"lookup", "description"},
+    {"default"},
+    {"lookup"},
+    {"default", "type"},
+    {"default", "description"},
+    {"lookup", "description"},
     {"default", "type", "description"},
 )
 
@@ -50,7 +69,11 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
@@ -71,16 +94,20 @@ def read_file(path: Path, *, root: bool = False) -> dict:
         raise ConfigError(f"cannot read config file {path}: {error}") from None
     if path.suffix == ".json":
         try:
-            data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float) if text.strip() else None
+            data = (
+                json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float) if text.strip() else None
+            )
         except json.JSONDecodeError as error:
             raise ConfigError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from None
         except RecursionError:
             raise ConfigError(f"{path}: invalid JSON: nested too deeply", hint=f"at most {MAX_DEPTH} levels") from None
         except ValueError as error:  # NaN, Infinity or an overflowing number: JSON output could not hold it
-            raise ConfigError(f"{path}: invalid JSON: {error}", hint="write a finite number or a quoted string") from None
+            raise ConfigError(
+                f"{path}: invalid JSON: {error}", hint="write a finite number or a quoted string"
+            ) from None
     else:
         try:
-            data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+            data = yaml.load(text, Loader=_Loader)
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -92,9 +119,11 @@ def read_file(path: Path, *, root: bool = False) -> dict:
     if data is None:
         if root:
             example = '{"bundle": {"name": "<name>"}}' if path.suffix == ".json" else "bundle: {name: <name>}"
-            raise ConfigError(f"{path} is empty: it holds no settings",
-                              hint=f"write at least {example} in it, plus the workspace.host of each target (README "
-                              '"Configuration"), or pass --config with the right file')
+            raise ConfigError(
+                f"{path} is empty: it holds no settings",
+                hint=f"write at least {example} in it, plus the workspace.host of each target (README "
+                '"Configuration"), or pass --config with the right file',
+            )
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, found {_kind(data)}")
@@ -128,16 +157,22 @@ def _check_values(data: dict, path: Path) -> None:
         value, where, depth = pending.pop()
         count += 1
         if count > MAX_VALUES:
-            raise ConfigError(f"{path}: expands to more than {MAX_VALUES} values",
-                              hint="YAML anchors/aliases that repeat large blocks are refused; write the values out")
+            raise ConfigError(
+                f"{path}: expands to more than {MAX_VALUES} values",
+                hint="YAML anchors/aliases that repeat large blocks are refused; write the values out",
+            )
         if depth > MAX_DEPTH:
             shown = where if len(where) < 80 else where[:77] + "..."
-            raise ConfigError(f"{path}: {shown} is nested more than {MAX_DEPTH} levels deep",
-                              hint="a YAML anchor that refers to itself, or too many brackets")
+            raise ConfigError(
+                f"{path}: {shown} is nested more than {MAX_DEPTH} levels deep",
+                hint="a YAML anchor that refers to itself, or too many brackets",
+            )
         if isinstance(value, float) and not math.isfinite(value):
             # NaN and infinities (YAML .nan/.inf) cannot be written as JSON, which every consumer reads.
-            raise ConfigError(f"{path}: {where or 'value'} is {value!r}, which is not a finite number",
-                              hint="write a finite number or a quoted string")
+            raise ConfigError(
+                f"{path}: {where or 'value'} is {value!r}, which is not a finite number",
+                hint="write a finite number or a quoted string",
+            )
         if isinstance(value, dict):
             pending.extend((item, f"{where}.{key}" if where else str(key), depth + 1) for key, item in value.items())
         elif isinstance(value, list):
@@ -161,28 +196,72 @@ def find_root_file(path: str | os.PathLike[str]) -> Path:
         return path
     found = [path / name for name in ROOT_FILE_NAMES if (path / name).is_file()]
     if len(found) > 1:
-        raise ConfigError(f"multiple bundle root configuration files found in {path}",
-                          hint=f"keep one of {', '.join(p.name for p in found)}")
+        raise ConfigError(
+            f"multiple bundle root configuration files found in {path}",
+            hint=f"keep one of {', '.join(p.name for p in found)}",
+        )
     if not found:
-        raise ConfigError(f"no config.json or databricks.yml found in {path}",
-                          hint=f"expected one of {', '.join(ROOT_FILE_NAMES)}")
+        raise ConfigError(
+            f"no config.json or databricks.yml found in {path}", hint=f"expected one of {', '.join(ROOT_FILE_NAMES)}"
+        )
     return found[0]
 
 
 # Known fields of the small sections; anything else gives an `unknown field` warning (as in the reference).
 SECTION_FIELDS = {
-    "bundle": ("name", "target", "environment", "mode", "cluster_id", "compute_id", "git", "deployment", "uuid",
-               "databricks_cli_version"),
-    "workspace": ("host", "profile", "auth_type", "root_path", "file_path", "artifact_path", "resource_path",
-                  "state_path", "client_id", "google_service_account", "account_id", "workspace_id",
-                  "metadata_service_url", "current_user", "experimental_is_unified_host"),
-    "presets": ("name_prefix", "tags", "jobs_max_concurrent_runs", "trigger_pause_status", "pipelines_development",
-                "source_linked_deployment", "artifacts_dynamic_version"),
+    "bundle": (
+        "name",
+        "target",
+        "environment",
+        "mode",
+        "cluster_id",
+        "compute_id",
+        "git",
+        "deployment",
+        "uuid",
+        "databricks_cli_version",
+    ),
+    "workspace": (
+        "host",
+        "profile",
+        "auth_type",
+        "root_path",
+        "file_path",
+        "artifact_path",
+        "resource_path",
+        "state_path",
+        "client_id",
+        "google_service_account",
+        "account_id",
+        "workspace_id",
+        "metadata_service_url",
+        "current_user",
+        "experimental_is_unified_host",
+    ),
+    "presets": (
+        "name_prefix",
+        "tags",
+        "jobs_max_concurrent_runs",
+        "trigger_pause_status",
+        "pipelines_development",
+        "source_linked_deployment",
+        "artifacts_dynamic_version",
+    ),
     "sync": ("paths", "include", "exclude"),
 }
 _SECTION_SHAPES = {
-    "bundle": dict, "include": list, "workspace": dict, "variables": dict, "artifacts": dict, "resources": dict,
-    "sync": dict, "permissions": list, "presets": dict, "targets": dict, "environments": dict, "run_as": dict,
+    "bundle": dict,
+    "include": list,
+    "workspace": dict,
+    "variables": dict,
+    "artifacts": dict,
+    "resources": dict,
+    "sync": dict,
+    "permissions": list,
+    "presets": dict,
+    "targets": dict,
+    "environments": dict,
+    "run_as": dict,
     "deploy": dict,
 }
 
@@ -198,8 +277,9 @@ def _check_shapes(data: dict, source: Path, warnings: list[str]) -> None:
         _expect(entry, str, "include[]", source, allow_none=False)
     for name, body in (data.get("variables") or {}).items():
         if body is not None and not isinstance(body, dict):
-            raise ConfigError(f"{source}: variables.{name} must be a mapping such as {{\"default\": ...}}, "
-                              f"found {_kind(body)}")
+            raise ConfigError(
+                f'{source}: variables.{name} must be a mapping such as {{"default": ...}}, found {_kind(body)}'
+            )
     for section in ("targets", "environments"):
         for name, body in (data.get(section) or {}).items():
             _expect(body, dict, f"{section}.{name}", source)
@@ -244,8 +324,9 @@ def _check_block(block: dict, prefix: str, source: Path, warnings: list[str]) ->
             for field_name in RESOURCE_MAPS.get(kind, ()):
                 _expect_value(body.get(field_name), dict, f"{where}.{field_name}", source)
             _expect_value(body.get("name"), str, f"{where}.name", source)
-            for task_position, task in enumerate(body.get("tasks") if kind == "jobs" and
-                                                 isinstance(body.get("tasks"), list) else []):
+            for task_position, task in enumerate(
+                body.get("tasks") if kind == "jobs" and isinstance(body.get("tasks"), list) else []
+            ):
                 for field_name in ("libraries", "depends_on") if isinstance(task, dict) else ():
                     _expect_maps(task.get(field_name), f"{where}.tasks[{task_position}].{field_name}", source)
     if "name" in (block.get("bundle") or {}):
@@ -300,7 +381,8 @@ def _prepare_file(data: dict, source: Path, root: Path) -> None:
     if "environments" in data:
         if "targets" in data:
             raise ConfigError(
-                f"both 'environments' and 'targets' are specified; only 'targets' should be used: {source}")
+                f"both 'environments' and 'targets' are specified; only 'targets' should be used: {source}"
+            )
         data["targets"] = data.pop("environments")
     blocks = [data] + [body for body in (data.get("targets") or {}).values() if isinstance(body, dict)]
     for block in blocks:
@@ -344,8 +426,7 @@ def _target_variable(value: Any, declaration: Any) -> Any:
 
 def _expand_includes(entries: list[str], root: Path, loaded: set[Path]) -> list[Path]:
     if entries and any(char in str(root) for char in "*?["):
-        raise ConfigError("Bundle root path contains glob pattern characters",
-                          hint=f"move the project out of {root}")
+        raise ConfigError("Bundle root path contains glob pattern characters", hint=f"move the project out of {root}")
     files: list[Path] = []
     for entry in entries:
         if os.path.isabs(entry) or entry.startswith(("/", "\\")):
@@ -358,8 +439,9 @@ def _expand_includes(entries: list[str], root: Path, loaded: set[Path]) -> list[
             if path.is_dir():
                 continue
             if not path.name.endswith(INCLUDE_SUFFIXES):
-                raise ConfigError("Files in the 'include' configuration section must be YAML or JSON files.",
-                                  hint=f"{match} matched")
+                raise ConfigError(
+                    "Files in the 'include' configuration section must be YAML or JSON files.", hint=f"{match} matched"
+                )
             if path in loaded:
                 continue
             loaded.add(path)
@@ -369,20 +451,20 @@ def _expand_includes(entries: list[str], root: Path, loaded: set[Path]) -> list[
 
 def _resource_keys(data: dict, source: Path, seen: dict[str, str]) -> None:
     for kind, section in (data.get("resources") or {}).items():
-        for key in (section or {}):
+        for key in section or {}:
             if "${" in key:
                 raise ConfigError(f'resource key "{key}" must not contain variable references', hint=f"in {source}")
             if key in seen:
-                raise ConfigError(f"multiple resources or scripts have been defined with the same key: {key}",
-                                  hint=f"{seen[key]} and {kind} in {source.name}")
+                raise ConfigError(
+                    f"multiple resources or scripts have been defined with the same key: {key}",
+                    hint=f"{seen[key]} and {kind} in {source.name}",
+                )
             seen[key] = f"{kind} in {source.name}"
     for body in (data.get("targets") or {}).values():
         for section in ((body or {}).get("resources") or {}).values():
-            for key in (section or {}):
+            for key in section or {}:
                 if "${" in key:
-                    raise ConfigError(f'resource key "{key}" must not contain variable references',
-                                      hint=f"in {source}")
-
+                    raise ConfigError(f'resource key "{key}" must not contain variable references', hint=f"in {source}")
 
 
 def read_overrides(path: Path) -> dict:
@@ -391,14 +473,14 @@ def read_overrides(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"), parse_constant=_reject_constant,
-                          parse_float=_finite_float)
+        data = json.loads(
+            path.read_text(encoding="utf-8-sig"), parse_constant=_reject_constant, parse_float=_finite_float
+        )
     except (ValueError, OSError) as error:
         raise ConfigError(f"failed to parse variables file {path}: {error}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"failed to parse variables file {path}: invalid format")
     return data
-
 
 
 def load_files(root_file: Path, warnings: list[str]) -> tuple[dict, list[Path]]:
@@ -416,8 +498,10 @@ def load_files(root_file: Path, warnings: list[str]) -> tuple[dict, list[Path]]:
         data = read_file(include)
         _check_shapes(data, include, warnings)
         if data.pop("include", None):
-            warnings.append(f"Include section is defined outside root file: {_relative(include, root)} "
-                            "(Only includes defined in the root file are applied.)")
+            warnings.append(
+                f"Include section is defined outside root file: {_relative(include, root)} "
+                "(Only includes defined in the root file are applied.)"
+            )
         _prepare_file(data, include, root)
         _resource_keys(data, include, keys)
         try:
@@ -431,4 +515,3 @@ def load_files(root_file: Path, warnings: list[str]) -> tuple[dict, list[Path]]:
 
 def _relative(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
-

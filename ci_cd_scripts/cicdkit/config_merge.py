@@ -10,6 +10,7 @@ concatenate; scalars of the same kind take b; different kinds are an error ``can
 Keyed merges collapse list elements with the same key (``task_key``, ``job_cluster_key``, ``name``,
 ``label``, ``principal``) after references are resolved, so a target can change one task field.
 """
+
 from __future__ import annotations
 
 import copy

@@ -15,6 +15,7 @@ Databricks CLI, databricks/cli ``libs/dyn/dynvar`` and ``bundle/config/mutator/r
   ``reference does not exist: ${...}`` with did-you-mean suggestions. Values brought in by a reference are
   resolved in the next round; after 11 rounds that still change something, a warning is given.
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,17 +35,44 @@ TOO_DEEP = "Variables references are too deep, stopping resolution after 11 roun
 # Fields of `bundle` and `workspace` that exist even when unset: a reference to them gives their zero value.
 KNOWN_FIELDS: dict[str, Any] = {
     "bundle": {
-        "name": "", "target": "", "environment": "", "mode": "", "cluster_id": "", "compute_id": "", "uuid": "",
+        "name": "",
+        "target": "",
+        "environment": "",
+        "mode": "",
+        "cluster_id": "",
+        "compute_id": "",
+        "uuid": "",
         "databricks_cli_version": "",
-        "git": {"branch": "", "origin_url": "", "commit": "", "actual_branch": "", "bundle_root_path": "",
-                "inferred": False},
+        "git": {
+            "branch": "",
+            "origin_url": "",
+            "commit": "",
+            "actual_branch": "",
+            "bundle_root_path": "",
+            "inferred": False,
+        },
         "deployment": {"fail_on_active_runs": False, "lock": {"enabled": False, "force": False}},
     },
     "workspace": {
-        "host": "", "profile": "", "auth_type": "", "client_id": "", "account_id": "", "workspace_id": 0,
-        "root_path": "", "file_path": "", "artifact_path": "", "resource_path": "", "state_path": "",
-        "current_user": {"userName": "", "short_name": "", "domain_friendly_name": "", "displayName": "", "id": "",
-                         "active": False},
+        "host": "",
+        "profile": "",
+        "auth_type": "",
+        "client_id": "",
+        "account_id": "",
+        "workspace_id": 0,
+        "root_path": "",
+        "file_path": "",
+        "artifact_path": "",
+        "resource_path": "",
+        "state_path": "",
+        "current_user": {
+            "userName": "",
+            "short_name": "",
+            "domain_friendly_name": "",
+            "displayName": "",
+            "id": "",
+            "active": False,
+        },
     },
 }
 VARIABLE_FIELDS = {"default": None, "description": "", "type": "", "lookup": None, "value": None}

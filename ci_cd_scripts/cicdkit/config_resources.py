@@ -10,6 +10,7 @@ Part of the config loader (see `config`). Rules: README "Configuration", **Modes
 * After resolution, jobs get the reference's API defaults and local notebook/file paths become workspace
   paths under ``workspace.file_path``; then mode checks run.
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -26,8 +27,13 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 
 # resource type -> name field for a plain prefix
 _PLAIN_PREFIX = {
-    "jobs": "name", "pipelines": "name", "models": "name", "clusters": "cluster_name",
-    "instance_pools": "instance_pool_name", "dashboards": "display_name", "alerts": "display_name",
+    "jobs": "name",
+    "pipelines": "name",
+    "models": "name",
+    "clusters": "cluster_name",
+    "instance_pools": "instance_pool_name",
+    "dashboards": "display_name",
+    "alerts": "display_name",
     "sql_warehouses": "name",
 }
 # resource types whose names must be identifiers: prefix normalised
@@ -227,15 +233,22 @@ def translate_paths(resources: dict, bundle_root: Path, sync_root: Path, file_pa
             continue
         local = (bundle_root / value).resolve()
         if not local.is_file():
-            raise ConfigError(f"{kind} {value} not found", hint=f"no such file {local}; paths are relative to the config file")
-        remote = local.relative_to(sync_root.resolve()).as_posix() if local.is_relative_to(sync_root.resolve()) else value
+            raise ConfigError(
+                f"{kind} {value} not found", hint=f"no such file {local}; paths are relative to the config file"
+            )
+        remote = (
+            local.relative_to(sync_root.resolve()).as_posix() if local.is_relative_to(sync_root.resolve()) else value
+        )
         if kind == "notebook" and remote.lower().endswith(NOTEBOOK_SUFFIXES):
             remote = remote.rsplit(".", 1)[0]
         container[key] = f"{file_path}/{remote}"
 
 
 def _contains_user(text: str, user: dict) -> bool:
-    return any(token and token in text for token in (user.get("userName"), user.get("short_name"), user.get("domain_friendly_name")))
+    return any(
+        token and token in text
+        for token in (user.get("userName"), user.get("short_name"), user.get("domain_friendly_name"))
+    )
 
 
 def check_development(tree: dict, user: dict | None) -> None:

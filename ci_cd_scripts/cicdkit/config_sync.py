@@ -11,6 +11,7 @@ Owns the sync root, the pattern rebasing and the include/exclude arithmetic; the
 .gitignore/.git/info/exclude rules are `discovery`'s (`walk_repository`, `walk_files`), shared with every
 CI step that looks for files.
 """
+
 from __future__ import annotations
 
 import os
@@ -71,7 +72,7 @@ def select_files(sync_root: Path, paths: list[str], include: list[str], exclude:
     for path in paths:
         start = Path(os.path.normpath(sync_root / path))
         if start.exists() and (start == sync_root or sync_root in start.parents):
-            selected.update(name[len(prefix):] for name in _not_ignored(repository, start))
+            selected.update(name[len(prefix) :] for name in _not_ignored(repository, start))
     if include:
         spec = pathspec.GitIgnoreSpec.from_lines(include)
         selected.update(name for name in _all_files(sync_root) if spec.match_file(name))

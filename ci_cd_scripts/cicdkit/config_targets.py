@@ -9,6 +9,7 @@ variable values (`config_variables`).
 Rules: README "Configuration", **Targets** and **Merging**; the reference is the Databricks CLI
 (databricks/cli ``bundle/config/mutator/select_target.go`` and the target merge in ``bundle/config/root.go``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,17 +25,21 @@ def select_target(targets: dict, requested: str | None) -> str:
         if requested not in targets:
             raise ConfigError(
                 f"{requested}: no such target. Available targets: {', '.join(targets)}",
-                hint="pick one with -t/--target or DATABRICKS_BUNDLE_TARGET")
+                hint="pick one with -t/--target or DATABRICKS_BUNDLE_TARGET",
+            )
         return requested
     if len(targets) == 1:
         return next(iter(targets))
     defaults = [name for name, body in targets.items() if isinstance(body, dict) and body.get("default") is True]
     if len(defaults) > 1:
-        raise ConfigError(f"multiple targets are marked as default ({', '.join(defaults)})",
-                          hint="keep 'default: true' on one target")
+        raise ConfigError(
+            f"multiple targets are marked as default ({', '.join(defaults)})", hint="keep 'default: true' on one target"
+        )
     if not defaults:
-        raise ConfigError("please specify target",
-                          hint=f"use -t/--target with one of {', '.join(targets)}, or mark one 'default: true'")
+        raise ConfigError(
+            "please specify target",
+            hint=f"use -t/--target with one of {', '.join(targets)}, or mark one 'default: true'",
+        )
     return defaults[0]
 
 
@@ -67,15 +72,20 @@ def _merge_target(base: Any, over: Any, target: str, key: str) -> Any:
     except MergeError as error:
         raise ConfigError(
             f"failed to perform target override for target={target}: failed to merge target={target} "
-            f"field={key}: {error.message}", hint=f"at {error.path}") from None
+            f"field={key}: {error.message}",
+            hint=f"at {error.path}",
+        ) from None
 
 
 def _apply_target_variables(tree: dict, target: str, overrides: dict) -> None:
     declared = tree.setdefault("variables", {})
     for name, override in overrides.items():
         if name not in declared:
-            raise ConfigError(f"failed to perform target override for target={target}: variable {name} is not "
-                              f"defined but is assigned a value", hint="declare it in the top-level 'variables'")
+            raise ConfigError(
+                f"failed to perform target override for target={target}: variable {name} is not "
+                f"defined but is assigned a value",
+                hint="declare it in the top-level 'variables'",
+            )
         if override is None:
             continue
         declaration = declared[name]

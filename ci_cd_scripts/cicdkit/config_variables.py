@@ -10,6 +10,7 @@ Rules: README "Configuration", **Variables**, and "Not supported (and why)" for 
 the Databricks CLI (databricks/cli ``bundle/config/variable/variable.go`` and
 ``bundle/config/mutator/set_variables.go``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,8 +24,18 @@ from .errors import ConfigError
 
 VARIABLE_KEYS = ("description", "default", "type", "lookup", "value")
 LOOKUP_KINDS = (
-    "alert", "cluster", "cluster_policy", "dashboard", "instance_pool", "job", "metastore",
-    "notification_destination", "pipeline", "query", "service_principal", "warehouse",
+    "alert",
+    "cluster",
+    "cluster_policy",
+    "dashboard",
+    "instance_pool",
+    "job",
+    "metastore",
+    "notification_destination",
+    "pipeline",
+    "query",
+    "service_principal",
+    "warehouse",
 )
 
 
@@ -35,14 +46,17 @@ def assign_cli_variables(declared: dict, assignments: Sequence[str]) -> None:
         if not sep:
             raise ConfigError(f"unexpected flag value for variable assignment: {text}", hint="use --var NAME=VALUE")
         if name not in declared:
-            raise ConfigError(f"variable {name} has not been defined",
-                              hint=f"declare it under 'variables'; known: {', '.join(declared) or 'none'}")
+            raise ConfigError(
+                f"variable {name} has not been defined",
+                hint=f"declare it under 'variables'; known: {', '.join(declared) or 'none'}",
+            )
         declaration = declared[name]
         if declaration.get("type") == "complex":
             raise ConfigError(f"setting variables of complex type via --var flag is not supported: {name}")
         if "value" in declaration:
-            raise ConfigError(f"failed to assign {value} to {name}: variable has already been assigned value: "
-                              f"{declaration['value']}")
+            raise ConfigError(
+                f"failed to assign {value} to {name}: variable has already been assigned value: {declaration['value']}"
+            )
         declaration["value"] = value
 
 
@@ -57,27 +71,34 @@ def assign_values(declared: dict, environ: Mapping[str, str], overrides_file: Pa
         env_name = f"BUNDLE_VAR_{name}"
         if env_name in environ:
             if declaration.get("type") == "complex":
-                raise ConfigError(f"setting via environment variables ({env_name}) is not supported for complex "
-                                  f"variable {name}")
+                raise ConfigError(
+                    f"setting via environment variables ({env_name}) is not supported for complex variable {name}"
+                )
             declaration["value"] = environ[env_name]
             continue
         if declaration.get("lookup"):
             text = json.dumps(declaration["lookup"])
-            if any(match.group(1).split(".")[1:2] and match.group(1).split(".")[1] in lookup_names
-                   for match in REFERENCE.finditer(text) if match.group(1).startswith(("var.", "variables."))):
+            if any(
+                match.group(1).split(".")[1:2] and match.group(1).split(".")[1] in lookup_names
+                for match in REFERENCE.finditer(text)
+                if match.group(1).startswith(("var.", "variables."))
+            ):
                 raise ConfigError("lookup variables cannot contain references to another lookup variables")
             raise ConfigError(
                 f"variable {name} is resolved by a lookup ({text}), which this tool does not support",
-                hint=f"set it with --var {name}=<id> or the {env_name} environment variable")
+                hint=f"set it with --var {name}=<id> or the {env_name} environment variable",
+            )
         if name in file_values:
             value = file_values[name]
             complex_value = isinstance(value, (dict, list))
             if declaration.get("type") == "complex" and not complex_value:
-                raise ConfigError(f"variable {name} is of type complex, but the value in the variable file is not a "
-                                  "complex type")
+                raise ConfigError(
+                    f"variable {name} is of type complex, but the value in the variable file is not a complex type"
+                )
             if declaration.get("type") != "complex" and complex_value:
-                raise ConfigError(f"variable {name} is not of type complex, but the value in the variable file is a "
-                                  "complex type")
+                raise ConfigError(
+                    f"variable {name} is not of type complex, but the value in the variable file is a complex type"
+                )
             declaration["value"] = copy.deepcopy(value)
             continue
         if declaration.get("default") is not None:
@@ -85,9 +106,9 @@ def assign_values(declared: dict, environ: Mapping[str, str], overrides_file: Pa
             continue
         raise ConfigError(
             f"no value assigned to required variable {name}. Variables are usually assigned in databricks.yml, and "
-            f"they can be overridden using \"--var\", the {env_name} environment variable, or "
-            ".databricks/bundle/<target>/variable-overrides.json")
-
+            f'they can be overridden using "--var", the {env_name} environment variable, or '
+            ".databricks/bundle/<target>/variable-overrides.json"
+        )
 
 
 def normalise_variables(declared: dict, warnings: list[str]) -> None:
@@ -100,8 +121,9 @@ def normalise_variables(declared: dict, warnings: list[str]) -> None:
                 del declared[name][key]
         kind = declared[name].get("type")
         if kind is not None and kind != "complex":
-            warnings.append(f'invalid value "{kind}" for enum field. Valid values are [complex] (variables.{name}.type)')
+            warnings.append(
+                f'invalid value "{kind}" for enum field. Valid values are [complex] (variables.{name}.type)'
+            )
         lookup = declared[name].get("lookup")
         if lookup is not None and (not isinstance(lookup, dict) or not set(lookup) <= set(LOOKUP_KINDS)):
             raise ConfigError(f"variables.{name}.lookup must map one of {', '.join(LOOKUP_KINDS)} to a name")
-

@@ -19,6 +19,7 @@ Patterns use ``.gitignore`` syntax (pathspec's `GitIgnoreSpec`), matched against
 ``*/requirements/*.txt`` (a slash inside anchors it to the root: one folder deep), ``**/setup.py`` (any
 depth), ``setup.py`` (no slash: any depth), ``!pattern`` excludes again.
 """
+
 from __future__ import annotations
 
 import errno
@@ -33,11 +34,29 @@ from .errors import InputError
 # Directory names never entered: VCS metadata, virtualenvs, JS dependencies, build output, caches.
 PRUNED_DIR_NAMES = frozenset(
     {
-        ".git", ".hg", ".svn", ".bzr",
-        ".venv", "venv", "env", ".env", ".conda", "site-packages",
-        "node_modules", "bower_components",
-        "build", "dist", ".eggs", "__pycache__",
-        ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis", ".ipynb_checkpoints",
+        ".git",
+        ".hg",
+        ".svn",
+        ".bzr",
+        ".venv",
+        "venv",
+        "env",
+        ".env",
+        ".conda",
+        "site-packages",
+        "node_modules",
+        "bower_components",
+        "build",
+        "dist",
+        ".eggs",
+        "__pycache__",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".hypothesis",
+        ".ipynb_checkpoints",
     }
 )
 PRUNED_DIR_SUFFIXES = (".egg-info", ".dist-info")
@@ -103,9 +122,13 @@ def resolve_in_root(
         os.stat(path)
     except OSError as error:
         if error.errno == errno.ELOOP:
-            raise InputError(f"{path} is a symlink loop ({_loop_chain(path)})", hint="replace the link with the file, or remove it") from None
+            raise InputError(
+                f"{path} is a symlink loop ({_loop_chain(path)})", hint="replace the link with the file, or remove it"
+            ) from None
         if error.errno in (errno.ENOENT, errno.ENOTDIR):
-            raise InputError(f"{path} is a symlink to {real}, which does not exist", hint="fix the link or remove it") from None
+            raise InputError(
+                f"{path} is a symlink to {real}, which does not exist", hint="fix the link or remove it"
+            ) from None
         raise InputError(f"cannot read {path}: {error.strerror or error}") from None
     if real.is_dir():
         for folder in (Path(os.path.realpath(path.parent)), *map(Path, entered)):
@@ -197,7 +220,7 @@ class _IgnoreFile:
         """True (ignored), False (re-included by ``!``) or None (no pattern of this file says anything)."""
         if not relative.startswith(self.prefix):
             return None
-        return self.patterns.verdict(relative[len(self.prefix):])
+        return self.patterns.verdict(relative[len(self.prefix) :])
 
 
 @dataclass(frozen=True)
@@ -292,8 +315,16 @@ def walk_files(
         if exclude.is_file():
             extra = _read_ignore_file(str(exclude), "")
             inherited = ((extra,) if extra else ()) + inherited  # lowest precedence, as in git
-    yield from _walk(str(root_path), "", inherited, respect_gitignore=respect_gitignore, want=want,
-                     symlinks_within=symlinks_within, pruned_dirs=pruned_dirs, linked_files=linked_files)
+    yield from _walk(
+        str(root_path),
+        "",
+        inherited,
+        respect_gitignore=respect_gitignore,
+        want=want,
+        symlinks_within=symlinks_within,
+        pruned_dirs=pruned_dirs,
+        linked_files=linked_files,
+    )
 
 
 def walk_repository(
@@ -326,13 +357,22 @@ def walk_repository(
         relative = "/".join(parts[: depth + 1])
         as_folder = "" if depth == len(parts) - 1 and is_file else "/"
         if _pruned(name, repository.joinpath(*parts[: depth + 1]), pruned_dirs) or (
-                ignore_files and _is_ignored(relative + as_folder, ignore_files)):
+            ignore_files and _is_ignored(relative + as_folder, ignore_files)
+        ):
             return
     if is_file:
         yield "/".join(parts), str(path)
         return
-    yield from _walk(str(path), "/".join(parts) + "/" if parts else "", ignore_files, respect_gitignore=True,
-                     want=None, symlinks_within=None, pruned_dirs=pruned_dirs, linked_files=linked_files)
+    yield from _walk(
+        str(path),
+        "/".join(parts) + "/" if parts else "",
+        ignore_files,
+        respect_gitignore=True,
+        want=None,
+        symlinks_within=None,
+        pruned_dirs=pruned_dirs,
+        linked_files=linked_files,
+    )
 
 
 def _walk(
@@ -390,7 +430,9 @@ def _walk(
                     # A linked folder (never entered) or a link that does not resolve: checked, never yielded.
                     if _pruned(entry.name, entry.path, pruned_dirs):
                         continue
-                    if ignore_files and (_is_ignored(relative, ignore_files) or _is_ignored(relative + "/", ignore_files)):
+                    if ignore_files and (
+                        _is_ignored(relative, ignore_files) or _is_ignored(relative + "/", ignore_files)
+                    ):
                         continue
                     resolve_in_root(entry.path, symlinks_within)
 

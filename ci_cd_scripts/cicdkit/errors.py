@@ -6,6 +6,7 @@ Raise one of these for any failure a user can act on; `cli.entry` prints ``error
 Exit codes: 2 for bad input (usage, config, local files), 1 when the operation itself failed
 (a remote call, a build, a test run).
 """
+
 from __future__ import annotations
 
 

@@ -11,6 +11,7 @@ when the sizes match (a changed wheel almost always changes size). No sidecar ma
 when someone else writes the folder, and reading is cheaper than writing. Uploads stream from disk too:
 Files API PUT of the open file; DBFS create/add-block (1 MB blocks)/close, then a size check.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,7 +59,9 @@ class Outcome:
 
 def _check_segments(text: str, segments: list[str]) -> None:
     if any(part in ("", ".", "..") for part in segments) or "\\" in text or "\x00" in text:
-        raise InputError(f"destination {text!r} contains an empty, '.' or '..' segment", hint="give a plain absolute folder")
+        raise InputError(
+            f"destination {text!r} contains an empty, '.' or '..' segment", hint="give a plain absolute folder"
+        )
 
 
 def parse_destination(text: str) -> Destination:
@@ -66,7 +69,7 @@ def parse_destination(text: str) -> Destination:
     value = (text or "").strip()
     roots = "use /Volumes/<catalog>/<schema>/<volume>/..., /Workspace/<folder>/... or dbfs:/<folder>/..."
     if value.startswith("dbfs:/"):
-        body = value[len("dbfs:"):].rstrip("/")
+        body = value[len("dbfs:") :].rstrip("/")
         segments = body.split("/")[1:]
         _check_segments(value, segments)
         if not body:
@@ -108,7 +111,9 @@ def check_files(paths: list[str]) -> list[LocalFile]:
             raise InputError(f"cannot read {text}: {error.strerror or error}") from None
         name = source.name
         if name in seen:
-            raise InputError(f"{seen[name]} and {source} have the same name {name!r}", hint="upload them to different folders")
+            raise InputError(
+                f"{seen[name]} and {source} have the same name {name!r}", hint="upload them to different folders"
+            )
         seen[name] = source
         files.append(LocalFile(source, name, size, sha256))
     return files
@@ -146,7 +151,10 @@ def remote_state(client: Any, destination: Destination, item: LocalFile) -> tupl
     except NotFound:
         return "upload", "new"
     if status.get("is_dir"):
-        raise OperationFailed(f"{destination.shown(item.name)} is a folder in DBFS, not a file", hint="remove it or choose another destination")
+        raise OperationFailed(
+            f"{destination.shown(item.name)} is a folder in DBFS, not a file",
+            hint="remove it or choose another destination",
+        )
     remote_size = int(status.get("file_size") or 0)
     if remote_size != item.size:
         return "upload", f"size differs ({remote_size} -> {item.size} bytes)"

@@ -9,6 +9,7 @@ start (a cluster without its libraries must not look healthy), one ``pip install
 requirements and the wheels together, every path passed through `shlex.quote`. ``$DATABRICKS_PIP`` may
 name another pip (tests use a stub); on a cluster it is unset and the cluster's own Python pip is used.
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -46,8 +47,10 @@ def cluster_path(libraries_path: str) -> str:
         raise InputError(f"libraries path {text!r} contains '.' or '..'", hint=hint)
     roots = {"Volumes": 4, "Workspace": 2, "dbfs": 2}
     if not parts or parts[0] not in roots or len(parts) < roots[parts[0]]:
-        raise InputError(f"libraries path {text!r} is not under /Volumes/<catalog>/<schema>/<volume>, /Workspace or dbfs:/",
-                         hint=hint)
+        raise InputError(
+            f"libraries path {text!r} is not under /Volumes/<catalog>/<schema>/<volume>, /Workspace or dbfs:/",
+            hint=hint,
+        )
     return "/" + "/".join(parts)
 
 
@@ -57,7 +60,9 @@ def wheel_name(path: str) -> str:
     try:
         wheels.parse_name(name)
     except wheels.InvalidWheelFilename as error:
-        raise InputError(f"{path} is not a wheel: {error}", hint="pass the .whl files build_packages.py wrote") from None
+        raise InputError(
+            f"{path} is not a wheel: {error}", hint="pass the .whl files build_packages.py wrote"
+        ) from None
     return name
 
 
@@ -67,8 +72,10 @@ def check_wheels(names: Sequence[str]) -> list[str]:
     for name in sorted(names):
         distribution = wheels.parse_name(name).distribution
         if distribution in seen:
-            raise InputError(f"two wheels for {distribution}: {seen[distribution]} and {name}",
-                             hint="clean the wheel folder and build once")
+            raise InputError(
+                f"two wheels for {distribution}: {seen[distribution]} and {name}",
+                hint="clean the wheel folder and build once",
+            )
         seen[distribution] = name
     return sorted(names)
 
@@ -76,12 +83,19 @@ def check_wheels(names: Sequence[str]) -> list[str]:
 def render(libraries_path: str, wheel_names: Sequence[str], requirements_name: str | None = None) -> str:
     """The init script that installs `requirements_name` and the wheels from `libraries_path` in one pip call."""
     location = cluster_path(libraries_path)
-    if requirements_name is not None and (not requirements_name or "/" in requirements_name or "\\" in requirements_name
-                                          or _CONTROL.search(requirements_name) or requirements_name in (".", "..")):
+    if requirements_name is not None and (
+        not requirements_name
+        or "/" in requirements_name
+        or "\\" in requirements_name
+        or _CONTROL.search(requirements_name)
+        or requirements_name in (".", "..")
+    ):
         raise InputError(f"requirements file name {requirements_name!r} is not a plain file name")
     wheel_files = check_wheels([wheel_name(name) for name in wheel_names])
     if not wheel_files and not requirements_name:
-        raise InputError("nothing to install: no wheels and no requirements", hint="pass --wheel/--wheel-dir or --requirements")
+        raise InputError(
+            "nothing to install: no wheels and no requirements", hint="pass --wheel/--wheel-dir or --requirements"
+        )
     arguments = []  # one line each: "-r <file>", then one wheel per line
     if requirements_name:
         arguments.append("-r " + shlex.quote(posixpath.join(location, requirements_name)))

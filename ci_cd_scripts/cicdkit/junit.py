@@ -6,6 +6,7 @@ and trace is escaped by the XML library. Each suite carries the attributes and c
 (package, id, hostname, timestamp, properties, system-out, system-err), in its order. The file is written
 atomically (`atomic.py`).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -75,6 +76,9 @@ def _testcase(case: Case) -> junitparser.TestCase:
 
 def _timestamp(start_time_ms: int | None) -> str:
     """ISO 8601 without a zone (the schema's pattern), in UTC: the run's start, else now."""
-    moment = (datetime.datetime.fromtimestamp(start_time_ms / 1000, tz=datetime.timezone.utc) if start_time_ms
-              else datetime.datetime.now(tz=datetime.timezone.utc))
+    moment = (
+        datetime.datetime.fromtimestamp(start_time_ms / 1000, tz=datetime.timezone.utc)
+        if start_time_ms
+        else datetime.datetime.now(tz=datetime.timezone.utc)
+    )
     return moment.strftime("%Y-%m-%dT%H:%M:%S")

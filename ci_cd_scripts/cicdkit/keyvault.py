@@ -9,6 +9,7 @@ secret value, a header or a token. It does not choose the credential (`azure_aut
 HTTP behaviour: every call has a connect and read timeout, and azure-core's retry policy is the one place
 that retries (429/5xx/connection errors), within `RETRY_TOTAL` attempts and `RETRY_TIMEOUT` seconds.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -69,20 +70,30 @@ def vault_url(url: str | None = None, name: str | None = None) -> str:
     if url:
         url = url.strip().rstrip("/")
         if not url.lower().startswith("https://"):
-            raise UsageError(f"vault URL {url!r} is not https://", hint="Key Vault only accepts TLS, e.g. https://kv-dev.vault.azure.net")
+            raise UsageError(
+                f"vault URL {url!r} is not https://",
+                hint="Key Vault only accepts TLS, e.g. https://kv-dev.vault.azure.net",
+            )
         return url
     if name:
         if not _VAULT_NAME.match(name):
-            raise UsageError(f"invalid Key Vault name {name!r}", hint="3-24 letters, digits and dashes, starting with a letter")
+            raise UsageError(
+                f"invalid Key Vault name {name!r}", hint="3-24 letters, digits and dashes, starting with a letter"
+            )
         return f"https://{name.lower()}.vault.azure.net"
-    raise UsageError("no Key Vault given", hint="pass --vault-url or --vault-name, or set deploy.keyvault in the config")
+    raise UsageError(
+        "no Key Vault given", hint="pass --vault-url or --vault-name, or set deploy.keyvault in the config"
+    )
 
 
 def parse_ref(text: str) -> SecretRef:
     """``name`` or ``name/version`` as given to ``--secret``."""
     name, _, version = text.strip().partition("/")
     if not _SECRET_NAME.match(name) or (version and not re.fullmatch(r"[A-Za-z0-9]{1,64}", version)):
-        raise UsageError(f"invalid secret name {text!r}", hint="Key Vault names are letters, digits and dashes; pin a version as NAME/VERSION")
+        raise UsageError(
+            f"invalid secret name {text!r}",
+            hint="Key Vault names are letters, digits and dashes; pin a version as NAME/VERSION",
+        )
     return SecretRef(name, version or None)
 
 
@@ -108,8 +119,10 @@ def map_names(refs: Sequence[SecretRef], style: str, prefix: str = "") -> dict[S
         try:
             ado.check_variable_name(prefix + "x")
         except UsageError as error:
-            raise UsageError(f"--prefix {prefix!r} cannot start a pipeline variable name",
-                             hint=f"choose another --prefix (e.g. kv_): {error.hint}") from None
+            raise UsageError(
+                f"--prefix {prefix!r} cannot start a pipeline variable name",
+                hint=f"choose another --prefix (e.g. kv_): {error.hint}",
+            ) from None
     mapped: dict[SecretRef, str] = {}
     seen: dict[str, SecretRef] = {}
     for ref in refs:
@@ -123,14 +136,17 @@ def map_names(refs: Sequence[SecretRef], style: str, prefix: str = "") -> dict[S
         try:
             ado.check_variable_name(variable)
         except UsageError as error:
-            raise UsageError(f"secret {str(ref)!r}: {error.message}", hint="use --prefix to give the variables a safe prefix") from None
+            raise UsageError(
+                f"secret {str(ref)!r}: {error.message}", hint="use --prefix to give the variables a safe prefix"
+            ) from None
         seen[variable.lower()] = ref
         mapped[ref] = variable
     return mapped
 
 
-def skip_reason(enabled: bool | None, expires_on: dt.datetime | None, not_before: dt.datetime | None,
-                now: dt.datetime | None = None) -> str | None:
+def skip_reason(
+    enabled: bool | None, expires_on: dt.datetime | None, not_before: dt.datetime | None, now: dt.datetime | None = None
+) -> str | None:
     """Why `--all` skips a secret (disabled, expired, not yet valid), or None to fetch it."""
     now = now or dt.datetime.now(dt.timezone.utc)
     if enabled is False:
@@ -171,15 +187,20 @@ def list_enabled(client: Any, now: dt.datetime | None = None) -> tuple[list[Secr
     return fetch, skipped
 
 
-def fetch(client: Any, variables: dict[SecretRef, str], *, concurrency: int = DEFAULT_CONCURRENCY,
-          now: dt.datetime | None = None) -> tuple[list[Fetched], list[Failure]]:
+def fetch(
+    client: Any,
+    variables: dict[SecretRef, str],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    now: dt.datetime | None = None,
+) -> tuple[list[Fetched], list[Failure]]:
     """Read every secret (concurrently, on at most `concurrency` threads of `pool.run_all`); a missing, disabled,
     forbidden or expired one is a `Failure`, returned next to the others: one failure does not stop the rest."""
 
     def one(ref: SecretRef) -> Fetched | Failure:
         try:
             secret = client.get_secret(ref.name, ref.version)
-        except Exception as error:  # noqa: BLE001 - every failure becomes a reason without values
+        except Exception as error:
             return Failure(str(ref), describe_error(error))
         properties = secret.properties
         reason = skip_reason(properties.enabled, properties.expires_on, properties.not_before, now)
@@ -213,21 +234,27 @@ def describe_error(error: BaseException, secrets: Iterable[str] = ()) -> str:
         if error.status_code == 403 and "SecretDisabled" in text:
             return "disabled (403 SecretDisabled)"
         if error.status_code == 403:
-            return (f"forbidden ({status}): the identity needs the 'Key Vault Secrets User' role or a 'get' access "
-                    "policy, and the vault firewall must admit the agent")
+            return (
+                f"forbidden ({status}): the identity needs the 'Key Vault Secrets User' role or a 'get' access "
+                "policy, and the vault firewall must admit the agent"
+            )
         if error.status_code == 401:
             if not _has_challenge(error):
                 # azure-keyvault sends its first request without a token and waits for the challenge; none came.
-                return (f"unauthorized ({status}) without a usable WWW-Authenticate challenge, so no token was sent: "
-                        "check that the URL is the vault's (not a proxy or another service)")
+                return (
+                    f"unauthorized ({status}) without a usable WWW-Authenticate challenge, so no token was sent: "
+                    "check that the URL is the vault's (not a proxy or another service)"
+                )
             return f"unauthorized ({status}): the token was rejected"
         message = getattr(getattr(error, "error", None), "message", None) or ""
         return _short(azure_auth.scrub(f"HTTP {status}: {message}".rstrip(": "), scrub))
     if isinstance(error, azure_errors.ServiceRequestError) and "CERTIFICATE_VERIFY_FAILED" in text:
         return "TLS certificate not trusted (for a private endpoint or emulator pass --ca-bundle or set REQUESTS_CA_BUNDLE)"
     if isinstance(error, ValueError) and "challenge resource" in text:
-        return ("the vault's authentication challenge names a resource that does not match its host "
-                "(only for private endpoints or emulators: --no-verify-challenge-resource)")
+        return (
+            "the vault's authentication challenge names a resource that does not match its host "
+            "(only for private endpoints or emulators: --no-verify-challenge-resource)"
+        )
     return _short(azure_auth.scrub(f"{type(error).__name__}: {text}", scrub))
 
 

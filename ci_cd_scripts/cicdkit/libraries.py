@@ -13,6 +13,7 @@ The decisions are pure functions with fast unit tests:
 `roll_out` does the I/O for one cluster with a `dbclient.Client` passed in (this module never imports it), and
 reports what landed even when it fails half-way, so a failed step's summary counts exactly what was written.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -130,10 +131,14 @@ def requirements_libraries(path: Path) -> tuple[list[Library], list[str]]:
                 hint="upload the requirements file and pass its /Volumes or /Workspace path to --requirements",
             )
         elif option.name in _IGNORED_OPTIONS:
-            notices.append(f"{option.origin}: ignored {option.line()}: cluster PyPI libraries cannot choose wheels or sdists")
+            notices.append(
+                f"{option.origin}: ignored {option.line()}: cluster PyPI libraries cannot choose wheels or sdists"
+            )
         else:
-            raise InputError(f"{option.origin}: {option.name} cannot be installed as a cluster library",
-                             hint="upload the requirements file and pass its /Volumes or /Workspace path to --requirements")
+            raise InputError(
+                f"{option.origin}: {option.name} cannot be installed as a cluster library",
+                hint="upload the requirements file and pass its /Volumes or /Workspace path to --requirements",
+            )
     return [Library("pypi", requirement, repo) for requirement in merged.requirements], notices
 
 
@@ -235,7 +240,9 @@ def library_progress(statuses: Iterable[Mapping[str, Any]], wanted: Iterable[Lib
 def planned_writes(plan: ClusterPlan, action: str) -> list[str]:
     """The write calls a rollout makes, in order: ``uninstall``, ``install``, then ``restart`` or ``start``."""
     return [
-        name for name, wanted in (("uninstall", plan.uninstall), ("install", plan.install), (action, action != "none")) if wanted
+        name
+        for name, wanted in (("uninstall", plan.uninstall), ("install", plan.install), (action, action != "none"))
+        if wanted
     ]
 
 

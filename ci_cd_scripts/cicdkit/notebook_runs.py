@@ -11,6 +11,7 @@ run that could not be submitted or read is a record saying why, so every noteboo
 It owns the orchestration only: HTTP, retries and waits are the client's (`dbclient`), the verdicts are
 `run_results.judge`'s, printing is the caller's (through the `on_event` callback).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,8 +26,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import pool
-from . import run_results
+from . import pool, run_results
 from .errors import CICDError, InputError, ResourceDoesNotExist, WaitTimedOut
 
 DEFAULT_PATTERN = "test_*"
@@ -66,12 +66,18 @@ def resolve_paths(entries: Sequence[str], notebooks_path: str | None) -> list[st
 def display_name(path: str, notebooks_path: str | None) -> str:
     base = posixpath.normpath(str(notebooks_path)) if notebooks_path else None
     if base and path.startswith(base.rstrip("/") + "/"):
-        return path[len(base.rstrip("/")) + 1:]
+        return path[len(base.rstrip("/")) + 1 :]
     return path
 
 
-def find_notebooks(client: Any, paths: Sequence[str], *, notebooks_path: str | None = None,
-                   pattern: str = DEFAULT_PATTERN, concurrency: int = 8) -> list[Notebook]:
+def find_notebooks(
+    client: Any,
+    paths: Sequence[str],
+    *,
+    notebooks_path: str | None = None,
+    pattern: str = DEFAULT_PATTERN,
+    concurrency: int = 8,
+) -> list[Notebook]:
     """The notebooks to run, in the order given (a folder's in path order); `InputError` for a path that does not
     exist, is not a notebook or folder, or a folder without a notebook matching `pattern`. Read-only calls."""
 
@@ -91,8 +97,10 @@ def find_notebooks(client: Any, paths: Sequence[str], *, notebooks_path: str | N
         found = sorted(_walk_notebooks(client, path))
         matching = [p for p in found if fnmatch.fnmatchcase(posixpath.basename(p), pattern)]
         if not matching:
-            raise InputError(f"folder {path} holds no notebook matching {pattern!r} ({len(found)} notebooks in it)",
-                             hint="deploy the test notebooks first, or pass --pattern")
+            raise InputError(
+                f"folder {path} holds no notebook matching {pattern!r} ({len(found)} notebooks in it)",
+                hint="deploy the test notebooks first, or pass --pattern",
+            )
         return matching
 
     expanded = pool.run_all([lambda p=p: expand(p) for p in paths], workers=concurrency)
@@ -115,8 +123,13 @@ def _walk_notebooks(client: Any, folder: str) -> list[str]:
     return found
 
 
-def submit_spec(notebook: Notebook, *, cluster: Mapping[str, Any], parameters: Mapping[str, str],
-                run_name_prefix: str = "ci-cd test") -> dict[str, Any]:
+def submit_spec(
+    notebook: Notebook,
+    *,
+    cluster: Mapping[str, Any],
+    parameters: Mapping[str, str],
+    run_name_prefix: str = "ci-cd test",
+) -> dict[str, Any]:
     """The ``runs/submit`` body (without timeout and token): one notebook task on the given cluster.
 
     `cluster` is ``{"existing_cluster_id": ID}`` or ``{"new_cluster": {...}}``."""
@@ -138,8 +151,15 @@ def idempotency_token(spec: Mapping[str, Any], build: Mapping[str, str]) -> str:
 def build_identity(environ: Mapping[str, str], target: str | None) -> dict[str, str]:
     """What makes one pipeline attempt's runs its own: the build id and attempts Azure Pipelines sets, the stage and
     job, and the target; outside a pipeline a fresh id per invocation (so each local try runs anew)."""
-    keys = ("BUILD_BUILDID", "SYSTEM_STAGENAME", "SYSTEM_STAGEATTEMPT", "SYSTEM_JOBNAME", "SYSTEM_JOBATTEMPT",
-            "SYSTEM_COLLECTIONURI", "SYSTEM_TEAMPROJECT")
+    keys = (
+        "BUILD_BUILDID",
+        "SYSTEM_STAGENAME",
+        "SYSTEM_STAGEATTEMPT",
+        "SYSTEM_JOBNAME",
+        "SYSTEM_JOBATTEMPT",
+        "SYSTEM_COLLECTIONURI",
+        "SYSTEM_TEAMPROJECT",
+    )
     identity = {key: environ[key] for key in keys if environ.get(key)}
     if "BUILD_BUILDID" not in identity:
         identity["invocation"] = uuid.uuid4().hex
@@ -180,8 +200,17 @@ def run_notebooks(
     stopping = threading.Event()
 
     def one(notebook: Notebook) -> dict[str, Any]:
-        record = _run_one(client, notebook, cluster=cluster, parameters=parameters, build=build, deadline=deadline,
-                          timeout=timeout, stopping=stopping, on_event=on_event)
+        record = _run_one(
+            client,
+            notebook,
+            cluster=cluster,
+            parameters=parameters,
+            build=build,
+            deadline=deadline,
+            timeout=timeout,
+            stopping=stopping,
+            on_event=on_event,
+        )
         on_record(record)
         return record
 
@@ -191,13 +220,34 @@ def run_notebooks(
         stopping.set()
 
 
-def _run_one(client: Any, notebook: Notebook, *, cluster: Mapping[str, Any], parameters: Mapping[str, str],
-             build: Mapping[str, str], deadline: float, timeout: float, stopping: threading.Event,
-             on_event: Callable[[Event], None]) -> dict[str, Any]:
-    def record(run: Mapping[str, Any] | None, output: Mapping[str, Any] | None = None, *, timed_out: bool = False,
-               error: str | None = None) -> dict[str, Any]:
-        return run_results.record(notebook_path=notebook.path, name=notebook.name, run=run, output=output,
-                                  timed_out=timed_out, timeout_seconds=timeout, error=error)
+def _run_one(
+    client: Any,
+    notebook: Notebook,
+    *,
+    cluster: Mapping[str, Any],
+    parameters: Mapping[str, str],
+    build: Mapping[str, str],
+    deadline: float,
+    timeout: float,
+    stopping: threading.Event,
+    on_event: Callable[[Event], None],
+) -> dict[str, Any]:
+    def record(
+        run: Mapping[str, Any] | None,
+        output: Mapping[str, Any] | None = None,
+        *,
+        timed_out: bool = False,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        return run_results.record(
+            notebook_path=notebook.path,
+            name=notebook.name,
+            run=run,
+            output=output,
+            timed_out=timed_out,
+            timeout_seconds=timeout,
+            error=error,
+        )
 
     left = deadline - time.monotonic()
     if left < 1 or stopping.is_set():
@@ -231,7 +281,9 @@ def _run_one(client: Any, notebook: Notebook, *, cluster: Mapping[str, Any], par
         last = client.jobs.wait_for_run(run_id, timeout=max(0.0, deadline - time.monotonic()), on_poll=observe)
     except (WaitTimedOut, _Interrupted) as stop:
         timed_out = isinstance(stop, WaitTimedOut)
-        on_event(Event("timeout", notebook, "the --timeout passed: cancelling" if timed_out else "interrupted: cancelling"))
+        on_event(
+            Event("timeout", notebook, "the --timeout passed: cancelling" if timed_out else "interrupted: cancelling")
+        )
         last = _cancel_and_settle(client, run_id)
     except CICDError as error:
         # The run's state cannot be read (the workspace refuses runs/get): cancel it rather than leave it running.
@@ -273,4 +325,6 @@ def _task_output(client: Any, run: Mapping[str, Any]) -> tuple[dict[str, Any] | 
 
 def _state_label(run: Mapping[str, Any]) -> str:
     state = run.get("state") if isinstance(run.get("state"), Mapping) else {}
-    return " ".join(str(part) for part in (state.get("life_cycle_state"), state.get("result_state")) if part) or "UNKNOWN"
+    return (
+        " ".join(str(part) for part in (state.get("life_cycle_state"), state.get("result_state")) if part) or "UNKNOWN"
+    )

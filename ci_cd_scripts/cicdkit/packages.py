@@ -8,6 +8,7 @@ the wheels into the output folder together (`publish`). It prints nothing: ``bui
 What a wheel says about itself and the version stamping are `wheels.py`'s; README "Version stamping and build
 isolation (build_packages.py)" explains the choices. PyPA build: https://build.pypa.io/en/stable/
 """
+
 from __future__ import annotations
 
 import functools
@@ -170,7 +171,9 @@ def plan_builds(folders: list[Path], isolation: str) -> list[Build]:
     builds = [Build(folder) for folder in folders]
     clashing = {b.name for b in builds if sum(other.name == b.name for other in builds) > 1}
     if clashing:
-        raise InputError(f"several packages are named {', '.join(sorted(clashing))}", hint="package folder names must be unique")
+        raise InputError(
+            f"several packages are named {', '.join(sorted(clashing))}", hint="package folder names must be unique"
+        )
     for build in builds:
         check_symlinks(build.package_dir)
         needs = build_requires(build.package_dir)
@@ -196,8 +199,15 @@ def run_build(build: Build, work_dir: Path, in_place: bool, timeout: float) -> B
     command.append(".")
     # A session of its own, so a timeout stops the build backend's own subprocesses too.
     process = subprocess.Popen(
-        command, cwd=source, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, encoding="utf-8", errors="replace", start_new_session=True,
+        command,
+        cwd=source,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        start_new_session=True,
     )
     try:
         build.log, _ = process.communicate(timeout=timeout)
@@ -221,7 +231,10 @@ def build_all(builds: list[Build], work: Path, *, in_place: bool, timeout: float
     """Run every build, at most `jobs` at a time, each in ``work/<index>``. A failing build does not stop the
     others: `run_build` records its error in the `Build` (every package's outcome is reported)."""
     pool.run_all(
-        [functools.partial(run_build, build, work / str(index), in_place, timeout) for index, build in enumerate(builds)],
+        [
+            functools.partial(run_build, build, work / str(index), in_place, timeout)
+            for index, build in enumerate(builds)
+        ],
         workers=jobs,
     )
 
@@ -240,7 +253,9 @@ def finish_wheels(builds: list[Build], work: Path, version_suffix: str) -> list[
     distributions = [info.distribution for _, info in rows]
     duplicates = sorted({name for name in distributions if distributions.count(name) > 1})
     if duplicates:
-        raise InputError(f"several packages build the distribution {', '.join(duplicates)}", hint="give each package its own name")
+        raise InputError(
+            f"several packages build the distribution {', '.join(duplicates)}", hint="give each package its own name"
+        )
     return rows
 
 
@@ -254,6 +269,9 @@ def publish(rows: list[tuple[Build, wheels.WheelInfo]], out_dir: Path) -> list[t
     into it (`atomic.copy_files`)."""
     targets = atomic.copy_files((info.path, out_dir / info.path.name) for _, info in rows)
     return [
-        (build, wheels.WheelInfo(target.resolve(), info.distribution, info.version, info.size, info.sha256, info.top_level))
+        (
+            build,
+            wheels.WheelInfo(target.resolve(), info.distribution, info.version, info.size, info.sha256, info.top_level),
+        )
         for (build, info), target in zip(rows, targets)
     ]

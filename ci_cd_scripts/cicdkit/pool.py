@@ -16,6 +16,7 @@ It owns only the scheduling. Retries, rate limits and deadlines belong to the cl
 the steps. Built on `concurrent.futures.ThreadPoolExecutor`:
 https://docs.python.org/3/library/concurrent.futures.html
 """
+
 from __future__ import annotations
 
 import threading

@@ -21,6 +21,7 @@ What happens to each kind of line (pip's requirements-file format):
   constraint file would not be deployed; pin in the requirement file), unnamed URLs (write ``name @ URL``),
   any other option.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,14 @@ _REFUSED = {
     "--constraint": "constraint files are not deployed with the merged requirements; pin the version in the requirement file",
 }
 # Options written to the merged file. Value-taking ones first; flags have no value.
-_KEPT_WITH_VALUE = {"-i": "--index-url", "--index-url": "--index-url", "--extra-index-url": "--extra-index-url",
-                    "--trusted-host": "--trusted-host", "--only-binary": "--only-binary", "--no-binary": "--no-binary"}
+_KEPT_WITH_VALUE = {
+    "-i": "--index-url",
+    "--index-url": "--index-url",
+    "--extra-index-url": "--extra-index-url",
+    "--trusted-host": "--trusted-host",
+    "--only-binary": "--only-binary",
+    "--no-binary": "--no-binary",
+}
 _KEPT_FLAGS = {"--pre", "--prefer-binary"}
 _DROPPED_WITH_VALUE = {"-f": "--find-links", "--find-links": "--find-links"}
 _DROPPED_FLAGS = {"--no-index"}
@@ -169,7 +176,7 @@ def parse_requirement(text: str, origin: Origin) -> tuple[Requirement, bool]:
     stripped_hash = False
     match = re.search(r"(^|\s)--", text)
     if match:
-        tokens = text[match.start():].split()
+        tokens = text[match.start() :].split()
         text = text[: match.start()].strip()
         skip_next = False
         for token in tokens:
@@ -179,12 +186,16 @@ def parse_requirement(text: str, origin: Origin) -> tuple[Requirement, bool]:
                 stripped_hash = True
                 skip_next = token == "--hash"
             else:
-                raise InputError(f"{origin}: per-requirement option {token.split('=')[0]} is not supported in merged requirements",
-                                 hint="remove it from the requirement line")
+                raise InputError(
+                    f"{origin}: per-requirement option {token.split('=')[0]} is not supported in merged requirements",
+                    hint="remove it from the requirement line",
+                )
     name_part = text.split(";")[0].split("@")[0]
     if "://" not in text and (text.startswith((".", "/", "~")) or "/" in name_part or "\\" in name_part):
-        raise InputError(f"{origin}: local path requirement {redact(text)!r} cannot be installed on a cluster",
-                         hint="build the package as a wheel with build_packages.py")
+        raise InputError(
+            f"{origin}: local path requirement {redact(text)!r} cannot be installed on a cluster",
+            hint="build the package as a wheel with build_packages.py",
+        )
     if re.match(r"^[a-z][a-z0-9+.-]*://", text, re.IGNORECASE):
         raise InputError(f"{origin}: unnamed URL requirement {redact(text)!r}", hint="write it as 'name @ URL'")
     try:
@@ -194,8 +205,10 @@ def parse_requirement(text: str, origin: Origin) -> tuple[Requirement, bool]:
     if requirement.url:
         _check_url(requirement.url, origin)
         if requirement.url.startswith("file:"):
-            raise InputError(f"{origin}: file: URL {redact(requirement.url)!r} points at the build agent, not the cluster",
-                             hint="build the package as a wheel with build_packages.py")
+            raise InputError(
+                f"{origin}: file: URL {redact(requirement.url)!r} points at the build agent, not the cluster",
+                hint="build the package as a wheel with build_packages.py",
+            )
     return requirement, stripped_hash
 
 
@@ -237,10 +250,14 @@ def read_files(files: Sequence[str | os.PathLike[str]]) -> Parsed:
                 elif name in _KEPT_FLAGS:
                     parsed.options.append(Option(name, None, origin))
                 elif name in _DROPPED_WITH_VALUE or name in _DROPPED_FLAGS:
-                    parsed.warnings.append(f"{origin}: dropped {name}: agent-local package sources do not exist on a cluster")
+                    parsed.warnings.append(
+                        f"{origin}: dropped {name}: agent-local package sources do not exist on a cluster"
+                    )
                 else:
-                    raise InputError(f"{origin}: option {name} is not supported in merged requirements",
-                                     hint="remove it, or install that requirement another way")
+                    raise InputError(
+                        f"{origin}: option {name} is not supported in merged requirements",
+                        hint="remove it, or install that requirement another way",
+                    )
                 continue
             requirement, stripped = parse_requirement(line, origin)
             hashes_dropped |= stripped
@@ -256,6 +273,7 @@ def read_files(files: Sequence[str | os.PathLike[str]]) -> Parsed:
 
 
 # --- conflicts -----------------------------------------------------------------------------------------------
+
 
 def _release_bump(version: Version, parts: int) -> Version:
     """The first version after the prefix of `parts` release segments: 1.4.* → 1.5, ~=1.4.2 → 1.5."""

@@ -15,6 +15,7 @@ A notebook reports its own tests with the *test summary* (README, "Test notebook
 a summary: the run is then one case, judged by its state. A value that claims to be a summary (a JSON object with
 "tests") but is malformed is an error case saying what is wrong, never a silent pass.
 """
+
 from __future__ import annotations
 
 import json
@@ -128,8 +129,10 @@ def read_records(folder: Path) -> list[dict[str, Any]]:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise InputError(f"{path}: not a readable run record ({error})") from None
         if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
-            raise InputError(f"{path}: not a run record of run_notebooks.py (no \"format\": \"{RECORD_FORMAT}\")",
-                             hint="keep only run_notebooks.py's records in the runs folder")
+            raise InputError(
+                f'{path}: not a run record of run_notebooks.py (no "format": "{RECORD_FORMAT}")',
+                hint="keep only run_notebooks.py's records in the runs folder",
+            )
         if not isinstance(data.get("name"), str) or not data["name"]:
             raise InputError(f"{path}: run record without a notebook name")
         records.append(data)
@@ -171,19 +174,23 @@ def parse_summary(result: object, *, default_classname: str) -> list[Case] | Non
         for key in ("classname", "message", "details"):
             if key in entry and not isinstance(entry[key], str):
                 raise SummaryError(f'{where} ({name}): "{key}" must be a string')
-        cases.append(Case(
-            name=_one_line(name),
-            classname=_one_line(entry.get("classname") or default_classname),
-            status=status,
-            duration_seconds=float(duration),
-            message=clean_text(entry.get("message", "")),
-            details=clean_text(entry.get("details", "")),
-            kind={"failed": "AssertionError", "error": "Error"}.get(status, ""),
-        ))
+        cases.append(
+            Case(
+                name=_one_line(name),
+                classname=_one_line(entry.get("classname") or default_classname),
+                status=status,
+                duration_seconds=float(duration),
+                message=clean_text(entry.get("message", "")),
+                details=clean_text(entry.get("details", "")),
+                kind={"failed": "AssertionError", "error": "Error"}.get(status, ""),
+            )
+        )
     return cases
 
 
-def judge(data: Mapping[str, Any], *, max_duration: float | None = None, suite_name: str = "notebooks") -> NotebookResult:
+def judge(
+    data: Mapping[str, Any], *, max_duration: float | None = None, suite_name: str = "notebooks"
+) -> NotebookResult:
     """The cases of one record: the summary's tests when the run succeeded with one, else the run as one case.
 
     Failed, timed out, cancelled, skipped and internal-error runs are failure/error cases carrying the run's state
@@ -197,20 +204,33 @@ def judge(data: Mapping[str, Any], *, max_duration: float | None = None, suite_n
 
     def result(state: str, cases: list[Case], notes: tuple[str, ...] = ()) -> NotebookResult:
         return NotebookResult(
-            name=name, notebook_path=path, cases=tuple(cases), state=state, duration_seconds=duration,
-            start_time_ms=_positive_int((run or {}).get("start_time")), page_url=str((run or {}).get("run_page_url") or ""),
+            name=name,
+            notebook_path=path,
+            cases=tuple(cases),
+            state=state,
+            duration_seconds=duration,
+            start_time_ms=_positive_int((run or {}).get("start_time")),
+            page_url=str((run or {}).get("run_page_url") or ""),
             notes=notes,
         )
 
     duration = _run_seconds(run) if run else 0.0
 
     def whole_run(status: str, message: str, details: str = "", kind: str = "") -> Case:
-        return Case(name=name.rsplit("/", 1)[-1], classname=classname, status=status, duration_seconds=duration,
-                    message=clean_text(message), details=clean_text(details), kind=kind)
+        return Case(
+            name=name.rsplit("/", 1)[-1],
+            classname=classname,
+            status=status,
+            duration_seconds=duration,
+            message=clean_text(message),
+            details=clean_text(details),
+            kind=kind,
+        )
 
     if data.get("error") and run is None:
-        return result("not submitted", [whole_run("error", f"the run was not submitted: {data['error']}",
-                                                  kind="SubmitFailed")])
+        return result(
+            "not submitted", [whole_run("error", f"the run was not submitted: {data['error']}", kind="SubmitFailed")]
+        )
     if run is None:
         return result("unknown", [whole_run("error", "the record holds no run", kind="NoRun")])
     state = run.get("state") if isinstance(run.get("state"), Mapping) else {}
@@ -222,26 +242,60 @@ def judge(data: Mapping[str, Any], *, max_duration: float | None = None, suite_n
     if data.get("timed_out"):
         limit = data.get("timeout_seconds")
         after = f" after {limit:g} s" if isinstance(limit, (int, float)) else ""
-        return result("timed out", [whole_run(
-            "error", f"timed out{after}: run_notebooks.py cancelled the run at its --timeout", trace or error,
-            kind="Timeout")])
+        return result(
+            "timed out",
+            [
+                whole_run(
+                    "error",
+                    f"timed out{after}: run_notebooks.py cancelled the run at its --timeout",
+                    trace or error,
+                    kind="Timeout",
+                )
+            ],
+        )
     if data.get("error"):
-        return result(label, [whole_run("error", f"{data['error']} (run state {label})", trace or error,
-                                        kind="Unreadable")])
+        return result(
+            label, [whole_run("error", f"{data['error']} (run state {label})", trace or error, kind="Unreadable")]
+        )
     if life_cycle not in TERMINAL_LIFE_CYCLE_STATES:
         return result(label, [whole_run("error", f"the run did not finish (state {label})", kind="Unfinished")])
     if life_cycle == "SKIPPED":
-        return result(label, [whole_run("error", f"the run was skipped: {state_message or 'no reason given'}",
-                                        kind="Skipped")])
+        return result(
+            label, [whole_run("error", f"the run was skipped: {state_message or 'no reason given'}", kind="Skipped")]
+        )
     if life_cycle == "INTERNAL_ERROR":
-        return result(label, [whole_run("error", f"the run ended with an internal error: {state_message or error}",
-                                        trace, kind="InternalError")])
+        return result(
+            label,
+            [
+                whole_run(
+                    "error",
+                    f"the run ended with an internal error: {state_message or error}",
+                    trace,
+                    kind="InternalError",
+                )
+            ],
+        )
     if result_state == "CANCELED":
-        return result(label, [whole_run("error", f"the run was cancelled: {state_message or 'by a user or the service'}",
-                                        trace, kind="Cancelled")])
+        return result(
+            label,
+            [
+                whole_run(
+                    "error",
+                    f"the run was cancelled: {state_message or 'by a user or the service'}",
+                    trace,
+                    kind="Cancelled",
+                )
+            ],
+        )
     if result_state == "TIMEDOUT":
-        return result(label, [whole_run("error", f"the run timed out on Databricks: {state_message}".rstrip(": "),
-                                        trace, kind="Timeout")])
+        return result(
+            label,
+            [
+                whole_run(
+                    "error", f"the run timed out on Databricks: {state_message}".rstrip(": "), trace, kind="Timeout"
+                )
+            ],
+        )
     if result_state not in ("SUCCESS",):
         message = error or state_message or f"the run ended {label}"
         return result(label, [whole_run("failed", message, trace or state_message, kind="RunFailed")])
@@ -250,15 +304,24 @@ def judge(data: Mapping[str, Any], *, max_duration: float | None = None, suite_n
     notebook_output = notebook_output if isinstance(notebook_output, Mapping) else {}
     slow = _too_slow(run, max_duration)
     if notebook_output.get("truncated"):
-        return result(label, [whole_run(
-            "error", "the notebook's exit value was truncated by Databricks (over 5 MB): its test summary cannot be "
-            "read; keep the summary short (messages and details are for failures)", kind="TruncatedOutput")],
-            notes=("output truncated",))
+        return result(
+            label,
+            [
+                whole_run(
+                    "error",
+                    "the notebook's exit value was truncated by Databricks (over 5 MB): its test summary cannot be "
+                    "read; keep the summary short (messages and details are for failures)",
+                    kind="TruncatedOutput",
+                )
+            ],
+            notes=("output truncated",),
+        )
     try:
         cases = parse_summary(notebook_output.get("result"), default_classname=classname)
     except SummaryError as problem:
-        return result(label, [whole_run("error", f"the notebook's test summary is malformed: {problem}",
-                                        kind="MalformedSummary")])
+        return result(
+            label, [whole_run("error", f"the notebook's test summary is malformed: {problem}", kind="MalformedSummary")]
+        )
     if cases is None:
         cases = [whole_run("passed", "")]
     if slow:

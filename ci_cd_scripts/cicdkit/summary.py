@@ -16,6 +16,7 @@ and a count when there are more than `UNCHANGED_LIMIT` (a 400-notebook deploy is
 Relayed text (service messages) is neutralised: nothing here can start an agent command. Secrets never belong in
 a summary; callers pass names and paths, not values.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -83,7 +84,9 @@ class Summary:
         parts = [f"{len(self.changed)} {verb}", f"{len(self.skipped)} unchanged"]
         if self.failed:
             parts.append(f"{len(self.failed)} failed")
-        return f"{self.title}: {', '.join(parts)} in {self.elapsed:.1f}s" + (" (dry run, nothing written)" if self.dry_run else "")
+        return f"{self.title}: {', '.join(parts)} in {self.elapsed:.1f}s" + (
+            " (dry run, nothing written)" if self.dry_run else ""
+        )
 
     def text(self) -> str:
         """The plain-text summary printed at the end of the step."""

@@ -16,6 +16,7 @@ Rewriting those gives the unique file name and installed version Databricks clus
 wheel must never reuse the previous file name), for any package. What it does not change is a version
 string inside the code (``__version__``); ``importlib.metadata.version()`` reports the stamped one.
 """
+
 from __future__ import annotations
 
 import base64
@@ -99,7 +100,9 @@ def inspect(path: str | os.PathLike[str]) -> WheelInfo:
             members = archive.namelist()
     except (InvalidWheelFilename, InvalidVersion, zipfile.BadZipFile, OSError) as error:
         raise InputError(f"{path} is not a readable wheel: {error}") from None
-    return WheelInfo(path, name.distribution, name.version, path.stat().st_size, sha256_of(path), top_level_names(members))
+    return WheelInfo(
+        path, name.distribution, name.version, path.stat().st_size, sha256_of(path), top_level_names(members)
+    )
 
 
 def stamped_version(version: str, suffix: str) -> str:
@@ -139,7 +142,7 @@ def restamp(wheel: str | os.PathLike[str], suffix: str, out_dir: str | os.PathLi
     def renamed(member: str) -> str:
         for old, new in zip(old_prefixes, new_prefixes):
             if member.startswith(old):
-                return new + member[len(old):]
+                return new + member[len(old) :]
         return member
 
     record_name = new_prefixes[0] + "RECORD"

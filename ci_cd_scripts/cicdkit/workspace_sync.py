@@ -23,6 +23,7 @@ reported them right after the upload. A deploy then:
 It does not own HTTP, retries or auth (`dbclient`), the worker pool (`pool.py`), nor output (`summary.py`,
 `ado.py`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,15 +74,48 @@ from .workspace_sync_scan import (
 
 __all__ = [
     # the calls (this module)
-    "DeployResult", "Progress", "Written", "apply", "deploy", "list_folder", "list_remote", "read_manifest",
+    "DeployResult",
+    "Progress",
+    "Written",
+    "apply",
+    "deploy",
+    "list_folder",
+    "list_remote",
+    "read_manifest",
     "write_manifest",
     # the local scan (workspace_sync_scan)
-    "HASH_CHUNK", "MAX_IMPORT_BYTES", "NOTEBOOK", "NOTEBOOK_SOURCES", "LocalObject", "LocalTree", "ancestors",
-    "check_workspace_dir", "classify", "depth", "hash_file", "join", "parent_of", "scan",
+    "HASH_CHUNK",
+    "MAX_IMPORT_BYTES",
+    "NOTEBOOK",
+    "NOTEBOOK_SOURCES",
+    "LocalObject",
+    "LocalTree",
+    "ancestors",
+    "check_workspace_dir",
+    "classify",
+    "depth",
+    "hash_file",
+    "join",
+    "parent_of",
+    "scan",
     # the decisions (workspace_sync_plan)
-    "MANIFEST_NAME", "Delete", "Manifest", "ManifestEntry", "ManifestError", "Plan", "RemoteObject", "RemoteTree",
-    "Upload", "assemble_tree", "folders_to_list", "manifest_from_json", "manifest_to_json", "next_manifest",
-    "not_a_folder", "plan", "remote_object",
+    "MANIFEST_NAME",
+    "Delete",
+    "Manifest",
+    "ManifestEntry",
+    "ManifestError",
+    "Plan",
+    "RemoteObject",
+    "RemoteTree",
+    "Upload",
+    "assemble_tree",
+    "folders_to_list",
+    "manifest_from_json",
+    "manifest_to_json",
+    "next_manifest",
+    "not_a_folder",
+    "plan",
+    "remote_object",
 ]
 
 Progress = Callable[[int, int], None]
@@ -309,7 +343,10 @@ def deploy(
             hint="deploy to another folder, or remove that object in the workspace",
         )
     before, calls = list_remote(
-        client, workspace_dir, folders_to_list(local, manifest), concurrency=concurrency,
+        client,
+        workspace_dir,
+        folders_to_list(local, manifest),
+        concurrency=concurrency,
         prefetched=listings,
     )
     calls += len(prefetch)
@@ -326,8 +363,16 @@ def deploy(
     if dry_run:
         return result
     result.manifest_written, relisted = apply(
-        client, workspace_dir, local, planned, manifest, stored_text, before,
-        concurrency=concurrency, progress=progress, written=written,
+        client,
+        workspace_dir,
+        local,
+        planned,
+        manifest,
+        stored_text,
+        before,
+        concurrency=concurrency,
+        progress=progress,
+        written=written,
     )
     result.list_calls += relisted
     return result

@@ -5,6 +5,7 @@ functions over dataclasses: the model of the `workspace/list` answers (`assemble
 manifest and its JSON form, the `plan` of uploads and deletes, and the manifest to store afterwards. It makes no
 call: the listings come in and the plan goes out through `workspace_sync`; the local tree is `workspace_sync_scan`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,7 +67,7 @@ class RemoteTree:
 
     def children(self, folder: str) -> list[str]:
         prefix = f"{folder}/" if folder else ""
-        return [path for path in self.objects if path.startswith(prefix) and "/" not in path[len(prefix):]]
+        return [path for path in self.objects if path.startswith(prefix) and "/" not in path[len(prefix) :]]
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,10 @@ def not_a_folder(workspace_path: str, entries: list[dict[str, Any]] | None) -> s
     `workspace/list` on a notebook or file answers that one object, with the path itself; a folder's entries
     all have longer paths. ``/Workspace/Shared/x`` and ``/Shared/x`` name the same object.
     """
+
     def plain(path: str) -> str:
         path = path.rstrip("/")
-        return path[len("/Workspace"):] if path.startswith("/Workspace/") else path
+        return path[len("/Workspace") :] if path.startswith("/Workspace/") else path
 
     for info in entries or []:
         if plain(str(info.get("path", ""))) == plain(workspace_path) and info.get("object_type") != DIRECTORY:

@@ -6,6 +6,7 @@ the paths they land on below WORKSPACE_DIR, and the check that WORKSPACE_DIR is 
 apart from reading the source tree: what the workspace holds and what to change is `workspace_sync_plan`,
 the calls that change it `workspace_sync`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,8 +75,10 @@ def check_workspace_dir(path: str) -> str:
     if not text.startswith("/"):
         raise InputError(f"workspace folder {path!r} is not an absolute path", hint=fix)
     if "${" in text:
-        raise InputError(f"workspace folder {path!r} holds an unresolved ${{...}} reference",
-                         hint="set the variable (--var NAME=VALUE) or give the folder explicitly")
+        raise InputError(
+            f"workspace folder {path!r} holds an unresolved ${{...}} reference",
+            hint="set the variable (--var NAME=VALUE) or give the folder explicitly",
+        )
     parts = text.rstrip("/").split("/")[1:]
     if any(part in ("", ".", "..") for part in parts):
         raise InputError(f"workspace folder {path!r} contains an empty, '.' or '..' segment", hint=fix)
@@ -204,4 +207,3 @@ def scan(src_dir: Path) -> LocalTree:
                 f"{origins[folder]} would be deployed as {folder!r}, which is also a folder", hint="rename one of them"
             )
     return LocalTree(objects=objects, folders=frozenset(folders))
-

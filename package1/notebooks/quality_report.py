@@ -27,7 +27,11 @@ print(report.summary())
 
 # COMMAND ----------
 
-display(spark.createDataFrame([(rule, count) for rule, count in report.counts_by_rule().items()], "rule string, violations int"))
+display(
+    spark.createDataFrame(
+        [(rule, count) for rule, count in report.counts_by_rule().items()], "rule string, violations int"
+    )
+)
 
 # COMMAND ----------
 

@@ -1,4 +1,5 @@
 """Row-level data-quality rules: declare rules, `check` rows against them, read the `Report`."""
+
 from package1.report import Report, Violation
 from package1.rules import Rule, check, in_range, matches, not_null, one_of, unique
 

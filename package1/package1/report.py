@@ -1,4 +1,5 @@
 """The result of checking rows against rules: violations, counts, a summary."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -43,9 +44,7 @@ class Report:
         if self.passed:
             return f"all {len(self.rules)} rules passed on {self.rows_checked} rows"
         failing = ", ".join(f"{rule}: {count}" for rule, count in self.counts_by_rule().items() if count)
-        return (
-            f"{len(self.violations)} violations in {len(self.failed_rows())} of {self.rows_checked} rows ({failing})"
-        )
+        return f"{len(self.violations)} violations in {len(self.failed_rows())} of {self.rows_checked} rows ({failing})"
 
     def to_dict(self, max_violations: int = 100) -> dict[str, Any]:
         """JSON-ready summary; at most `max_violations` violations are listed (the count is always exact)."""

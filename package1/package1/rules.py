@@ -3,6 +3,7 @@
 A row is a mapping from column name to value (a dict, or anything with ``.get``/``[]``; a Spark ``Row``
 converts with ``row.asDict()``). A missing column counts as ``None``.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Unit tests of package1's rules and report."""
+
 import math
 
 import pytest

@@ -75,11 +75,16 @@ class _Recorder(unittest.TextTestResult):
 
     def _add(self, test, status, message="", details=""):
         classname, _, name = test.id().rpartition(".")
-        self.entries.append({
-            "name": name, "classname": f"{SUITE}.{classname.rsplit('.', 1)[-1]}", "status": status,
-            "message": message[:1000], "details": details[-20000:],
-            "duration_seconds": round(time.perf_counter() - self._started.get(test.id(), time.perf_counter()), 4),
-        })
+        self.entries.append(
+            {
+                "name": name,
+                "classname": f"{SUITE}.{classname.rsplit('.', 1)[-1]}",
+                "status": status,
+                "message": message[:1000],
+                "details": details[-20000:],
+                "duration_seconds": round(time.perf_counter() - self._started.get(test.id(), time.perf_counter()), 4),
+            }
+        )
 
     def addSuccess(self, test):
         super().addSuccess(test)

@@ -1,4 +1,5 @@
 """Spark DataFrame transformations: each function takes a DataFrame and returns a new one."""
+
 from package2.transforms import (
     clean_column_names,
     flag_out_of_range,

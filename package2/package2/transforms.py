@@ -1,4 +1,5 @@
 """DataFrame in, DataFrame out: the transformations our jobs share. No function triggers a Spark action."""
+
 from __future__ import annotations
 
 import re
@@ -52,7 +53,9 @@ def latest_per_key(df: DataFrame, keys: Sequence[str], order_by: str) -> DataFra
     return df.withColumn("_rank", F.row_number().over(window)).where(F.col("_rank") == 1).drop("_rank")
 
 
-def flag_out_of_range(df: DataFrame, column: str, minimum: float | None = None, maximum: float | None = None) -> DataFrame:
+def flag_out_of_range(
+    df: DataFrame, column: str, minimum: float | None = None, maximum: float | None = None
+) -> DataFrame:
     """Add `<column>_out_of_range`: true when the value is outside [minimum, maximum], null when the value is null."""
     if minimum is None and maximum is None:
         raise ValueError("give a minimum, a maximum or both")

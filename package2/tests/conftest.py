@@ -4,6 +4,7 @@ Remote: set DATABRICKS_HOST and DATABRICKS_CLUSTER_ID (plus DATABRICKS_TOKEN or 
 install `databricks-connect` matching the cluster's runtime. Local: pyspark and Java 17; one session for the
 whole run, one core, one shuffle partition and no UI, because start-up dominates the run time of small tests.
 """
+
 import os
 
 import pytest

@@ -1,4 +1,5 @@
 """Unit tests of package2's transformations on a real SparkSession (see conftest.py)."""
+
 import datetime as dt
 
 import pytest

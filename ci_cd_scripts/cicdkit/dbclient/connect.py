@@ -58,4 +58,3 @@ def connect(
         read_only=read_only,
         step_timeout=step_timeout,
     )
-

@@ -5,6 +5,7 @@
 Shapes and messages follow the public Databricks REST API reference
 (https://docs.databricks.com/api/azure/workspace/clusters and .../workspace/libraries).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,11 +34,33 @@ from .wire import (
 CLUSTER_STATES = ("PENDING", "RUNNING", "RESTARTING", "RESIZING", "TERMINATING", "TERMINATED", "ERROR", "UNKNOWN")
 # Fields a create/edit request sets; `edit` replaces all of them (omitted ones reset to their defaults).
 EDITABLE_FIELDS = (
-    "cluster_name", "spark_version", "node_type_id", "driver_node_type_id", "num_workers", "autoscale",
-    "spark_conf", "spark_env_vars", "custom_tags", "init_scripts", "azure_attributes", "autotermination_minutes",
-    "data_security_mode", "single_user_name", "policy_id", "runtime_engine", "enable_elastic_disk",
-    "instance_pool_id", "driver_instance_pool_id", "ssh_public_keys", "cluster_log_conf", "docker_image",
-    "apply_policy_default_values", "enable_local_disk_encryption", "is_single_node", "kind", "use_ml_runtime",
+    "cluster_name",
+    "spark_version",
+    "node_type_id",
+    "driver_node_type_id",
+    "num_workers",
+    "autoscale",
+    "spark_conf",
+    "spark_env_vars",
+    "custom_tags",
+    "init_scripts",
+    "azure_attributes",
+    "autotermination_minutes",
+    "data_security_mode",
+    "single_user_name",
+    "policy_id",
+    "runtime_engine",
+    "enable_elastic_disk",
+    "instance_pool_id",
+    "driver_instance_pool_id",
+    "ssh_public_keys",
+    "cluster_log_conf",
+    "docker_image",
+    "apply_policy_default_values",
+    "enable_local_disk_encryption",
+    "is_single_node",
+    "kind",
+    "use_ml_runtime",
     "workload_type",
 )
 CLUSTER_DEFAULTS = {
@@ -56,7 +79,11 @@ CLUSTER_DEFAULTS = {
     "enable_elastic_disk": True,
 }
 LIBRARY_TYPES = ("whl", "jar", "egg", "requirements", "pypi", "maven", "cran")
-STATE_MESSAGES = {"PENDING": "Starting Spark", "RESTARTING": "Restarting Spark", "TERMINATING": "Terminating the cluster"}
+STATE_MESSAGES = {
+    "PENDING": "Starting Spark",
+    "RESTARTING": "Restarting Spark",
+    "TERMINATING": "Terminating the cluster",
+}
 
 
 def runtime_version(spark_version: str) -> tuple[int, int]:
@@ -82,7 +109,12 @@ class _Clusters(EmulatorProtocol):
             cluster.setdefault("single_user_name", USER_NAME)
         cluster.setdefault("cluster_source", "UI")
         cluster["creator_user_name"] = cluster.get("creator_user_name", USER_NAME)
-        cluster["default_tags"] = {"Vendor": "Databricks", "Creator": USER_NAME, "ClusterName": cluster["cluster_name"], "ClusterId": cluster_id}
+        cluster["default_tags"] = {
+            "Vendor": "Databricks",
+            "Creator": USER_NAME,
+            "ClusterName": cluster["cluster_name"],
+            "ClusterId": cluster_id,
+        }
         cluster["start_time"] = now_ms()
         cluster["_next"] = None
         state = str(spec.get("state", "TERMINATED")).upper()
@@ -115,7 +147,9 @@ class _Clusters(EmulatorProtocol):
             cluster["_running_since"] = None
         if state == "TERMINATED":
             cluster["terminated_time"] = int(at * 1000)
-            cluster.setdefault("termination_reason", {"code": "USER_REQUEST", "type": "SUCCESS", "parameters": {"username": USER_NAME}})
+            cluster.setdefault(
+                "termination_reason", {"code": "USER_REQUEST", "type": "SUCCESS", "parameters": {"username": USER_NAME}}
+            )
         if state == "ERROR":
             cluster["state_message"] = "Cluster entered the ERROR state (set by the local workspace)."
 
@@ -228,7 +262,11 @@ class _Clusters(EmulatorProtocol):
         cluster = self.get_cluster(cluster_id)
         statuses = []
         for lib in sorted(self.libraries.get(cluster_id, []), key=lambda entry: entry["uninstall"]):
-            status = {"library": lib["library"], "status": self.library_status(cluster, lib), "is_library_for_all_clusters": False}
+            status = {
+                "library": lib["library"],
+                "status": self.library_status(cluster, lib),
+                "is_library_for_all_clusters": False,
+            }
             if status["status"] == "UNINSTALL_ON_RESTART":
                 status["messages"] = ["Uninstall pending restart"]
             elif lib["messages"]:
@@ -243,7 +281,11 @@ class _Clusters(EmulatorProtocol):
         cluster = self.get_cluster(cluster_id)
         wheels = []
         for lib in self.libraries.get(cluster_id, []):
-            if "whl" in lib["library"] and self.library_status(cluster, lib) in ("INSTALLED", "UNINSTALL_ON_RESTART") and lib.get("snapshot"):
+            if (
+                "whl" in lib["library"]
+                and self.library_status(cluster, lib) in ("INSTALLED", "UNINSTALL_ON_RESTART")
+                and lib.get("snapshot")
+            ):
                 wheels.append((posixpath.basename(str(lib["library"]["whl"])), lib["snapshot"]))
         return wheels
 
@@ -251,7 +293,7 @@ class _Clusters(EmulatorProtocol):
 def _validate_libraries(request: Request) -> list[dict]:
     libraries = request.param("libraries")
     if not isinstance(libraries, list) or not libraries:
-        raise invalid("libraries must be a non-empty list of Library objects, e.g. [{\"whl\": \"/Volumes/...\"}]")
+        raise invalid('libraries must be a non-empty list of Library objects, e.g. [{"whl": "/Volumes/..."}]')
     for library in libraries:
         if not isinstance(library, dict) or len([k for k in library if k in LIBRARY_TYPES]) != 1:
             raise invalid(f"Each library must set exactly one of {', '.join(LIBRARY_TYPES)}: {library!r}")
@@ -295,8 +337,16 @@ def clusters_spark_versions(emu: _Clusters, request: Request) -> Response:
 @route("GET", "clusters/list-node-types", CLUSTER_VERSIONS)
 def clusters_node_types(emu: _Clusters, request: Request) -> Response:
     node_types = [
-        {"node_type_id": node_id, "memory_mb": memory, "num_cores": cores, "category": category, "description": node_id,
-         "instance_type_id": node_id, "is_deprecated": False, "node_info": {}}
+        {
+            "node_type_id": node_id,
+            "memory_mb": memory,
+            "num_cores": cores,
+            "category": category,
+            "description": node_id,
+            "instance_type_id": node_id,
+            "is_deprecated": False,
+            "node_info": {},
+        }
         for node_id, memory, cores, category in NODE_TYPES
     ]
     return ok({"node_types": node_types})
@@ -398,7 +448,14 @@ def libraries_install(emu: _Clusters, request: Request) -> Response:
         if existing is not None:
             existing["uninstall"] = False  # re-installing cancels a pending uninstall; otherwise a no-op
             continue
-        entry = {"library": library, "requested": time.time(), "final": None, "messages": [], "uninstall": False, "snapshot": None}
+        entry = {
+            "library": library,
+            "requested": time.time(),
+            "final": None,
+            "messages": [],
+            "uninstall": False,
+            "snapshot": None,
+        }
         entries.append(entry)
         known[library_key(library)] = entry
     emu.mark_dirty()

@@ -46,6 +46,7 @@ NOT implemented (documented behaviours this emulator does not model):
     headers checked, signatures not); no OAuth U2M/M2M token endpoints, no per-user permissions; jobs and
     clusters are always owned by the local user whoever calls.
 """
+
 from __future__ import annotations
 
 # identity and jobs hold only endpoints: importing them registers those in wire.ROUTES.
@@ -78,7 +79,7 @@ class Emulator(WorkspaceState, _Workspace, _Files, _Clusters, _Runs):
                 return self.files_api(request, service_path)
         if service_path.startswith("workspace-files/") and version == "2.0":
             with self.lock:
-                return self.workspace_files_api(request, service_path[len("workspace-files/"):])
+                return self.workspace_files_api(request, service_path[len("workspace-files/") :])
         entry = ROUTES.get((request.method, service_path))
         if entry is None or version not in entry[0]:
             if request.method == "HEAD" and (("GET", service_path) in ROUTES):

@@ -7,6 +7,7 @@ N/min: one token bucket per rule (burst N). --latency-ms MS or GLOB=MS. The full
 workspace" → Fault spec syntax; the entry script's --help repeats it. `Impairments` holds the rules in force;
 the server (server.py) asks it before serving each /api/ request and answers what it decides.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -77,7 +78,9 @@ def parse_faults(spec: str | None) -> list[FaultRule]:
                 retry_after_set = True
                 rule.retry_after = None if value.lower() == "none" else _number(value, f"retry_after={value}", int)
             else:
-                raise ValueError(f"unknown fault rule field {key!r} (path, method, fault, rate, skip, times, retry_after)")
+                raise ValueError(
+                    f"unknown fault rule field {key!r} (path, method, fault, rate, skip, times, retry_after)"
+                )
         if not retry_after_set and rule.fault == "429":
             rule.retry_after = 1
         rules.append(rule)
@@ -119,7 +122,13 @@ def parse_rate_limit(text: str) -> RateLimit:
         raise ValueError(f"rate limit {text!r}: rate must be positive")
     if not pattern.startswith(("/", "*")):
         pattern = "*/" + pattern
-    return RateLimit(pattern, value / per, max(1.0, value if per == 1.0 else value / 60.0), tokens=max(1.0, value if per == 1.0 else value / 60.0), updated=time.monotonic())
+    return RateLimit(
+        pattern,
+        value / per,
+        max(1.0, value if per == 1.0 else value / 60.0),
+        tokens=max(1.0, value if per == 1.0 else value / 60.0),
+        updated=time.monotonic(),
+    )
 
 
 def parse_latency(values: Any) -> tuple[float, list[tuple[str, float]]]:
@@ -153,8 +162,13 @@ def parse_latency(values: Any) -> tuple[float, list[tuple[str, float]]]:
 class Impairments:
     """The faults, rate limits and latency in force, changed at run time (tests, /__local__/) under one lock."""
 
-    def __init__(self, faults: str | None = None, rate_limits: list[str] | None = None, latency_ms: Any = 0,
-                 seed: int | None = None):
+    def __init__(
+        self,
+        faults: str | None = None,
+        rate_limits: list[str] | None = None,
+        latency_ms: Any = 0,
+        seed: int | None = None,
+    ):
         self._lock = threading.Lock()
         self.random = random.Random(seed)
         self.faults = parse_faults(faults)

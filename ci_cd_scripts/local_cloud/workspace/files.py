@@ -6,6 +6,7 @@ wire.route. Shapes, limits and messages follow the public Databricks REST API re
 (https://docs.databricks.com/api/azure/workspace/dbfs and .../workspace/files); what is not modelled is listed
 in emulator.py and README, "Local workspace" → Not supported.
 """
+
 from __future__ import annotations
 
 import base64
@@ -138,9 +139,13 @@ class _Files(EmulatorProtocol):
         if method == "PUT":
             overwrite = to_bool(request.query.get("overwrite"), default=True)
             if len(request.body) > FILES_PUT_LIMIT:
-                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"File size exceeds the maximum of {FILES_PUT_LIMIT} bytes.")
+                raise ApiError(
+                    400, "INVALID_PARAMETER_VALUE", f"File size exceeds the maximum of {FILES_PUT_LIMIT} bytes."
+                )
             if node is not None and node["type"] == "DIRECTORY":
-                raise ApiError(409, "ALREADY_EXISTS", "A directory already exists at the path of the file being created.")
+                raise ApiError(
+                    409, "ALREADY_EXISTS", "A directory already exists at the path of the file being created."
+                )
             if node is not None and (not overwrite or node["type"] == "NOTEBOOK"):
                 raise ApiError(409, "ALREADY_EXISTS", "The file being created already exists.")
             self.files_mkdirs(tree, Tree.parent(path))
@@ -157,7 +162,11 @@ class _Files(EmulatorProtocol):
             return no_content()
         if method not in ("GET", "HEAD"):
             raise UnknownEndpoint(method, request.path)
-        data = node.get("data", b"") if node["type"] == "FILE" else with_notebook_header(node.get("data", b""), node.get("language", "PYTHON"))
+        data = (
+            node.get("data", b"")
+            if node["type"] == "FILE"
+            else with_notebook_header(node.get("data", b""), node.get("language", "PYTHON"))
+        )
         headers = {"Last-Modified": http_date(node["modified_at"]), "Accept-Ranges": "bytes"}
         range_header = request.headers.get("Range")
         if method == "GET" and range_header:
@@ -171,10 +180,12 @@ class _Files(EmulatorProtocol):
             else:
                 start, end = max(0, size - int(match.group(2))), size - 1
             if start >= size and size > 0:
-                raise ApiError(416, "INVALID_PARAMETER_VALUE", f"Range {range_header} is not satisfiable (size {size}).")
+                raise ApiError(
+                    416, "INVALID_PARAMETER_VALUE", f"Range {range_header} is not satisfiable (size {size})."
+                )
             end = min(end, size - 1)
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-            return Response(206, data[start:end + 1], headers, "application/octet-stream")
+            return Response(206, data[start : end + 1], headers, "application/octet-stream")
         if method == "HEAD":
             headers["Content-Length"] = str(len(data))
             return Response(200, b"", headers, "application/octet-stream")
@@ -233,8 +244,12 @@ class _Files(EmulatorProtocol):
         children = tree.list(path) if node is not None else []
         display_prefix = "/Workspace" if tree is self.workspace else ""
         entries = []
-        for child in children[offset:offset + page_size]:
-            entry = {"path": display_prefix + child["path"], "name": posixpath.basename(child["path"]), "is_directory": child["type"] == "DIRECTORY"}
+        for child in children[offset : offset + page_size]:
+            entry = {
+                "path": display_prefix + child["path"],
+                "name": posixpath.basename(child["path"]),
+                "is_directory": child["type"] == "DIRECTORY",
+            }
             if child["type"] != "DIRECTORY":
                 entry["file_size"] = len(child.get("data", b""))
                 entry["last_modified"] = child["modified_at"]
@@ -284,7 +299,12 @@ def dbfs_create(emu: _Files, request: Request) -> Response:
         raise already_exists(f"A file or directory already exists at the input path {path}.")
     emu.dbfs_check_parent(path)
     handle = emu.new_id("handle")
-    emu.dbfs_handles[handle] = {"path": path, "chunks": [], "used": time.monotonic(), "overwrite": to_bool(request.param("overwrite"))}
+    emu.dbfs_handles[handle] = {
+        "path": path,
+        "chunks": [],
+        "used": time.monotonic(),
+        "overwrite": to_bool(request.param("overwrite")),
+    }
     return ok({"handle": handle})
 
 
@@ -342,7 +362,9 @@ def dbfs_delete(emu: _Files, request: Request) -> Response:
     if path == "/":
         raise invalid("Cannot delete the DBFS root.")
     if node["type"] == "DIRECTORY" and not emu.dbfs.is_empty_dir(path) and not to_bool(request.param("recursive")):
-        raise ApiError(400, "IO_ERROR", f"Directory {path} is not empty. Use recursive delete or remove its contents first.")
+        raise ApiError(
+            400, "IO_ERROR", f"Directory {path} is not empty. Use recursive delete or remove its contents first."
+        )
     emu.dbfs.delete(path)
     emu.mark_dirty()
     return ok()
@@ -356,11 +378,13 @@ def dbfs_read(emu: _Files, request: Request) -> Response:
     if offset < 0 or length < 0:
         raise invalid("offset and length must be non-negative")
     if length > DBFS_BLOCK_LIMIT:
-        raise ApiError(400, "MAX_READ_SIZE_EXCEEDED", f"Cannot read more than {DBFS_BLOCK_LIMIT} bytes, requested {length}.")
+        raise ApiError(
+            400, "MAX_READ_SIZE_EXCEEDED", f"Cannot read more than {DBFS_BLOCK_LIMIT} bytes, requested {length}."
+        )
     node = emu.dbfs_node(path)
     if node["type"] == "DIRECTORY":
         raise invalid(f"Cannot read {path}: it is a directory.")
-    chunk = node["data"][offset:offset + length]
+    chunk = node["data"][offset : offset + length]
     return ok({"bytes_read": len(chunk), "data": base64.b64encode(chunk).decode("ascii")})
 
 
@@ -386,10 +410,20 @@ def files_endpoints(emu: _Files, request: Request) -> Response:
     is the order the SDK assumes for a workspace that does not answer; the entry fields are those the SDK reads. The
     host is the one the client reached (its Host header), as a service names itself."""
     host = request.headers.get("Host") or emu.base_url.split("://", 1)[-1]
-    return ok({"endpoints": [
-        {"api": "IO_OFFLOAD", "scheme": "http", "hostname": host, "multipart_upload_supported": True},
-        {"api": "FILES_API", "api_version": "2.0", "scheme": "http", "hostname": host, "multipart_upload_supported": False},
-    ]})
+    return ok(
+        {
+            "endpoints": [
+                {"api": "IO_OFFLOAD", "scheme": "http", "hostname": host, "multipart_upload_supported": True},
+                {
+                    "api": "FILES_API",
+                    "api_version": "2.0",
+                    "scheme": "http",
+                    "hostname": host,
+                    "multipart_upload_supported": False,
+                },
+            ]
+        }
+    )
 
 
 @route("POST", "fs/create-upload-part-urls")

@@ -7,6 +7,7 @@ joins by sending the Azure management headers (first-login provisioning). Signat
 emulator trusts its local callers. Flags: README, "Local workspace" → Flags (--service-principal,
 --azure-resource-id); the service's behaviour: https://learn.microsoft.com/azure/databricks/dev-tools/auth/service-prin-aad-token.
 """
+
 from __future__ import annotations
 
 import base64
@@ -76,10 +77,14 @@ class Credentials:
             raise ApiError(403, 403, "Invalid access token.", {"X-Databricks-Reason-Phrase": "Invalid access token."})
         resource_id = request.headers.get("X-Databricks-Azure-Workspace-Resource-Id")
         if resource_id and self.azure_resource_id and resource_id.lower() != self.azure_resource_id.lower():
-            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"The workspace with resource ID {resource_id} could not be found.")
+            raise ApiError(
+                404, "RESOURCE_DOES_NOT_EXIST", f"The workspace with resource ID {resource_id} could not be found."
+            )
         if principal not in self.service_principals:
             if not (resource_id and request.headers.get("X-Databricks-Azure-SP-Management-Token")):
-                raise ApiError(403, 403, "Invalid access token.", {"X-Databricks-Reason-Phrase": "Invalid access token."})
+                raise ApiError(
+                    403, 403, "Invalid access token.", {"X-Databricks-Reason-Phrase": "Invalid access token."}
+                )
             with self._lock:
                 self.service_principals.add(principal)
         return principal

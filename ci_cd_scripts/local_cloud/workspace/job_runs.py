@@ -5,6 +5,7 @@ A run (runs/submit or run-now) gets a record and a thread that waits for its clu
 cluster's installed wheels on PYTHONPATH, under a deadline. Owns the records' views (runs/get shapes),
 cancellation and the wait for a terminal state; the endpoints are jobs.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,7 +69,9 @@ class _Runs(EmulatorProtocol):
             view["tasks"] = tasks
         return json.loads(json.dumps(view))
 
-    def new_run(self, spec: dict, *, run_type: str, run_name: str, job_id: int | None = None, params: dict | None = None) -> dict:
+    def new_run(
+        self, spec: dict, *, run_type: str, run_name: str, job_id: int | None = None, params: dict | None = None
+    ) -> dict:
         run_id = self.new_id("run")
         run = {
             "run_id": run_id,
@@ -95,17 +98,19 @@ class _Runs(EmulatorProtocol):
             for task in spec["tasks"]:
                 task_id = self.new_id("run")
                 task_run = {k: v for k, v in task.items() if k != "idempotency_token"}
-                task_run.update({
-                    "run_id": task_id,
-                    "attempt_number": 0,
-                    "start_time": 0,
-                    "setup_duration": 0,
-                    "execution_duration": 0,
-                    "cleanup_duration": 0,
-                    "run_page_url": f"{self.base_url}/#job/{job_id or run_id}/run/{task_id}",
-                    "_parent": run_id,
-                    "_timeout": task.get("timeout_seconds") or run["_timeout"],
-                })
+                task_run.update(
+                    {
+                        "run_id": task_id,
+                        "attempt_number": 0,
+                        "start_time": 0,
+                        "setup_duration": 0,
+                        "execution_duration": 0,
+                        "cleanup_duration": 0,
+                        "run_page_url": f"{self.base_url}/#job/{job_id or run_id}/run/{task_id}",
+                        "_parent": run_id,
+                        "_timeout": task.get("timeout_seconds") or run["_timeout"],
+                    }
+                )
                 set_state(task_run, "PENDING")
                 self.runs[task_id] = task_run
                 run["_task_ids"].append(task_id)
@@ -126,7 +131,9 @@ class _Runs(EmulatorProtocol):
     def after_load(self) -> None:
         for run in self.runs.values():
             if run["state"]["life_cycle_state"] not in TERMINAL_LIFE_CYCLES:
-                set_state(run, "INTERNAL_ERROR", "INTERNAL_ERROR", "The local workspace restarted while the run was active.")
+                set_state(
+                    run, "INTERNAL_ERROR", "INTERNAL_ERROR", "The local workspace restarted while the run was active."
+                )
 
     # ---- execution ----------------------------------------------------------------------------------------
 
@@ -186,7 +193,11 @@ class _Runs(EmulatorProtocol):
             broken = [cid for cid in cluster_ids if cid in self.clusters and self.clusters[cid]["state"] != "RUNNING"]
             if broken or self.stopping.is_set():
                 state = self.clusters[broken[0]]["state"].title() if broken else "Stopping"
-                message = f"Cluster {broken[0]} is in unexpected state {state}." if broken else "The local workspace is stopping."
+                message = (
+                    f"Cluster {broken[0]} is in unexpected state {state}."
+                    if broken
+                    else "The local workspace is stopping."
+                )
                 for task in tasks:
                     if task is not parent:
                         set_state(task, "INTERNAL_ERROR", "INTERNAL_ERROR", message)
@@ -213,14 +224,22 @@ class _Runs(EmulatorProtocol):
                     continue
                 task["start_time"] = now_ms()
                 if task.get("existing_cluster_id"):
-                    task["cluster_instance"] = {"cluster_id": task["existing_cluster_id"], "spark_context_id": str(7000000000000000000 + task["run_id"])}
+                    task["cluster_instance"] = {
+                        "cluster_id": task["existing_cluster_id"],
+                        "spark_context_id": str(7000000000000000000 + task["run_id"]),
+                    }
                 set_state(task, "RUNNING", message="In run")
                 self.mark_dirty()
             outcome = self._run_task(parent, task)
             with self.lock:
                 task["end_time"] = now_ms()
                 task["execution_duration"] = task["end_time"] - task["start_time"]
-                task["_output"] = {"result": outcome.result, "error": outcome.error, "error_trace": outcome.error_trace, "logs": outcome.logs}
+                task["_output"] = {
+                    "result": outcome.result,
+                    "error": outcome.error,
+                    "error_trace": outcome.error_trace,
+                    "logs": outcome.logs,
+                }
                 if task is not parent:
                     set_state(task, outcome.life_cycle_state, outcome.result_state, outcome.state_message)
                 results[task.get("task_key", "")] = outcome.result_state
@@ -260,7 +279,9 @@ class _Runs(EmulatorProtocol):
         self.mark_dirty()
         self.wait_until(lambda: False, time.time() + self.scaled("run_terminating"))
         parent["end_time"] = now_ms()
-        parent["execution_duration"] = max(0, parent["end_time"] - parent["start_time"] - parent.get("setup_duration", 0))
+        parent["execution_duration"] = max(
+            0, parent["end_time"] - parent["start_time"] - parent.get("setup_duration", 0)
+        )
         parent["run_duration"] = parent["end_time"] - parent["start_time"]
         set_state(parent, "TERMINATED", final, message)
         self.mark_dirty()
@@ -278,12 +299,18 @@ class _Runs(EmulatorProtocol):
                 return Outcome("FAILED", error=f"Invalid notebook path: {path}")
             node = self.workspace.get(key)
             if node is None or node["type"] != "NOTEBOOK":
-                return Outcome("FAILED", error=(
-                    f"Unable to access the notebook \"{path}\". Either it does not exist, or the identity used to run "
-                    f"this job, {USER_NAME}, lacks the required permissions."
-                ))
+                return Outcome(
+                    "FAILED",
+                    error=(
+                        f'Unable to access the notebook "{path}". Either it does not exist, or the identity used to run '
+                        f"this job, {USER_NAME}, lacks the required permissions."
+                    ),
+                )
             if node.get("language", "PYTHON") != "PYTHON":
-                return Outcome("FAILED", error=f"Only Python notebooks can be executed by the local workspace ({path} is {node['language']}).")
+                return Outcome(
+                    "FAILED",
+                    error=f"Only Python notebooks can be executed by the local workspace ({path} is {node['language']}).",
+                )
             return "notebook", key, node["data"]
         if "spark_python_task" in task:
             path = str((task["spark_python_task"] or {}).get("python_file", ""))
@@ -347,7 +374,11 @@ class _Runs(EmulatorProtocol):
                 if isinstance(library, dict) and "whl" in library:
                     content = self.read_uri(str(library["whl"]))
                     if content is None:
-                        return Outcome("FAILED", error=f"Library {library['whl']} does not exist.", state_message="Library installation failed")
+                        return Outcome(
+                            "FAILED",
+                            error=f"Library {library['whl']} does not exist.",
+                            state_message="Library installation failed",
+                        )
                     wheels.append((posixpath.basename(str(library["whl"])), content))
             cluster = self.clusters.get(cluster_id) if cluster_id else None
             cluster_spec = cluster or task.get("new_cluster") or {}
@@ -358,7 +389,14 @@ class _Runs(EmulatorProtocol):
             spec = {"kind": kind, "path": path, "parameters": {str(k): str(v) for k, v in params.items()}}
             if kind == "python_file":
                 # run-now python_params replace the task's own parameters, as on the service
-                spec["argv"] = [str(a) for a in (parent.get("_params", {}).get("python_params") or task["spark_python_task"].get("parameters") or [])]
+                spec["argv"] = [
+                    str(a)
+                    for a in (
+                        parent.get("_params", {}).get("python_params")
+                        or task["spark_python_task"].get("parameters")
+                        or []
+                    )
+                ]
             if kind == "python_wheel":
                 wheel_task = task["python_wheel_task"] or {}
                 spec["package_name"] = str(wheel_task.get("package_name", ""))
@@ -367,11 +405,23 @@ class _Runs(EmulatorProtocol):
                 positional = parent.get("_params", {}).get("python_params") or wheel_task.get("parameters") or []
                 spec["argv"] = [f"--{k}={v}" for k, v in named.items()] or [str(a) for a in positional]
             env_vars = dict(cluster_spec.get("spark_env_vars") or {})
-            env_vars["DATABRICKS_RUNTIME_VERSION"] = ".".join(map(str, runtime_version(cluster_spec.get("spark_version", "15.4"))))
+            env_vars["DATABRICKS_RUNTIME_VERSION"] = ".".join(
+                map(str, runtime_version(cluster_spec.get("spark_version", "15.4")))
+            )
             run_dir = self.work_dir / f"run-{task['run_id']}"
         return self._spawn(parent, task, run_dir, spec, data, wheels, env_vars, timeout)
 
-    def _spawn(self, parent: dict, task: dict, run_dir: Path, spec: dict, source: bytes, wheels: list[tuple[str, bytes]], env_vars: dict, timeout: float) -> Outcome:
+    def _spawn(
+        self,
+        parent: dict,
+        task: dict,
+        run_dir: Path,
+        spec: dict,
+        source: bytes,
+        wheels: list[tuple[str, bytes]],
+        env_vars: dict,
+        timeout: float,
+    ) -> Outcome:
         """Execute one task in a subprocess (runner.py) under a deadline."""
         libs = run_dir / "libs"
         libs.mkdir(parents=True, exist_ok=True)
@@ -389,7 +439,11 @@ class _Runs(EmulatorProtocol):
         spec.update({"source_file": str(source_file), "result_file": str(result_file), "wheels": paths})
         spec_file = run_dir / "spec.json"
         spec_file.write_text(json.dumps(spec), encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABRICKS_", "AZURE_", "ARM_", "LOCAL_WORKSPACE_", "SYSTEM_ACCESSTOKEN"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DATABRICKS_", "AZURE_", "ARM_", "LOCAL_WORKSPACE_", "SYSTEM_ACCESSTOKEN"))
+        }
         env.update({str(k): str(v) for k, v in env_vars.items()})
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env["PYTHONUNBUFFERED"] = "1"
@@ -398,7 +452,11 @@ class _Runs(EmulatorProtocol):
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 [sys.executable, str(RUNNER), str(spec_file)],
-                cwd=run_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=run_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         with self.lock:
             self.processes[task["run_id"]] = process
@@ -414,7 +472,11 @@ class _Runs(EmulatorProtocol):
                 if parent["_cancel"] or self.stopping.is_set():
                     outcome = Outcome("CANCELED", state_message="Run was cancelled")
                 elif time.monotonic() >= deadline:
-                    outcome = Outcome("TIMEDOUT", error=f"Run timed out after {timeout:g} seconds.", state_message=f"Run timed out after {timeout:g} seconds.")
+                    outcome = Outcome(
+                        "TIMEDOUT",
+                        error=f"Run timed out after {timeout:g} seconds.",
+                        state_message=f"Run timed out after {timeout:g} seconds.",
+                    )
                 if outcome is not None:
                     process.kill()
                     process.wait(timeout=10)
@@ -430,10 +492,22 @@ class _Runs(EmulatorProtocol):
             result = json.loads(result_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             tail = logs[-2000:]
-            return Outcome("FAILED", error=f"The Python process exited with code {process.returncode} without a result.", error_trace=tail, logs=logs, state_message="Workload failed")
+            return Outcome(
+                "FAILED",
+                error=f"The Python process exited with code {process.returncode} without a result.",
+                error_trace=tail,
+                logs=logs,
+                state_message="Workload failed",
+            )
         if result.get("status") == "success":
             return Outcome("SUCCESS", result=result.get("result"), logs=logs)
-        return Outcome("FAILED", error=result.get("error"), error_trace=result.get("error_trace"), logs=logs, state_message=result.get("error") or "Workload failed")
+        return Outcome(
+            "FAILED",
+            error=result.get("error"),
+            error_trace=result.get("error_trace"),
+            logs=logs,
+            state_message=result.get("error") or "Workload failed",
+        )
 
     def cancel_run(self, run: dict) -> None:
         if run["state"]["life_cycle_state"] in TERMINAL_LIFE_CYCLES:

@@ -6,6 +6,7 @@ and job clusters). Runs themselves, their records and execution, are job_runs.py
 these handlers see it); their state machine is run_state.py. Shapes and messages follow the public Jobs API
 reference (https://docs.databricks.com/api/azure/workspace/jobs).
 """
+
 from __future__ import annotations
 
 import json
@@ -179,7 +180,7 @@ def runs_list(emu: _Runs, request: Request) -> Response:
     offset = request.int_param("offset", 0) or 0
     token = request.param("page_token")
     start = decode_page_token(token) if token else offset
-    page = runs[start:start + limit]
+    page = runs[start : start + limit]
     expand = to_bool(request.param("expand_tasks"))
     views = []
     for run in page:
@@ -208,7 +209,11 @@ def _job_settings(settings: Any) -> dict:
     settings.setdefault("email_notifications", {})
     settings.setdefault("max_concurrent_runs", 1)
     settings.setdefault("timeout_seconds", 0)
-    settings["format"] = "MULTI_TASK" if settings.get("tasks") is not None or not any(k in settings for k in TASK_TYPES) else "SINGLE_TASK"
+    settings["format"] = (
+        "MULTI_TASK"
+        if settings.get("tasks") is not None or not any(k in settings for k in TASK_TYPES)
+        else "SINGLE_TASK"
+    )
     return settings
 
 
@@ -306,7 +311,7 @@ def jobs_list(emu: _Runs, request: Request) -> Response:
         jobs = [j for j in jobs if str(j["settings"].get("name", "")).lower() == str(name).lower()]
     token = request.param("page_token")
     start = decode_page_token(token) if token else (request.int_param("offset", 0) or 0)
-    page = jobs[start:start + limit]
+    page = jobs[start : start + limit]
     expand = to_bool(request.param("expand_tasks"))
     has_more = start + limit < len(jobs)
     body: dict[str, Any] = {"has_more": has_more}
@@ -326,7 +331,9 @@ def jobs_run_now(emu: _Runs, request: Request) -> Response:
     if existing is not None and existing in emu.runs:
         return ok({"run_id": existing, "number_in_job": existing})
     settings = job["settings"]
-    defaults = {p["name"]: p.get("default") for p in settings.get("parameters") or [] if isinstance(p, dict) and "name" in p}
+    defaults = {
+        p["name"]: p.get("default") for p in settings.get("parameters") or [] if isinstance(p, dict) and "name" in p
+    }
     defaults.update(request.param("job_parameters") or {})
     params = {
         "notebook_params": request.param("notebook_params") or {},
@@ -336,8 +343,14 @@ def jobs_run_now(emu: _Runs, request: Request) -> Response:
     tasks = settings.get("tasks")
     if tasks is not None:
         _check_clusters(emu, tasks)
-    spec = {k: v for k, v in settings.items() if k in TASK_TYPES + ("tasks", "existing_cluster_id", "new_cluster", "libraries", "timeout_seconds")}
-    run = emu.new_run(spec, run_type="JOB_RUN", run_name=str(settings.get("name", "Untitled")), job_id=job["job_id"], params=params)
+    spec = {
+        k: v
+        for k, v in settings.items()
+        if k in TASK_TYPES + ("tasks", "existing_cluster_id", "new_cluster", "libraries", "timeout_seconds")
+    }
+    run = emu.new_run(
+        spec, run_type="JOB_RUN", run_name=str(settings.get("name", "Untitled")), job_id=job["job_id"], params=params
+    )
     if token is not None:
         emu.idempotency[token] = run["run_id"]
     return ok({"run_id": run["run_id"], "number_in_job": run["number_in_job"]})

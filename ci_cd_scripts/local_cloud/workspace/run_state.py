@@ -5,6 +5,7 @@ equivalents (Jobs 2.2), the order tasks run in (depends_on) and whether a task r
 records themselves and their execution are job_runs.py; the endpoints are jobs.py. States and codes follow the
 public Jobs API reference (https://docs.databricks.com/api/azure/workspace/jobs).
 """
+
 from __future__ import annotations
 
 import posixpath
@@ -15,9 +16,21 @@ from .wire import ApiError, normalise_dbfs_path, normalise_workspace_path
 
 TERMINAL_LIFE_CYCLES = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 TASK_TYPES = (
-    "notebook_task", "spark_python_task", "python_wheel_task", "spark_jar_task", "spark_submit_task", "sql_task",
-    "dbt_task", "pipeline_task", "run_job_task", "condition_task", "for_each_task", "clean_rooms_notebook_task",
-    "dashboard_task", "power_bi_task", "gen_ai_compute_task",
+    "notebook_task",
+    "spark_python_task",
+    "python_wheel_task",
+    "spark_jar_task",
+    "spark_submit_task",
+    "sql_task",
+    "dbt_task",
+    "pipeline_task",
+    "run_job_task",
+    "condition_task",
+    "for_each_task",
+    "clean_rooms_notebook_task",
+    "dashboard_task",
+    "power_bi_task",
+    "gen_ai_compute_task",
 )
 EXECUTABLE_TASK_TYPES = ("notebook_task", "spark_python_task", "python_wheel_task")
 TERMINATION = {
@@ -47,7 +60,11 @@ class Outcome:
 
 def set_state(run: dict, life_cycle: str, result_state: str | None = None, message: str = "") -> None:
     """Set a run's (or task run's) `state` (2.0/2.1 shape) and `status` (2.2 shape) together."""
-    state = {"life_cycle_state": life_cycle, "state_message": message, "user_cancelled_or_timedout": result_state in ("CANCELED", "TIMEDOUT")}
+    state = {
+        "life_cycle_state": life_cycle,
+        "state_message": message,
+        "user_cancelled_or_timedout": result_state in ("CANCELED", "TIMEDOUT"),
+    }
     if result_state:
         state["result_state"] = result_state
     run["state"] = state

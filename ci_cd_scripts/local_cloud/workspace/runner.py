@@ -8,6 +8,7 @@ installed wheels are on PYTHONPATH. A notebook runs with `dbutils` (notebook.exi
 (a local SparkSession created on first use, when pyspark is importable) and `display`. The outcome goes to
 result_file as JSON: {"status": "success", "result"} or {"status": "error", "error", "error_trace"}.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -48,30 +49,30 @@ class _Widgets:
             return self._defaults[name]
         raise InputWidgetNotDefined(f"No input widget named {name} is defined")
 
-    def getArgument(self, name: str, defaultValue: str | None = None) -> str | None:  # noqa: N802,N803 - dbutils names
+    def getArgument(self, name: str, defaultValue: str | None = None) -> str | None:
         try:
             return self.get(name)
         except InputWidgetNotDefined:
             return defaultValue
 
-    def getAll(self) -> dict[str, str]:  # noqa: N802
+    def getAll(self) -> dict[str, str]:
         return {**self._defaults, **self._values}
 
-    def text(self, name: str, defaultValue: str = "", label: str | None = None) -> None:  # noqa: N803
+    def text(self, name: str, defaultValue: str = "", label: str | None = None) -> None:
         self._defaults[name] = defaultValue
 
-    def dropdown(self, name: str, defaultValue: str, choices: list[str], label: str | None = None) -> None:  # noqa: N803
+    def dropdown(self, name: str, defaultValue: str, choices: list[str], label: str | None = None) -> None:
         self._defaults[name] = defaultValue
 
     combobox = dropdown
 
-    def multiselect(self, name: str, defaultValue: str, choices: list[str], label: str | None = None) -> None:  # noqa: N803
+    def multiselect(self, name: str, defaultValue: str, choices: list[str], label: str | None = None) -> None:
         self._defaults[name] = defaultValue
 
     def remove(self, name: str) -> None:
         self._defaults.pop(name, None)
 
-    def removeAll(self) -> None:  # noqa: N802
+    def removeAll(self) -> None:
         self._defaults.clear()
 
 
@@ -107,7 +108,9 @@ class LazySpark:
             except ImportError as error:
                 raise RuntimeError(f"spark is not available on the local workspace: {error}") from None
             builder = SparkSession.builder.master("local[1]").appName("local-workspace-run")
-            self._session = builder.config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "1").getOrCreate()
+            self._session = (
+                builder.config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "1").getOrCreate()
+            )
         return self._session
 
     @property
@@ -134,7 +137,9 @@ def display(value: Any, *args: Any, **kwargs: Any) -> None:
 def _trace(error: BaseException) -> str:
     """The traceback without the runner's own frames, as the service shows only the notebook's."""
     tb = error.__traceback__
-    while tb is not None and (tb.tb_frame.f_code.co_filename == __file__ or "runpy" in Path(tb.tb_frame.f_code.co_filename).name):
+    while tb is not None and (
+        tb.tb_frame.f_code.co_filename == __file__ or "runpy" in Path(tb.tb_frame.f_code.co_filename).name
+    ):
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(error), error, tb))
 
@@ -169,7 +174,9 @@ def execute(spec: dict) -> dict:
             runpy.run_path(spec["source_file"], init_globals=env, run_name="__main__")
         elif kind == "python_file":
             sys.argv = [spec["path"], *spec.get("argv", [])]
-            runpy.run_path(spec["source_file"], init_globals={"spark": spark, "dbutils": DBUtils({})}, run_name="__main__")
+            runpy.run_path(
+                spec["source_file"], init_globals={"spark": spark, "dbutils": DBUtils({})}, run_name="__main__"
+            )
         elif kind == "python_wheel":
             sys.argv = [spec["package_name"], *spec.get("argv", [])]
             function = _wheel_entry_point(spec["package_name"], spec["entry_point"])
@@ -188,7 +195,7 @@ def execute(spec: dict) -> dict:
     finally:
         try:
             spark.stop()
-        except Exception:  # noqa: BLE001 - stopping Spark must not hide the run's outcome
+        except Exception:
             pass
 
 

@@ -6,6 +6,7 @@ identity.py — and the emulator's answer), the request log, persistence after w
 surface under /__local__/ with its Python equivalents (README, "Local workspace" → Inspection and control).
 What the emulator serves and does not model: emulator.py. The command line is ci_cd_scripts/local_workspace.py.
 """
+
 from __future__ import annotations
 
 import collections
@@ -100,7 +101,7 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
         if self.server.workspace.tcp_nodelay:
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _read_body(self) -> bytes:
@@ -226,7 +227,9 @@ class LocalWorkspace:
         if self._server is None:
             self._server = _Server((self.host, self.port), self)
             self.emulator.base_url = f"http://{self._server.server_address[0]}:{self._server.server_address[1]}"
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="local-workspace")
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="local-workspace"
+            )
             self._thread.start()
         return self
 
@@ -270,8 +273,11 @@ class LocalWorkspace:
     def api_requests(self, method: str | None = None, path: str = "*") -> list[RequestRecord]:
         """Logged /api/ requests filtered by method and an fnmatch pattern on the path."""
         return [
-            r for r in self.requests
-            if r.path.startswith("/api/") and (method is None or r.method == method) and fnmatch.fnmatchcase(r.path, path)
+            r
+            for r in self.requests
+            if r.path.startswith("/api/")
+            and (method is None or r.method == method)
+            and fnmatch.fnmatchcase(r.path, path)
         ]
 
     def count(self, method: str | None = None, path: str = "*") -> int:
@@ -322,7 +328,9 @@ class LocalWorkspace:
         error_trace: str | None = None,
     ) -> None:
         """Runs of `notebook_path` (also python_file paths) end with this outcome instead of executing."""
-        self.emulator.script(notebook_path, ScriptedOutcome(result_state.upper(), duration_seconds, result, error, error_trace))
+        self.emulator.script(
+            notebook_path, ScriptedOutcome(result_state.upper(), duration_seconds, result, error, error_trace)
+        )
 
     def clear_scripts(self) -> None:
         with self.emulator.lock:
@@ -447,7 +455,12 @@ class LocalWorkspace:
                 retry_after = self.impairments.rate_limited(path)
                 if retry_after is not None:
                     fault_name = "rate-limit"
-                    raise ApiError(429, "REQUEST_LIMIT_EXCEEDED", "Workspace request rate exceeded: RPC token bucket limit has been exceeded.", {"Retry-After": str(retry_after)})
+                    raise ApiError(
+                        429,
+                        "REQUEST_LIMIT_EXCEEDED",
+                        "Workspace request rate exceeded: RPC token bucket limit has been exceeded.",
+                        {"Retry-After": str(retry_after)},
+                    )
                 self.credentials.authenticate(request)
                 response = self.emulator.handle(request)
                 if method not in ("GET", "HEAD"):
@@ -468,25 +481,45 @@ class LocalWorkspace:
             import traceback
 
             traceback.print_exc(file=sys.stderr)
-            response = ApiError(500, "INTERNAL_ERROR", f"Local workspace error: {type(error).__name__}: {error}").response()
+            response = ApiError(
+                500, "INTERNAL_ERROR", f"Local workspace error: {type(error).__name__}: {error}"
+            ).response()
         # Logged before the reply leaves: a client that got its answer (or a reset) always finds the request
         # in the log, so tests read the log right after a call without waiting.
         if not path.startswith(ADMIN_PREFIX):
             self._record(method, request, response.status, started, started_wall, fault_name, delay, unknown_endpoint)
         handler.send_reply(response, head_only=(method == "HEAD"))
 
-    def _record(self, method: str, request: Request, status: int, started: float, started_wall: float, fault: str | None,
-                delay: float = 0.0, unknown_endpoint: bool = False) -> None:
+    def _record(
+        self,
+        method: str,
+        request: Request,
+        status: int,
+        started: float,
+        started_wall: float,
+        fault: str | None,
+        delay: float = 0.0,
+        unknown_endpoint: bool = False,
+    ) -> None:
         query = "&".join(f"{key}={value}" for key, value in request.query.items())
-        record = RequestRecord(method, request.path, query, status, time.perf_counter() - started, started_wall, fault,
-                               round(delay * 1000.0, 3), unknown_endpoint)
+        record = RequestRecord(
+            method,
+            request.path,
+            query,
+            status,
+            time.perf_counter() - started,
+            started_wall,
+            fault,
+            round(delay * 1000.0, 3),
+            unknown_endpoint,
+        )
         with self._log_lock:
             self._log.append(record)
 
     # ---- admin surface ----------------------------------------------------------------------------------------
 
     def _admin(self, request: Request) -> Response:
-        name = request.path[len(ADMIN_PREFIX):].strip("/")
+        name = request.path[len(ADMIN_PREFIX) :].strip("/")
         method = request.method
         try:
             body = request.json()
@@ -519,7 +552,11 @@ class LocalWorkspace:
                 self.set_cluster_state(body["cluster_id"], body["state"])
                 return ok()
             if name == "fail-next-start" and method == "POST":
-                self.fail_next_start(body["cluster_id"], body.get("code", "INIT_SCRIPT_FAILURE"), body.get("message", "Cluster scoped init script failed: Script exit status is non-zero"))
+                self.fail_next_start(
+                    body["cluster_id"],
+                    body.get("code", "INIT_SCRIPT_FAILURE"),
+                    body.get("message", "Cluster scoped init script failed: Script exit status is non-zero"),
+                )
                 return ok()
             if name == "script-run" and method == "POST":
                 self.script_run(
@@ -535,5 +572,5 @@ class LocalWorkspace:
                 with self.emulator.lock:
                     return ok(self.emulator.summary())
         except (KeyError, TypeError, ValueError) as error:
-            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Bad admin request: {error}")
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Bad admin request: {error}") from None
         raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No admin endpoint '{method} {request.path}'")

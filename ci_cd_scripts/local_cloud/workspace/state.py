@@ -6,6 +6,7 @@ atomically plus content-addressed blobs), the seed clusters, and `EmulatorProtoc
 operations one family calls on another, which every family mixin and `WorkspaceState` subclass so that the
 emulator (emulator.py) can compose them without any of them importing it. No HTTP and no API semantics here.
 """
+
 from __future__ import annotations
 
 import base64
@@ -135,7 +136,7 @@ class Tree:
         self.mkdirs(self.parent(destination))
         for old_path in sorted(moved, key=len):
             node = moved[old_path]
-            node["path"] = destination + old_path[len(source):]
+            node["path"] = destination + old_path[len(source) :]
             self._add(node)
 
     def is_empty_dir(self, path: str) -> bool:
@@ -399,5 +400,5 @@ def load_cluster_seed(path: Path) -> list[dict]:
     if isinstance(data, dict):
         data = data.get("clusters", [])
     if not isinstance(data, list) or not all(isinstance(c, dict) for c in data):
-        raise ValueError(f"{path}: expected a JSON list of cluster objects or {{\"clusters\": [...]}}")
+        raise ValueError(f'{path}: expected a JSON list of cluster objects or {{"clusters": [...]}}')
     return data

@@ -6,6 +6,7 @@ normalisation (`/Workspace` prefix, `dbfs:` scheme, trailing slashes), notebook 
 page tokens, the service's size limits, and the route registry the family modules register their handlers
 into. No HTTP and no state here: server.py serves, state.py stores.
 """
+
 from __future__ import annotations
 
 import base64
@@ -200,15 +201,23 @@ class Request:
     def json(self) -> dict:
         """The body as a JSON object whatever the content type (CLI 0.18 sends text/json); {} when empty."""
         if self._json is None:
-            if self.is_multipart or self.content_type.lower().startswith("application/octet-stream") or not self.body.strip():
+            if (
+                self.is_multipart
+                or self.content_type.lower().startswith("application/octet-stream")
+                or not self.body.strip()
+            ):
                 self._json = {}
             else:
                 try:
                     value = json.loads(self.body)
                 except (ValueError, UnicodeDecodeError):
-                    raise ApiError(400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request - expected a map")
+                    raise ApiError(
+                        400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request - expected a map"
+                    ) from None
                 if not isinstance(value, dict):
-                    raise ApiError(400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request - expected a map")
+                    raise ApiError(
+                        400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request - expected a map"
+                    ) from None
                 self._json = value
         return self._json
 
@@ -236,7 +245,7 @@ class Request:
         try:
             return int(value)
         except (TypeError, ValueError):
-            raise invalid(f"Invalid value for {name}: {value!r} is not an integer")
+            raise invalid(f"Invalid value for {name}: {value!r} is not an integer") from None
 
 
 def normalise_workspace_path(path: Any) -> str:
@@ -249,7 +258,7 @@ def normalise_workspace_path(path: Any) -> str:
     if path == "/Workspace":
         return "/"
     if path.startswith("/Workspace/"):
-        path = path[len("/Workspace"):]
+        path = path[len("/Workspace") :]
     return path
 
 
@@ -258,7 +267,7 @@ def normalise_dbfs_path(path: Any) -> str:
     if not isinstance(path, str) or not path:
         raise invalid("Missing required field: path")
     if path.startswith("dbfs:"):
-        path = path[len("dbfs:"):]
+        path = path[len("dbfs:") :]
     if not path.startswith("/"):
         raise invalid(f"Path must be absolute: {path}")
     path = posixpath.normpath(path)
@@ -275,7 +284,12 @@ NOTEBOOK_HEADERS = {
 }
 LANGUAGE_EXTENSIONS = {"PYTHON": "py", "SQL": "sql", "SCALA": "scala", "R": "r"}
 EXTENSION_LANGUAGES = {".py": "PYTHON", ".sql": "SQL", ".scala": "SCALA", ".r": "R"}
-CELL_SEPARATORS = {"PYTHON": "# COMMAND ----------", "SQL": "-- COMMAND ----------", "SCALA": "// COMMAND ----------", "R": "# COMMAND ----------"}
+CELL_SEPARATORS = {
+    "PYTHON": "# COMMAND ----------",
+    "SQL": "-- COMMAND ----------",
+    "SCALA": "// COMMAND ----------",
+    "R": "# COMMAND ----------",
+}
 
 
 def ipynb_to_source(content: bytes) -> str:
@@ -284,7 +298,7 @@ def ipynb_to_source(content: bytes) -> str:
         notebook = json.loads(content)
         cells = notebook["cells"]
     except (ValueError, KeyError, TypeError):
-        raise invalid("The notebook content is not valid JSON in Jupyter format.")
+        raise invalid("The notebook content is not valid JSON in Jupyter format.") from None
     chunks = []
     for cell in cells:
         text = cell.get("source", "")
@@ -308,10 +322,12 @@ def source_to_ipynb(source: str) -> bytes:
                 continue
             if text.startswith("# MAGIC %md"):
                 md = [re.sub(r"^# MAGIC ?", "", ln) for ln in text.splitlines()]
-                md[0] = md[0][len("%md"):].lstrip()
+                md[0] = md[0][len("%md") :].lstrip()
                 cells.append({"cell_type": "markdown", "metadata": {}, "source": "\n".join(md).strip("\n")})
             else:
-                cells.append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": text})
+                cells.append(
+                    {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": text}
+                )
         else:
             current.append(line)
     notebook = {"cells": cells, "metadata": {"language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 0}
@@ -343,13 +359,13 @@ def decode_page_token(token: Any) -> int:
             raise ValueError(text)
         return max(0, int(value))
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise invalid(f"Invalid page_token: {token}")
+        raise invalid(f"Invalid page_token: {token}") from None
 
 
 def paginate(items: list, token: Any, size: int) -> tuple[list, str | None]:
     """One page of `items` from a page token (None = the start) and the next page's token (None = last page)."""
     offset = decode_page_token(token)
-    rest = items[offset:offset + size]
+    rest = items[offset : offset + size]
     return rest, (encode_page_token(offset + size) if offset + size < len(items) else None)
 
 
@@ -359,7 +375,7 @@ def b64decode_field(value: Any, name: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise invalid(f"The {name} field is not valid base64.")
+        raise invalid(f"The {name} field is not valid base64.") from None
 
 
 # --------------------------------------------------------------------------------------------------------------

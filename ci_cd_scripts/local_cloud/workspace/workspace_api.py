@@ -6,6 +6,7 @@ wire.route. Import/export formats are SOURCE, AUTO, JUPYTER and RAW. Shapes, lim
 public Databricks REST API reference (https://docs.databricks.com/api/azure/workspace/workspace); what is not
 modelled is listed in emulator.py and README, "Local workspace" → Not supported.
 """
+
 from __future__ import annotations
 
 import base64
@@ -39,7 +40,12 @@ class _Workspace(EmulatorProtocol):
     """Workspace objects (notebooks, files, directories) in `self.workspace`."""
 
     def object_info(self, node: dict) -> dict:
-        info = {"object_type": node["type"], "path": node["path"], "object_id": node["object_id"], "resource_id": str(node["object_id"])}
+        info = {
+            "object_type": node["type"],
+            "path": node["path"],
+            "object_id": node["object_id"],
+            "resource_id": str(node["object_id"]),
+        }
         if node["type"] == "NOTEBOOK":
             info["language"] = node.get("language", "PYTHON")
         if node["type"] in ("NOTEBOOK", "FILE"):
@@ -83,7 +89,9 @@ class _Workspace(EmulatorProtocol):
                     node_type, language, target = "NOTEBOOK", detected, stem
         if len(content) > WORKSPACE_IMPORT_LIMIT:
             if node_type == "FILE":
-                message = f"File size imported is ({len(content)} bytes), exceeded max size ({WORKSPACE_IMPORT_LIMIT} bytes)"
+                message = (
+                    f"File size imported is ({len(content)} bytes), exceeded max size ({WORKSPACE_IMPORT_LIMIT} bytes)"
+                )
             else:
                 message = f"Notebook size imported is ({len(content)} bytes), exceeded max size ({WORKSPACE_IMPORT_LIMIT} bytes)"
             raise ApiError(400, "MAX_NOTEBOOK_SIZE_EXCEEDED", message)
@@ -97,7 +105,9 @@ class _Workspace(EmulatorProtocol):
             if not overwrite:
                 raise already_exists(f"Path ({target}) already exists.")
             if existing["type"] != node_type:
-                raise already_exists(f"An item with path {target} already exists with a different object type ({existing['type']}).")
+                raise already_exists(
+                    f"An item with path {target} already exists with a different object type ({existing['type']})."
+                )
         extra = {"language": language} if node_type == "NOTEBOOK" else {}
         node = self.workspace.put(target, node_type, content, **extra)
         self.mark_dirty()
@@ -125,7 +135,7 @@ class _Workspace(EmulatorProtocol):
         """`POST workspace-files/import-file/<path>?overwrite=` (raw body, AUTO detection, no parent creation)
         and `GET workspace-files/<path>` (raw content), as the new Databricks CLI and bundles use them."""
         if request.method == "POST" and rest.startswith("import-file/"):
-            path = normalise_workspace_path("/" + rest[len("import-file/"):].lstrip("/"))
+            path = normalise_workspace_path("/" + rest[len("import-file/") :].lstrip("/"))
             self.import_object(path, request.body, "AUTO", None, to_bool(request.query.get("overwrite")))
             return ok()
         if request.method in ("GET", "HEAD"):
@@ -155,7 +165,9 @@ def workspace_import(emu: _Workspace, request: Request) -> Response:
             content = b""
         else:
             content = b64decode_field(encoded, "content")
-    emu.import_object(path, content, request.param("format", "SOURCE"), request.param("language"), to_bool(request.param("overwrite")))
+    emu.import_object(
+        path, content, request.param("format", "SOURCE"), request.param("language"), to_bool(request.param("overwrite"))
+    )
     return ok()
 
 
@@ -167,7 +179,11 @@ def workspace_export(emu: _Workspace, request: Request) -> Response:
     if to_bool(request.param("direct_download")):
         return Response(200, data, {}, "application/octet-stream")
     if len(data) > WORKSPACE_IMPORT_LIMIT:
-        raise ApiError(400, "MAX_NOTEBOOK_SIZE_EXCEEDED", f"Exported content is ({len(data)} bytes), exceeded max size ({WORKSPACE_IMPORT_LIMIT} bytes)")
+        raise ApiError(
+            400,
+            "MAX_NOTEBOOK_SIZE_EXCEEDED",
+            f"Exported content is ({len(data)} bytes), exceeded max size ({WORKSPACE_IMPORT_LIMIT} bytes)",
+        )
     return ok({"content": base64.b64encode(data).decode("ascii"), "file_type": file_type})
 
 
