@@ -317,3 +317,37 @@ def test_dry_run_lists_the_runs_and_submits_nothing(workspace, tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"would run {FOLDER}/test_summary" in result.stdout
     assert workspace.count("POST", "*/jobs/runs/submit") == 0 and not out.exists()
+
+
+def test_a_broken_rule_in_the_deployed_wheel_fails_exactly_its_test_with_its_message(workspace, tmp_path, sample_repo):
+    """The sample test notebook on the local workspace, against a package1 wheel built from a broken rule: exactly the
+    test that checks that rule fails, with unittest's message, and every other test still passes."""
+    from databricks.sdk.service import compute
+
+    rules = sample_repo / "package1" / "package1" / "rules.py"
+    rules.write_text(rules.read_text().replace('return f"is below {minimum}"', "return None"))
+    built = run_script("build_packages.py", sample_repo / "package1", "--out-dir", tmp_path / "wheels", cwd=tmp_path)
+    assert built.returncode == 0, built.stdout + built.stderr
+    wheel = next((tmp_path / "wheels").glob("package1-*.whl"))
+    client = sdk(workspace)
+    client.files.upload_from(f"/Volumes/main/ci/libs/{wheel.name}", str(wheel))
+    client.libraries.install(cluster_id(workspace), [compute.Library(whl=f"/Volumes/main/ci/libs/{wheel.name}")])
+    put_notebooks(
+        workspace,
+        {
+            f"{FOLDER}/test_quality_rules": (
+                sample_repo / "package1" / "notebooks" / "test_quality_rules.py"
+            ).read_text()
+        },
+    )
+
+    result, out = run_notebooks(workspace, tmp_path, f"{FOLDER}/test_quality_rules")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    code, cases, stdout = evaluate(out)
+    failed = {name: case for name, case in cases.items() if not case.is_passed}
+    assert code == 1 and list(failed) == ["test_each_rule_finds_its_violation"], stdout
+    assert failed["test_each_rule_finds_its_violation"].result[0].message.startswith("AssertionError")
+    assert (
+        len(cases) >= 4 and failed["test_each_rule_finds_its_violation"].classname == "package1.QualityRulesOnCluster"
+    )
