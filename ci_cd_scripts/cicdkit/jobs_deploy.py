@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import pool
-from .errors import ApiError, ConfigError, InputError, OperationFailed, ResourceDoesNotExist
+from .errors import CICDError, ConfigError, InputError, OperationFailed, ResourceDoesNotExist
 
 IDENTITY_TAGS = ("cicd-bundle", "cicd-target", "cicd-job-key")
 REFERENCE = re.compile(r"\$\{resources\.jobs\.([^.}]+)\.id\}")
@@ -427,7 +427,7 @@ def apply(
                     client.jobs.reset(action.job_id, settings)
             if action.set_acl:
                 client.permissions.set("jobs", action.job_id, acl_body(action.job.acl or ()))
-        except ApiError as error:
+        except CICDError as error:  # the service's refusal, or a lost connection / the step's deadline
             verb = {"create": "creating", "update": "updating", "delete": "deleting"}.get(action.kind)
             what = f"{verb} job {action.key}" if verb else f"setting the permissions of job {action.key}"
             raise OperationFailed(f"{what} ({action.name}) failed: {error.one_line()}") from None

@@ -16,10 +16,10 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import jobs_deploy, run_results
+from . import jobs_deploy, notebook_runs, run_results
 from .errors import CICDError, ConfigError, OperationFailed, WaitTimedOut
 
-CANCEL_GRACE_SECONDS = 30.0
+CANCEL_GRACE_SECONDS = notebook_runs.CANCEL_GRACE_SECONDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,12 +84,12 @@ def run_job(
         if not seen.get("page") and run.get("run_page_url"):
             seen["page"] = True
             on_event(Event("page", str(run["run_page_url"])))
-        label = _label(run)
+        label = notebook_runs.state_label(run)
         if label != seen.get("state"):
             seen["state"] = label
             on_event(Event("state", label))
         for task in run.get("tasks") or []:
-            task_label = _label(task)
+            task_label = notebook_runs.state_label(task)
             if seen.get(("task", task.get("task_key"))) != task_label:
                 seen[("task", task.get("task_key"))] = task_label
                 message = (task.get("state") or {}).get("state_message") or ""
@@ -108,37 +108,9 @@ def run_job(
     except WaitTimedOut:
         timed_out = True
         on_event(Event("timeout", f"the --timeout of {timeout:g}s passed: cancelling run {run_id}"))
-        run = _cancel_and_settle(client, run_id)
+        run = notebook_runs.cancel_and_settle(client, run_id)
         if run is None:
             return record(None, timed_out=True, error=f"run {run_id} could not be read after cancelling it")
     observe(run)
-    output, error = _output(client, run)
+    output, error = notebook_runs.task_output(client, run)
     return record(run, output, timed_out=timed_out, error=error)
-
-
-def _cancel_and_settle(client: Any, run_id: int) -> dict[str, Any] | None:
-    try:
-        client.jobs.cancel_run(run_id)
-        return client.jobs.wait_for_run(run_id, timeout=CANCEL_GRACE_SECONDS)
-    except CICDError:
-        try:
-            return client.jobs.get_run(run_id)
-        except CICDError:
-            return None
-
-
-def _output(client: Any, run: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    tasks = [t for t in run.get("tasks") or [] if isinstance(t, Mapping) and t.get("run_id")]
-    if not tasks:
-        return None, None
-    bad = [t for t in tasks if (t.get("state") or {}).get("result_state") not in ("SUCCESS",)]
-    task = bad[0] if bad else tasks[-1]
-    try:
-        return client.jobs.get_output(int(task["run_id"])), None
-    except CICDError as error:
-        return None, f"cannot read the output of task run {task['run_id']}: {error.one_line()}"
-
-
-def _label(run: Mapping[str, Any]) -> str:
-    state = run.get("state") if isinstance(run.get("state"), Mapping) else {}
-    return " ".join(str(p) for p in (state.get("life_cycle_state"), state.get("result_state")) if p) or "UNKNOWN"
