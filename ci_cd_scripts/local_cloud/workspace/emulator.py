@@ -4,8 +4,9 @@ Served under every API-version prefix real clients use (README, "Local workspace
 Workspace 2.0, DBFS 2.0, Files 2.0 (/Volumes and /Workspace, fs/endpoints discovery), Clusters 2.0+2.1,
 Libraries 2.0, Jobs 2.0/2.1/2.2, Permissions 2.0 for jobs (permissions.py), SCIM Me,
 /.well-known/databricks-config, and the workspace-files import-file/read endpoints of the new Databricks CLI,
-plus Entra ID bearer tokens for service principals. Submitted runs of Python notebooks, Python files and wheel entry points execute locally in a subprocess (runner.py)
-with the cluster's installed wheels importable, a dbutils shim and a lazy local `spark`.
+plus Entra ID bearer tokens for service principals. Submitted runs of Python notebooks, Python files and wheel
+entry points execute locally in a subprocess (runner.py) with the cluster's installed wheels importable, a dbutils
+shim and a lazy local `spark`.
 
 Code layout: `Emulator` composes `WorkspaceState` (state.py: stores, clock, persistence) with one mixin per
 API family — workspace_api.py (Workspace), files.py (DBFS, Files), compute.py (Clusters, Libraries),
