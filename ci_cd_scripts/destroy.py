@@ -3,8 +3,9 @@
 What goes, and only that: the jobs carrying this deployment's identity (bundle, target, job key tags; a job made
 by hand is never touched), the init script entry deploy.init_script_path on each of deploy.clusters (the other
 init scripts and settings of the cluster kept; a RUNNING cluster restarts, as for any edit), the init script file,
-the folder deploy.libraries_path (uploaded wheels and requirements) and the folder deploy.notebooks_path with the
-deployment manifest in it. Meant for short-lived development and pull-request targets: a `mode: production`
+the wheels and requirements files in deploy.libraries_path, and the notebooks and files the deploy manifest in
+deploy.notebooks_path records, the manifest, and the folders the deployments made; a folder only once it is empty
+(what someone else put there stays). Meant for short-lived development and pull-request targets: a `mode: production`
 target is refused unless --yes. --dry-run lists what would go and removes nothing. A second run finds nothing.
 
 Exit codes: 0 removed (or nothing there), 1 the workspace refused a call, 2 bad input or config (nothing removed).
@@ -43,12 +44,15 @@ def main(argv: list[str] | None = None) -> int:
         if not step.dry_run:
             for item in items:
                 try:
-                    item.remove()
+                    removed = item.remove()
                 except CICDError as error:
                     report.fail(f"removing {item.what}: {error.one_line()}")
                     report.finish()
                     raise
-                report.change(f"removed {item.what}")
+                if removed:
+                    report.change(f"removed {item.what}")
+                else:
+                    report.skip(f"kept {item.what}: something else is in it")
         else:
             for item in items:
                 report.change(f"remove {item.what}")

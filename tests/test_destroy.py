@@ -47,6 +47,7 @@ def test_destroy_leaves_nothing_of_the_deployment_and_nothing_else(jobs_env, tmp
     deploy_everything(jobs_env, tmp_path, "dev")  # another target's deployment in the same workspace
     hand = jobs_env.client.jobs.create(name="load (local)").job_id
     upload(jobs_env, "/Workspace/Shared/app/keep.txt", b"keep")
+    upload(jobs_env, "/Workspace/Shared/app/local/notebooks/mine.txt", b"not deployed")  # not in the manifest
     scripts = [s.as_dict() for s in jobs_env.client.clusters.get(CLUSTER).init_scripts]
     assert {"workspace": {"destination": "/Workspace/Shared/app/local/init.sh"}} in scripts
 
@@ -54,7 +55,7 @@ def test_destroy_leaves_nothing_of_the_deployment_and_nothing_else(jobs_env, tmp
     dry = jobs_env.run("destroy.py", "--dry-run")
     ok(dry)
     assert [r for r in jobs_env.workspace.requests if r.method != "GET" and r.path.startswith("/api/")] == []
-    for what in ("remove job load", "remove job report", "init script entry", "libraries folder", "notebooks folder"):
+    for what in ("remove job load", "remove job report", "init script entry", "remove library", "deploy manifest"):
         assert what in dry.stdout, dry.stdout
 
     result = jobs_env.run("destroy.py")
@@ -64,7 +65,9 @@ def test_destroy_leaves_nothing_of_the_deployment_and_nothing_else(jobs_env, tmp
     assert jobs_env.client.jobs.get(hand).settings.name == "load (local)"
     names = {o.path for o in jobs_env.client.workspace.list("/Workspace/Shared/app")}
     assert names == {"/Shared/app/dev", "/Shared/app/keep.txt", "/Shared/app/local"}, names
-    assert list(jobs_env.client.workspace.list("/Workspace/Shared/app/local")) == []  # the folders it holds are ours
+    left = {o.path for o in jobs_env.client.workspace.list("/Workspace/Shared/app/local", recursive=True)}
+    assert left == {"/Shared/app/local/notebooks/mine.txt"}  # someone else's file, and so its folder, stay
+    assert "kept folder /Workspace/Shared/app/local/notebooks (once empty): something else is in it" in result.stdout
     scripts = [s.as_dict() for s in jobs_env.client.clusters.get(CLUSTER).init_scripts]
     assert scripts == [OTHER_SCRIPT, {"workspace": {"destination": "/Workspace/Shared/app/dev/init.sh"}}]
     assert KNOWN_TOKEN not in result.stdout + result.stderr
