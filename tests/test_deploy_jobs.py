@@ -267,3 +267,15 @@ def test_pipeline_exports_job_ids(jobs_env):
     assert f"##vso[task.setvariable variable=job_report_id]{ids['report']}" in result.stdout
     section = json.dumps((jobs_env.folder.parent / "summary" / "deploy_jobs.md").read_text())
     assert f"#job/{ids['load']}" in section
+
+
+def test_identity_is_found_on_every_page_of_the_job_list(jobs_env):
+    for index in range(105):  # other people's jobs first: ours land on the second page of 100
+        jobs_env.client.jobs.create(name=f"someone else's {index}")
+    setup(jobs_env)
+    ok(jobs_env.deploy())
+    jobs_env.workspace.clear_log()
+    ok(jobs_env.deploy())
+    assert jobs_env.writes() == []
+    lists = jobs_env.workspace.api_requests("GET", "*/jobs/list")
+    assert len(lists) == 2 and all("expand_tasks=false" in r.query and "limit=100" in r.query for r in lists)
