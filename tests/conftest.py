@@ -12,6 +12,7 @@ if str(SCRIPTS) not in sys.path:
 from databricks_fixtures import *  # noqa: F403
 from deploy_fixtures import *  # noqa: F403
 from init_script_fixtures import *  # noqa: F403
+from jobs_fixtures import *  # noqa: F403
 from keyvault_fixtures import *  # noqa: F403
 from repo_fixtures import *  # noqa: F403
 from workspace_fixtures import *  # noqa: F403

@@ -43,6 +43,7 @@ STEPS = [
     "Attach the init script to the clusters",
     "Install libraries on the clusters",
     "Deploy notebooks",
+    "Deploy jobs",
     "Run the test notebooks",
     "Evaluate the test notebook runs",
 ]
@@ -87,7 +88,11 @@ def cd_job(given: dict[str, str]) -> tuple[dict[str, str], list[dict]]:
     template = _load("cd-stage.yml")
     parameters = {p["name"]: p.get("default", "") for p in template["parameters"]} | given
     stage = template["stages"][0]
-    variables = {v["name"]: v["value"] for v in stage["variables"] if isinstance(v, dict) and "name" in v}
+    variables = {
+        v["name"]: expand_parameters(v["value"], parameters)
+        for v in stage["variables"]
+        if isinstance(v, dict) and "name" in v
+    }
     steps = []
     for step in stage["jobs"][0]["strategy"]["runOnce"]["deploy"]["steps"]:
         if "template" in step:
@@ -272,6 +277,16 @@ def check_deployed(ws, artifact_zip: Path) -> None:
         }
         assert statuses == {f"{LIBRARIES}/{name}": "INSTALLED" for name in wheels}, (cluster, statuses)
 
+    from databricks.sdk import WorkspaceClient
+
+    client = WorkspaceClient(host=ws.url, token=TOKEN, auth_type="pat")
+    jobs = {j.settings.tags.get("cicd-job-key"): j.settings for j in client.jobs.list() if j.settings.tags}
+    assert {key: settings.name for key, settings in jobs.items()} == {
+        "quality_report": "package1 quality report (local)",
+        "orders_by_day": "package2 orders by day (local)",
+    }
+    assert all(s.tags["cicd-bundle"] == "databricks-ci-cd" and s.tags["cicd-target"] == TARGET for s in jobs.values())
+
     notebooks = artifact_files(artifact_zip, "notebooks/")
     assert len(notebooks) >= 7
     for relative, source in notebooks.items():
@@ -290,6 +305,7 @@ def check_nothing_changed(ws, ran: dict[str, subprocess.CompletedProcess[str]]) 
         "Attach the init script to the clusters": "already attached",
         "Install libraries on the clusters": "libraries already installed",
         "Deploy notebooks": "nothing to change: the workspace matches the source",
+        "Deploy jobs": "nothing to change: every job matches the config",
     }
     for step, reason in says.items():
         out = ran[step].stdout

@@ -181,6 +181,24 @@ def test_test_notebook_results_are_published_even_when_a_test_failed():
         assert f'ado.set_variable("{variable}"' in (SCRIPTS / script).read_text(encoding="utf-8")
 
 
+def test_jobs_are_deployed_after_the_notebooks_before_the_tests_and_a_smoke_test_is_optional():
+    template = load("cd-stage.yml")
+    parameters = {p["name"]: p for p in template["parameters"]}
+    assert parameters["smokeTestJob"] == {"name": "smokeTestJob", "type": "string", "default": ""}
+    stage = template["stages"][0]
+    assert {"name": "smokeTestJob", "value": "${{ parameters.smokeTestJob }}"} in stage["variables"]
+    steps = stage["jobs"][0]["strategy"]["runOnce"]["deploy"]["steps"]
+    names = [s.get("parameters", {}).get("displayName") or s.get("displayName") for s in steps]
+    assert names.index("Deploy notebooks") < names.index("Deploy jobs") < names.index("Run the test notebooks")
+    deploy = steps[names.index("Deploy jobs")]
+    assert deploy["template"] == "cd-databricks-step.yml" and "deploy_jobs.py" in deploy["parameters"]["script"]
+    assert "--prune" in deploy["parameters"]["script"]
+    smoke = steps[names.index("Run the smoke test job")]
+    assert names.index("Run the smoke test job") == len(names) - 1
+    assert 'run_job.py "$SMOKETESTJOB"' in smoke["parameters"]["script"]
+    assert smoke["parameters"]["condition"] == "and(succeeded(), ne(coalesce(variables['smokeTestJob'], ''), ''))"
+
+
 def test_secrets_reach_steps_only_through_env_mappings():
     for name in ("cd-stage.yml", "cd-databricks-step.yml"):
         document = load(name)

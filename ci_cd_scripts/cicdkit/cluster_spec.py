@@ -87,3 +87,16 @@ def with_init_script(details: Mapping[str, Any], entry: Mapping[str, Any]) -> tu
         return spec, False
     spec["init_scripts"] = scripts + [dict(entry)]
     return spec, True
+
+
+def without_init_script(details: Mapping[str, Any], path: str) -> tuple[dict[str, Any], bool]:
+    """The full edit spec with every init_scripts entry whose destination is `path` removed (the others kept in
+    their order), and whether one was there."""
+    spec = editable_spec(details)
+    scripts = list(spec.get("init_scripts") or [])
+    target = _destination({"workspace" if not path.startswith("/Volumes/") else "volumes": {"destination": path}})
+    kept = [entry for entry in scripts if _destination(entry) != target]
+    if len(kept) == len(scripts):
+        return spec, False
+    spec["init_scripts"] = kept
+    return spec, True

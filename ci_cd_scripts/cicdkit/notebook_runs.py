@@ -268,7 +268,7 @@ def _run_one(
         if not seen.get("page") and run.get("run_page_url"):
             seen["page"] = True
             on_event(Event("page", notebook, str(run["run_page_url"]), run))
-        state = _state_label(run)
+        state = state_label(run)
         if state != seen.get("state"):
             seen["state"] = state
             on_event(Event("state", notebook, state, run))
@@ -284,23 +284,23 @@ def _run_one(
         on_event(
             Event("timeout", notebook, "the --timeout passed: cancelling" if timed_out else "interrupted: cancelling")
         )
-        last = _cancel_and_settle(client, run_id)
+        last = cancel_and_settle(client, run_id)
     except CICDError as error:
         # The run's state cannot be read (the workspace refuses runs/get): cancel it rather than leave it running.
-        settled = _cancel_and_settle(client, run_id)
+        settled = cancel_and_settle(client, run_id)
         return record(settled, error=f"cannot follow run {run_id}: {error.one_line()}")
     if last is None:
         return record(None, timed_out=timed_out, error=f"run {run_id} could not be read after cancelling it")
     observe_final = dict(last)
-    if _state_label(observe_final) != seen.get("state"):
-        seen["state"] = _state_label(observe_final)
+    if state_label(observe_final) != seen.get("state"):
+        seen["state"] = state_label(observe_final)
         on_event(Event("state", notebook, seen["state"], observe_final))
-    output, output_error = _task_output(client, observe_final)
+    output, output_error = task_output(client, observe_final)
     result = record(observe_final, output, timed_out=timed_out, error=output_error)
     return result
 
 
-def _cancel_and_settle(client: Any, run_id: int) -> dict[str, Any] | None:
+def cancel_and_settle(client: Any, run_id: int) -> dict[str, Any] | None:
     """Cancel the run and wait (briefly, within the client's step deadline) for it to end; the last state read."""
     try:
         client.jobs.cancel_run(run_id)
@@ -312,18 +312,21 @@ def _cancel_and_settle(client: Any, run_id: int) -> dict[str, Any] | None:
             return None
 
 
-def _task_output(client: Any, run: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """``runs/get-output`` of the run's task (never the parent's: the service refuses that for task runs)."""
+def task_output(client: Any, run: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """``runs/get-output`` of one task run (never the parent's: the service refuses that for task runs): the first
+    task that did not succeed, else the last (for a one-task run, its task); and why it could not be read."""
     tasks = [task for task in run.get("tasks") or [] if isinstance(task, Mapping) and task.get("run_id")]
     if not tasks:
         return None, None
+    failed = [task for task in tasks if (task.get("state") or {}).get("result_state") != "SUCCESS"]
+    task = failed[0] if failed else tasks[-1]
     try:
-        return client.jobs.get_output(int(tasks[0]["run_id"])), None
+        return client.jobs.get_output(int(task["run_id"])), None
     except CICDError as error:
-        return None, f"cannot read the output of task run {tasks[0]['run_id']}: {error.one_line()}"
+        return None, f"cannot read the output of task run {task['run_id']}: {error.one_line()}"
 
 
-def _state_label(run: Mapping[str, Any]) -> str:
+def state_label(run: Mapping[str, Any]) -> str:
     state = run.get("state") if isinstance(run.get("state"), Mapping) else {}
     return (
         " ".join(str(part) for part in (state.get("life_cycle_state"), state.get("result_state")) if part) or "UNKNOWN"

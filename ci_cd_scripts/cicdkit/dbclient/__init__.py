@@ -81,6 +81,7 @@ from .api import (
     Files,
     Jobs,
     Libraries,
+    Permissions,
     Workspace,
 )
 from .auth import (
@@ -134,6 +135,7 @@ __all__ = [
     "Files",
     "Jobs",
     "Libraries",
+    "Permissions",
     "PatAuth",
     "RateLimiter",
     "RemotePath",

@@ -3,7 +3,8 @@
 Owns small typed helpers over `Transport.request`/`get`/`post`/`poll`, each saying which of its POSTs are
 idempotent (and so retried): `Workspace` (Workspace API 2.0), `Dbfs` (DBFS API 2.0, streamed uploads), `Files`
 (Files API 2.0 for /Volumes and workspace files), `Clusters` (Clusters API 2.0 and a deadline-bounded wait for a
-state), `Libraries` (Libraries API 2.0) and `Jobs` (Jobs API 2.1 one-off runs). It does not send, retry or time out
+state), `Libraries` (Libraries API 2.0), `Jobs` (Jobs API 2.1 one-off runs; Jobs API 2.2 jobs: list, get,
+create, reset, delete, run-now) and `Permissions` (Permissions API 2.0). It does not send, retry or time out
 anything itself (`transport.py`, `retry.py`), nor decide what to deploy (the steps and their modules do).
 """
 
@@ -17,7 +18,7 @@ from typing import IO, Any
 
 from ..errors import ConnectionFailed
 from .auth import Auth
-from .transport import Transport
+from .transport import Transport, _json
 
 
 class Client(Transport):
@@ -32,6 +33,7 @@ class Client(Transport):
         self.clusters = Clusters(self)
         self.libraries = Libraries(self)
         self.jobs = Jobs(self)
+        self.permissions = Permissions(self)
 
 
 class _Family:
@@ -223,6 +225,10 @@ class Files(_Family):
     def delete(self, path: str) -> None:
         self._client.request("DELETE", self._url("files", path))
 
+    def delete_directory(self, path: str) -> None:
+        """Delete an empty directory (the service refuses one that is not empty: DIRECTORY_NOT_EMPTY)."""
+        self._client.request("DELETE", self._url("directories", path))
+
 
 class Clusters(_Family):
     """Clusters API 2.0: read, start, restart, edit, and wait for a state under a deadline."""
@@ -310,7 +316,54 @@ RUN_TERMINAL_STATES = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 
 
 class Jobs(_Family):
-    """Jobs API 2.1: one-off runs (``runs/submit`` with an idempotency token), their state and output."""
+    """Jobs API 2.1: one-off runs (``runs/submit`` with an idempotency token), their state and output; Jobs API
+    2.2: the jobs themselves (list, get, create, reset, delete) and ``run-now``."""
+
+    def list_jobs(self, *, name: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every job (``job_id``, ``settings`` without tasks: ``expand_tasks=false``), all pages, 100 a page;
+        `name` filters on the exact name, case-insensitively (the service's filter)."""
+        token = None
+        while True:
+            params = {"limit": 100, "expand_tasks": "false", "page_token": token, "name": name}
+            answer = self._client.get("/api/2.2/jobs/list", {k: v for k, v in params.items() if v is not None})
+            yield from answer.get("jobs") or []
+            token = answer.get("next_page_token")
+            if not token or not answer.get("has_more", True):
+                return
+
+    def get_job(self, job_id: int) -> dict[str, Any]:
+        """The job with all its settings: Jobs 2.2 pages ``tasks`` and ``job_clusters`` (100 a page); merged here."""
+        job = self._client.get("/api/2.2/jobs/get", {"job_id": job_id})
+        token = job.pop("next_page_token", None)
+        while token:
+            page = self._client.get("/api/2.2/jobs/get", {"job_id": job_id, "page_token": token})
+            for key in ("tasks", "job_clusters", "parameters", "environments"):
+                if (page.get("settings") or {}).get(key):
+                    job["settings"].setdefault(key, []).extend(page["settings"][key])
+            token = page.get("next_page_token")
+        return job
+
+    def create(self, settings: Mapping[str, Any]) -> int:
+        """Create a job; returns its job_id. Not retried after a lost answer (a repeat would make a second job):
+        the caller finds the job by its identity on the next run."""
+        return int(self._client.post("/api/2.2/jobs/create", dict(settings))["job_id"])
+
+    def reset(self, job_id: int, settings: Mapping[str, Any]) -> None:
+        """Replace every setting of the job (omitted fields go back to their defaults)."""
+        self._client.post("/api/2.2/jobs/reset", {"job_id": job_id, "new_settings": dict(settings)}, idempotent=True)
+
+    def delete(self, job_id: int) -> None:
+        self._client.post("/api/2.2/jobs/delete", {"job_id": job_id}, idempotent=True)
+
+    def run_now(
+        self, job_id: int, *, job_parameters: Mapping[str, str] | None = None, idempotency_token: str | None = None
+    ) -> int:
+        """Start a run of the job; returns its run_id. The idempotency token (a fresh one unless given) makes a
+        retried call answer the same run."""
+        body: dict[str, Any] = {"job_id": job_id, "idempotency_token": idempotency_token or uuid.uuid4().hex}
+        if job_parameters:
+            body["job_parameters"] = dict(job_parameters)
+        return int(self._client.post("/api/2.2/jobs/run-now", body, idempotent=True)["run_id"])
 
     def submit(self, spec: Mapping[str, Any], *, idempotency_token: str | None = None) -> int:
         """Submit a one-time run; returns its run_id. The idempotency token (a fresh one unless given) makes the
@@ -342,3 +395,18 @@ class Jobs(_Family):
             describe=lambda run: (run.get("state") or {}).get("life_cycle_state", "UNKNOWN"),
             on_poll=on_poll,
         )
+
+
+class Permissions(_Family):
+    """Permissions API 2.0 of an object (``jobs``, ``clusters``, ...): read, and replace the direct permissions."""
+
+    def get(self, object_type: str, object_id: str | int) -> dict[str, Any]:
+        """``{"object_id", "object_type", "access_control_list": [{<principal>, "all_permissions": [...]}]}``."""
+        return self._client.get(f"/api/2.0/permissions/{object_type}/{object_id}")
+
+    def set(
+        self, object_type: str, object_id: str | int, access_control_list: list[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Replace the direct permissions (PUT: idempotent, retried); returns the new permissions."""
+        body = {"access_control_list": [dict(entry) for entry in access_control_list]}
+        return _json(self._client.request("PUT", f"/api/2.0/permissions/{object_type}/{object_id}", body=body))

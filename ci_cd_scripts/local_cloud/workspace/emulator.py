@@ -2,10 +2,11 @@
 
 Served under every API-version prefix real clients use (README, "Local workspace"):
 Workspace 2.0, DBFS 2.0, Files 2.0 (/Volumes and /Workspace, fs/endpoints discovery), Clusters 2.0+2.1,
-Libraries 2.0, Jobs 2.0/2.1/2.2, SCIM Me, /.well-known/databricks-config, and the workspace-files import-file/read endpoints
-of the new Databricks CLI, plus Entra ID bearer tokens for service principals. Submitted runs of Python
-notebooks, Python files and wheel entry points execute locally in a subprocess (runner.py)
-with the cluster's installed wheels importable, a dbutils shim and a lazy local `spark`.
+Libraries 2.0, Jobs 2.0/2.1/2.2, Permissions 2.0 for jobs (permissions.py), SCIM Me,
+/.well-known/databricks-config, and the workspace-files import-file/read endpoints of the new Databricks CLI,
+plus Entra ID bearer tokens for service principals. Submitted runs of Python notebooks, Python files and wheel
+entry points execute locally in a subprocess (runner.py) with the cluster's installed wheels importable, a dbutils
+shim and a lazy local `spark`.
 
 Code layout: `Emulator` composes `WorkspaceState` (state.py: stores, clock, persistence) with one mixin per
 API family — workspace_api.py (Workspace), files.py (DBFS, Files), compute.py (Clusters, Libraries),
@@ -35,7 +36,8 @@ NOT implemented (documented behaviours this emulator does not model):
     are checked for existence, not installed; all-cluster libraries.
   - Jobs: schedules, triggers, queueing, max_concurrent_runs, retries, repair, runs/cancel-all, export,
     for_each/condition/sql/dbt/pipeline/jar/spark_submit tasks (they end FAILED), job clusters
-    (tasks run on an ephemeral local environment), git_source, permissions, job-level environments,
+    (tasks run locally with the job cluster's spec), git_source, job-level environments, permissions of
+    objects other than jobs,
     notebook `%pip`/`%run`/`%sql` magics (magic lines are comments), dbutils beyond notebook.exit and
     widgets (fs, secrets, notebook.run raise NotImplementedError); runs expiring after 60 days; 2.2 pagination
     applies to tasks and job_clusters only; restart of a TERMINATED cluster answers INVALID_STATE (no knob);
@@ -50,7 +52,7 @@ NOT implemented (documented behaviours this emulator does not model):
 from __future__ import annotations
 
 # identity and jobs hold only endpoints: importing them registers those in wire.ROUTES.
-from . import identity, jobs  # noqa: F401
+from . import identity, jobs, permissions  # noqa: F401
 from .compute import _Clusters
 from .files import _Files
 from .job_runs import _Runs
@@ -80,6 +82,9 @@ class Emulator(WorkspaceState, _Workspace, _Files, _Clusters, _Runs):
         if service_path.startswith("workspace-files/") and version == "2.0":
             with self.lock:
                 return self.workspace_files_api(request, service_path[len("workspace-files/") :])
+        if service_path.startswith("permissions/") and version == "2.0":
+            with self.lock:
+                return permissions.permissions_api(self, request, service_path[len("permissions/") :])
         entry = ROUTES.get((request.method, service_path))
         if entry is None or version not in entry[0]:
             if request.method == "HEAD" and (("GET", service_path) in ROUTES):

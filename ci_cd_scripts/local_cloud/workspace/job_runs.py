@@ -128,6 +128,46 @@ class _Runs(EmulatorProtocol):
         thread.start()
         return run
 
+    def start_job_run(self, job: dict, params: dict) -> dict:
+        """A JOB_RUN of `job` (run-now, a run_job_task): job parameters over their defaults; a task on a job
+        cluster runs locally with that cluster's spec (its env vars and runtime version)."""
+        settings = job["settings"]
+        defaults = {p["name"]: p.get("default") for p in settings.get("parameters") or [] if "name" in p}
+        params = dict(params, job_parameters={**defaults, **(params.get("job_parameters") or {})})
+        spec = {k: v for k, v in settings.items() if k in TASK_TYPES + ("existing_cluster_id", "new_cluster")}
+        spec.update({k: settings[k] for k in ("libraries", "timeout_seconds") if k in settings})
+        clusters = {c.get("job_cluster_key"): c.get("new_cluster") or {} for c in settings.get("job_clusters") or []}
+        if settings.get("tasks") is not None:
+            spec["tasks"] = [
+                dict(t, _cluster_spec=clusters[t["job_cluster_key"]]) if t.get("job_cluster_key") in clusters else t
+                for t in settings["tasks"]
+            ]
+        name = str(settings.get("name", "Untitled"))
+        return self.new_run(spec, run_type="JOB_RUN", run_name=name, job_id=job["job_id"], params=params)
+
+    def _run_job_task(self, parent: dict, task: dict) -> Outcome:
+        """A run_job_task: run the referenced job and wait for it (the task ends as that run ends)."""
+        spec = task.get("run_job_task") or {}
+        with self.lock:
+            job = self.jobs.get(int(spec["job_id"])) if str(spec.get("job_id", "")).isdigit() else None
+            if job is None:
+                return Outcome("FAILED", error=f"Job {spec.get('job_id')} does not exist.")
+            child = self.start_job_run(job, {"job_parameters": spec.get("job_parameters") or {}})
+            task["run_job_output"] = {"run_id": child["run_id"]}
+            timeout = float(task.get("_timeout") or parent.get("_timeout") or self.run_timeout)
+            ended = self.wait_until(
+                lambda: parent["_cancel"] or child["state"]["life_cycle_state"] in TERMINAL_LIFE_CYCLES,
+                time.time() + timeout,
+            )
+            if not ended or parent["_cancel"]:
+                self.cancel_run(child)
+                if parent["_cancel"]:
+                    return Outcome("CANCELED", state_message="Run was cancelled")
+                return Outcome("TIMEDOUT", error=f"Run timed out after {timeout:g} seconds.")
+            result = child["state"].get("result_state") or "FAILED"
+            error = None if result == "SUCCESS" else f"Job run {child['run_id']} of job {job['job_id']} ended {result}."
+            return Outcome(result, error=error, state_message=error or "")
+
     def after_load(self) -> None:
         for run in self.runs.values():
             if run["state"]["life_cycle_state"] not in TERMINAL_LIFE_CYCLES:
@@ -338,6 +378,8 @@ class _Runs(EmulatorProtocol):
             self.scripted[script_key(path)] = outcome
 
     def _run_task(self, parent: dict, task: dict) -> Outcome:
+        if "run_job_task" in task:
+            return self._run_job_task(parent, task)
         with self.lock:
             scripted = self.scripted_outcome(task)
             if scripted is not None:
@@ -381,7 +423,7 @@ class _Runs(EmulatorProtocol):
                         )
                     wheels.append((posixpath.basename(str(library["whl"])), content))
             cluster = self.clusters.get(cluster_id) if cluster_id else None
-            cluster_spec = cluster or task.get("new_cluster") or {}
+            cluster_spec = cluster or task.get("new_cluster") or task.get("_cluster_spec") or {}
             params = dict((task.get("notebook_task") or {}).get("base_parameters") or {})
             params.update(parent.get("_params", {}).get("job_parameters") or {})
             params.update(parent.get("_params", {}).get("notebook_params") or {})

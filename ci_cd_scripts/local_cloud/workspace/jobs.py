@@ -214,11 +214,21 @@ def _job_settings(settings: Any) -> dict:
         if settings.get("tasks") is not None or not any(k in settings for k in TASK_TYPES)
         else "SINGLE_TASK"
     )
+    run_as = settings.get("run_as")
+    if run_as is not None:
+        names = [run_as.get(k) for k in ("user_name", "service_principal_name")] if isinstance(run_as, dict) else []
+        if sum(bool(n) for n in names) != 1:
+            raise invalid("run_as must name exactly one of user_name or service_principal_name.")
     return settings
 
 
+def _run_as_name(settings: dict) -> str:
+    run_as = settings.get("run_as") or {}
+    return str(run_as.get("user_name") or run_as.get("service_principal_name") or USER_NAME)
+
+
 def _job_view(job: dict, version: str, page_token: Any = None, expand_tasks: bool = True) -> dict:
-    view = json.loads(json.dumps(job))
+    view = json.loads(json.dumps({k: v for k, v in job.items() if not k.startswith("_")}))
     settings = view["settings"]
     if not expand_tasks:
         settings.pop("tasks", None)
@@ -242,9 +252,10 @@ def jobs_create(emu: _Runs, request: Request) -> Response:
     emu.jobs[job_id] = {
         "job_id": job_id,
         "creator_user_name": USER_NAME,
-        "run_as_user_name": USER_NAME,
+        "run_as_user_name": _run_as_name(settings),
         "created_time": now_ms(),
         "settings": settings,
+        "_acl": [{"user_name": USER_NAME, "permission_level": "IS_OWNER"}],
     }
     emu.mark_dirty()
     return ok({"job_id": job_id})
@@ -260,6 +271,7 @@ def jobs_get(emu: _Runs, request: Request) -> Response:
 def jobs_reset(emu: _Runs, request: Request) -> Response:
     job = _get_job(emu, request.required("job_id"))
     job["settings"] = _job_settings(request.required("new_settings"))
+    job["run_as_user_name"] = _run_as_name(job["settings"])
     emu.mark_dirty()
     return ok()
 
@@ -288,6 +300,7 @@ def jobs_update(emu: _Runs, request: Request) -> Response:
         else:
             settings[key] = value
     job["settings"] = _job_settings(settings)
+    job["run_as_user_name"] = _run_as_name(job["settings"])
     emu.mark_dirty()
     return ok()
 
@@ -330,27 +343,17 @@ def jobs_run_now(emu: _Runs, request: Request) -> Response:
     token, existing = _idempotent(emu, request)
     if existing is not None and existing in emu.runs:
         return ok({"run_id": existing, "number_in_job": existing})
-    settings = job["settings"]
-    defaults = {
-        p["name"]: p.get("default") for p in settings.get("parameters") or [] if isinstance(p, dict) and "name" in p
-    }
-    defaults.update(request.param("job_parameters") or {})
+    tasks = job["settings"].get("tasks")
+    if tasks is not None:
+        _check_clusters(emu, tasks)
     params = {
         "notebook_params": request.param("notebook_params") or {},
         "python_params": request.param("python_params") or [],
-        "job_parameters": defaults,
+        "job_parameters": request.param("job_parameters") or {},
     }
-    tasks = settings.get("tasks")
-    if tasks is not None:
-        _check_clusters(emu, tasks)
-    spec = {
-        k: v
-        for k, v in settings.items()
-        if k in TASK_TYPES + ("tasks", "existing_cluster_id", "new_cluster", "libraries", "timeout_seconds")
-    }
-    run = emu.new_run(
-        spec, run_type="JOB_RUN", run_name=str(settings.get("name", "Untitled")), job_id=job["job_id"], params=params
-    )
+    if not all(isinstance(params[k], t) for k, t in (("notebook_params", dict), ("job_parameters", dict))):
+        raise invalid("notebook_params and job_parameters must be objects.")
+    run = emu.start_job_run(job, params)
     if token is not None:
         emu.idempotency[token] = run["run_id"]
     return ok({"run_id": run["run_id"], "number_in_job": run["number_in_job"]})
