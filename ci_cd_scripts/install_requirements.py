@@ -60,6 +60,8 @@ _FOR_REQUIREMENT = [
     re.compile(r"Failed building wheel for (?P<req>\S+)"),
 ]
 _CANNOT_INSTALL = re.compile(r"Cannot install (?P<reqs>.+?) because")
+# pip 24+ quotes a line it cannot parse without naming its file: found by its text.
+_INVALID_LINE = re.compile(r"Invalid requirement: '(?P<text>[^']+)'")
 
 
 def canonical(name: str) -> str:
@@ -114,6 +116,11 @@ def locate_failure(pip_output: list[str], files: list[Path]) -> tuple[str, list[
                 place = _describe(match.group("file"), int(match.group("line")))
                 if place not in places:
                     places.append(place)
+    unparsable = {match.group("text").strip() for line in errors for match in _INVALID_LINE.finditer(line)}
+    if unparsable and not places:
+        for requirement in requirement_lines(files):
+            if requirement.text.strip() in unparsable:
+                places.append(f"{requirement.file} line {requirement.line}: {redact(requirement.text)}")
     if not places:
         wanted = set()
         for line in errors:
