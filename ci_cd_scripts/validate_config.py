@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings = [*loaded.warnings, *sync_warnings]
     for warning in warnings:
         # stderr in a pipeline too: with --output json, stdout is the document and nothing else.
-        ado.log_issue("warning", warning, stream=sys.stderr)
+        cli.log_warning(warning, stream=sys.stderr)
     if args.strict and warnings:
         count = len(warnings)
         raise ConfigError(

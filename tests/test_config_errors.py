@@ -331,13 +331,6 @@ CASES = [
         {},
         "databricks.yml is empty: it holds no settings (write at least bundle: {name: <name>}",
     ),
-    (
-        "typed-field",
-        {"config.json": {"variables": {"n": {"default": "many"}}, "presets": {"jobs_max_concurrent_runs": "${var.n}"}}},
-        [],
-        {},
-        "presets.jobs_max_concurrent_runs: cannot parse 'many' as an integer",
-    ),
 ]
 
 

@@ -530,8 +530,14 @@ def test_coercion_into_typed_fields_keeps_variable_string(tmp_path):
     assert task["new_cluster"]["num_workers"] == 2 and task["retry_on_timeout"] is True
     assert cfg.tree["resources"]["jobs"]["j"]["max_concurrent_runs"] == 7
     assert cfg.tree["variables"]["workers"]["value"] == "2"
-    message = error(tmp_path / "bad", files, variables=["workers=many", "retry=true"])
-    assert "num_workers: cannot parse 'many' as an integer" in message
+    # As the reference does: a warning at the file and line of the reference, and the value dropped.
+    bad = load(tmp_path / "bad", files, variables=["workers=many", "retry=true"])
+    assert "num_workers" not in bad.tree["resources"]["jobs"]["j"]["tasks"][0]["new_cluster"]
+    assert any(
+        w.endswith('cannot parse "many" as an integer (at resources.jobs.j.tasks[0].new_cluster.num_workers)')
+        and w.startswith(f"{tmp_path / 'bad' / 'databricks.yml'}:10:38: ")
+        for w in bad.warnings
+    ), bad.warnings
 
 
 # -------------------------------------------------------------------------------------- references
@@ -976,7 +982,7 @@ def test_validate_text_and_strict(tmp_path):
     write(tmp_path, {"config.json": {"bundle": {"name": "b"}, "oops": 1}})
     text = run_script("validate_config.py", "--config", tmp_path / "config.json", "--current-user", USER)
     assert text.returncode == 0 and "Name: b" in text.stdout and "Found 1 warning" in text.stdout
-    assert "warning: unknown field: oops" in text.stderr
+    assert f"warning: {tmp_path / 'config.json'}:1:27: unknown field: oops" in text.stderr
     strict = run_script("validate_config.py", "--config", tmp_path, "--current-user", USER, "--strict")
     assert strict.returncode == 2 and "1 warning was found. Warnings are not allowed in strict mode" in strict.stderr
 

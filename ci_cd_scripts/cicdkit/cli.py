@@ -25,7 +25,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from . import ado
 from .errors import CICDError, UsageError
@@ -208,6 +208,17 @@ def load_config(args: argparse.Namespace, current_user: str | Mapping | None = N
         variables=getattr(args, "var", None) or (),
         current_user=current_user,
     )
+
+
+def log_warning(warning: str, *, stream: TextIO | None = None) -> None:
+    """One config warning as ``task.logissue``: a diagnostic with a place (`config_located.Diagnostic`) names its
+    file, line and column (``sourcepath``/``linenumber``/``columnnumber``); other warnings are the text alone."""
+    location = getattr(warning, "location", None)
+    if location is None:
+        ado.log_issue("warning", warning, stream=stream)
+        return
+    message = f"{warning.summary} (at {warning.path})" if warning.path else warning.summary
+    ado.log_issue("warning", message, location.file, location.line, column=location.column, stream=stream)
 
 
 def add_current_user_arg(parser: argparse.ArgumentParser) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config_resources as resources_
-from . import config_sync
+from . import config_sync, config_types
 from .config_files import (
     INCLUDE_SUFFIXES,
     MAX_DEPTH,
@@ -79,33 +79,9 @@ DEPLOY_KEYS = {
     "timeout_seconds": int,
     "rate_limits": dict,
 }
-# Typed fields: a string from a pure ${...} reference (e.g. a --var) is converted to the field's type.
+# Our own deploy section's numbers: a string from a pure ${...} reference (e.g. a --var) becomes an int. The bundle's
+# own fields are typed by `config_types` from the schema.
 TYPED_FIELDS = {
-    "presets.jobs_max_concurrent_runs": int,
-    "presets.pipelines_development": bool,
-    "presets.source_linked_deployment": bool,
-    "bundle.deployment.lock.enabled": bool,
-    "bundle.deployment.fail_on_active_runs": bool,
-    "resources.jobs.*.max_concurrent_runs": int,
-    "resources.jobs.*.timeout_seconds": int,
-    "resources.jobs.*.tasks[].timeout_seconds": int,
-    "resources.jobs.*.tasks[].max_retries": int,
-    "resources.jobs.*.tasks[].min_retry_interval_millis": int,
-    "resources.jobs.*.tasks[].retry_on_timeout": bool,
-    "resources.jobs.*.tasks[].new_cluster.num_workers": int,
-    "resources.jobs.*.tasks[].new_cluster.autoscale.min_workers": int,
-    "resources.jobs.*.tasks[].new_cluster.autoscale.max_workers": int,
-    "resources.jobs.*.job_clusters[].new_cluster.num_workers": int,
-    "resources.jobs.*.job_clusters[].new_cluster.autoscale.min_workers": int,
-    "resources.jobs.*.job_clusters[].new_cluster.autoscale.max_workers": int,
-    "resources.jobs.*.queue.enabled": bool,
-    "resources.pipelines.*.development": bool,
-    "resources.pipelines.*.continuous": bool,
-    "resources.pipelines.*.photon": bool,
-    "resources.pipelines.*.serverless": bool,
-    "resources.pipelines.*.clusters[].num_workers": int,
-    "resources.clusters.*.num_workers": int,
-    "resources.clusters.*.autotermination_minutes": int,
     "deploy.concurrency": int,
     "deploy.timeout_seconds": int,
 }
@@ -199,6 +175,9 @@ def load(
         computed,
         unknown_user=user is None,
     ).run(warnings)
+    # Typed like the schema once references are resolved (README "Configuration", **Types**); resources later.
+    tree = config_types.normalise(tree, warnings, sections=[key for key in tree if key != "resources"])
+    bundle, workspace = tree.setdefault("bundle", {}), tree.setdefault("workspace", {})
 
     mode = bundle.get("mode")
     if mode is not None and mode not in resources_.MODES:
@@ -218,7 +197,10 @@ def load(
         resources_.apply_presets(resources, tree.get("presets") or {})
     elif (tree.get("presets") or {}).get("trigger_pause_status") not in (None, *resources_.PAUSE_STATUSES):
         raise ConfigError("Invalid value for trigger_pause_status, should be PAUSED or UNPAUSED")
+    computed = _computed(tree)
     Resolver(tree, prefixes, lambda p: p[:1] == ("resources",), computed, unknown_user=user is None).run(warnings)
+    tree = config_types.normalise(tree, warnings, sections=("resources",))
+    resources = tree.get("resources")
 
     if isinstance(resources, dict):
         apply_keyed_merges(resources)

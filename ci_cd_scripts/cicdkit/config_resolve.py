@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .config_located import located
 from .errors import ConfigError
 
 _SEGMENT = r"[^\W\d_]+(?:[-_]*[^\W_]+)*"
@@ -216,8 +217,9 @@ class Resolver:
                 if error.hint is None and error.message.startswith("cannot interpolate"):
                     error.hint = f"at {where}"
                 raise
-            if value != text or type(value) is not str:
-                set_path(self.tree, path, value)
+            if value != text or not isinstance(value, str):
+                # A value put in by a reference stands where the reference was written (for diagnostics).
+                set_path(self.tree, path, located(value, text))
                 changed = True
         return changed
 

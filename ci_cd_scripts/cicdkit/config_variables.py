@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .config_files import read_overrides
+from .config_located import Diagnostic, location_of
 from .config_resolve import REFERENCE
 from .errors import ConfigError
 
@@ -117,12 +118,16 @@ def normalise_variables(declared: dict, warnings: list[str]) -> None:
         declared[name] = declared[name] or {}
         for key in list(declared[name]):
             if key not in VARIABLE_KEYS:
-                warnings.append(f"unknown field: {key} (in variables.{name})")
+                warnings.append(Diagnostic(f"unknown field: {key}", f"variables.{name}", location_of(key)))
                 del declared[name][key]
         kind = declared[name].get("type")
         if kind is not None and kind != "complex":
             warnings.append(
-                f'invalid value "{kind}" for enum field. Valid values are [complex] (variables.{name}.type)'
+                Diagnostic(
+                    f'invalid value "{kind}" for enum field. Valid values are [complex]',
+                    f"variables.{name}.type",
+                    location_of(kind),
+                )
             )
         lookup = declared[name].get("lookup")
         if lookup is not None and (not isinstance(lookup, dict) or not set(lookup) <= set(LOOKUP_KINDS)):
