@@ -10,7 +10,8 @@ with the cluster's installed wheels importable, a dbutils shim and a lazy local 
 Code layout: `Emulator` composes `WorkspaceState` (state.py: stores, clock, persistence) with one mixin per
 API family — workspace_api.py (Workspace), files.py (DBFS, Files), compute.py (Clusters, Libraries),
 job_runs.py (runs and their execution; the Jobs endpoints are jobs.py, the run state machine run_state.py) —
-plus identity.py (SCIM Me), and dispatches each /api/ request through the route registry (wire.py). No HTTP
+plus identity.py (SCIM Me) and lookups.py (policies, pools, warehouses, service principals... created and
+listed), and dispatches each /api/ request through the route registry (wire.py). No HTTP
 here: server.py serves it (auth, faults, limits, request log, admin); runner.py is the run subprocess; the
 command line is ci_cd_scripts/local_workspace.py.
 
@@ -49,8 +50,8 @@ NOT implemented (documented behaviours this emulator does not model):
 
 from __future__ import annotations
 
-# identity and jobs hold only endpoints: importing them registers those in wire.ROUTES.
-from . import identity, jobs  # noqa: F401
+# identity, jobs and lookups hold only endpoints: importing them registers those in wire.ROUTES.
+from . import identity, jobs, lookups  # noqa: F401
 from .compute import _Clusters
 from .files import _Files
 from .job_runs import _Runs
