@@ -406,9 +406,18 @@ def test_target_default_replaces_lookup_and_lookup_replaces_default(tmp_path):
     assert variables["b"] == {"lookup": {"warehouse": "wh"}, "value": "id-1"}
 
 
-def test_lookup_without_value_is_not_supported(tmp_path):
-    message = error(tmp_path, {"databricks.yml": "variables: {c: {lookup: {cluster: shared}}}\n"})
-    assert "variable c is resolved by a lookup" in message and "--var c=" in message
+def test_lookup_without_a_workspace_stays_a_placeholder_with_a_warning(tmp_path):
+    files = {
+        "databricks.yml": """
+        variables: {c: {lookup: {cluster: shared}}}
+        resources: {jobs: {j: {name: j, tasks: [{task_key: a, existing_cluster_id: "${var.c}"}]}}}
+        """
+    }
+    cfg = load(tmp_path, files)
+    assert cfg.unresolved_lookups == ["c"] and "value" not in cfg.tree["variables"]["c"]
+    assert cfg.tree["resources"]["jobs"]["j"]["tasks"][0]["existing_cluster_id"] == "${var.c}"
+    (warning,) = [w for w in cfg.warnings if "lookup" in w]
+    assert warning.location.line == 2 and "lookup variable c (cluster: shared) is not resolved" in warning
 
 
 def test_lookup_referencing_lookup(tmp_path):

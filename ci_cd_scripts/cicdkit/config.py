@@ -25,7 +25,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ from .config_files import (
     load_files,
     read_file,
 )
+from .config_located import Diagnostic, location_of
+from .config_lookups import describe
 from .config_merge import apply_keyed_merges
 from .config_merge import kind as _kind
 from .config_resolve import Resolver, Unresolvable
@@ -105,6 +107,7 @@ class Config:
     host: str | None = None
     current_user: dict | None = None
     sync_root: Path = Path(".")
+    unresolved_lookups: list[str] = field(default_factory=list)  # lookup variables nobody could resolve
 
     def sync_files(self) -> tuple[list[str], list[str]]:
         """Files selected for upload (relative to ``sync_root``) and the validate warnings about them."""
@@ -120,11 +123,15 @@ def load(
     variables: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
     current_user: str | Mapping[str, Any] | None = None,
+    lookups: Callable[[str | None, list[tuple[str, str]]], dict[tuple[str, str], str]] | None = None,
 ) -> Config:
     """Load and resolve the configuration for one target. Raises `ConfigError`.
 
     `variables` are ``NAME=VALUE`` strings (as from ``--var``); `current_user` is a userName or a SCIM ``Me``
-    document (None leaves ``${workspace.current_user.*}`` unresolved, with a warning).
+    document (None leaves ``${workspace.current_user.*}`` unresolved, with a warning). `lookups` answers the ids of
+    ``lookup`` variables, given the config's ``workspace.host`` and the distinct ``(kind, name)`` pairs (see
+    `config_lookups.resolve`); None leaves those variables unresolved, with a warning each and their
+    ``${var.<name>}`` references as written.
     """
     environ = os.environ if environ is None else environ
     warnings: list[str] = []
@@ -162,9 +169,25 @@ def load(
     _git_details(bundle, root)
     _check_artifacts(tree.get("artifacts"))
     _default_workspace_paths(workspace, bundle, name, user, warnings)
-    assign_values(
-        tree.get("variables") or {}, environ, root / ".databricks" / "bundle" / name / "variable-overrides.json"
+    host = workspace.get("host") if isinstance(workspace.get("host"), str) else None
+    unresolved = assign_values(
+        tree.get("variables") or {},
+        environ,
+        root / ".databricks" / "bundle" / name / "variable-overrides.json",
+        (lambda pairs: lookups(host, pairs)) if lookups else None,
     )
+    for variable in unresolved:
+        lookup = tree["variables"][variable]["lookup"]
+        (kind, target), *_ = lookup.items()
+        warnings.append(
+            Diagnostic(
+                f"lookup variable {variable} ({describe(kind, str(target))}) is not resolved: no workspace credentials; "
+                f"${{var.{variable}}} is left as written (set DATABRICKS_HOST and DATABRICKS_TOKEN, or --var "
+                f"{variable}=<id>)",
+                f"variables.{variable}.lookup",
+                location_of(next(iter(lookup))),
+            )
+        )
 
     prefixes = ("bundle", "workspace", "var", "variables", "resources")
     computed = _computed(tree)
@@ -174,6 +197,7 @@ def load(
         lambda p: p[:1] != ("resources",) and p[:2] not in auth_paths,
         computed,
         unknown_user=user is None,
+        unresolved=frozenset(unresolved),
     ).run(warnings)
     # Typed like the schema once references are resolved (README "Configuration", **Types**); resources later.
     tree = config_types.normalise(tree, warnings, sections=[key for key in tree if key != "resources"])
@@ -198,7 +222,14 @@ def load(
     elif (tree.get("presets") or {}).get("trigger_pause_status") not in (None, *resources_.PAUSE_STATUSES):
         raise ConfigError("Invalid value for trigger_pause_status, should be PAUSED or UNPAUSED")
     computed = _computed(tree)
-    Resolver(tree, prefixes, lambda p: p[:1] == ("resources",), computed, unknown_user=user is None).run(warnings)
+    Resolver(
+        tree,
+        prefixes,
+        lambda p: p[:1] == ("resources",),
+        computed,
+        unknown_user=user is None,
+        unresolved=frozenset(unresolved),
+    ).run(warnings)
     tree = config_types.normalise(tree, warnings, sections=("resources",))
     resources = tree.get("resources")
 
@@ -224,6 +255,7 @@ def load(
         host=host if isinstance(host, str) and host else None,
         current_user=user,
         sync_root=sync_root,
+        unresolved_lookups=unresolved,
     )
 
 

@@ -170,8 +170,10 @@ class Resolver:
         include: Callable[[tuple], bool],
         computed: Callable[[list], Any] | None = None,
         unknown_user: bool = False,
+        unresolved: frozenset[str] = frozenset(),
     ) -> None:
         self.tree = tree
+        self.unresolved = unresolved  # variables without a value yet (lookups nobody could ask): left literal
         self.prefixes = prefixes
         self.include = include
         self.computed = computed
@@ -254,6 +256,8 @@ class Resolver:
                 raise ConfigError(f"reference does not exist: ${{{key}}}")
             parts = ["variables", parts[1], "value", *parts[2:]]
         if parts[:2] == ["workspace", "current_user"] and self.unknown_user:
+            raise Unresolvable(key)
+        if parts[0] == "variables" and len(parts) > 2 and parts[1] in self.unresolved and parts[2] == "value":
             raise Unresolvable(key)
         if self.computed:
             found = self.computed(parts)
