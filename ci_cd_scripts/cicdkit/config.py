@@ -259,6 +259,12 @@ def load(
     )
 
 
+def target_names(path: str | os.PathLike[str] = "config.json") -> list[str]:
+    """The targets the config defines (root file and includes), in the order written; ``["default"]`` when none."""
+    tree, _ = load_files(find_root_file(path).resolve(), [])
+    return list(tree.get("targets") or tree.get("environments") or {"default": None})
+
+
 def _prepare_sync(tree: dict, root: Path) -> Path:
     sync = tree.setdefault("sync", {}) if tree.get("sync") is None else tree["sync"]
     if sync.get("paths") is None:
@@ -542,6 +548,7 @@ def scalar_text(value: Any) -> str:
 __all__ = [
     "Config",
     "load",
+    "target_names",
     "find_root_file",
     "read_file",
     "select_target",
