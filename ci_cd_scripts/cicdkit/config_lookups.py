@@ -13,24 +13,50 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .config_types import go_quote
 from .errors import ConfigError
 from .pool import run_all
 
-# kind: (label in messages, id field, name field, no match, several matches); {name} is quoted as the reference does.
-KINDS: dict[str, tuple[str, str, str, str, str]] = {
-    "alert": ("alert", "id", "display_name", "ListAlertsResponseAlert named '{name}' does not exist", "there are {n} instances of ListAlertsResponseAlert named '{name}'"),
-    "cluster": ("cluster", "cluster_id", "cluster_name", "cluster named '{name}' does not exist", "there are {n} instances of clusters named '{name}'"),
-    "cluster_policy": ("cluster-policy", "policy_id", "name", "Policy named '{name}' does not exist", "there are {n} instances of Policy named '{name}'"),
-    "dashboard": ("dashboard", "id", "name", "dashboard name '{name}' does not exist", "there are {n} instances of dashboards named '{name}'"),
-    "instance_pool": ("instance-pool", "instance_pool_id", "instance_pool_name", "InstancePoolAndStats named '{name}' does not exist", "there are {n} instances of InstancePoolAndStats named '{name}'"),
-    "job": ("job", "job_id", "settings.name", "BaseJob named '{name}' does not exist", "there are {n} instances of BaseJob named '{name}'"),
-    "metastore": ("metastore", "metastore_id", "name", 'metastore named "{name}" does not exist', 'there are {n} instances of metastores named "{name}"'),
-    "notification_destination": ("notification-destination", "id", "display_name", 'notification destination named "{name}" does not exist', 'there are {n} instances of clusters named "{name}"'),
-    "pipeline": ("pipeline", "pipeline_id", "name", "PipelineStateInfo named '{name}' does not exist", "there are {n} instances of PipelineStateInfo named '{name}'"),
-    "query": ("query", "id", "display_name", "ListQueryObjectsResponseQuery named '{name}' does not exist", "there are {n} instances of ListQueryObjectsResponseQuery named '{name}'"),
-    "service_principal": ("service-principal", "applicationId", "displayName", 'service principal named "{name}" does not exist', 'multiple service principals found with display name "{name}"'),
-    "warehouse": ("warehouse", "id", "name", "EndpointInfo named '{name}' does not exist", "there are {n} instances of EndpointInfo named '{name}'"),
-}  # fmt: skip
+# kind: (label in messages, id field, name field, the Go SDK type its GetByName helper names, or None when the
+# reference words the errors itself: then `_OWN_MESSAGES`).
+KINDS: dict[str, tuple[str, str, str, str | None]] = {
+    "alert": ("alert", "id", "display_name", "ListAlertsResponseAlert"),
+    "cluster": ("cluster", "cluster_id", "cluster_name", None),
+    "cluster_policy": ("cluster-policy", "policy_id", "name", "Policy"),
+    "dashboard": ("dashboard", "id", "name", None),
+    "instance_pool": ("instance-pool", "instance_pool_id", "instance_pool_name", "InstancePoolAndStats"),
+    "job": ("job", "job_id", "settings.name", "BaseJob"),
+    "metastore": ("metastore", "metastore_id", "name", None),
+    "notification_destination": ("notification-destination", "id", "display_name", None),
+    "pipeline": ("pipeline", "pipeline_id", "name", "PipelineStateInfo"),
+    "query": ("query", "id", "display_name", "ListQueryObjectsResponseQuery"),
+    "service_principal": ("service-principal", "applicationId", "displayName", None),
+    "warehouse": ("warehouse", "id", "name", "EndpointInfo"),
+}
+# (no match, several matches) where the reference has its own words; "{q}" is the name quoted as Go's %q does.
+_OWN_MESSAGES = {
+    "cluster": ("cluster named '{name}' does not exist", "there are {n} instances of clusters named '{name}'"),
+    "dashboard": ("dashboard name '{name}' does not exist", "there are {n} instances of dashboards named '{name}'"),
+    "metastore": ("metastore named {q} does not exist", "there are {n} instances of metastores named {q}"),
+    # "clusters" is the reference's own wording for several destinations (resolve_notification_destination.go).
+    "notification_destination": (
+        "notification destination named {q} does not exist",
+        "there are {n} instances of clusters named {q}",
+    ),
+    "service_principal": (
+        "service principal named {q} does not exist",
+        "multiple service principals found with display name {q}",
+    ),
+}
+
+
+def _messages(kind: str) -> tuple[str, str]:
+    sdk_type = KINDS[kind][3]
+    if sdk_type is None:
+        return _OWN_MESSAGES[kind]
+    return f"{sdk_type} named '{{name}}' does not exist", f"there are {{n}} instances of {sdk_type} named '{{name}}'"
+
+
 # The reference lists only clusters users made (not job clusters, which can be thousands).
 _CLUSTER_SOURCES = ("API", "UI")
 
@@ -48,7 +74,7 @@ def _field(item: dict, dotted: str) -> Any:
 
 def _candidates(client: Any, kind: str, names: list[str]) -> dict[str, list[str]]:
     """The ids per wanted name from one kind's list (service principals: one filtered call per name)."""
-    _, id_field, name_field, _, _ = KINDS[kind]
+    _, id_field, name_field, _ = KINDS[kind]
     found: dict[str, list[str]] = {name: [] for name in names}
     if kind == "service_principal":
         items = [
@@ -83,11 +109,11 @@ def resolve(client: Any, wanted: Iterable[tuple[str, str]], *, workers: int = 8)
     )
     resolved: dict[tuple[str, str], str] = {}
     for kind, found in zip(kinds, answers):
-        _, _, _, missing, several = KINDS[kind]
+        missing, several = _messages(kind)
         for name in by_kind[kind]:
             ids = found[name]
             if len(ids) != 1:
-                message = (missing if not ids else several).format(name=name, n=len(ids))
+                message = (missing if not ids else several).format(name=name, n=len(ids), q=go_quote(name))
                 raise ConfigError(
                     f"failed to resolve {describe(kind, name)}, err: {message}",
                     hint="check the name in the variable's lookup, or set the variable with --var NAME=<id>",

@@ -198,45 +198,34 @@ class _Walker:
         return self._mismatch("bool", value, path, at)
 
     def scalar_int(self, value: Any, path: str, at: Location | None) -> Any:
-        if isinstance(value, bool):
-            return self._mismatch("int", value, path, at)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float):
-            if value != int(value):
-                self.warn(f'cannot accurately represent "{value:g}" as integer due to precision loss', path, at)
-                return _DROP
-            return int(value)
-        if isinstance(value, str):
-            if _INT.fullmatch(value) and -_INT64 <= int(value) < _INT64:
-                return int(value)
-            if is_pure_reference(value):
-                return value
-            self.warn(f"cannot parse {go_quote(value)} as an integer", path, at)
-            return _DROP
-        if value is None:
-            return self._null("int", path, at)
-        return self._mismatch("int", value, path, at)
+        return self._number(value, "int", path, at)
 
     def scalar_float(self, value: Any, path: str, at: Location | None) -> Any:
-        if isinstance(value, bool):
-            return self._mismatch("float", value, path, at)
-        if isinstance(value, float):
-            return value
-        if isinstance(value, int):
-            if int(float(value)) != value:
-                self.warn(
-                    f'cannot accurately represent "{value}" as floating point number due to precision loss', path, at
-                )
+        return self._number(value, "float", path, at)
+
+    def _number(self, value: Any, kind_name: str, path: str, at: Location | None) -> Any:
+        integer = kind_name == "int"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                converted = int(value) if integer else float(value)
+            except OverflowError:
+                converted = None
+            if converted != value:  # 1.5 as an int, 2**63+1 as a float
+                shown = f"{value:g}" if integer else str(value)
+                target = "integer" if integer else "floating point number"
+                self.warn(f'cannot accurately represent "{shown}" as {target} due to precision loss', path, at)
                 return _DROP
-            return float(value)
+            return converted
         if isinstance(value, str):
-            if _FLOAT.fullmatch(value) and math.isfinite(float(value)):
+            if integer and _INT.fullmatch(value) and -_INT64 <= int(value) < _INT64:
+                return int(value)
+            if not integer and _FLOAT.fullmatch(value) and math.isfinite(float(value)):
                 return float(value)
             if is_pure_reference(value):
                 return value
-            self.warn(f"cannot parse {go_quote(value)} as a floating point number", path, at)
+            target = "an integer" if integer else "a floating point number"
+            self.warn(f"cannot parse {go_quote(value)} as {target}", path, at)
             return _DROP
         if value is None:
-            return self._null("float", path, at)
-        return self._mismatch("float", value, path, at)
+            return self._null(kind_name, path, at)
+        return self._mismatch(kind_name, value, path, at)
