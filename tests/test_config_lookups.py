@@ -103,6 +103,7 @@ def test_validate_config_resolves_a_cluster_lookup_with_credentials(local_worksp
     result = run_script("validate_config.py", "--config", tmp_path, "--output", "json", "--strict", env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["variables"]["cluster"]["value"] == cluster_id
+    assert WORKSPACE_TOKEN not in result.stdout + result.stderr
     lists = [
         r.path
         for r in local_workspace.requests

@@ -4,8 +4,13 @@ object is created and listed with the SDK call a user makes, and the SDK reads b
 
 from __future__ import annotations
 
-from databricks.sdk.service import compute, iam, settings, sql
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.core import Config
+from databricks.sdk.service import compute, settings, sql
 from test_local_workspace_sdk import assert_every_request_served
+from workspace_fixtures import WORKSPACE_TOKEN
+
+from local_cloud.workspace import server as lw
 
 
 def test_cluster_policies_and_instance_pools(workspace_client, local_workspace):
@@ -70,4 +75,15 @@ def test_clusters_list_names_each_cluster(workspace_client):
     ).response
     names = {c.cluster_name: c.cluster_id for c in workspace_client.clusters.list()}
     assert names["shared-autoscaling"] == created.cluster_id
-    assert iam  # the SCIM types are what service_principals.list yields
+
+
+def test_the_objects_persist_with_the_state_dir(tmp_path):
+    state = tmp_path / "state"
+
+    def client(workspace) -> WorkspaceClient:
+        return WorkspaceClient(config=Config(host=workspace.url, token=WORKSPACE_TOKEN, auth_type="pat"))
+
+    with lw.LocalWorkspace(token=WORKSPACE_TOKEN, state_dir=state, time_scale=0) as workspace:
+        policy = client(workspace).cluster_policies.create(name="kept", definition="{}").policy_id
+    with lw.LocalWorkspace(token=WORKSPACE_TOKEN, state_dir=state, time_scale=0) as workspace:
+        assert [(p.name, p.policy_id) for p in client(workspace).cluster_policies.list()] == [("kept", policy)]
