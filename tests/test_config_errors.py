@@ -129,13 +129,16 @@ CASES = [
         "merge-kinds",
         {
             "config.json": {
-                "resources": {"jobs": {"j": {"git_source": {"a": "b"}}}},
-                "targets": {"t": {"resources": {"jobs": {"j": {"git_source": ["x"]}}}}},
+                # A value of the wrong kind is dropped as the file is read (a warning); a whole-value reference is
+                # kept until it is resolved, so merging a map onto it still fails.
+                "variables": {"g": {"type": "complex", "default": {"git_url": "u", "git_provider": "gitHub"}}},
+                "resources": {"jobs": {"j": {"git_source": "${var.g}"}}},
+                "targets": {"t": {"resources": {"jobs": {"j": {"git_source": {"git_branch": "main"}}}}}},
             }
         },
         [],
         {},
-        "cannot merge map with sequence",
+        "cannot merge string with map",
     ),
     (
         "bad-mode",

@@ -161,3 +161,20 @@ def test_the_generator_reduces_a_schema():
         "T": {"fields": {"child": "T", "mode": "M", "n": "int", "tags": "map:string"}, "required": ["n"]},
     }
     assert "prose" not in json.dumps(table)
+
+
+def test_each_problem_is_reported_once_though_files_are_typed_as_read_and_again_once_resolved(tmp_path):
+    (tmp_path / "databricks.yml").write_text(
+        "bundle: {name: b}\nvariables: {n: {default: many}}\nresources:\n  jobs:\n    j:\n      name: j\n"
+        "      nmae: x\n      description: null\n      timeout_seconds: ${var.n}\n"
+        "targets:\n  dev:\n    resources: {jobs: {j: {tagz: {}}}}\n",
+        encoding="utf-8",
+    )
+    loaded = config.load(tmp_path, current_user="u@example.com", environ={})
+    assert sorted(w.summary for w in loaded.warnings) == [
+        'cannot parse "many" as an integer',
+        "expected a string value, found null",
+        "unknown field: nmae",
+        "unknown field: tagz",
+    ]
+    assert [w.path for w in loaded.warnings if w.summary == "unknown field: tagz"] == ["targets.dev.resources.jobs.j"]

@@ -32,6 +32,7 @@ from .config_located import Diagnostic, Located, Location, located_json, locatio
 from .config_merge import MergeError, merge
 from .config_merge import kind as _kind
 from .config_resolve import REFERENCE
+from .config_types import normalise_file
 from .errors import ConfigError
 
 ROOT_FILE_NAMES = ("config.json", "databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
@@ -516,6 +517,7 @@ def load_files(root_file: Path, warnings: list[str]) -> tuple[dict, list[Path]]:
     tree = read_file(root_file, root=True)
     _check_shapes(tree, root_file, warnings)
     _prepare_file(tree, root_file, root)
+    tree = normalise_file(tree, warnings)
     files = [root_file]
     keys: dict[str, str] = {}
     _resource_keys(tree, root_file, keys)
@@ -529,6 +531,7 @@ def load_files(root_file: Path, warnings: list[str]) -> tuple[dict, list[Path]]:
                 "(Only includes defined in the root file are applied.)"
             )
         _prepare_file(data, include, root)
+        data = normalise_file(data, warnings)
         _resource_keys(data, include, keys)
         try:
             tree = merge(tree, data)

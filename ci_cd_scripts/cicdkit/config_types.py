@@ -65,11 +65,36 @@ def go_quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def normalise(tree: dict, warnings: list, sections=None) -> dict:
+def normalise_file(data: dict, warnings: list) -> dict:
+    """One file as it is read, before anything is merged (as the reference loads each file): converted and
+    cleaned, without the enum and required-field checks, which judge the merged result. Target bodies are typed
+    as targets; our ``deploy`` sections are left to `config`."""
+    result = normalise(data, warnings, sections=[key for key in data if key not in ("targets", "environments")])
+    walker = _Walker(warnings, validate=False)
+    for section in ("targets", "environments"):
+        if not isinstance(data.get(section), dict):
+            continue
+        bodies = {}
+        for name, body in data[section].items():
+            if not isinstance(body, dict):
+                bodies[name] = body
+                continue
+            typed = {key: value for key, value in body.items() if key not in NOT_TYPED}
+            where = f"{section}.{name}"
+            bodies[name] = {
+                **walker.value(typed, "config.Target", where, location_of(name)),
+                **{key: value for key, value in body.items() if key in NOT_TYPED},
+            }
+        result[section] = bodies
+    return result
+
+
+def normalise(tree: dict, warnings: list, sections=None, *, validate: bool = True) -> dict:
     """`tree` typed like the schema (a new tree; `tree` is not changed); warnings appended as `Diagnostic`.
 
-    `sections` limits the walk to those top-level keys (the others are copied as they are)."""
-    walker = _Walker(warnings)
+    `sections` limits the walk to those top-level keys (the others are copied as they are); without `validate`,
+    enum values and required fields are not checked."""
+    walker = _Walker(warnings, validate=validate)
     root_fields = table()["root"]["fields"]
     result: dict = {}
     for key, value in tree.items():
@@ -83,9 +108,10 @@ def normalise(tree: dict, warnings: list, sections=None) -> dict:
 
 
 class _Walker:
-    def __init__(self, warnings: list) -> None:
+    def __init__(self, warnings: list, *, validate: bool = True) -> None:
         self.types = table()["types"]
         self.warnings = warnings
+        self.validate = validate
 
     def warn(self, summary: str, path: str, at: Location | None) -> None:
         self.warnings.append(Diagnostic(summary, path, at))
@@ -106,7 +132,7 @@ class _Walker:
             return self.value(value, spec, path, at)
         if "enum" in spec:
             text = self.scalar_string(value, path, at)
-            if isinstance(text, str) and "${" not in text and text not in spec["enum"]:
+            if self.validate and isinstance(text, str) and "${" not in text and text not in spec["enum"]:
                 self.warn(
                     f"invalid value {go_quote(text)} for enum field. Valid values are [{' '.join(spec['enum'])}]",
                     path,
@@ -137,7 +163,7 @@ class _Walker:
             normalised = self.value(item, fields[key], f"{path}.{key}", location_of(key) or at)
             if normalised is not _DROP:
                 result[key] = normalised
-        for name in spec.get("required", ()):
+        for name in spec.get("required", ()) if self.validate else ():
             if result.get(name) is None:
                 self.warn(f"required field {go_quote(name)} is not set", path, at)
         return result
