@@ -14,6 +14,7 @@ location: their place is the one of the key that holds them.
 from __future__ import annotations
 
 import bisect
+import re
 from json.decoder import WHITESPACE, scanstring
 from json.scanner import NUMBER_RE
 from typing import Any, NamedTuple
@@ -40,8 +41,14 @@ class Located(str):
         value.location = location
         return value
 
-    def __reduce__(self):  # copy.deepcopy and pickle keep the location
+    def __reduce__(self):  # pickle keeps the location
         return (Located, (str(self), self.location))
+
+    def __copy__(self) -> Located:
+        return self  # immutable, like str: the merges' deep copies share it (and stay fast)
+
+    def __deepcopy__(self, memo: dict) -> Located:
+        return self
 
 
 def location_of(value: Any) -> Location | None:
@@ -75,7 +82,7 @@ class Diagnostic(str):
 
 class _Lines:
     def __init__(self, text: str) -> None:
-        self.starts = [0] + [index + 1 for index, char in enumerate(text) if char == "\n"]
+        self.starts = [0] + [match.end() for match in re.finditer("\n", text)]
 
     def at(self, offset: int) -> tuple[int, int]:
         line = bisect.bisect_right(self.starts, offset)
