@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if ado.in_pipeline():
         _refuse_unresolved_user(pairs, loaded)
     for warning in loaded.warnings:
-        ado.log_issue("warning", warning)
+        cli.log_warning(warning)
     for name, value in pairs:
         ado.set_variable(name, value, output=args.output_variables)
     ado.relay(f"read_config: {len(pairs)} variables set for target {loaded.target}", sys.stderr)

@@ -8,8 +8,12 @@ The current user (for ~/ paths and ${workspace.current_user.*}) comes from --cur
 a credential (DATABRICKS_TOKEN or DATABRICKS_AUTH_TYPE) and a host (DATABRICKS_HOST, else the config's
 workspace.host) are set, from the workspace's SCIM Me endpoint; otherwise it stays unresolved with a warning.
 
+--strict fails (exit 2) on any warning: unknown fields, values of the wrong type, enum values, required fields,
+lookup variables that could not be resolved (README "Configuration", **Types** and **Lookups**).
+
 Examples:
   python ci_cd_scripts/validate_config.py --current-user you@example.com
+  python ci_cd_scripts/validate_config.py --all-targets --strict --current-user you@example.com
   python ci_cd_scripts/validate_config.py -t prod --current-user you@example.com --output json
 """
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 import sys
 
 from cicdkit import ado, cli, config
-from cicdkit.errors import ConfigError
+from cicdkit.errors import ConfigError, UsageError
 
 
 def _text_report(loaded, warning_count: int) -> str:
@@ -53,24 +57,38 @@ def main(argv: list[str] | None = None) -> int:
         help="text summary, or the whole resolved configuration as JSON (default: text)",
     )
     parser.add_argument("--strict", action="store_true", help="fail (exit 2) when there are warnings")
+    parser.add_argument(
+        "--all-targets",
+        action="store_true",
+        help="validate every target of the config in turn (text output; each warning reported once)",
+    )
     args = parser.parse_args(argv)
+    if args.all_targets and (args.target or args.output == "json"):
+        raise UsageError("--all-targets validates every target: drop -t/--target and --output json")
 
     current_user = cli.current_user(args)
-    loaded = cli.load_config(args, current_user=current_user)
-    _, sync_warnings = loaded.sync_files()
-    warnings = [*loaded.warnings, *sync_warnings]
+    names = config.target_names(args.config or "config.json") if args.all_targets else [args.target]
+    reports, warnings = [], []
+    for name in names:
+        args.target = name
+        loaded = cli.load_config(args, current_user=current_user)
+        _, sync_warnings = loaded.sync_files()
+        for warning in [*loaded.warnings, *sync_warnings]:
+            if warning not in warnings:  # a shared file's warning once, not once per target
+                warnings.append(warning)
+        reports.append(loaded)
     for warning in warnings:
         # stderr in a pipeline too: with --output json, stdout is the document and nothing else.
-        ado.log_issue("warning", warning, stream=sys.stderr)
+        cli.log_warning(warning, stream=sys.stderr)
     if args.strict and warnings:
         count = len(warnings)
         raise ConfigError(
             f"{count} warning{' was' if count == 1 else 's were'} found. Warnings are not allowed in strict mode"
         )
     if args.output == "json":
-        ado.relay(config.to_json(loaded.tree))  # each string reads back as neutralise(value) (README)
+        ado.relay(config.to_json(reports[0].tree))  # each string reads back as neutralise(value) (README)
     else:
-        ado.relay(_text_report(loaded, len(warnings)))
+        ado.relay("\n\n".join(_text_report(loaded, len(warnings)) for loaded in reports))
     return 0
 
 

@@ -62,6 +62,22 @@ def test_property_values_round_trip(pipeline, capsys, value):
     assert command.data == "message"
 
 
+def test_log_issue_names_the_column(pipeline, capsys, monkeypatch):
+    ado.log_issue("warning", "unknown field: x", "config.json", 12, column=9)
+    command = parse_line(capsys.readouterr().out.strip())
+    assert command.properties == {
+        "type": "warning",
+        "sourcepath": "config.json",
+        "linenumber": "12",
+        "columnnumber": "9",
+    }
+    ado.log_issue("warning", "no line", "config.json", column=9)  # a column without a line means nothing
+    assert parse_line(capsys.readouterr().out.strip()).properties == {"type": "warning", "sourcepath": "config.json"}
+    monkeypatch.delenv("TF_BUILD")
+    ado.log_issue("warning", "unknown field: x", "config.json", 12, column=9)
+    assert capsys.readouterr().err == "warning: config.json:12:9: unknown field: x\n"
+
+
 @pytest.mark.parametrize("value", [v for v in HOSTILE if v and "\n" not in v and "\r" not in v])
 def test_single_line_secret_only_inside_issecret_command(pipeline, capsys, value):
     ado.set_variable("token", value, secret=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pipeline_schema
 import pytest
+from agent_decoder import parse_line
 from helpers import ROOT, SCRIPTS, script_env
 from pipeline_agent import Agent, agent_venv, expand_parameters
 from repo_fixtures import ODD, make_repo
@@ -57,6 +58,7 @@ def agent_macros(tmp_path: Path, repo: Path) -> dict[str, str]:
         "Build.ArtifactStagingDirectory": str(tmp_path / "a"),
         "Agent.TempDirectory": str(tmp_path / "_temp"),
         "Build.BuildId": "4711",
+        "Build.RequestedForEmail": "dev@example.com",
     }
 
 
@@ -92,6 +94,7 @@ def test_ci_steps_produce_the_artifact_and_junit_per_package(tmp_path, odd_pipel
         assert result.returncode == 0, f"step {name!r} failed\n{result.stdout}\n{result.stderr}"
     assert len(ran) == len(bash_steps())
     outputs = {name: result.stdout for name, result in ran}
+    assert "Target: dev" in outputs["Validate config (every target, strict)"]
     assert "##vso[task.setvariable variable=deploy_libraries_path" in outputs["Read config (dev)"]
     assert "##vso[task.setvariable variable=requirements_files" in outputs["Find requirement files and packages"]
 
@@ -198,3 +201,42 @@ def test_the_agent_python_sees_the_test_interpreters_packages_and_installs_apart
     assert installed.returncode == 0, installed.stdout + installed.stderr
     assert ["agent_only_probe", "1.0"] in distributions(python)
     assert distributions(sys.executable) == before  # the test interpreter is untouched
+
+
+def test_a_config_warning_fails_the_validate_step_with_file_line_and_column(tmp_path, odd_pipeline_repo):
+    """The issue's new user: a typo in a job fails the pull request, the issue names config.json, line and column
+    as the agent decodes the logging command, and the resolved tree shows the YAML/JSON boolean tag as "true"."""
+    document = json.loads(CONFIG)
+    document["resources"] = {"jobs": {"nightly": {"name": "nightly", "max_concurent_runs": 2, "tags": {"prod": True}}}}
+    text = json.dumps(document, indent=2)
+    (odd_pipeline_repo / "config.json").write_text(text, encoding="utf-8")
+    ran = run_steps(tmp_path, odd_pipeline_repo)
+    (name, result), *_ = ran
+    assert len(ran) == 1 and name == "Validate config (every target, strict)" and result.returncode == 2
+    issues = [command for line in result.stderr.splitlines() if (command := parse_line(line)) is not None]
+    line_number = next(n for n, line in enumerate(text.splitlines(), 1) if "max_concurent_runs" in line)
+    column = text.splitlines()[line_number - 1].index('"max_concurent_runs"') + 1
+    assert [(c.area, c.event, c.properties, c.data) for c in issues] == [
+        (
+            "task",
+            "logissue",
+            {
+                "type": "warning",
+                "sourcepath": "config.json",
+                "linenumber": str(line_number),
+                "columnnumber": str(column),
+            },
+            "unknown field: max_concurent_runs (at resources.jobs.nightly)",
+        )
+    ]
+    assert "error: 1 warning was found. Warnings are not allowed in strict mode" in result.stderr
+    resolved = subprocess.run(
+        [sys.executable, str(odd_pipeline_repo / "ci_cd_scripts" / "validate_config.py"), "--output", "json"]
+        + ["--current-user", "dev@example.com"],
+        cwd=odd_pipeline_repo,
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(resolved.stdout)["resources"]["jobs"]["nightly"]["tags"]["prod"] == "true"

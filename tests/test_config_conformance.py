@@ -1,4 +1,5 @@
-"""The 14 reference cases of tests/data/conformance/config-cases.json, each run through validate_config.py as a
+"""The 14 reference cases of tests/data/conformance/config-cases.json and the project's own type cases of
+config-type-cases.json, each run through validate_config.py as a
 subprocess the way a pipeline runs it, and matched with the documented rules (subset objects, equal-length
 arrays, typed scalars, zero values matching missing keys)."""
 
@@ -12,7 +13,12 @@ from typing import Any
 import pytest
 from helpers import DATA, run_script, script_env
 
-CASES = json.loads((DATA / "conformance" / "config-cases.json").read_text(encoding="utf-8"))["cases"]
+# The shared reference cases, then the project's own cases for types (config-type-cases.json, same format).
+CASES = [
+    case
+    for name in ("config-cases.json", "config-type-cases.json")
+    for case in json.loads((DATA / "conformance" / name).read_text(encoding="utf-8"))["cases"]
+]
 MISSING = object()
 
 

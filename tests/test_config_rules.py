@@ -406,9 +406,18 @@ def test_target_default_replaces_lookup_and_lookup_replaces_default(tmp_path):
     assert variables["b"] == {"lookup": {"warehouse": "wh"}, "value": "id-1"}
 
 
-def test_lookup_without_value_is_not_supported(tmp_path):
-    message = error(tmp_path, {"databricks.yml": "variables: {c: {lookup: {cluster: shared}}}\n"})
-    assert "variable c is resolved by a lookup" in message and "--var c=" in message
+def test_lookup_without_a_workspace_stays_a_placeholder_with_a_warning(tmp_path):
+    files = {
+        "databricks.yml": """
+        variables: {c: {lookup: {cluster: shared}}}
+        resources: {jobs: {j: {name: j, tasks: [{task_key: a, existing_cluster_id: "${var.c}"}]}}}
+        """
+    }
+    cfg = load(tmp_path, files)
+    assert cfg.unresolved_lookups == ["c"] and "value" not in cfg.tree["variables"]["c"]
+    assert cfg.tree["resources"]["jobs"]["j"]["tasks"][0]["existing_cluster_id"] == "${var.c}"
+    (warning,) = [w for w in cfg.warnings if "lookup" in w]
+    assert warning.location.line == 2 and "lookup variable c (cluster: shared) is not resolved" in warning
 
 
 def test_lookup_referencing_lookup(tmp_path):
@@ -530,8 +539,14 @@ def test_coercion_into_typed_fields_keeps_variable_string(tmp_path):
     assert task["new_cluster"]["num_workers"] == 2 and task["retry_on_timeout"] is True
     assert cfg.tree["resources"]["jobs"]["j"]["max_concurrent_runs"] == 7
     assert cfg.tree["variables"]["workers"]["value"] == "2"
-    message = error(tmp_path / "bad", files, variables=["workers=many", "retry=true"])
-    assert "num_workers: cannot parse 'many' as an integer" in message
+    # As the reference does: a warning at the file and line of the reference, and the value dropped.
+    bad = load(tmp_path / "bad", files, variables=["workers=many", "retry=true"])
+    assert "num_workers" not in bad.tree["resources"]["jobs"]["j"]["tasks"][0]["new_cluster"]
+    assert any(
+        w.endswith('cannot parse "many" as an integer (at resources.jobs.j.tasks[0].new_cluster.num_workers)')
+        and w.startswith(f"{tmp_path / 'bad' / 'databricks.yml'}:10:38: ")
+        for w in bad.warnings
+    ), bad.warnings
 
 
 # -------------------------------------------------------------------------------------- references
@@ -976,7 +991,7 @@ def test_validate_text_and_strict(tmp_path):
     write(tmp_path, {"config.json": {"bundle": {"name": "b"}, "oops": 1}})
     text = run_script("validate_config.py", "--config", tmp_path / "config.json", "--current-user", USER)
     assert text.returncode == 0 and "Name: b" in text.stdout and "Found 1 warning" in text.stdout
-    assert "warning: unknown field: oops" in text.stderr
+    assert f"warning: {tmp_path / 'config.json'}:1:27: unknown field: oops" in text.stderr
     strict = run_script("validate_config.py", "--config", tmp_path, "--current-user", USER, "--strict")
     assert strict.returncode == 2 and "1 warning was found. Warnings are not allowed in strict mode" in strict.stderr
 

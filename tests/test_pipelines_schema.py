@@ -238,6 +238,7 @@ def test_ci_steps_contract():
     assert publish["condition"] == "succeededOrFailed()"
     scripts = "\n".join(step.get("bash", "") for step in ci)
     order = [
+        "validate_config.py --config",
         "read_config.py",
         "find_files.py",
         "install_requirements.py",
@@ -250,6 +251,8 @@ def test_ci_steps_contract():
     ]
     positions = [scripts.index(word) for word in order]
     assert positions == sorted(positions)
+    # The config is validated first, for every target, and a warning fails the step.
+    assert ci[0]["bash"].count("validate_config.py") == 1 and "--all-targets --strict" in ci[0]["bash"]
 
 
 def test_no_swallowed_failures_and_every_referenced_script_exists():

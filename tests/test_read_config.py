@@ -72,6 +72,7 @@ def test_complex_variables_and_nested_deploy_keys(tmp_path):
     write(
         tmp_path,
         {
+            "bundle": {"name": "b"},
             "variables": {"cluster": {"type": "complex", "default": {"b": 1, "a": [1, 2]}}},
             "deploy": {"rate_limits": {"jobs": 5, "workspace": None}, "test_notebooks": []},
         },

@@ -68,7 +68,13 @@ def test_text_summary_inside_a_pipeline_holds_no_live_command(tmp_path):
     result = run_script("validate_config.py", "--config", path, "--current-user", USER, env=script_env(TF_BUILD="True"))
     assert result.returncode == 0, result.stderr
     issues = assert_nothing_live(result.stdout + result.stderr)
-    assert issues and all(issue.properties == {"type": "warning"} for issue in issues)
+    assert issues and all(issue.properties["type"] == "warning" for issue in issues)
+    # The unknown field's issue names the file, line and column it was written at.
+    column = str(json.dumps(HOSTILE).index(json.dumps(f"x{INJECT}")) + 1)
+    assert any(
+        issue.properties == {"type": "warning", "sourcepath": str(path), "linenumber": "1", "columnnumber": column}
+        for issue in issues
+    ), [issue.properties for issue in issues]
     assert any("unknown field" in issue.data and "task.setvariable" in issue.data for issue in issues)
     # Each value is still shown, made inert by a zero-width space between the two '#'.
     for shown in ("Name: n", "Host: https://adb-1.2.azuredatabricks.net/", "User: u", "Path: /Workspace/"):

@@ -260,18 +260,26 @@ def set_variable(name: str, value: str, *, secret: bool = False, output: bool = 
 
 
 def log_issue(
-    type: str, message: str, source_path: str | None = None, line: int | None = None, *, stream: TextIO | None = None
+    type: str,
+    message: str,
+    source_path: str | None = None,
+    line: int | None = None,
+    *,
+    column: int | None = None,
+    stream: TextIO | None = None,
 ) -> None:
-    """Report an error or warning (``task.logissue``). It does not change the step result by itself.
+    """Report an error or warning (``task.logissue``, with ``sourcepath``, ``linenumber`` and ``columnnumber`` when
+    given). It does not change the step result by itself.
 
-    Outside a pipeline the line goes to stderr; inside, the command goes to `stream` (default stdout; a step
-    whose stdout is a document, such as ``validate_config.py --output json``, passes sys.stderr). The message
-    is neutralised: it is for people, and often quotes config values."""
+    Outside a pipeline the line goes to stderr (``warning: FILE:LINE:COLUMN: message``); inside, the command goes
+    to `stream` (default stdout; a step whose stdout is a document, such as ``validate_config.py --output json``,
+    passes sys.stderr). The message is neutralised: it is for people, and often quotes config values."""
     kind = type.lower()
     if kind not in ISSUE_TYPES:
         raise ValueError(f"issue type must be one of {ISSUE_TYPES}, not {type!r}")
     if not in_pipeline():
-        where = f"{source_path}{f':{line}' if line else ''}: " if source_path else ""
+        position = f"{f':{line}' if line else ''}{f':{column}' if line and column else ''}"
+        where = f"{source_path}{position}: " if source_path else ""
         _emit(f"{kind}: {where}{message}", sys.stderr)
         return
     properties = {"type": kind}
@@ -279,6 +287,8 @@ def log_issue(
         properties["sourcepath"] = str(source_path)
     if line:
         properties["linenumber"] = str(int(line))
+    if line and column:
+        properties["columnnumber"] = str(int(column))
     _emit_command(_command("task.logissue", properties, neutralise(message)), stream)
 
 

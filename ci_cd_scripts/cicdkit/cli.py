@@ -25,7 +25,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from . import ado
 from .errors import CICDError, UsageError
@@ -198,8 +198,9 @@ def step_settings(args: argparse.Namespace, *, require: Iterable[str] = ()) -> S
     return Settings.from_args(args, config=load_config_if_present(args), require=require)
 
 
-def load_config(args: argparse.Namespace, current_user: str | Mapping | None = None):
-    """The resolved `config.Config` for ``--config``/``-t``/``--var`` (see `add_config_args`)."""
+def load_config(args: argparse.Namespace, current_user: str | Mapping | None = None, *, lookups: bool = True):
+    """The resolved `config.Config` for ``--config``/``-t``/``--var`` (see `add_config_args`); ``lookup`` variables
+    are resolved through the workspace when credentials are set (`lookup_resolver`)."""
     from . import config  # imported here: scripts that never read a config do not pay for YAML/pathspec
 
     return config.load(
@@ -207,7 +208,45 @@ def load_config(args: argparse.Namespace, current_user: str | Mapping | None = N
         target=getattr(args, "target", None),
         variables=getattr(args, "var", None) or (),
         current_user=current_user,
+        lookups=lookup_resolver(args) if lookups else None,
     )
+
+
+def lookup_resolver(args: argparse.Namespace, environ: Mapping[str, str] | None = None):
+    """For `config.load`: resolve ``lookup`` variables with a read-only client, when a credential
+    (DATABRICKS_TOKEN or DATABRICKS_AUTH_TYPE) is set; the host is --host, DATABRICKS_HOST, else the config's
+    ``workspace.host``. None without a credential (the lookups then stay unresolved, with a warning each)."""
+    environ = os.environ if environ is None else environ
+    if not (environ.get("DATABRICKS_TOKEN") or environ.get("DATABRICKS_AUTH_TYPE")):
+        return None
+
+    def resolve(config_host: str | None, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        from types import SimpleNamespace
+
+        from . import config_lookups, dbclient
+
+        known = SimpleNamespace(host=config_host if config_host and "${" not in config_host else None, deploy={})
+        client = dbclient.connect(
+            host=getattr(args, "host", None),
+            auth=getattr(args, "auth", None),
+            config=known,
+            environ=environ,
+            read_only=True,
+        )
+        return config_lookups.resolve(client, pairs, workers=DEFAULT_CONCURRENCY)
+
+    return resolve
+
+
+def log_warning(warning: str, *, stream: TextIO | None = None) -> None:
+    """One config warning as ``task.logissue``: a diagnostic with a place (`config_located.Diagnostic`) names its
+    file, line and column (``sourcepath``/``linenumber``/``columnnumber``); other warnings are the text alone."""
+    location = getattr(warning, "location", None)
+    if location is None:
+        ado.log_issue("warning", warning, stream=stream)
+        return
+    message = f"{warning.summary} (at {warning.path})" if warning.path else warning.summary
+    ado.log_issue("warning", message, location.file, location.line, column=location.column, stream=stream)
 
 
 def add_current_user_arg(parser: argparse.ArgumentParser) -> None:
@@ -233,7 +272,7 @@ def current_user(args: argparse.Namespace, environ: Mapping[str, str] | None = N
     preloaded = None
     if not (getattr(args, "host", None) or environ.get("DATABRICKS_HOST")):
         # The host may be only in the config's workspace.host: a first pass without the user finds it.
-        preloaded = load_config(args)
+        preloaded = load_config(args, lookups=False)
         if not preloaded.host:
             return None
     from . import dbclient  # imported here: steps without a workspace do not load requests

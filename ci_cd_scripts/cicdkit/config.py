@@ -25,13 +25,13 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import config_resources as resources_
-from . import config_sync
+from . import config_sync, config_types
 from .config_files import (
     INCLUDE_SUFFIXES,
     MAX_DEPTH,
@@ -45,6 +45,8 @@ from .config_files import (
     load_files,
     read_file,
 )
+from .config_located import Diagnostic, location_of
+from .config_lookups import describe
 from .config_merge import apply_keyed_merges
 from .config_merge import kind as _kind
 from .config_resolve import Resolver, Unresolvable
@@ -79,33 +81,9 @@ DEPLOY_KEYS = {
     "timeout_seconds": int,
     "rate_limits": dict,
 }
-# Typed fields: a string from a pure ${...} reference (e.g. a --var) is converted to the field's type.
+# Our own deploy section's numbers: a string from a pure ${...} reference (e.g. a --var) becomes an int. The bundle's
+# own fields are typed by `config_types` from the schema.
 TYPED_FIELDS = {
-    "presets.jobs_max_concurrent_runs": int,
-    "presets.pipelines_development": bool,
-    "presets.source_linked_deployment": bool,
-    "bundle.deployment.lock.enabled": bool,
-    "bundle.deployment.fail_on_active_runs": bool,
-    "resources.jobs.*.max_concurrent_runs": int,
-    "resources.jobs.*.timeout_seconds": int,
-    "resources.jobs.*.tasks[].timeout_seconds": int,
-    "resources.jobs.*.tasks[].max_retries": int,
-    "resources.jobs.*.tasks[].min_retry_interval_millis": int,
-    "resources.jobs.*.tasks[].retry_on_timeout": bool,
-    "resources.jobs.*.tasks[].new_cluster.num_workers": int,
-    "resources.jobs.*.tasks[].new_cluster.autoscale.min_workers": int,
-    "resources.jobs.*.tasks[].new_cluster.autoscale.max_workers": int,
-    "resources.jobs.*.job_clusters[].new_cluster.num_workers": int,
-    "resources.jobs.*.job_clusters[].new_cluster.autoscale.min_workers": int,
-    "resources.jobs.*.job_clusters[].new_cluster.autoscale.max_workers": int,
-    "resources.jobs.*.queue.enabled": bool,
-    "resources.pipelines.*.development": bool,
-    "resources.pipelines.*.continuous": bool,
-    "resources.pipelines.*.photon": bool,
-    "resources.pipelines.*.serverless": bool,
-    "resources.pipelines.*.clusters[].num_workers": int,
-    "resources.clusters.*.num_workers": int,
-    "resources.clusters.*.autotermination_minutes": int,
     "deploy.concurrency": int,
     "deploy.timeout_seconds": int,
 }
@@ -129,6 +107,7 @@ class Config:
     host: str | None = None
     current_user: dict | None = None
     sync_root: Path = Path(".")
+    unresolved_lookups: list[str] = field(default_factory=list)  # lookup variables nobody could resolve
 
     def sync_files(self) -> tuple[list[str], list[str]]:
         """Files selected for upload (relative to ``sync_root``) and the validate warnings about them."""
@@ -144,11 +123,15 @@ def load(
     variables: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
     current_user: str | Mapping[str, Any] | None = None,
+    lookups: Callable[[str | None, list[tuple[str, str]]], dict[tuple[str, str], str]] | None = None,
 ) -> Config:
     """Load and resolve the configuration for one target. Raises `ConfigError`.
 
     `variables` are ``NAME=VALUE`` strings (as from ``--var``); `current_user` is a userName or a SCIM ``Me``
-    document (None leaves ``${workspace.current_user.*}`` unresolved, with a warning).
+    document (None leaves ``${workspace.current_user.*}`` unresolved, with a warning). `lookups` answers the ids of
+    ``lookup`` variables, given the config's ``workspace.host`` and the distinct ``(kind, name)`` pairs (see
+    `config_lookups.resolve`); None leaves those variables unresolved, with a warning each and their
+    ``${var.<name>}`` references as written.
     """
     environ = os.environ if environ is None else environ
     warnings: list[str] = []
@@ -186,9 +169,25 @@ def load(
     _git_details(bundle, root)
     _check_artifacts(tree.get("artifacts"))
     _default_workspace_paths(workspace, bundle, name, user, warnings)
-    assign_values(
-        tree.get("variables") or {}, environ, root / ".databricks" / "bundle" / name / "variable-overrides.json"
+    host = workspace.get("host") if isinstance(workspace.get("host"), str) else None
+    unresolved = assign_values(
+        tree.get("variables") or {},
+        environ,
+        root / ".databricks" / "bundle" / name / "variable-overrides.json",
+        (lambda pairs: lookups(host, pairs)) if lookups else None,
     )
+    for variable in unresolved:
+        lookup = tree["variables"][variable]["lookup"]
+        (kind, target), *_ = lookup.items()
+        warnings.append(
+            Diagnostic(
+                f"lookup variable {variable} ({describe(kind, str(target))}) is not resolved: no workspace credentials; "
+                f"${{var.{variable}}} is left as written (set DATABRICKS_HOST and DATABRICKS_TOKEN, or --var "
+                f"{variable}=<id>)",
+                f"variables.{variable}.lookup",
+                location_of(next(iter(lookup))),
+            )
+        )
 
     prefixes = ("bundle", "workspace", "var", "variables", "resources")
     computed = _computed(tree)
@@ -198,7 +197,11 @@ def load(
         lambda p: p[:1] != ("resources",) and p[:2] not in auth_paths,
         computed,
         unknown_user=user is None,
+        unresolved=frozenset(unresolved),
     ).run(warnings)
+    # Typed like the schema once references are resolved (README "Configuration", **Types**); resources later.
+    tree = config_types.normalise(tree, warnings, sections=[key for key in tree if key != "resources"])
+    bundle, workspace = tree.setdefault("bundle", {}), tree.setdefault("workspace", {})
 
     mode = bundle.get("mode")
     if mode is not None and mode not in resources_.MODES:
@@ -218,7 +221,17 @@ def load(
         resources_.apply_presets(resources, tree.get("presets") or {})
     elif (tree.get("presets") or {}).get("trigger_pause_status") not in (None, *resources_.PAUSE_STATUSES):
         raise ConfigError("Invalid value for trigger_pause_status, should be PAUSED or UNPAUSED")
-    Resolver(tree, prefixes, lambda p: p[:1] == ("resources",), computed, unknown_user=user is None).run(warnings)
+    computed = _computed(tree)
+    Resolver(
+        tree,
+        prefixes,
+        lambda p: p[:1] == ("resources",),
+        computed,
+        unknown_user=user is None,
+        unresolved=frozenset(unresolved),
+    ).run(warnings)
+    tree = config_types.normalise(tree, warnings, sections=("resources",))
+    resources = tree.get("resources")
 
     if isinstance(resources, dict):
         apply_keyed_merges(resources)
@@ -242,7 +255,14 @@ def load(
         host=host if isinstance(host, str) and host else None,
         current_user=user,
         sync_root=sync_root,
+        unresolved_lookups=unresolved,
     )
+
+
+def target_names(path: str | os.PathLike[str] = "config.json") -> list[str]:
+    """The targets the config defines (root file and includes), in the order written; ``["default"]`` when none."""
+    tree, _ = load_files(find_root_file(path).resolve(), [])
+    return list(tree.get("targets") or tree.get("environments") or {"default": None})
 
 
 def _prepare_sync(tree: dict, root: Path) -> Path:
@@ -528,6 +548,7 @@ def scalar_text(value: Any) -> str:
 __all__ = [
     "Config",
     "load",
+    "target_names",
     "find_root_file",
     "read_file",
     "select_target",

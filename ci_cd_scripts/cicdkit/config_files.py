@@ -28,9 +28,11 @@ import yaml
 
 from . import config_resources as resources_
 from . import config_sync
+from .config_located import Diagnostic, Located, Location, located_json, location_of
 from .config_merge import MergeError, merge
 from .config_merge import kind as _kind
 from .config_resolve import REFERENCE
+from .config_types import normalise_file
 from .errors import ConfigError
 
 ROOT_FILE_NAMES = ("config.json", "databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
@@ -67,6 +69,8 @@ _DEFINITION_KEY_SETS = (
 class _Loader(yaml.SafeLoader):
     """YAML 1.2 scalars: only true/false are booleans, dates stay strings (as the reference reads them)."""
 
+    shown_name = ""  # the file as diagnostics name it, set per file
+
 
 _Loader.yaml_implicit_resolvers = {
     first: [
@@ -79,6 +83,23 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+
+
+def _located_str(loader: _Loader, node: yaml.ScalarNode) -> Located:
+    """Strings and keys remember where they were written (`config_located`)."""
+    mark = node.start_mark
+    return Located(loader.construct_scalar(node), Location(loader.shown_name, mark.line + 1, mark.column + 1))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:str", _located_str)
+
+
+def shown_name(path: Path) -> str:
+    """How diagnostics name a file: relative to the working folder when it is inside it, else as given."""
+    try:
+        return Path(os.path.abspath(path)).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def read_file(path: Path, *, root: bool = False) -> dict:
@@ -106,8 +127,10 @@ def read_file(path: Path, *, root: bool = False) -> dict:
                 f"{path}: invalid JSON: {error}", hint="write a finite number or a quoted string"
             ) from None
     else:
+        loader = _Loader(text)
+        loader.shown_name = shown_name(path)
         try:
-            data = yaml.load(text, Loader=_Loader)
+            data = loader.get_single_data()
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -116,6 +139,8 @@ def read_file(path: Path, *, root: bool = False) -> dict:
             raise ConfigError(f"{path}: invalid YAML: {error}") from None
         except RecursionError:
             raise ConfigError(f"{path}: invalid YAML: nested too deeply", hint=f"at most {MAX_DEPTH} levels") from None
+        finally:
+            loader.dispose()
     if data is None:
         if root:
             example = '{"bundle": {"name": "<name>"}}' if path.suffix == ".json" else "bundle: {name: <name>}"
@@ -128,6 +153,8 @@ def read_file(path: Path, *, root: bool = False) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, found {_kind(data)}")
     _check_values(data, path)
+    if path.suffix == ".json":  # checked, within the caps: read again for the positions of strings and keys
+        data = located_json(text, shown_name(path))
     return _string_keys(data)
 
 
@@ -181,7 +208,7 @@ def _check_values(data: dict, path: Path) -> None:
 
 def _string_keys(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(key): _string_keys(item) for key, item in value.items()}
+        return {key if isinstance(key, str) else str(key): _string_keys(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_string_keys(item) for item in value]
     return value
@@ -270,7 +297,7 @@ def _check_shapes(data: dict, source: Path, warnings: list[str]) -> None:
     """Structural type checks for one file; wrong shapes are errors (the reference only warns and drops them)."""
     for key in list(data):
         if key not in TOP_LEVEL_KEYS:
-            warnings.append(f"unknown field: {key} (in {source.name})")
+            warnings.append(Diagnostic(f"unknown field: {key}", "", location_of(key)))
             del data[key]
     _check_block(data, "", source, warnings)
     for entry in data.get("include") or []:
@@ -296,7 +323,7 @@ def _check_block(block: dict, prefix: str, source: Path, warnings: list[str]) ->
     for section, fields in SECTION_FIELDS.items():
         for key in list(block.get(section) or {}):
             if key not in fields and not (section == "workspace" and key.startswith("azure_")):
-                warnings.append(f"unknown field: {key} (at {prefix}{section}.{key} in {source.name})")
+                warnings.append(Diagnostic(f"unknown field: {key}", f"{prefix}{section}.{key}", location_of(key)))
                 del block[section][key]
     for key in ("paths", "include", "exclude"):
         _expect((block.get("sync") or {}).get(key), list, f"{prefix}sync.{key}", source)
@@ -490,6 +517,7 @@ def load_files(root_file: Path, warnings: list[str]) -> tuple[dict, list[Path]]:
     tree = read_file(root_file, root=True)
     _check_shapes(tree, root_file, warnings)
     _prepare_file(tree, root_file, root)
+    tree = normalise_file(tree, warnings)
     files = [root_file]
     keys: dict[str, str] = {}
     _resource_keys(tree, root_file, keys)
@@ -503,6 +531,7 @@ def load_files(root_file: Path, warnings: list[str]) -> tuple[dict, list[Path]]:
                 "(Only includes defined in the root file are applied.)"
             )
         _prepare_file(data, include, root)
+        data = normalise_file(data, warnings)
         _resource_keys(data, include, keys)
         try:
             tree = merge(tree, data)

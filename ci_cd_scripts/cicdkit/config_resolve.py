@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .config_located import located
 from .errors import ConfigError
 
 _SEGMENT = r"[^\W\d_]+(?:[-_]*[^\W_]+)*"
@@ -169,8 +170,10 @@ class Resolver:
         include: Callable[[tuple], bool],
         computed: Callable[[list], Any] | None = None,
         unknown_user: bool = False,
+        unresolved: frozenset[str] = frozenset(),
     ) -> None:
         self.tree = tree
+        self.unresolved = unresolved  # variables without a value yet (lookups nobody could ask): left literal
         self.prefixes = prefixes
         self.include = include
         self.computed = computed
@@ -216,8 +219,9 @@ class Resolver:
                 if error.hint is None and error.message.startswith("cannot interpolate"):
                     error.hint = f"at {where}"
                 raise
-            if value != text or type(value) is not str:
-                set_path(self.tree, path, value)
+            if value != text or not isinstance(value, str):
+                # A value put in by a reference stands where the reference was written (for diagnostics).
+                set_path(self.tree, path, located(value, text))
                 changed = True
         return changed
 
@@ -252,6 +256,8 @@ class Resolver:
                 raise ConfigError(f"reference does not exist: ${{{key}}}")
             parts = ["variables", parts[1], "value", *parts[2:]]
         if parts[:2] == ["workspace", "current_user"] and self.unknown_user:
+            raise Unresolvable(key)
+        if parts[0] == "variables" and len(parts) > 2 and parts[1] in self.unresolved and parts[2] == "value":
             raise Unresolvable(key)
         if self.computed:
             found = self.computed(parts)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .config_located import Diagnostic, location_of
 from .config_merge import MergeError, merge
 from .errors import ConfigError
 
@@ -63,7 +64,7 @@ def apply_target(tree: dict, name: str, body: dict | None, warnings: list[str]) 
         elif key == "git":
             bundle["git"] = _merge_target(bundle.get("git"), value, name, "git")
         elif key != "default":
-            warnings.append(f"unknown field: {key} (in target {name})")
+            warnings.append(Diagnostic(f"unknown field: {key}", f"targets.{name}", location_of(key)))
 
 
 def _merge_target(base: Any, over: Any, target: str, key: str) -> Any:

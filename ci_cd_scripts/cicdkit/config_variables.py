@@ -2,11 +2,12 @@
 
 Part of the config loader, whose public face is `config`. Owns the declaration keys and lookup kinds, ``--var``
 assignments, and the value precedence (``--var`` > ``BUNDLE_VAR_<name>`` > ``variable-overrides.json`` > the
-default) with its errors (required variables, complex values, lookups this offline loader cannot do). Does not
+default) with its errors (required variables, complex values), and which lookups to resolve (`config_lookups`
+does it, through a client the caller gives). Does not
 own reading the overrides file (`config_files`), a target's defaults (`config_targets`) or ``${var.x}``
 references (`config_resolve`).
 
-Rules: README "Configuration", **Variables**, and "Not supported (and why)" for ``lookup``; the reference is
+Rules: README "Configuration", **Variables** and **Lookups**; the reference is
 the Databricks CLI (databricks/cli ``bundle/config/variable/variable.go`` and
 ``bundle/config/mutator/set_variables.go``).
 """
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .config_files import read_overrides
+from .config_located import Diagnostic, location_of
 from .config_resolve import REFERENCE
 from .errors import ConfigError
 
@@ -60,11 +62,18 @@ def assign_cli_variables(declared: dict, assignments: Sequence[str]) -> None:
         declaration["value"] = value
 
 
-def assign_values(declared: dict, environ: Mapping[str, str], overrides_file: Path) -> None:
+def assign_values(
+    declared: dict,
+    environ: Mapping[str, str],
+    overrides_file: Path,
+    lookups: Callable[[list[tuple[str, str]]], dict[tuple[str, str], str]] | None = None,
+) -> list[str]:
     """Give every variable its value: env, lookup, overrides file, default, else an error (README
-    "Configuration", **Variables**)."""
+    "Configuration", **Variables** and **Lookups**). `lookups` answers the ids of ``(kind, name)`` pairs (None: no
+    workspace to ask); returns the names of the lookup variables left without a value because of that."""
     file_values = read_overrides(overrides_file)
     lookup_names = {name for name, body in declared.items() if body.get("lookup")}
+    pending: dict[str, tuple[str, str]] = {}
     for name, declaration in declared.items():
         if "value" in declaration:
             continue
@@ -84,10 +93,11 @@ def assign_values(declared: dict, environ: Mapping[str, str], overrides_file: Pa
                 if match.group(1).startswith(("var.", "variables."))
             ):
                 raise ConfigError("lookup variables cannot contain references to another lookup variables")
-            raise ConfigError(
-                f"variable {name} is resolved by a lookup ({text}), which this tool does not support",
-                hint=f"set it with --var {name}=<id> or the {env_name} environment variable",
-            )
+            (kind, target), *more = declaration["lookup"].items()
+            if more:
+                raise ConfigError(f"variables.{name}.lookup must name exactly one of {', '.join(LOOKUP_KINDS)}")
+            pending[name] = (kind, target)
+            continue
         if name in file_values:
             value = file_values[name]
             complex_value = isinstance(value, (dict, list))
@@ -109,6 +119,26 @@ def assign_values(declared: dict, environ: Mapping[str, str], overrides_file: Pa
             f'they can be overridden using "--var", the {env_name} environment variable, or '
             ".databricks/bundle/<target>/variable-overrides.json"
         )
+    # A lookup's name may use other (non-lookup) variables, whose values are known now.
+    wanted = {name: (kind, _with_variables(str(target), declared)) for name, (kind, target) in pending.items()}
+    if not wanted:
+        return []
+    if lookups is None:
+        return sorted(wanted)
+    ids = lookups(sorted(set(wanted.values())))
+    for name, pair in wanted.items():
+        declared[name]["value"] = ids[pair]
+    return []
+
+
+def _with_variables(text: str, declared: dict) -> str:
+    def value(match) -> str:
+        parts = match.group(1).split(".")
+        if parts[0] == "var" and len(parts) == 2 and "value" in declared.get(parts[1], {}):
+            return str(declared[parts[1]]["value"])
+        return match.group(0)
+
+    return REFERENCE.sub(value, text)
 
 
 def normalise_variables(declared: dict, warnings: list[str]) -> None:
@@ -117,12 +147,16 @@ def normalise_variables(declared: dict, warnings: list[str]) -> None:
         declared[name] = declared[name] or {}
         for key in list(declared[name]):
             if key not in VARIABLE_KEYS:
-                warnings.append(f"unknown field: {key} (in variables.{name})")
+                warnings.append(Diagnostic(f"unknown field: {key}", f"variables.{name}", location_of(key)))
                 del declared[name][key]
         kind = declared[name].get("type")
         if kind is not None and kind != "complex":
             warnings.append(
-                f'invalid value "{kind}" for enum field. Valid values are [complex] (variables.{name}.type)'
+                Diagnostic(
+                    f'invalid value "{kind}" for enum field. Valid values are [complex]',
+                    f"variables.{name}.type",
+                    location_of(kind),
+                )
             )
         lookup = declared[name].get("lookup")
         if lookup is not None and (not isinstance(lookup, dict) or not set(lookup) <= set(LOOKUP_KINDS)):

@@ -18,7 +18,8 @@ The package, one responsibility a module (imports point one way: this file → `
   injectable clock).
 * `transport.py` — `Transport`, the base of `Client`: session, one attempt, the retry loop, deadlines, stats,
   `poll`, `get`/`post`/`me`.
-* `api.py` — `Client` and the API families `Workspace`, `Dbfs`, `Files`, `Clusters`, `Libraries`, `Jobs`.
+* `api.py` — `Client` and the API families `Workspace`, `Dbfs`, `Files`, `Clusters`, `Libraries`, `Jobs`,
+  `Listings`.
 * `connect.py` — `connect` (a step calls it through `cicdkit.settings.connect`).
 
 Callers use ``from cicdkit import dbclient`` and ``dbclient.X``: every name they need is re-exported here.
@@ -82,6 +83,7 @@ from .api import (
     Jobs,
     Libraries,
     Permissions,
+    Listings,
     Workspace,
 )
 from .auth import (
@@ -136,6 +138,7 @@ __all__ = [
     "Jobs",
     "Libraries",
     "Permissions",
+    "Listings",
     "PatAuth",
     "RateLimiter",
     "RemotePath",

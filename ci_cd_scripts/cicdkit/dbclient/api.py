@@ -4,7 +4,9 @@ Owns small typed helpers over `Transport.request`/`get`/`post`/`poll`, each sayi
 idempotent (and so retried): `Workspace` (Workspace API 2.0), `Dbfs` (DBFS API 2.0, streamed uploads), `Files`
 (Files API 2.0 for /Volumes and workspace files), `Clusters` (Clusters API 2.0 and a deadline-bounded wait for a
 state), `Libraries` (Libraries API 2.0), `Jobs` (Jobs API 2.1 one-off runs; Jobs API 2.2 jobs: list, get,
-create, reset, delete, run-now) and `Permissions` (Permissions API 2.0). It does not send, retry or time out
+create, reset, delete, run-now), `Permissions` (Permissions API 2.0) and `Listings` (every page of the list
+endpoints a bundle's ``lookup`` variables search: clusters, cluster policies, instance pools, jobs, metastores,
+notification destinations, pipelines, queries, alerts, SQL warehouses, legacy dashboards, service principals). It does not send, retry or time out
 anything itself (`transport.py`, `retry.py`), nor decide what to deploy (the steps and their modules do).
 """
 
@@ -34,6 +36,7 @@ class Client(Transport):
         self.libraries = Libraries(self)
         self.jobs = Jobs(self)
         self.permissions = Permissions(self)
+        self.listings = Listings(self)
 
 
 class _Family:
@@ -410,3 +413,51 @@ class Permissions(_Family):
         """Replace the direct permissions (PUT: idempotent, retried); returns the new permissions."""
         body = {"access_control_list": [dict(entry) for entry in access_control_list]}
         return _json(self._client.request("PUT", f"/api/2.0/permissions/{object_type}/{object_id}", body=body))
+
+
+# What each list endpoint is called, where its items are and how it pages: "token" (page_token/next_page_token),
+# "page" (the legacy dashboards' page numbers, until a page is empty), "scim" (startIndex/count), None (one answer).
+LISTINGS: dict[str, tuple[str, str, str | None, dict[str, Any]]] = {
+    "cluster": ("/api/2.1/clusters/list", "clusters", "token", {"page_size": 100}),
+    "cluster_policy": ("/api/2.0/policies/clusters/list", "policies", None, {}),
+    "instance_pool": ("/api/2.0/instance-pools/list", "instance_pools", None, {}),
+    "job": ("/api/2.2/jobs/list", "jobs", "token", {"limit": 100}),
+    "metastore": ("/api/2.1/unity-catalog/metastores", "metastores", "token", {}),
+    "notification_destination": ("/api/2.0/notification-destinations", "results", "token", {"page_size": 100}),
+    "pipeline": ("/api/2.0/pipelines", "statuses", "token", {"max_results": 100}),
+    "query": ("/api/2.0/sql/queries", "results", "token", {"page_size": 100}),
+    "alert": ("/api/2.0/sql/alerts", "results", "token", {"page_size": 100}),
+    "warehouse": ("/api/2.0/sql/warehouses", "warehouses", "token", {}),
+    "dashboard": ("/api/2.0/preview/sql/dashboards", "results", "page", {"page_size": 250}),
+    "service_principal": ("/api/2.0/preview/scim/v2/ServicePrincipals", "Resources", "scim", {"count": 100}),
+}
+
+
+class Listings(_Family):
+    """Every item of one list endpoint (`LISTINGS`), page after page, as the service returns them."""
+
+    def all(self, kind: str, params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """The items of the `kind` list (``cluster``, ``warehouse``...); `params` narrow it (``name`` for jobs,
+        ``filter`` for service principals)."""
+        path, key, paging, defaults = LISTINGS[kind]
+        query: dict[str, Any] = {**defaults, **(params or {})}
+        if paging == "page":
+            query["page"] = 1
+        if paging == "scim":
+            query["startIndex"] = 1
+        while True:
+            answer = self._client.get(path, query)
+            items = list(answer.get(key) or [])
+            yield from items
+            if paging == "token" and answer.get("next_page_token"):
+                query["page_token"] = answer["next_page_token"]
+            elif paging == "page" and items:
+                query["page"] += 1
+            elif (
+                paging == "scim"
+                and items
+                and query["startIndex"] - 1 + len(items) < int(answer.get("totalResults") or 0)
+            ):
+                query["startIndex"] += len(items)
+            else:
+                return

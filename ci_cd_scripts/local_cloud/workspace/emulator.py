@@ -11,7 +11,8 @@ shim and a lazy local `spark`.
 Code layout: `Emulator` composes `WorkspaceState` (state.py: stores, clock, persistence) with one mixin per
 API family — workspace_api.py (Workspace), files.py (DBFS, Files), compute.py (Clusters, Libraries),
 job_runs.py (runs and their execution; the Jobs endpoints are jobs.py, the run state machine run_state.py) —
-plus identity.py (SCIM Me), and dispatches each /api/ request through the route registry (wire.py). No HTTP
+plus identity.py (SCIM Me) and lookups.py (policies, pools, warehouses, service principals... created and
+listed), and dispatches each /api/ request through the route registry (wire.py). No HTTP
 here: server.py serves it (auth, faults, limits, request log, admin); runner.py is the run subprocess; the
 command line is ci_cd_scripts/local_workspace.py.
 
@@ -28,9 +29,9 @@ NOT implemented (documented behaviours this emulator does not model):
     complete-upload; If-Unmodified-Since; Unity Catalog itself
     (any /Volumes/<catalog>/<schema>/<volume> is accepted without creating catalogs, schemas or volumes).
   - Clusters: create options are stored, not validated; resize/RESIZING, events, pin, permanent-delete,
-    policies; spark-versions and list-node-types are short fixed lists; init scripts are stored but never
-    executed or checked (fail_next_start simulates a failing one); UC
-    artifact allowlists and data_security_mode enforcement.
+    policies beyond create and list (lookups.py), policy enforcement; spark-versions and list-node-types are
+    short fixed lists; init scripts are stored but never executed or checked (fail_next_start simulates a
+    failing one); UC artifact allowlists and data_security_mode enforcement.
   - Libraries: pypi/maven/cran/jar libraries are reported INSTALLED but not installed (only wheels reach
     PYTHONPATH); wheels with compiled extension modules cannot be imported from the zip; requirements files
     are checked for existence, not installed; all-cluster libraries.
@@ -51,8 +52,8 @@ NOT implemented (documented behaviours this emulator does not model):
 
 from __future__ import annotations
 
-# identity and jobs hold only endpoints: importing them registers those in wire.ROUTES.
-from . import identity, jobs, permissions  # noqa: F401
+# identity, jobs, lookups and permissions hold only endpoints: importing them registers those in wire.ROUTES.
+from . import identity, jobs, lookups, permissions  # noqa: F401
 from .compute import _Clusters
 from .files import _Files
 from .job_runs import _Runs

@@ -227,6 +227,7 @@ class EmulatorProtocol(Protocol):
     runs: dict[int, dict]
     idempotency: dict[str, int]
     next_id: dict[str, int]
+    objects: dict[str, dict[str, dict]]  # lookups.py
     scripted: dict[str, ScriptedOutcome]
     processes: dict[int, subprocess.Popen]
     threads: list[threading.Thread]
@@ -317,6 +318,7 @@ class WorkspaceState(EmulatorProtocol):
             self.idempotency = {}
             self.next_id = {"handle": 1, "job": 1001, "run": 5001, "cluster": 1}
             self.upload_sessions = {}
+            self.objects = {}  # lookups.py: policies, pools, warehouses... by kind, then id
             for spec in self.seed_clusters:
                 self.add_cluster(spec)
             self.dirty = True
@@ -361,6 +363,7 @@ class WorkspaceState(EmulatorProtocol):
                 "runs": list(self.runs.values()),
                 "idempotency": self.idempotency,
                 "next_id": self.next_id,
+                "objects": self.objects,
             }
             text = json.dumps(state, separators=(",", ":"), default=_state_default)
             atomic.write_bytes(state_dir / "state.json", text.encode("utf-8"))
@@ -384,6 +387,7 @@ class WorkspaceState(EmulatorProtocol):
             self.runs = {int(r["run_id"]): r for r in state["runs"]}
             self.idempotency = state["idempotency"]
             self.next_id.update(state["next_id"])
+            self.objects = state.get("objects") or {}
             self.after_load()
             self.dirty = False
         # Drop blobs nothing refers to any more (replaced or deleted content).
