@@ -82,8 +82,8 @@ from .api import (
     Files,
     Jobs,
     Libraries,
-    Permissions,
     Listings,
+    Permissions,
     Workspace,
 )
 from .auth import (
