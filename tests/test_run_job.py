@@ -57,3 +57,36 @@ def test_no_wait_returns_once_started_and_unknown_key_is_an_error(jobs_env):
     ok(jobs_env.run("run_job.py", "load", "--no-wait"))
     assert_one_line_error(jobs_env.run("run_job.py", "nope"), 2, "job nope of app/local is not deployed")
     assert_one_line_error(jobs_env.run("run_job.py", "load", "--param", "novalue"), 2, "--param expects NAME=VALUE")
+
+
+def test_the_repos_quality_report_job_runs_the_deployed_notebook_against_the_deployed_wheel(dbx_workspace, tmp_path):
+    """The issue's done-when on the repository's own config.json, target local: wheels uploaded, notebooks and jobs
+    deployed, then `run_job.py quality_report -t local` succeeds on the job's own cluster (its task library is the
+    package1 wheel, resolved from the wheels folder by deploy_jobs.py)."""
+    from databricks_fixtures import dbx_env
+    from helpers import ROOT, run_script
+
+    workspace = dbx_workspace(time_scale=0.01)
+    env = dbx_env(workspace)
+    config = ["--config", str(ROOT / "config.json"), "-t", "local"]
+
+    def step(name: str, *args) -> str:
+        result = run_script(name, *args, env=env, cwd=tmp_path, timeout=600)
+        assert result.returncode == 0, f"{name}: {result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    step("build_packages.py", "--root", ROOT, "--out-dir", tmp_path / "wheels", "--version-suffix", ".dev7")
+    step("copy_notebooks.py", ROOT, tmp_path / "notebooks")
+    step(
+        "upload_files.py",
+        *config,
+        "/Workspace/Shared/ci-cd/local/libraries",
+        *sorted((tmp_path / "wheels").glob("*.whl")),
+    )
+    step("deploy_notebooks.py", *config, tmp_path / "notebooks")
+    step("deploy_jobs.py", *config, "--wheels-dir", tmp_path / "wheels")
+    out = step("run_job.py", "quality_report", *config, "--out-dir", tmp_path / "runs")
+
+    assert "PASS job quality_report: TERMINATED SUCCESS" in out, out
+    record = json.loads((tmp_path / "runs" / "quality_report.json").read_text())
+    assert json.loads(record["output"]["notebook_output"]["result"])["passed"] is True

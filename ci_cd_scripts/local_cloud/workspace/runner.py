@@ -5,7 +5,8 @@ Usage: python ci_cd_scripts/local_cloud/workspace/runner.py SPEC.json
 SPEC.json (written by the emulator): {"kind": "notebook" | "python_file" | "python_wheel", "source_file",
 "result_file", "parameters" (widget values), "argv", "package_name", "entry_point", "path"}. The cluster's
 installed wheels are on PYTHONPATH. A notebook runs with `dbutils` (notebook.exit, widgets), a lazy `spark`
-(a local SparkSession created on first use, when pyspark is importable) and `display`. The outcome goes to
+(a local SparkSession created on first use, when pyspark is importable; `spark.table("samples.tpch.orders")`
+answers a small generated stand-in of the workspace's sample table) and `display`. The outcome goes to
 result_file as JSON: {"status": "success", "result"} or {"status": "error", "error", "error_trace"}.
 """
 
@@ -95,6 +96,36 @@ class DBUtils:
         raise NotImplementedError(f"dbutils.{name} is not available on the local workspace")
 
 
+def _tpch_orders() -> tuple[str, list[tuple]]:
+    """A small, deterministic stand-in for ``samples.tpch.orders`` (same columns and value rules as TPC-H)."""
+    import datetime
+
+    statuses, priorities = ("O", "F", "P"), ("1-URGENT", "2-HIGH", "3-MEDIUM", "4-NOT SPECIFIED", "5-LOW")
+    rows = [
+        (
+            key,
+            1 + key * 7 % 1500,
+            statuses[key % 3],
+            round(900.0 + key * 37.5 % 450_000, 2),
+            datetime.date(1992, 1, 1) + datetime.timedelta(days=key % 2400),
+            priorities[key % 5],
+            f"Clerk#{key % 1000:09d}",
+            0,
+            "local workspace sample row",
+        )
+        for key in range(1, 1001)
+    ]
+    schema = (
+        "o_orderkey long, o_custkey long, o_orderstatus string, o_totalprice double, o_orderdate date, "
+        "o_orderpriority string, o_clerk string, o_shippriority int, o_comment string"
+    )
+    return schema, rows
+
+
+# The `samples` catalog of a Databricks workspace, as far as the sample notebooks read it: 1,000 generated rows.
+SAMPLE_TABLES = {"samples.tpch.orders": _tpch_orders}
+
+
 class LazySpark:
     """`spark` as a proxy: the local SparkSession (and its JVM) starts only when a notebook touches it."""
 
@@ -116,6 +147,14 @@ class LazySpark:
     @property
     def started(self) -> bool:
         return self._session is not None
+
+    def table(self, name: str) -> Any:
+        """`spark.table`, plus the sample tables every workspace has (`SAMPLE_TABLES`), generated small."""
+        sample = SAMPLE_TABLES.get(name.strip("`").lower())
+        if sample is None:
+            return self._get().table(name)
+        schema, rows = sample()
+        return self._get().createDataFrame(rows, schema)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._get(), name)
