@@ -42,9 +42,9 @@ FAMILIES: tuple[str, ...] = (
     "libraries",
 )
 # A 429 cuts the family's window to this fraction (at least one call in flight).
-DEFAULT_DECREASE = 0.5
+DEFAULT_DECREASE = 0.75
 # After this many successes per call of window, the window grows by one (towards the step's concurrency).
-DEFAULT_CLIMB_AFTER = 4.0
+DEFAULT_CLIMB_AFTER = 8
 # How long a family holds after a 429 without ``Retry-After``.
 DEFAULT_HOLD_SECONDS = 1.0
 # Fixed caps (requests per second per family) in force when neither config nor caller sets any: none, the

@@ -210,7 +210,7 @@ class Transport:
             if attempt > self.stats.most_attempts:
                 with self._stats_lock:
                     self.stats.most_attempts = max(self.stats.most_attempts, attempt)
-            timed_out = False
+            timed_out = held = False
             try:
                 response = self._attempt(method, url, what, timeout=timeout, options=options)
             except TRANSPORT_ERRORS as error:
@@ -245,11 +245,15 @@ class Transport:
                     method, idempotent=idempotent, response=response, replayable=replayable, throttled=throttled
                 )
                 self.rate.release(ticket, throttled=throttled, retry_after=verdict.retry_after)
+                held = throttled and ticket.family is not None
                 response.close()
             decision = window.next(attempt, verdict.retry_after) if verdict.retry else None
             if decision is not None and decision.retry:
                 log.info("retrying %s %s in %.1fs after: %s", method, path, decision.delay, failure)
-                self._sleep(decision.delay)
+                if not held:
+                    self._sleep(decision.delay)
+                # else the rate controller holds the call's whole family for the Retry-After (in `_pace`), so
+                # this worker queues for the family's reduced window instead of sleeping on its own.
                 continue
             self._give_up(failure, attempt, window, verdict, decision, cut_short=timed_out and cut)
 
