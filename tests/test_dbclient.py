@@ -918,9 +918,9 @@ def test_paths_map_to_the_most_specific_family_and_unknown_paths_are_not_control
     assert ticket is not None and ticket.family is None and wait == 0.0
 
 
-def test_a_429_halves_the_window_once_per_burst_and_holds_the_family_for_retry_after():
+def test_a_429_cuts_the_window_once_per_burst_and_holds_the_family_for_retry_after():
     clock = FakeClock()
-    controller = adaptive(clock, concurrency=8)
+    controller = adaptive(clock, concurrency=8, decrease=0.5)
     tickets = [controller.try_acquire(IMPORT)[0] for _ in range(8)]
     for ticket in tickets:  # the whole window came back 429 (one burst): one cut, not eight
         controller.release(ticket, throttled=True, retry_after=2.0)
@@ -938,7 +938,7 @@ def test_a_429_halves_the_window_once_per_burst_and_holds_the_family_for_retry_a
 
 def test_the_window_climbs_back_by_one_after_a_run_of_successes_never_above_the_concurrency():
     clock = FakeClock()
-    controller = adaptive(clock, concurrency=4, climb_after=2)
+    controller = adaptive(clock, concurrency=4, climb_after=2, decrease=0.5)
     controller.release(controller.try_acquire(IMPORT)[0], throttled=True, retry_after=0)
     assert controller.state("workspace/import").window == 2.0
     for expected in (3.0, 4.0, 4.0):
@@ -949,7 +949,7 @@ def test_the_window_climbs_back_by_one_after_a_run_of_successes_never_above_the_
 
 def test_the_window_never_drops_below_one_call():
     clock = FakeClock()
-    controller = adaptive(clock, concurrency=2)
+    controller = adaptive(clock, concurrency=2)  # the default cut (3/4)
     for _ in range(5):
         ticket = controller.try_acquire(IMPORT)[0]
         controller.release(ticket, throttled=True, retry_after=0)
