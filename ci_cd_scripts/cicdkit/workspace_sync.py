@@ -410,12 +410,22 @@ def deploy(
     result's `written` is the same object)."""
     written = written if written is not None else Written()
     workspace_dir = check_workspace_dir(workspace_dir)
-    # The manifest and the listings of the local folders are independent reads: one round for all of them.
-    # (A first deploy pays a 404 per folder for that; every later deploy saves a round trip per tree level.)
+    # The manifest and the listings of the local folders are independent reads: one round for all of them, so
+    # every later deploy saves a round trip per tree level. Parents come first (sorted paths), and a folder
+    # whose parent was just listed as missing is missing too: a first deploy is not charged a 404 per folder.
     prefetch = sorted(folders_to_list(local, None))
+    missing: set[str] = set()
+
+    def prefetch_one(folder: str) -> list[dict[str, Any]] | None:
+        if folder and any(parent in missing for parent in ["", *ancestors(folder)]):
+            return None
+        entries = list_folder(client, join(workspace_dir, folder))
+        if entries is None:
+            missing.add(folder)
+        return entries
+
     answers = run_all(
-        [lambda: read_manifest(client, workspace_dir)]
-        + [lambda f=f: list_folder(client, join(workspace_dir, f)) for f in prefetch],
+        [lambda: read_manifest(client, workspace_dir)] + [lambda f=f: prefetch_one(f) for f in prefetch],
         workers=concurrency,
     )
     manifest, stored_text, note = answers[0]
