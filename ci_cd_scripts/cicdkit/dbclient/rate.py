@@ -218,7 +218,8 @@ class AdaptiveRate:
         self, ticket: Ticket, *, throttled: bool = False, retry_after: float | None = None, sent: bool = True
     ) -> None:
         """Report how the call of `ticket` ended: `throttled` (429 / REQUEST_LIMIT_EXCEEDED, with its
-        `retry_after` seconds), else answered; `sent=False` when it was never sent."""
+        `retry_after` seconds), else answered; `sent=False` when no answer came (never sent, or the connection
+        failed): the slot is freed and the window left as it is."""
         if ticket.family is None:
             return
         with self._changed:

@@ -214,7 +214,7 @@ class Transport:
             try:
                 response = self._attempt(method, url, what, timeout=timeout, options=options)
             except TRANSPORT_ERRORS as error:
-                self.rate.release(ticket)
+                self.rate.release(ticket, sent=False)  # no answer: neither a success nor a 429 for the window
                 timed_out = isinstance(error, requests.Timeout)
                 kind = "timed out" if timed_out else "connection failed"
                 failure: Exception = ConnectionFailed(
