@@ -1,28 +1,37 @@
-"""Benchmark: deploy_notebooks.py against a plain databricks-sdk loop, on the local workspace with 100 ms latency.
+"""Benchmark: deploy_notebooks.py with its defaults, each figure against its floor and a databricks-sdk loop.
 
-    python benchmarks/bench_deploy.py [--notebooks 400] [--folders 40] [--latency-ms 100] [--concurrency 16]
-                                      [--scaling 100,400,1600]
+    python benchmarks/bench_deploy.py [--notebooks 400] [--folders 40] [--latency-ms 100] [--concurrency 8]
+                                      [--throttle 30] [--repeat 1]
 
-In one run, every variant a subprocess started from scratch (a fresh CI runner: no local state):
-  (a) the loop a user would write with databricks-sdk: `w.workspace.mkdirs` per folder, `w.workspace.upload`
-      per notebook, sequential (the SDK is single-threaded);
-  (b) `deploy_notebooks.py --full` into an empty folder, with the client's default limits (concurrency 8,
-      client-side rate limiter at 25 imports/s, under the documented 30/s workspace limit), and with
-      `--concurrency N` and the limiter lifted (the emulator has no server-side limit);
-  (c) `deploy_notebooks.py` again with nothing changed; its writes are counted from the request log.
-Then (b, limiter lifted) for each size in --scaling (folders = notebooks / 10).
-Prints times, request counts and ratios against (a), and whether the targets (b >= 8x, c >= 50x with zero
-writes) are met.
+On the local workspace with `--latency-ms` per request, in one invocation, every run a subprocess started from
+scratch (a fresh CI runner: no local state), each row the median of `--repeat` runs (the alternative's too):
+
+  (1) workspace not throttling: `deploy_notebooks.py --full` into an empty folder with its defaults, and the loop a
+      user would write with databricks-sdk (`w.workspace.mkdirs` per folder, `w.workspace.upload` per notebook,
+      sequential: the SDK is single-threaded). Floor: notebooks x latency / concurrency (every import has to
+      be sent, `--concurrency` at a time).
+  (2) workspace throttling imports at `--throttle`/s (a token bucket answering 429 with Retry-After, as
+      `local_workspace.py --rate-limit '*/workspace/import=30/s'` does), the same two. Floor: notebooks / rate.
+  (3) `deploy_notebooks.py` again with nothing changed, from a fresh runner, against the full deploy of the same
+      run (1) and against its own floor: its calls / concurrency x latency. Its writes must be 0.
+
+Prints calls, writes, 429s, the most attempts one call took, wall time, ratio to the floor and ratio to the
+alternative, then whether issue 14's targets hold (full deploys <= 1.15x their floor, redeploy <= 1.3x with 0
+writes, no call retried more than twice). The temporary folder is removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +42,7 @@ from local_cloud.workspace.server import LocalWorkspace  # noqa: E402
 
 TOKEN = "dapi-bench-token"
 HEADER = "# Databricks notebook source\n"
+TARGETS = {"full": 1.15, "throttled": 1.15, "redeploy": 1.3}
 
 SDK_LOOP = r"""
 import sys
@@ -52,6 +62,15 @@ for folder in sorted(p for p in source.iterdir() if p.is_dir()):
 """
 
 
+@dataclass
+class Run:
+    wall: float
+    calls: int
+    writes: int
+    throttled: int
+    most_attempts: int | None  # from the step's summary; None for the sdk loop (it does not say)
+
+
 def make_source(root: Path, notebooks: int, folders: int) -> Path:
     for index in range(notebooks):
         path = root / f"folder_{index % folders:03d}" / f"notebook_{index:05d}.py"
@@ -60,25 +79,43 @@ def make_source(root: Path, notebooks: int, folders: int) -> Path:
     return root
 
 
-def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:
+def run(workspace: LocalWorkspace, command: list[str], env: dict[str, str], cwd: Path) -> Run:
+    since = time.time()
     started = time.perf_counter()
     result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=1800)
-    elapsed = time.perf_counter() - started
+    wall = time.perf_counter() - started
     if result.returncode != 0:
         sys.exit(f"benchmark step failed ({' '.join(command[1:3])}):\n{result.stdout}\n{result.stderr}")
-    return elapsed
-
-
-def writes(workspace: LocalWorkspace, since: float) -> int:
-    return sum(
-        1
-        for r in workspace.requests
-        if r.path.startswith("/api/") and r.started >= since and r.method not in ("GET", "HEAD")
+    api = [r for r in workspace.requests if r.path.startswith("/api/") and r.started >= since]
+    most = re.search(r"at most (\d+) attempts for one call", result.stdout)
+    return Run(
+        wall,
+        calls=len(api),
+        writes=sum(1 for r in api if r.method not in ("GET", "HEAD") and r.status < 300),
+        throttled=sum(1 for r in api if r.status == 429),
+        most_attempts=int(most.group(1)) if most else (1 if "(0 retries)" in result.stdout else None),
     )
 
 
-def calls(workspace: LocalWorkspace, since: float) -> int:
-    return sum(1 for r in workspace.requests if r.path.startswith("/api/") and r.started >= since)
+def median(runs: list[Run]) -> Run:
+    """The run of median wall time (its counts with it), the most attempts over all runs."""
+    ordered = sorted(runs, key=lambda r: r.wall)
+    middle = ordered[len(ordered) // 2]
+    attempts = [r.most_attempts for r in runs if r.most_attempts is not None]
+    middle.wall = statistics.median(r.wall for r in runs)
+    middle.most_attempts = max(attempts) if attempts else None
+    return middle
+
+
+def row(label: str, measured: Run, floor: float, alternative: Run | None = None, alt_name: str = "") -> None:
+    attempts = "-" if measured.most_attempts is None else str(measured.most_attempts)
+    versus = f"{alternative.wall / measured.wall:6.1f}x faster than {alt_name}" if alternative else ""
+    print(
+        f"  {label:<40} {measured.wall:7.2f} s  floor {floor:6.2f} s  {measured.wall / floor:5.2f}x floor  "
+        f"{measured.calls:5d} calls {measured.writes:5d} writes {measured.throttled:4d} 429s  "
+        f"max attempts {attempts:>2}  {versus}",
+        flush=True,
+    )
 
 
 def main() -> int:
@@ -86,105 +123,101 @@ def main() -> int:
     parser.add_argument("--notebooks", type=int, default=400)
     parser.add_argument("--folders", type=int, default=40)
     parser.add_argument("--latency-ms", type=float, default=100)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--scaling", default="100,400,1600", help="comma-separated sizes for (b); '' skips")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each deploy_notebooks variant (median shown)")
+    parser.add_argument("--concurrency", type=int, default=8, help="deploy_notebooks.py's --concurrency (default 8)")
+    parser.add_argument("--throttle", type=float, default=30, help="imports/s the workspace allows in (2)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of every row; the median is shown")
+    parser.add_argument("--skip-sdk", action="store_true", help="leave the databricks-sdk loop out (quick tuning)")
     args = parser.parse_args()
 
-    import os
-
     work = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
-    plain = work / "plain"  # no config.json: the client's defaults
-    lifted = work / "lifted"  # config that switches the client-side limiter off
-    plain.mkdir()
-    lifted.mkdir()
-    (lifted / "config.json").write_text(
-        json.dumps(
-            {
-                "bundle": {"name": "bench"},
-                "deploy": {"rate_limits": {"workspace": 0, "workspace/import": 0, "workspace/export": 0}},
-            }
-        )
-    )
-    deploy = [sys.executable, str(SCRIPTS / "deploy_notebooks.py")]
+    try:
+        return bench(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
+
+def bench(args: argparse.Namespace, work: Path) -> int:
+    project = work / "project"  # no config.json: the client's defaults
+    project.mkdir()
+    deploy = [sys.executable, str(SCRIPTS / "deploy_notebooks.py")]
+    concurrency = ["--concurrency", str(args.concurrency)] if args.concurrency != 8 else []
+    latency = args.latency_ms / 1000.0
     with LocalWorkspace(token=TOKEN, latency_ms=args.latency_ms, time_scale=0, clusters=[]) as workspace:
         env = {**os.environ, "DATABRICKS_HOST": workspace.url, "DATABRICKS_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
         env.pop("TF_BUILD", None)
         source = make_source(work / "src", args.notebooks, args.folders)
-        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+        load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
         print(
             f"{args.notebooks} notebooks in {args.folders} folders, {args.latency_ms:g} ms latency per request, "
-            f"{os.cpu_count()} CPUs, load average {load}",
+            f"concurrency {args.concurrency}, {os.cpu_count()} CPUs, load average {load}, median of {args.repeat}",
             flush=True,
         )
-
-        def step(label: str, make_command, cwd: Path, repeat: int = 1) -> tuple[float, int]:
-            """Run a variant `repeat` times (machines are noisy; 2 cores shared); report the median run."""
-            runs = []
-            for index in range(repeat):
-                since = time.time()
-                elapsed = timed(make_command(index), env, cwd)
-                runs.append((elapsed, calls(workspace, since), writes(workspace, since)))
-            elapsed, made_calls, made_writes = sorted(runs)[len(runs) // 2]
-            spread = f"(runs: {', '.join(f'{r[0]:.2f}' for r in runs)})" if repeat > 1 else ""
-            print(f"  {label:<62} {elapsed:7.2f} s {made_calls:5d} calls {made_writes:5d} writes {spread}", flush=True)
-            return elapsed, max(r[2] for r in runs)
-
         base = "/Workspace/Shared/bench"
-        n = args.repeat
-        a, _ = step(
-            "(a) databricks-sdk loop (mkdirs + upload per file)",
-            lambda i: [sys.executable, "-c", SDK_LOOP, workspace.url, TOKEN, str(source), f"{base}/sdk"],
-            plain,
-        )
-        b8, _ = step(
-            "(b) deploy_notebooks.py --full (defaults: 8, 25 imports/s)",
-            lambda i: [*deploy, str(source), f"{base}/b8-{i}", "--full"],
-            plain,
-            n,
-        )
-        b, _ = step(
-            f"(b) deploy_notebooks.py --full --concurrency {args.concurrency}, no limiter",
-            lambda i: [*deploy, str(source), f"{base}/b-{i}", "--full", "--concurrency", str(args.concurrency)],
-            lifted,
-            n,
-        )
-        c, c_writes = step(
-            f"(c) unchanged, fresh runner, --concurrency {args.concurrency}, no limiter",
-            lambda i: [*deploy, str(source), f"{base}/b-0", "--concurrency", str(args.concurrency)],
-            lifted,
-            n,
-        )
-        c8, c8_writes = step(
-            "(c) unchanged, fresh runner, defaults", lambda i: [*deploy, str(source), f"{base}/b8-0"], plain, n
-        )
+        counter = iter(range(1_000_000))
 
-        print()
-        print(f"ratio (a)/(b) defaults          : {a / b8:6.1f}x")
-        print(f"ratio (a)/(b) tuned             : {a / b:6.1f}x   target >= 8x: {'met' if a / b >= 8 else 'NOT met'}")
+        def ours_full() -> list[str]:
+            return [*deploy, str(source), f"{base}/ours-{next(counter)}", "--full", *concurrency]
+
+        def sdk() -> list[str]:
+            return [sys.executable, "-c", SDK_LOOP, workspace.url, TOKEN, str(source), f"{base}/sdk-{next(counter)}"]
+
+        def measure(make_command) -> Run:
+            return median([run(workspace, make_command(), env, project) for _ in range(args.repeat)])
+
+        figures: dict[str, float] = {}
+        attempts: list[int | None] = []
+
+        full_floor = args.notebooks * latency / args.concurrency
+        print(f"\n(1) workspace not throttling; floor = {args.notebooks} imports x {latency:g} s / {args.concurrency}")
+        full = measure(ours_full)
+        sdk_full = None if args.skip_sdk else measure(sdk)
+        row("deploy_notebooks.py --full (defaults)", full, full_floor, sdk_full, "the sdk loop")
+        if sdk_full:
+            row("databricks-sdk loop", sdk_full, full_floor)
+        figures["full"], _ = full.wall / full_floor, attempts.append(full.most_attempts)
+        calls_floor = full.calls / args.concurrency * latency
         print(
-            f"ratio (a)/(c) tuned             : {a / c:6.1f}x   target >= 50x with zero writes: "
-            f"{'met' if a / c >= 50 and c_writes == 0 else 'NOT met'} ({c_writes} writes)"
+            f"  (its {full.calls} calls include the folders and the re-reads the manifest needs: "
+            f"{full.calls} / {args.concurrency} x {latency:g} s = {calls_floor:.2f} s, {full.wall / calls_floor:.2f}x)"
         )
-        print(f"ratio (a)/(c) defaults          : {a / c8:6.1f}x   ({c8_writes} writes)")
 
-        sizes = [int(size) for size in args.scaling.split(",") if size.strip()]
-        if sizes:
-            print(f"\nscaling of (b) --full --concurrency {args.concurrency}, no limiter (folders = notebooks / 10):")
-        for size in sizes:
-            scaled = make_source(work / f"src-{size}", size, max(1, size // 10))
-            since = time.time()
-            elapsed = timed(
-                [*deploy, str(scaled), f"{base}/scale-{size}", "--full", "--concurrency", str(args.concurrency)],
-                env,
-                lifted,
-            )
-            print(
-                f"  {size:5d} notebooks: {elapsed:7.2f} s  {calls(workspace, since):5d} calls  "
-                f"{elapsed / size * 1000:6.1f} ms per notebook",
-                flush=True,
-            )
+        throttled_floor = args.notebooks / args.throttle
+        print(
+            f"\n(2) workspace throttling imports at {args.throttle:g}/s; floor = {args.notebooks} / {args.throttle:g}"
+        )
+        workspace.set_rate_limits([f"*/workspace/import={args.throttle:g}/s"])
+        throttled = measure(ours_full)
+        sdk_throttled = None if args.skip_sdk else measure(sdk)
+        workspace.set_rate_limits(None)
+        row("deploy_notebooks.py --full (defaults)", throttled, throttled_floor, sdk_throttled, "the sdk loop")
+        if sdk_throttled:
+            row("databricks-sdk loop", sdk_throttled, throttled_floor)
+        figures["throttled"] = throttled.wall / throttled_floor
+        attempts.append(throttled.most_attempts)
+
+        print("\n(3) nothing changed, fresh runner; floor = its calls / concurrency x latency")
+        target = f"{base}/ours-redeploy"
+        run(workspace, [*deploy, str(source), target, "--full", *concurrency], env, project)
+        redeploy = measure(lambda: [*deploy, str(source), target, *concurrency])
+        redeploy_floor = redeploy.calls / args.concurrency * latency
+        print(
+            f"  (its calls: {redeploy.calls} reads; each round of {args.concurrency} concurrent calls "
+            f"takes {latency:g} s)"
+        )
+        row("deploy_notebooks.py (defaults)", redeploy, redeploy_floor, full, "the full deploy (1)")
+        figures["redeploy"] = redeploy.wall / redeploy_floor
+        attempts.append(redeploy.most_attempts)
+
+        print("\nissue 14 targets:")
+        for name, limit in TARGETS.items():
+            verdict = "met" if figures[name] <= limit else "NOT met"
+            print(f"  {name:<10} {figures[name]:5.2f}x floor, target <= {limit:g}x: {verdict}")
+        writes_ok = redeploy.writes == 0
+        print(f"  redeploy writes {redeploy.writes}, target 0: {'met' if writes_ok else 'NOT met'}")
+        known = [a for a in attempts if a is not None]
+        worst = max(known) if known else None
+        print(f"  most attempts of one call {worst}, target <= 3 (retried at most twice): ", end="")
+        print("met" if worst is not None and worst <= 3 else "NOT met")
     return 0
 
 

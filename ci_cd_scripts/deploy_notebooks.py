@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cicdkit import ado, cli, settings, summary, workspace_sync
 from cicdkit.errors import CICDError
+
+if TYPE_CHECKING:
+    from cicdkit import dbclient
 
 
 @cli.entry
@@ -72,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                 _record(report, written.plan, workspace_dir, written)  # what landed before the failure
             report.fail(error.one_line())
             report.note("the manifest was not updated: the next deploy redoes whatever is missing")
-            report.note(f"{client.stats.requests} API calls ({client.stats.retries} retries)")
+            report.note(_calls(client.stats))
             report.finish()
             raise
-        requests, retries = client.stats.requests, client.stats.retries
+        calls = _calls(client.stats)
     planned = result.plan
     _record(report, planned, workspace_dir, None if step.dry_run else written)
     report.note(f"previous manifest: {result.manifest_note}")
@@ -87,11 +91,21 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not step.dry_run:
         written = "written" if result.manifest_written else "unchanged"
-        report.note(f"manifest {written}; {requests} API calls ({retries} retries)")
+        report.note(f"manifest {written}; {calls}")
     if planned.empty and not step.dry_run:
         report.note("nothing to change: the workspace matches the source")
     report.finish()
     return 0
+
+
+def _calls(stats: dbclient.Stats) -> str:
+    """The calls the step made: how many, retries, and (when any) how many attempts the worst call took."""
+    if not stats.retries:
+        return f"{stats.requests} API calls ({stats.retries} retries)"
+    return (
+        f"{stats.requests} API calls ({stats.retries} retries, {stats.throttled} answered 429, "
+        f"at most {stats.most_attempts} attempts for one call)"
+    )
 
 
 def _record(

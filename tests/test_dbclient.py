@@ -235,15 +235,42 @@ def test_client_rate_limiter_keeps_concurrent_work_under_the_service_limit(dbx_w
     assert len(statuses) == 64 and 429 not in statuses
 
 
-def test_without_the_client_limiter_the_same_load_is_throttled(dbx_workspace, dbx_client):
-    # The counterpart of the test above: it shows the service limit is real, so that test can fail.
+def test_without_a_cap_the_same_load_is_throttled_and_the_window_backs_off(dbx_workspace, dbx_client):
+    # The counterpart of the test above: it shows the service limit is real, so that test can fail. Without a
+    # cap the adaptive window meets the limit, backs off, and every call still succeeds, none retried more than
+    # twice (README "Retries, budgets and rate limits").
     ws = dbx_workspace(rate_limits=["*/workspace/get-status=25/s"])
-    client = dbx_client(ws, concurrency=8, rate_limits={"workspace": None}, retry_budget_seconds=30)
+    client = dbx_client(ws, concurrency=8, rate_limits={"workspace": None}, retry_budget_seconds=30, backoff=(1, 10))
     client.workspace.mkdirs("/Shared/r")
 
     hammer(client, "/Shared/r", threads=8, each=8)
-    assert 429 in [r.status for r in calls(ws, "/workspace/get-status")]
+    statuses = [r.status for r in calls(ws, "/workspace/get-status")]
+    assert 429 in statuses and statuses.count(200) == 64
     assert client.stats.throttled > 0
+    assert client.stats.most_attempts <= 3
+    state = client.rate.state("workspace")
+    assert state.cuts >= 1 and state.in_flight == 0
+
+
+def test_a_throttled_deploy_sized_load_retries_no_call_more_than_twice(dbx_workspace, dbx_client):
+    # 300 imports from 8 threads against a workspace that allows 30 imports/s (its token bucket answers 429 with
+    # Retry-After, like Databricks): the defaults back off, and no call is sent more than three times.
+    ws = dbx_workspace(rate_limits=["*/workspace/import=30/s"])
+    client = dbx_client(ws, concurrency=8, backoff=(1, 10), retry_budget_seconds=60)
+    client.workspace.mkdirs("/Shared/t")
+    from cicdkit.pool import run_all
+
+    run_all(
+        [
+            lambda i=i: client.workspace.import_(f"/Shared/t/n{i}", b"print(1)", format="SOURCE", language="PYTHON")
+            for i in range(300)
+        ],
+        workers=8,
+    )
+    imports = calls(ws, "/workspace/import")
+    assert client.stats.throttled > 0, "the workspace's limit was not reached: the test shows nothing"
+    assert sum(1 for r in imports if r.status == 200) == 300
+    assert client.stats.most_attempts <= 3
 
 
 def test_rate_limiter_spaces_reservations(dbx):
@@ -845,11 +872,130 @@ def test_inside_a_wait_the_policy_uses_the_time_left_then_gives_up_at_the_wait_d
 
 
 def test_the_rate_limiter_runs_on_the_injected_clock():
-    from cicdkit.dbclient import retry
+    from cicdkit.dbclient import rate
 
     clock = FakeClock()
-    limiter = retry.RateLimiter({"jobs": 2}, clock=clock, sleep=clock.sleep)
+    limiter = rate.RateLimiter({"jobs": 2}, clock=clock, sleep=clock.sleep)
     assert [limiter.reserve("/api/2.1/jobs/runs/get") for _ in range(3)] == [0.0, 0.0, 0.5]
     clock.now += 10  # tokens refill while time passes
     limiter.wait("/api/2.1/jobs/runs/get")
     assert clock.sleeps == []
+
+
+# --- the adaptive rate controller (rate.py), on an injected clock -------------------------------------------
+
+
+def adaptive(clock, concurrency=8, **kwargs):
+    from cicdkit.dbclient import rate
+
+    return rate.AdaptiveRate(concurrency, clock=clock, sleep=clock.sleep, **kwargs)
+
+
+IMPORT = "/api/2.0/workspace/import"
+
+
+def test_a_family_starts_at_the_step_concurrency_and_waits_when_its_window_is_full():
+    clock = FakeClock()
+    controller = adaptive(clock, concurrency=3)
+    tickets = [controller.try_acquire(IMPORT)[0] for _ in range(3)]
+    assert all(t is not None and t.family == "workspace/import" for t in tickets)
+    assert controller.try_acquire(IMPORT) == (None, None)  # full: wait for a release
+    assert controller.try_acquire("/api/2.0/fs/files/Volumes/a")[0] is not None  # another family is not held
+    controller.release(tickets[0])
+    assert controller.try_acquire(IMPORT)[0] is not None
+
+
+def test_paths_map_to_the_most_specific_family_and_unknown_paths_are_not_controlled():
+    controller = adaptive(FakeClock())
+    assert controller.family(IMPORT) == "workspace/import"
+    assert controller.family("/api/2.0/workspace/list") == "workspace"
+    assert controller.family("/api/2.1/jobs/runs/get") == "jobs/runs"
+    assert controller.family("/api/2.1/jobs/create") == "jobs"
+    assert controller.family("/api/2.0/dbfs/put") == "dbfs"
+    assert controller.family("/api/2.0/fs/files/Volumes/x") == "fs"
+    assert controller.family("/api/2.0/preview/scim/v2/Me") is None
+    ticket, wait = controller.try_acquire("/api/2.0/preview/scim/v2/Me")
+    assert ticket is not None and ticket.family is None and wait == 0.0
+
+
+def test_a_429_cuts_the_window_once_per_burst_and_holds_the_family_for_retry_after():
+    clock = FakeClock()
+    controller = adaptive(clock, concurrency=8, decrease=0.5)
+    tickets = [controller.try_acquire(IMPORT)[0] for _ in range(8)]
+    for ticket in tickets:  # the whole window came back 429 (one burst): one cut, not eight
+        controller.release(ticket, throttled=True, retry_after=2.0)
+    state = controller.state("workspace/import")
+    assert state.window == 4.0 and state.cuts == 1 and state.throttled == 8 and state.in_flight == 0
+    ticket, wait = controller.try_acquire(IMPORT)
+    assert ticket is None and wait == 2.0  # Retry-After honoured for the whole family
+    clock.now += 2.0
+    granted = [controller.try_acquire(IMPORT)[0] for _ in range(5)]
+    assert sum(t is not None for t in granted) == 4  # the new window
+    controller.release(granted[0], throttled=True, retry_after=None)  # sent under the new window: cut again
+    assert controller.state("workspace/import").window == 2.0
+    assert controller.try_acquire(IMPORT)[1] == 1.0  # no Retry-After: the default hold
+
+
+def test_the_window_climbs_back_by_one_after_a_run_of_successes_never_above_the_concurrency():
+    clock = FakeClock()
+    controller = adaptive(clock, concurrency=4, climb_after=2, decrease=0.5)
+    controller.release(controller.try_acquire(IMPORT)[0], throttled=True, retry_after=0)
+    assert controller.state("workspace/import").window == 2.0
+    for expected in (3.0, 4.0, 4.0):
+        for _ in range(int(2 * min(expected - 1, 3))):
+            controller.release(controller.try_acquire(IMPORT)[0])
+        assert controller.state("workspace/import").window == expected
+
+
+def test_the_window_never_drops_below_one_call():
+    clock = FakeClock()
+    controller = adaptive(clock, concurrency=2)  # the default cut (3/4)
+    for _ in range(5):
+        ticket = controller.try_acquire(IMPORT)[0]
+        controller.release(ticket, throttled=True, retry_after=0)
+    assert controller.state("workspace/import").window == 1.0
+    assert controller.try_acquire(IMPORT)[0] is not None
+
+
+def test_acquire_sleeps_out_a_hold_on_the_injected_clock_and_refuses_past_the_deadline():
+    clock = FakeClock()
+    controller = adaptive(clock, concurrency=2)
+    controller.release(controller.try_acquire(IMPORT)[0], throttled=True, retry_after=3.0)
+    assert controller.acquire(IMPORT, deadline=clock() + 2.0) == 3.0  # would pass the deadline: nothing taken
+    assert clock.sleeps == []
+    ticket = controller.acquire(IMPORT, deadline=clock() + 10.0)
+    assert clock.sleeps == [3.0] and ticket.family == "workspace/import"
+
+
+def test_a_configured_cap_applies_on_top_of_the_window():
+    from cicdkit.dbclient import rate
+
+    clock = FakeClock()
+    caps = rate.RateLimiter({"workspace/import": 2}, clock=clock, sleep=clock.sleep)
+    controller = adaptive(clock, concurrency=8, caps=caps)
+    for _ in range(3):
+        controller.release(controller.acquire(IMPORT))
+    assert clock.sleeps == [0.5]  # two at once (a second's burst), the third half a second later
+
+
+def test_a_cap_slot_past_the_deadline_gives_the_window_back():
+    from cicdkit.dbclient import rate
+
+    clock = FakeClock()
+    caps = rate.RateLimiter({"workspace/import": 0.1}, clock=clock, sleep=clock.sleep)
+    controller = adaptive(clock, concurrency=1, caps=caps)
+    controller.release(controller.acquire(IMPORT))
+    assert controller.acquire(IMPORT, deadline=clock() + 1.0) == pytest.approx(10.0)
+    assert controller.state("workspace/import").in_flight == 0
+
+
+def test_request_limit_exceeded_is_retried_whatever_its_status():
+    from cicdkit.dbclient import retry
+
+    class Answer:
+        status_code = 400
+        headers = {"Retry-After": "2"}
+
+    verdict = retry.classify("POST", response=Answer(), throttled=True)
+    assert verdict.retry and verdict.retry_after == 2.0 and "REQUEST_LIMIT_EXCEEDED" in verdict.why
+    assert not retry.classify("POST", response=Answer()).retry

@@ -26,10 +26,11 @@ It does not own HTTP, retries or auth (`dbclient`), the worker pool (`pool.py`),
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +159,43 @@ class DeployResult:
     written: Written = field(default_factory=Written)
 
 
+@dataclass(frozen=True)
+class _Relisted:
+    """A folder's listing re-read after its uploads (not a write: the progress does not count it)."""
+
+    entries: list[dict[str, Any]] | None
+
+
+class _Dependencies:
+    """Counts of unfinished tasks per key, for tasks of one pool that wait for earlier ones (`apply`).
+
+    The pool starts tasks in order, and a task waits only for keys of earlier tasks, so the earliest unfinished
+    task is always running: no deadlock. `stop` (the pool's) ends every wait, a failed task still counts as done.
+    """
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._left: dict[Any, int] = {}
+        self._changed = threading.Condition()
+
+    def expect(self, key: Any) -> None:
+        self._left[key] = self._left.get(key, 0) + 1
+
+    @contextlib.contextmanager
+    def doing(self, key: Any) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._left[key] -= 1
+                self._changed.notify_all()
+
+    def wait(self, key: Any) -> None:
+        with self._changed:
+            while self._left.get(key, 0) > 0 and not self._stop.is_set():
+                self._changed.wait(timeout=0.5)  # the tasks waited for are calls bounded by the step's deadline
+
+
 def list_folder(client: Any, workspace_path: str) -> list[dict[str, Any]] | None:
     """The objects in a workspace folder, or None if it does not exist."""
     try:
@@ -273,13 +311,55 @@ def apply(
         return run_all(tasks, workers=concurrency, on_done=tick)
 
     run_writes([lambda d=d: _planned_delete(client, workspace_dir, d, written) for d in planned.deletes])
-    levels: dict[int, list[str]] = {}
-    for folder in planned.folders_to_create:
-        levels.setdefault(depth(folder), []).append(folder)
-    for level in sorted(levels):
-        run_writes([lambda f=f: _mkdirs(client, workspace_dir, f, written) for f in levels[level]])
-    hashes = run_writes([lambda u=u: _upload(client, workspace_dir, u, written) for u in planned.uploads])
-    uploaded_hashes = {upload.relative_path: sent for upload, sent in zip(planned.uploads, hashes)}
+    # Folders, uploads and the re-reads of the uploaded folders in ONE pool, each task waiting only for what it
+    # needs (a folder for its parent, an upload for its folder, a re-read for the uploads into that folder): no
+    # barrier between the phases, and when imports are throttled the other calls run meanwhile.
+    touched = sorted({parent_of(upload.relative_path) for upload in planned.uploads})
+    relist_now = not planned.folders_to_delete  # else re-read after the deletes below, as the listing shows them
+    stop = threading.Event()
+    after_deps = _Dependencies(stop)
+    created = sorted(planned.folders_to_create, key=depth)  # parents first: a task waits only for earlier ones
+    for folder in created:
+        after_deps.expect(("folder", folder))
+    for upload in planned.uploads:
+        after_deps.expect(("folder-done", parent_of(upload.relative_path)))
+
+    def make_folder(folder: str) -> None:
+        if folder:  # the deployment's own folder ("") has no parent here
+            after_deps.wait(("folder", parent_of(folder)))
+        if stop.is_set():
+            return
+        with after_deps.doing(("folder", folder)):
+            _mkdirs(client, workspace_dir, folder, written)
+
+    def upload_one(upload: Upload) -> str:
+        after_deps.wait(("folder", parent_of(upload.relative_path)))
+        if stop.is_set():
+            return ""
+        with after_deps.doing(("folder-done", parent_of(upload.relative_path))):
+            return _upload(client, workspace_dir, upload, written)
+
+    def relist(folder: str) -> _Relisted:
+        after_deps.wait(("folder-done", folder))
+        return _Relisted(None if stop.is_set() else list_folder(client, join(workspace_dir, folder)))
+
+    # Task order: the folders, then each folder's uploads followed by its re-read (a re-read starts as soon as
+    # its folder is done, while the other uploads go on).
+    by_folder: dict[str, list[Upload]] = {}
+    for upload in planned.uploads:
+        by_folder.setdefault(parent_of(upload.relative_path), []).append(upload)
+    tasks: list[Callable[[], Any]] = [lambda f=f: make_folder(f) for f in created]
+    for folder, uploads in by_folder.items():
+        tasks += [lambda u=u: upload_one(u) for u in uploads]
+        if relist_now:
+            tasks.append(lambda f=folder: relist(f))
+    results = run_all(
+        tasks, workers=concurrency, on_done=lambda r: None if isinstance(r, _Relisted) else tick(), stop=stop
+    )
+    relisted = {r_folder: r.entries for r_folder, r in zip(by_folder, (r for r in results if isinstance(r, _Relisted)))}
+    hashes = [r for r in results[len(created) :] if not isinstance(r, _Relisted)]
+    ordered = [upload for uploads in by_folder.values() for upload in uploads]
+    uploaded_hashes = {upload.relative_path: sent for upload, sent in zip(ordered, hashes)}
     for folder in planned.folders_to_delete:  # deepest first, one at a time: a parent waits for its children
         try:
             _delete(client, join(workspace_dir, folder))
@@ -291,8 +371,12 @@ def apply(
         tick()
 
     # Re-read what was uploaded to record the modified_at/object_id the workspace gave it.
-    touched = sorted({parent_of(upload.relative_path) for upload in planned.uploads})
-    listings = run_all([lambda f=f: list_folder(client, join(workspace_dir, f)) for f in touched], workers=concurrency)
+    if relist_now:
+        listings = [relisted[folder] for folder in touched]
+    else:
+        listings = run_all(
+            [lambda f=f: list_folder(client, join(workspace_dir, f)) for f in touched], workers=concurrency
+        )
     after: dict[str, RemoteObject] = {}
     for folder, entries in zip(touched, listings):
         for info in entries or []:
@@ -326,12 +410,22 @@ def deploy(
     result's `written` is the same object)."""
     written = written if written is not None else Written()
     workspace_dir = check_workspace_dir(workspace_dir)
-    # The manifest and the listings of the local folders are independent reads: one round for all of them.
-    # (A first deploy pays a 404 per folder for that; every later deploy saves a round trip per tree level.)
+    # The manifest and the listings of the local folders are independent reads: one round for all of them, so
+    # every later deploy saves a round trip per tree level. Parents come first (sorted paths), and a folder
+    # whose parent was just listed as missing is missing too: a first deploy is not charged a 404 per folder.
     prefetch = sorted(folders_to_list(local, None))
+    missing: set[str] = set()
+
+    def prefetch_one(folder: str) -> list[dict[str, Any]] | None:
+        if folder and any(parent in missing for parent in ["", *ancestors(folder)]):
+            return None
+        entries = list_folder(client, join(workspace_dir, folder))
+        if entries is None:
+            missing.add(folder)
+        return entries
+
     answers = run_all(
-        [lambda: read_manifest(client, workspace_dir)]
-        + [lambda f=f: list_folder(client, join(workspace_dir, f)) for f in prefetch],
+        [lambda: read_manifest(client, workspace_dir)] + [lambda f=f: prefetch_one(f) for f in prefetch],
         workers=concurrency,
     )
     manifest, stored_text, note = answers[0]

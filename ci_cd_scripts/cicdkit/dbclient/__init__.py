@@ -1,21 +1,22 @@
 """Every HTTP call to Databricks: host, authentication, session, timeouts, retries, rate limits and errors.
 
 Owns the wire: one `requests.Session` per client (one client per workspace host) with a connection pool sized to
-the concurrency, a (connect, read) timeout on every call, ONE retry loop (`Client.request`), a client-side rate
-limiter per endpoint family, and the mapping of error answers to the `errors.ApiError` family. On top of that,
+the concurrency, a (connect, read) timeout on every call, ONE retry loop (`Client.request`), an adaptive rate
+controller per endpoint family, and the mapping of error answers to the `errors.ApiError` family. On top of that,
 small typed helpers per API family (`client.workspace`, `.dbfs`, `.files`, `.clusters`, `.libraries`, `.jobs`,
 `.me()`) and one deadline-bounded waiter (`Client.poll`). It does not decide what to deploy (scripts and their
 modules do) and does not choose Azure credentials (`azure_auth.py` does). README "Talking to Databricks" is the
 user's side of all this.
 
 The package, one responsibility a module (imports point one way: this file → `connect` → `api` → `transport` →
-`retry`, `auth`, `hosts`, `paths`):
+`rate`, `retry`, `auth`, `hosts`, `paths`):
 
 * `auth.py` — credentials: `Auth`, `PatAuth`, `EntraAuth`, `resolve_auth`.
 * `hosts.py` — the host: `resolve_host` and its checks, `is_loopback`, the local-workspace hints.
 * `paths.py` — remote paths: `RemotePath`, `remote_path`.
-* `retry.py` — the one rate and retry policy: `RateLimiter`, the classifier `classify`, `RetryPolicy` (with an
-  injectable clock).
+* `rate.py` — how fast calls are sent: `AdaptiveRate` (a window per endpoint family that backs off on 429 and
+  climbs back) and `RateLimiter` (the fixed caps of ``deploy.rate_limits``), with an injectable clock.
+* `retry.py` — the one retry policy: the classifier `classify`, `RetryPolicy` (with an injectable clock).
 * `transport.py` — `Transport`, the base of `Client`: session, one attempt, the retry loop, deadlines, stats,
   `poll`, `get`/`post`/`me`.
 * `api.py` — `Client` and the API families `Workspace`, `Dbfs`, `Files`, `Clusters`, `Libraries`, `Jobs`,
@@ -45,6 +46,11 @@ for idempotent calls (GET, HEAD, PUT, DELETE, and POSTs declared idempotent: ``m
 `DEFAULT_RETRY_BUDGET_SECONDS`, 120 s), after which the last error is raised saying how many attempts were made.
 Until the host has answered once, a failed connection is retried only twice (a wrong ``--host`` fails in seconds,
 not minutes). Request bodies that are files are rewound before a retry.
+
+Rate (`rate.py`): each endpoint family (imports, the rest of the workspace API, Files, DBFS, jobs runs, ...) may
+have as many calls in flight as the step's concurrency; a 429 / ``REQUEST_LIMIT_EXCEEDED`` halves that window and
+holds the family for the answer's ``Retry-After``, a run of successes grows it by one again. ``deploy.rate_limits``
+adds fixed caps in requests per second (none by default).
 
 Deadlines: a client made for a step (`settings.connect`, from the step's ``--timeout``) has a step deadline that
 bounds every call it makes, reads included: a call's retry budget is min(budget, time left in the step), its
@@ -100,12 +106,11 @@ from .connect import connect
 from .hosts import LOCAL_WORKSPACE_TOKEN, is_loopback, resolve_host
 from .hosts import _unreachable_hint as _unreachable_hint  # the tests check the hint
 from .paths import RemotePath, remote_path
+from .rate import DEFAULT_RATE_LIMITS, FAMILIES, AdaptiveRate, RateLimiter
 from .retry import (
     DEFAULT_BACKOFF,
-    DEFAULT_RATE_LIMITS,
     DEFAULT_RETRY_BUDGET_SECONDS,
     MIN_CALL_SECONDS,
-    RateLimiter,
     RetryPolicy,
     Verdict,
     classify,
@@ -114,6 +119,7 @@ from .transport import DEFAULT_POLL_SECONDS, DEFAULT_TIMEOUT, LAST_READ_SECONDS,
 
 __all__ = [
     "AUTH_CHOICES",
+    "AdaptiveRate",
     "DATABRICKS_SCOPE",
     "DBFS_BLOCK_SIZE",
     "DBFS_UPLOAD_ATTEMPTS",
@@ -122,6 +128,7 @@ __all__ = [
     "DEFAULT_RATE_LIMITS",
     "DEFAULT_RETRY_BUDGET_SECONDS",
     "DEFAULT_TIMEOUT",
+    "FAMILIES",
     "LAST_READ_SECONDS",
     "LOCAL_WORKSPACE_TOKEN",
     "MANAGEMENT_SCOPE",

@@ -1,13 +1,12 @@
 """The one rate and retry policy of the Databricks REST client: what is retried, how long to wait, and until when.
 
-Owns three pieces (README "Talking to Databricks", "Retries, budgets and rate limits"):
+Owns two pieces (README "Talking to Databricks", "Retries, budgets and rate limits"; how fast calls are sent is
+`rate.py`):
 
-* `RateLimiter` — client-side token buckets per endpoint family (`DEFAULT_RATE_LIMITS`), so concurrent calls are
-  spaced out instead of bouncing off 429s.
 * `classify` — the retry classifier: given an error answer or a transport exception, the method and whether the
   call is idempotent, says whether the call may be sent again, and why. 429 and 503 are retried for every call
-  (the request was not processed); 500/502/504, connection errors and timeouts only for idempotent calls (GET,
-  HEAD, PUT, DELETE, OPTIONS and POSTs declared idempotent); until the host has answered once, a failed connection
+  (the request was not processed), and so is any answer whose ``error_code`` is ``REQUEST_LIMIT_EXCEEDED``;
+  500/502/504, connection errors and timeouts only for idempotent calls (GET, HEAD, PUT, DELETE, OPTIONS and POSTs declared idempotent); until the host has answered once, a failed connection
   only `FIRST_CONTACT_RETRIES` times (a wrong ``--host`` fails in seconds); a body that cannot be rewound never.
 * `RetryPolicy` — when to send again: ``Retry-After`` when the answer has one, else exponential backoff with
   jitter (`DEFAULT_BACKOFF`), all within the call's `RetryWindow`: its retry budget (`DEFAULT_RETRY_BUDGET_SECONDS`)
@@ -23,10 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import re
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -39,22 +36,6 @@ DEFAULT_BACKOFF = (1.0, 10.0)
 # Shortest socket timeout a call inside a wait is given, even when the wait's deadline is (almost) there.
 MIN_CALL_SECONDS = 0.1
 
-# Requests per second per endpoint family, kept under the documented per-workspace limits (most specific prefix
-# wins; a family missing here is not limited). Override with connect(rate_limits={...}) or deploy.rate_limits;
-# a value of 0 or None switches a family off.
-DEFAULT_RATE_LIMITS: dict[str, float] = {
-    "workspace/import": 25,
-    "workspace/export": 50,
-    "workspace": 50,
-    "dbfs": 25,
-    "fs": 50,
-    "clusters": 20,
-    "libraries": 20,
-    "jobs/runs/submit": 30,
-    "jobs/runs/get": 80,
-    "jobs": 20,
-}
-
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_ALWAYS = frozenset({429, 503})
 RETRY_IF_IDEMPOTENT = frozenset({500, 502, 504})
@@ -63,58 +44,6 @@ TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.excepti
 # Until the host has answered once, a failed connection is retried this many times (then it is most likely a
 # wrong host, and the step fails fast).
 FIRST_CONTACT_RETRIES = 2
-
-
-# --- rate limiting -----------------------------------------------------------------------------------------
-
-
-class RateLimiter:
-    """Token buckets per endpoint family (requests per second, burst of one second's worth).
-
-    A caller reserves a token and sleeps until its slot, so concurrent threads are spaced out evenly instead of
-    bouncing off 429s. Families are path prefixes after ``/api/<version>/``; the most specific one applies.
-    """
-
-    def __init__(
-        self,
-        limits: Mapping[str, float | None],
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._rates = {family.strip("/"): float(rate) for family, rate in limits.items() if rate}
-        self._tokens = {family: max(1.0, rate) for family, rate in self._rates.items()}
-        self._stamp = {family: clock() for family in self._rates}
-        self._families = sorted(self._rates, key=len, reverse=True)
-
-    def family(self, path: str) -> str | None:
-        match = re.match(r"^/api/[^/]+/(.*)$", path)
-        rest = match.group(1) if match else path.lstrip("/")
-        for family in self._families:
-            if rest == family or rest.startswith(family + "/"):
-                return family
-        return None
-
-    def reserve(self, path: str) -> float:
-        """Take a token for `path`; return how many seconds to wait before sending."""
-        family = self.family(path)
-        if family is None:
-            return 0.0
-        rate = self._rates[family]
-        with self._lock:
-            now = self._clock()
-            self._tokens[family] = min(max(1.0, rate), self._tokens[family] + (now - self._stamp[family]) * rate)
-            self._stamp[family] = now
-            self._tokens[family] -= 1.0
-            return 0.0 if self._tokens[family] >= 0 else -self._tokens[family] / rate
-
-    def wait(self, path: str) -> None:
-        delay = self.reserve(path)
-        if delay > 0:
-            self._sleep(delay)
 
 
 # --- the classifier: may this call be sent again? ------------------------------------------------------------
@@ -143,10 +72,12 @@ def classify(
     reached: bool = True,
     attempt: int = 1,
     replayable: bool = True,
+    throttled: bool = False,
 ) -> Verdict:
     """May a call that failed be sent again? Give the error `response` (anything with ``status_code`` and
     ``headers``) or the attempt's `error`; `reached` says whether the host has answered this client before,
-    `attempt` which attempt failed, `replayable` whether the body can be sent again (bytes, or a seekable file)."""
+    `attempt` which attempt failed, `replayable` whether the body can be sent again (bytes, or a seekable file),
+    `throttled` whether the answer's ``error_code`` is ``REQUEST_LIMIT_EXCEEDED`` (retried whatever its status)."""
     idempotent = is_idempotent(method, idempotent)
     retry_after = None
     if response is not None:
@@ -154,6 +85,8 @@ def classify(
         retry_after = _retry_after(response.headers.get("Retry-After"))
         if status in RETRY_ALWAYS:
             retry, why = True, f"HTTP {status}: the request was not processed"
+        elif throttled:
+            retry, why = True, f"HTTP {status} REQUEST_LIMIT_EXCEEDED: the request was not processed"
         elif status in RETRY_IF_IDEMPOTENT:
             retry = idempotent
             why = (

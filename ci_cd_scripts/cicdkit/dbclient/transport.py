@@ -2,7 +2,7 @@
 
 Owns `Transport`, the base of `dbclient.Client`: one `requests.Session` with a connection pool sized to the
 concurrency, a (connect, read) timeout on every call, `request` (the one place that sends: it paces each attempt
-through the rate limiter, sends it, maps an error answer to the `errors.ApiError` family, and asks the retry
+through the adaptive rate controller of `rate.py`, sends it, tells the controller how it ended, maps an error answer to the `errors.ApiError` family, and asks the retry
 classifier and policy of `retry.py` whether and when to send again), the step's deadline (`time_left`,
 `check_deadline`, `StepTimedOut`), the counters (`Stats`), the deadline-bounded waiter `poll`, and `get`/`post`/`me`.
 README "Talking to Databricks" describes the policy. It does not decide what is retried or for how long
@@ -27,15 +27,14 @@ from .. import azure_auth
 from ..errors import ApiError, ConnectionFailed, StepTimedOut, UsageError, WaitTimedOut, api_error
 from .auth import Auth
 from .hosts import _local_token_hint, _local_workspace_start, _unreachable_hint
+from .rate import DEFAULT_RATE_LIMITS, AdaptiveRate, RateLimiter, Ticket
 from .retry import (
     DEFAULT_BACKOFF,
-    DEFAULT_RATE_LIMITS,
     DEFAULT_RETRY_BUDGET_SECONDS,
     STEP,
     TRANSPORT_ERRORS,
     WAIT,
     Decision,
-    RateLimiter,
     RetryPolicy,
     RetryWindow,
     Verdict,
@@ -64,6 +63,7 @@ class Stats:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
+    most_attempts: int = 0  # the most attempts any one call took
 
 
 class Transport:
@@ -103,6 +103,7 @@ class Transport:
         limits = dict(DEFAULT_RATE_LIMITS)
         limits.update(rate_limits or {})
         self.rate_limiter = RateLimiter(limits, clock=self._clock, sleep=self._sleep)
+        self.rate = AdaptiveRate(self.concurrency, caps=self.rate_limiter, clock=self._clock, sleep=self._sleep)
         self._session = requests.Session()
         self._session.trust_env = True
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self.concurrency, pool_block=True, max_retries=0)
@@ -196,19 +197,24 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
-            self._pace(path, what, attempt)
+            ticket = self._pace(path, what, attempt)
             if attempt > 1 and rewind_to is not None:
                 data.seek(rewind_to)  # type: ignore[union-attr]
             now = self._clock()
             if self.step_deadline is not None and now >= self.step_deadline:
+                self.rate.release(ticket, sent=False)
                 raise self._step_timed_out(f"{what} was not sent", attempt - 1)
             timeout = window.socket_timeout(self.timeout, now)
             cut = timeout != self.timeout
             self._count(requests=1, retries=1 if attempt > 1 else 0)
-            timed_out = False
+            if attempt > self.stats.most_attempts:
+                with self._stats_lock:
+                    self.stats.most_attempts = max(self.stats.most_attempts, attempt)
+            timed_out = held = False
             try:
                 response = self._attempt(method, url, what, timeout=timeout, options=options)
             except TRANSPORT_ERRORS as error:
+                self.rate.release(ticket, sent=False)  # no answer: neither a success nor a 429 for the window
                 timed_out = isinstance(error, requests.Timeout)
                 kind = "timed out" if timed_out else "connection failed"
                 failure: Exception = ConnectionFailed(
@@ -222,20 +228,32 @@ class Transport:
                     attempt=attempt,
                     replayable=replayable,
                 )
+            except BaseException:
+                self.rate.release(ticket, sent=False)  # not sent (UsageError), or interrupted
+                raise
             else:
                 self._reached = True
                 log.debug("%s %s -> %s (attempt %d)", method, path, response.status_code, attempt)
                 if response.status_code < 300:
+                    self.rate.release(ticket)
                     return response  # redirects are not followed: a workspace API never redirects, a login page does
                 failure = self._error(response, method, path)
-                if response.status_code == 429:
+                throttled = response.status_code == 429 or failure.error_code == "REQUEST_LIMIT_EXCEEDED"
+                if throttled:
                     self._count(throttled=1)
-                verdict = classify(method, idempotent=idempotent, response=response, replayable=replayable)
+                verdict = classify(
+                    method, idempotent=idempotent, response=response, replayable=replayable, throttled=throttled
+                )
+                self.rate.release(ticket, throttled=throttled, retry_after=verdict.retry_after)
+                held = throttled and ticket.family is not None
                 response.close()
             decision = window.next(attempt, verdict.retry_after) if verdict.retry else None
             if decision is not None and decision.retry:
                 log.info("retrying %s %s in %.1fs after: %s", method, path, decision.delay, failure)
-                self._sleep(decision.delay)
+                if not held:
+                    self._sleep(decision.delay)
+                # else the rate controller holds the call's whole family for the Retry-After (in `_pace`), so
+                # this worker queues for the family's reduced window instead of sleeping on its own.
                 continue
             self._give_up(failure, attempt, window, verdict, decision, cut_short=timed_out and cut)
 
@@ -282,17 +300,15 @@ class Transport:
                 hint="check DATABRICKS_TOKEN, DATABRICKS_AZURE_RESOURCE_ID and the host for stray characters",
             ) from None
 
-    def _pace(self, path: str, what: str, attempt: int) -> None:
-        """Wait for the client-side rate limiter's slot, unless that slot lies past the step's deadline."""
-        delay = self.rate_limiter.reserve(path)
-        if delay <= 0:
-            return
-        left = self.time_left()
-        if left is not None and delay >= left:
-            raise self._step_timed_out(
-                f"{what} was not sent (the client-side rate limit holds it past the deadline)", attempt - 1
-            )
-        self._sleep(delay)
+    def _pace(self, path: str, what: str, attempt: int) -> Ticket:
+        """Wait for the rate controller's go (its window, a hold after a 429, a configured cap), unless that lies
+        past the step's deadline; the ticket goes back to `rate.release` once the attempt has ended."""
+        granted = self.rate.acquire(path, deadline=self.step_deadline)
+        if isinstance(granted, Ticket):
+            return granted
+        raise self._step_timed_out(
+            f"{what} was not sent (the client-side rate limit holds it past the deadline)", attempt - 1
+        )
 
     def _unsendable(self, error: Exception) -> str:
         text = str(error)
