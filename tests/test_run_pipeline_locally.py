@@ -1,0 +1,309 @@
+"""run_pipeline_locally.py as a user runs it: small pipelines of our own under tmp_path, run as a subprocess, and the
+agent semantics each one proves (variables between steps, jobs and stages, conditions, secrets masked, timeouts,
+tasks, the summary and the exit code)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from helpers import assert_one_line_error, run_script, script_env
+
+SECRET = "s3cr3t-KNOWN-4f1d9a"
+
+
+def run(tmp_path: Path, text: str, *args: str, timeout: float = 120):
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return run_script(
+        "run_pipeline_locally.py", pipeline, "--workdir", tmp_path / "work", *args, env=script_env(), timeout=timeout
+    )
+
+
+def lines_of(result) -> list[str]:
+    return [line.strip() for line in result.stdout.splitlines()]
+
+
+def test_a_variable_set_by_a_step_is_seen_from_the_next_step_not_in_its_own(tmp_path) -> None:
+    result = run(
+        tmp_path,
+        """
+        steps:
+        - checkout: none
+        - bash: |
+            echo "##vso[task.setvariable variable=colour]blue"
+            echo "same step: [${COLOUR:-}]" '[$(colour)]'
+        - script: |
+            echo "next step: [$COLOUR]" '[$(colour)]'
+        """,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "same step: [] [$(colour)]" in lines_of(result)
+    assert "next step: [blue] [blue]" in lines_of(result)
+    assert lines_of(result)[-2] == "Pipeline: Succeeded"
+
+
+def test_conditions_after_a_failed_step_and_continue_on_error(tmp_path) -> None:
+    result = run(
+        tmp_path,
+        """
+        steps:
+        - checkout: none
+        - bash: exit 4
+          displayName: tolerated
+          continueOnError: true
+        - bash: echo "ran after tolerated"
+        - bash: exit 1
+          displayName: breaks
+        - bash: echo "must not run"
+          displayName: skipped by default
+        - bash: echo "on failure"
+          condition: failed()
+        - bash: echo "always ran"
+          condition: always()
+        - bash: echo "only on success"
+          condition: succeeded()
+        """,
+    )
+    assert result.returncode == 1
+    out = lines_of(result)
+    assert "ran after tolerated" in out and "on failure" in out and "always ran" in out
+    assert "must not run" not in out and "only on success" not in out
+    summary = result.stdout.split("\nSummary\n", 1)[1]
+    assert "tolerated — exit code 4 (continueOnError)" in summary and "SucceededWithIssues" in summary
+    assert "skipped by default — condition succeeded() is false" in summary
+    assert summary.rstrip().splitlines()[-2] == "Pipeline: Failed"
+
+
+def test_secrets_are_masked_from_when_they_are_set_also_split_over_two_writes(tmp_path) -> None:
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(json.dumps({"from-file": "file-secret-KNOWN-77aa"}), encoding="utf-8")
+    result = run(
+        tmp_path,
+        f"""
+        steps:
+        - checkout: none
+        - bash: |
+            echo "before: {SECRET}"
+            echo "##vso[task.setvariable variable=token;issecret=true]{SECRET}"
+            echo "after in the same step: {SECRET}"
+        - bash: |
+            printf 'split: {SECRET[:6]}'
+            sleep 0.2
+            printf -- '{SECRET[6:]} end\\n'
+            echo "env: [${{TOKEN:-not exported}}] mapped: [$MAPPED] file: [$FROM_FILE]"
+            echo "macro: $(token)"
+          env:
+            MAPPED: $(token)
+            FROM_FILE: $(from-file)
+        """,
+        "--secrets-file",
+        secrets,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = lines_of(result)
+    assert f"before: {SECRET}" in out  # the agent masks only what comes after the command
+    assert "after in the same step: ***" in out
+    assert "split: *** end" in out
+    assert "env: [not exported] mapped: [***] file: [***]" in out
+    assert "macro: ***" in out
+    tail = result.stdout.split("after in the same step", 1)[1]
+    assert SECRET not in tail and "file-secret-KNOWN-77aa" not in result.stdout
+
+
+def test_output_variables_between_jobs_and_between_stages(tmp_path) -> None:
+    result = run(
+        tmp_path,
+        """
+        stages:
+        - stage: build
+          jobs:
+          - job: produce
+            steps:
+            - checkout: none
+            - bash: echo "##vso[task.setvariable variable=version;isoutput=true]1.2.3"
+              name: setver
+            - bash: |
+                echo "same job: $(setver.version) $SETVER_VERSION" '[$(version)]'
+          - job: consume
+            dependsOn: produce
+            condition: eq(dependencies.produce.outputs['setver.version'], '1.2.3')
+            variables:
+              got: $[ dependencies.produce.outputs['setver.version'] ]
+            steps:
+            - checkout: none
+            - bash: |
+                echo "other job: $(got)"
+          - deployment: ship
+            environment: local-env
+            strategy:
+              runOnce:
+                deploy:
+                  steps:
+                  - download: none
+                  - bash: echo "##vso[task.setvariable variable=where;isoutput=true]shelf"
+                    name: put
+        - stage: release
+          condition: eq(dependencies.build.outputs['produce.setver.version'], '1.2.3')
+          variables:
+            fromStage: $[ stageDependencies.build.produce.outputs['setver.version'] ]
+            fromDeploy: $[ stageDependencies.build.ship.outputs['ship.put.where'] ]
+          jobs:
+          - job: use
+            steps:
+            - checkout: none
+            - bash: |
+                echo "other stage: $(fromStage) $(fromDeploy) env=$ENVIRONMENT_NAME"
+        """,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = lines_of(result)
+    assert "same job: 1.2.3 1.2.3 [$(version)]" in out
+    assert "other job: 1.2.3" in out
+    assert "environment local-env (approvals and checks live in Azure DevOps, not here)" in out
+    assert "other stage: 1.2.3 shelf env=" in out
+
+
+def test_timeout_in_minutes_ends_a_hanging_step_and_its_children(tmp_path) -> None:
+    result = run(
+        tmp_path,
+        """
+        steps:
+        - checkout: none
+        - bash: |
+            sleep 300 &
+            echo "child $!"
+            sleep 300
+          displayName: hangs
+          timeoutInMinutes: 0.02
+        - bash: echo "cleanup ran"
+          condition: always()
+        """,
+    )
+    assert result.returncode == 1
+    assert "hangs — timed out after 0.02 minute(s)" in result.stdout
+    assert "cleanup ran" in lines_of(result)
+
+
+def test_an_unsupported_construct_stops_before_the_first_step(tmp_path) -> None:
+    result = run(
+        tmp_path,
+        """
+        jobs:
+        - job: a
+          steps:
+          - script: echo "must not run"
+        - job: b
+          strategy:
+            matrix:
+              one: {x: 1}
+          steps:
+          - script: echo b
+        """,
+    )
+    assert_one_line_error(result, 2, "pipeline.yml:6: strategy: matrix/parallel is not supported by the local runner")
+    assert "must not run" not in result.stdout
+
+
+def test_an_unknown_task_stops_the_run_and_lists_the_supported_ones(tmp_path) -> None:
+    result = run(
+        tmp_path,
+        """
+        steps:
+        - script: echo "must not run"
+        - task: NuGetCommand@2
+          inputs: {command: restore}
+        """,
+    )
+    line = assert_one_line_error(
+        result, 2, "pipeline.yml:3: task NuGetCommand@2 is not supported by the local runner (supported tasks: Bash@3"
+    )
+    assert "PublishTestResults@2" in line and "UsePythonVersion@0" in line
+    assert "must not run" not in result.stdout
+
+
+def test_a_missing_required_parameter_is_bad_input(tmp_path) -> None:
+    result = run(tmp_path, "parameters:\n- name: env\n  type: string\nsteps:\n- script: echo\n")
+    assert_one_line_error(result, 2, "pipeline.yml:1: parameter env is required (it has no default) and was not given")
+
+
+def test_artifacts_tests_and_summaries_flow_through_the_tasks(tmp_path) -> None:
+    junit = (
+        '<testsuite name="s"><testcase classname="pkg.test_a" name="test_ok"/>'
+        '<testcase classname="pkg.test_a" name="test_bad"><failure message="assert 1 == 2">trace</failure></testcase>'
+        "</testsuite>"
+    )
+    result = run(
+        tmp_path,
+        f"""
+        stages:
+        - stage: ci
+          jobs:
+          - job: build
+            steps:
+            - checkout: none
+            - task: UsePythonVersion@0
+              inputs: {{versionSpec: 3.x}}
+            - bash: |
+                mkdir -p "$(Build.ArtifactStagingDirectory)/drop" results
+                echo payload > "$(Build.ArtifactStagingDirectory)/drop/file.txt"
+                echo '{junit}' > results/TEST-a.xml
+                echo "# Report" > "$(Agent.TempDirectory)/report.md"
+                echo "##vso[task.uploadsummary]$(Agent.TempDirectory)/report.md"
+            - task: PublishTestResults@2
+              condition: succeededOrFailed()
+              inputs:
+                testResultsFiles: '**/TEST-*.xml'
+                searchFolder: $(System.DefaultWorkingDirectory)
+                failTaskOnFailedTests: true
+              continueOnError: true
+            - task: PublishPipelineArtifact@1
+              inputs:
+                targetPath: $(Build.ArtifactStagingDirectory)/drop
+                artifact: drop
+        - stage: cd
+          jobs:
+          - deployment: deploy
+            environment: dev
+            strategy:
+              runOnce:
+                deploy:
+                  steps:
+                  - bash: cat "$(Pipeline.Workspace)/drop/file.txt"
+        """,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = lines_of(result)
+    assert "FAILED pkg.test_a.test_bad: assert 1 == 2" in out
+    assert "tests: 1 passed, 1 failed, 0 skipped in 1 file(s)" in out
+    assert "payload" in out
+    assert "Tests: 1 passed, 1 failed, 0 skipped" in out
+    assert any(line.startswith("Summary: ") and line.endswith("report.md") for line in out)
+
+
+def test_list_prints_the_plan_and_runs_nothing(tmp_path) -> None:
+    result = run(
+        tmp_path,
+        """
+        stages:
+        - stage: one
+          jobs:
+          - job: a
+            steps:
+            - script: echo "must not run"
+              displayName: Say $(who)
+              condition: always()
+        """,
+        "--list",
+        "--var",
+        "who=hello",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "stage one: one  [if succeeded()]",
+        "  job a: a  [if succeeded()]",
+        "     1. Checkout self (implicit) <checkout>",
+        "     2. Say hello <script>  [if always()]",
+    ]
+    assert not (tmp_path / "work" / "run").exists()
