@@ -5,10 +5,18 @@ tasks, the summary and the exit code)."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
-from helpers import assert_one_line_error, run_script, script_env
+import pytest
+from helpers import ROOT, assert_one_line_error, run_script, script_env
+from pipeline_agent import agent_venv
 
 SECRET = "s3cr3t-KNOWN-4f1d9a"
 
@@ -307,3 +315,63 @@ def test_list_prints_the_plan_and_runs_nothing(tmp_path) -> None:
         "     2. Say hello <script>  [if always()]",
     ]
     assert not (tmp_path / "work" / "run").exists()
+
+
+# ---- the repository's own pipeline -------------------------------------------------------------------------------
+
+
+def _copy_of_the_checkout(tmp_path: Path) -> Path:
+    """The files of this checkout as git shows them, in a git repository of its own (so edits stay there)."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    repo = tmp_path / "repo"
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    return repo
+
+
+@pytest.mark.slow
+def test_the_repository_ci_stage_runs_green_and_a_broken_unit_test_stops_it_red_naming_the_test(tmp_path) -> None:
+    repo = _copy_of_the_checkout(tmp_path)
+    venv = agent_venv(tmp_path)  # the pipeline's pip installs land here, not in the test interpreter
+    env = script_env(PIP_NO_INDEX="1", PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+    def ci() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(venv / "bin" / "python"), str(repo / "ci_cd_scripts" / "run_pipeline_locally.py")]
+            + [str(repo / "pipelines" / "azure-pipelines.yml"), "--stage", "ci", "--workdir", str(tmp_path / "work")]
+            + ["--param", f"pythonVersion={version}", "--branch", "main"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+
+    green = ci()
+    assert green.returncode == 0, green.stdout[-6000:] + green.stderr
+    summary = green.stdout.split("\nSummary\n", 1)[1]
+    assert "Pipeline: Succeeded" in summary and "Unit tests (pytest per package, installed wheels)" in summary
+    assert re.search(r"Tests: [1-9]\d* passed, 0 failed", summary)
+    drop = tmp_path / "work" / "run" / "artifacts" / "drop" / "artifact.zip"
+    with zipfile.ZipFile(drop) as bundle:
+        wheels = [name for name in bundle.namelist() if name.startswith("wheels/")]
+    assert len(wheels) == 2 and all(".dev1-" in name for name in wheels), wheels  # Build.BuildId 1
+
+    rules = repo / "package1" / "package1" / "rules.py"
+    rules.write_text(rules.read_text().replace('return "is missing"', 'return "is absent"', 1))
+    red = ci()
+    assert red.returncode == 1, red.stdout[-6000:]
+    out = lines_of(red)
+    assert any(line.startswith("FAILED ") and "test_not_null_flags_none_nan_and_blank" in line for line in out), out
+    summary = red.stdout.split("\nSummary\n", 1)[1]
+    assert re.search(r"Unit tests \(pytest per package, installed wheels\) — exit code 1 +Failed", summary)
+    assert "Publish artifact drop — condition succeeded() is false" in summary
+    assert summary.rstrip().splitlines()[-2] == "Pipeline: Failed"
