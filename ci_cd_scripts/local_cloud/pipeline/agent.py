@@ -267,7 +267,7 @@ class JobRun:
             run, why = False, str(error)
             self.result = "Failed"
         if not run:
-            record.message = why
+            record.message = "condition is false" if why.startswith("condition ") and why.endswith(" is false") else why
             self.say(f"── step {index}/{total}: {record.display_name} — skipped: {why}")
             return record
         self.say(f"── step {index}/{total}: {record.display_name}")

@@ -81,6 +81,6 @@ def summary_lines(outcomes: list[StageOutcome], mask=lambda text: text) -> list[
         lines += [f"  JUnit: {path}" for path in junit]
     else:
         lines.append("Tests: no test results were published")
-    lines += [f"  Summary: {path}" for path in summaries]
+    lines += [f"  Summary: {path}" for path in dict.fromkeys(summaries)]
     lines.append(f"Pipeline: {pipeline_result(outcomes)}")
     return lines

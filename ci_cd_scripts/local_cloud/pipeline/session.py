@@ -10,6 +10,7 @@ run's wheels get a new version suffix).
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import time
@@ -116,7 +117,7 @@ def _start_workspace(stack: ExitStack, request: Request, workdir: Path, config_f
     from local_cloud.workspace.server import LocalWorkspace
     from local_cloud.workspace.state import SEED_CLUSTERS
 
-    token = f"dapi-local-{secrets.token_hex(16)}"
+    token = os.environ.get("LOCAL_WORKSPACE_TOKEN") or f"dapi-local-{secrets.token_hex(16)}"
     clusters = [dict(c) for c in SEED_CLUSTERS]
     known = {c["cluster_id"] for c in clusters}
     clusters += [c for c in target_clusters(config_file) if c["cluster_id"] not in known]
