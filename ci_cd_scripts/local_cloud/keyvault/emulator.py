@@ -2,8 +2,8 @@
 
 Follows the Key Vault secrets REST API (https://learn.microsoft.com/rest/api/keyvault/secrets/) and its
 authentication challenge (https://learn.microsoft.com/azure/key-vault/general/authentication-requests-and-responses)
-as ``azure-keyvault-secrets`` reads them (README "Private endpoints and emulators"): TLS on 127.0.0.1 with a
-trustme certificate (the CA is written to ``ca_pem`` for ``REQUESTS_CA_BUNDLE``/``--ca-bundle``), the 401 challenge with
+as ``azure-keyvault-secrets`` reads them (README "Private endpoints and emulators"): TLS with a throwaway
+certificate for 127.0.0.1 and ``*.vault.azure.net`` (tls.py; the CA is written to ``ca_pem`` for ``REQUESTS_CA_BUNDLE``/``--ca-bundle``), the 401 challenge with
 ``WWW-Authenticate`` for any request without ``Bearer <token>``, ``api-version`` required, paging with an
 absolute ``nextLink`` and ``$skiptoken``, secret versions, 403 ``Forbidden``/``SecretDisabled`` for a disabled
 secret, 404 ``SecretNotFound``, and expired secrets still served with 200 (as the real service does).
@@ -18,15 +18,13 @@ Use::
         vault.add_secret("databricks-token", "dapi...")
         ... vault.url, vault.ca_pem ...
 
-or by hand: ``python tests/keyvault_emulator.py --secret databricks-token=dapi123 [--disabled NAME=VALUE]
+The local pipeline runner serves it (behind proxy.py); by hand: ``python tests/keyvault_emulator.py --secret databricks-token=dapi123 [--disabled NAME=VALUE]
 [--expired NAME=VALUE]`` prints the URL and the CA file, and removes its temporary folder on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import signal
 import ssl
 import tempfile
 import threading
@@ -37,12 +35,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-import trustme
+from .tls import LocalCA
 
 TENANT = "72f988bf-0000-4000-8000-000000000001"
 RESOURCE = "https://vault.azure.net"
 DEFAULT_PAGE_SIZE = 25
 CHALLENGE_FORMS = ("resource", "scope", "bare", "none")
+# The server certificate covers the loopback address and every vault name (reached through local_cloud's proxy).
+HOSTNAMES = ("127.0.0.1", "localhost", "*.vault.azure.net")
 
 
 @dataclass
@@ -76,6 +76,7 @@ class KeyVaultEmulator:
         tenant: str = TENANT,
         page_size: int = DEFAULT_PAGE_SIZE,
         challenge_form: str = "resource",
+        hostnames: tuple[str, ...] = HOSTNAMES,
     ) -> None:
         self.token = token
         self.tenant = tenant
@@ -88,9 +89,10 @@ class KeyVaultEmulator:
         self.requests: list[LoggedRequest] = []
         self._lock = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="kv-emulator-")
-        self._ca = trustme.CA()
+        self._ca = LocalCA()
         self.ca_pem = Path(self._tmp.name) / "ca.pem"
-        self._ca.cert_pem.write_to_path(str(self.ca_pem))
+        self.ca_pem.write_bytes(self._ca.cert_pem())
+        self.hostnames = list(hostnames)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -130,8 +132,7 @@ class KeyVaultEmulator:
         return f"https://127.0.0.1:{self.port}"
 
     def start(self) -> KeyVaultEmulator:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        context = self._ca.server_context(self.hostnames, Path(self._tmp.name))
         emulator = self
 
         class Server(ThreadingHTTPServer):
@@ -303,54 +304,3 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
-
-
-def _assignment(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run a local HTTPS Key Vault emulator until Ctrl-C or SIGTERM.")
-    parser.add_argument(
-        "--token", default="kv-test-token", help="bearer token to accept (give it as AZURE_ACCESS_TOKEN)"
-    )
-    parser.add_argument("--secret", action="append", default=[], type=_assignment, metavar="NAME=VALUE")
-    parser.add_argument(
-        "--disabled",
-        action="append",
-        default=[],
-        type=_assignment,
-        metavar="NAME=VALUE",
-        help="a disabled secret (403 SecretDisabled when read)",
-    )
-    parser.add_argument(
-        "--expired",
-        action="append",
-        default=[],
-        type=_assignment,
-        metavar="NAME=VALUE",
-        help="a secret that expired an hour ago",
-    )
-    parser.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE)
-    args = parser.parse_args(argv)
-    stop = threading.Event()
-    # SIGTERM and SIGINT end the wait, so the `with` block removes the temporary folder holding the CA.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    with KeyVaultEmulator(args.token, page_size=args.page_size) as vault:
-        for name, value in args.secret:
-            vault.add_secret(name, value)
-        for name, value in args.disabled:
-            vault.add_secret(name, value, enabled=False)
-        for name, value in args.expired:
-            vault.add_secret(name, value, expires=int(time.time()) - 3600)
-        print(vault.url, flush=True)
-        print(f"CA bundle: {vault.ca_pem} (export REQUESTS_CA_BUNDLE={vault.ca_pem})", flush=True)
-        stop.wait()
-
-
-if __name__ == "__main__":
-    main()

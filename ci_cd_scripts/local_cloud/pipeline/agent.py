@@ -71,6 +71,7 @@ class JobRun:
     post_job: list[Callable[[], None]] = field(default_factory=list)
     steps: list[StepResult] = field(default_factory=list)
     base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    azure_cli_env: dict[str, str] = field(default_factory=dict)
 
     # ---- output --------------------------------------------------------------------------------------------
 

@@ -39,6 +39,8 @@ class Options:
     secrets: dict[str, str] = field(default_factory=dict)  # --secrets-file
     extra: dict[str, str] = field(default_factory=dict)  # the runner's own (DATABRICKS_HOST...)
     extra_secrets: dict[str, str] = field(default_factory=dict)
+    masked: list[str] = field(default_factory=list)  # more values to mask (the local Key Vault's token)
+    azure_cli_env: dict[str, str] = field(default_factory=dict)  # what AzureCLI@2 steps get against the local cloud
     stages: list[str] = field(default_factory=list)  # --stage; empty = all
     keep_going: bool = False
     reason: str = "Manual"
@@ -137,7 +139,7 @@ class Engine:
         self.plan = plan
         self.options = options
         self.masker = Masker()
-        for value in [*options.secrets.values(), *options.extra_secrets.values()]:
+        for value in [*options.secrets.values(), *options.extra_secrets.values(), *options.masked]:
             self.masker.add(value, with_base64=True)
         self.stopped = False
         self.root = options.workdir / "run"
@@ -332,6 +334,7 @@ class Engine:
         started = time.monotonic()
         deadline = started + (job.timeout_minutes * 60 if job.timeout_minutes else 360 * 60)
         run = JobRun(job, variables, self.masker, dirs, self.artifacts, self.cache, self.options.log, deadline)
+        run.azure_cli_env = dict(self.options.azure_cli_env)
         outcome.run = run
         total = len(job.steps)
         for index, step in enumerate(job.steps, 1):

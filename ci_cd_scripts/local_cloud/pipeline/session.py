@@ -108,7 +108,9 @@ def target_clusters(config_file: Path) -> list[dict]:
     return [{**LOCAL_CLUSTER, **cluster} for cluster in clusters.values()]
 
 
-def _start_workspace(stack: ExitStack, request: Request, workdir: Path, config_file: Path) -> tuple[dict, dict]:
+def _start_workspace(
+    stack: ExitStack, request: Request, options: Options, workdir: Path, config_file: Path
+) -> tuple[dict, dict]:
     """(plain variables, secret variables) that point every CD step at the workspace of this run."""
     if request.workspace != "local":
         if not request.workspace.startswith(("https://", "http://")):
@@ -117,7 +119,8 @@ def _start_workspace(stack: ExitStack, request: Request, workdir: Path, config_f
     from local_cloud.workspace.server import LocalWorkspace
     from local_cloud.workspace.state import SEED_CLUSTERS
 
-    token = os.environ.get("LOCAL_WORKSPACE_TOKEN") or f"dapi-local-{secrets.token_hex(16)}"
+    given = read_secrets(request.secrets_file)
+    token = given.get("databricks-token") or os.environ.get("LOCAL_WORKSPACE_TOKEN") or f"dapi-local-{_hex()}"
     clusters = [dict(c) for c in SEED_CLUSTERS]
     known = {c["cluster_id"] for c in clusters}
     clusters += [c for c in target_clusters(config_file) if c["cluster_id"] not in known]
@@ -130,7 +133,42 @@ def _start_workspace(stack: ExitStack, request: Request, workdir: Path, config_f
         raise OperationFailed(f"cannot start the local workspace: {error.strerror or error}") from None
     stack.callback(workspace.stop)
     request.log(f"local workspace: {workspace.url} (state in {workdir / 'workspace'}, {len(clusters)} clusters)")
+    options.azure_cli_env.update(_start_key_vault(stack, request, workdir, {**given, "databricks-token": token}))
+    options.masked.append(options.azure_cli_env["LOCAL_CLOUD_AZ_TOKEN"])
     return {"DATABRICKS_HOST": workspace.url}, {"databricks-token": token}
+
+
+def _hex() -> str:
+    return secrets.token_hex(16)
+
+
+def _start_key_vault(stack: ExitStack, request: Request, workdir: Path, values: dict[str, str]) -> dict[str, str]:
+    """The local Key Vault holding `values` (every vault name leads there) and what an AzureCLI@2 step needs to
+    reach it: the proxy, the CA, the stand-in az and its throwaway token."""
+    from local_cloud.keyvault import azure_cli
+    from local_cloud.keyvault.emulator import KeyVaultEmulator
+    from local_cloud.keyvault.proxy import VaultProxy
+
+    vault_token = f"kv-local-{_hex()}"
+    vault = KeyVaultEmulator(vault_token)
+    for name, value in values.items():
+        vault.add_secret(name, value)
+    vault.start()
+    stack.callback(vault.stop)
+    proxy = VaultProxy(vault.port).start()
+    stack.callback(proxy.stop)
+    shim = azure_cli.write_shim(workdir / "run-tools" / "az")
+    names = ", ".join(sorted(values))
+    request.log(f"local Key Vault: every https://<name>.vault.azure.net serves {names} (AzureCLI@2 steps only)")
+    return {
+        "HTTPS_PROXY": proxy.url,
+        "https_proxy": proxy.url,
+        "NO_PROXY": "",
+        "no_proxy": "",
+        "REQUESTS_CA_BUNDLE": str(vault.ca_pem),
+        "LOCAL_CLOUD_AZ_TOKEN": vault_token,
+        "LOCAL_CLOUD_AZ_DIR": str(shim),
+    }
 
 
 def run(request: Request) -> int:
@@ -177,7 +215,7 @@ def run(request: Request) -> int:
     config_file = root / str(parameters.get("configFile") or "config.json")
     started = time.monotonic()
     with ExitStack() as stack:
-        plain, secret = _start_workspace(stack, request, workdir, config_file)
+        plain, secret = _start_workspace(stack, request, options, workdir, config_file)
         options.extra.update(plain)
         options.extra_secrets.update(secret)
         engine = Engine(the_plan, options)

@@ -13,6 +13,7 @@ it (tracked and untracked files, ``.gitignore`` honoured).
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -101,20 +102,30 @@ def _azure_cli(step: Step, run: Any, limit: float) -> tuple[int | None, str]:
     script_type = pick(inputs, "scriptType").lower()
     if script_type not in ("bash", "pscore"):
         raise TaskFailure(f"AzureCLI@2 scriptType {script_type or '(missing)'}: only bash and pscore run locally")
-    connection = pick(inputs, "azureSubscription", "connectedServiceNameARM")
-    run.say(
-        f"  AzureCLI@2: no Azure login locally (service connection {connection or '(none)'} is not used); the "
-        "script runs with this machine's own az login and environment, if any"
-    )
+    connection = pick(inputs, "azureSubscription", "connectedServiceNameARM") or "(none)"
+    extra = dict(run.azure_cli_env)
+    if extra:
+        run.say(
+            f"  AzureCLI@2: no Azure login (service connection {connection} is not used): the script gets a stand-in "
+            "az holding the local Key Vault's throwaway token, and *.vault.azure.net leads to the local Key Vault"
+        )
+        extra["PATH"] = f"{extra.pop('LOCAL_CLOUD_AZ_DIR')}{os.pathsep}{run.base_env.get('PATH', '')}"
+        extra["AZURE_CONFIG_DIR"] = str(run.dirs["temp"] / ".azclitask")
+    else:
+        run.say(
+            f"  AzureCLI@2: no Azure login locally (service connection {connection} is not used); the script runs "
+            "with this machine's own az login and environment, if any"
+        )
     cwd = working_directory(run, pick(inputs, "workingDirectory") or None)
     shell = "bash" if script_type == "bash" else "pwsh"
     if pick(inputs, "scriptLocation", default="scriptPath").lower() == "inlinescript":
-        return run_script_text(run, step, (step.body.get("inputs") or {}).get("inlineScript", ""), shell, cwd, limit)
+        script = (step.body.get("inputs") or {}).get("inlineScript", "")
+        return run_script_text(run, step, script, shell, cwd, limit, extra)
     path = pick(inputs, "scriptPath")
     if not path:
         raise TaskFailure("AzureCLI@2 with scriptLocation scriptPath needs scriptPath")
     argv = ["bash", path] if shell == "bash" else ["pwsh", "-NoProfile", "-File", path]
-    return run_file(run, step, [*argv, *_split(pick(inputs, "arguments", "scriptArguments"))], cwd, limit)
+    return run_file(run, step, [*argv, *_split(pick(inputs, "arguments", "scriptArguments"))], cwd, limit, extra)
 
 
 # ---- dispatch ------------------------------------------------------------------------------------------------
