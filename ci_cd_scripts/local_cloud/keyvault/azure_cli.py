@@ -5,6 +5,7 @@ else says it is not served locally and exits 2. The real ``az`` is never called.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from cicdkit import atomic
 TENANT = "72f988bf-0000-4000-8000-000000000001"
 SUBSCRIPTION = "00000000-0000-4000-8000-0000000010ca"
 
-_SHIM = """#!{python}
+_SHIM = """
 import json, os, sys, time
 args = [a for a in sys.argv[1:] if a not in ("--output", "json", "-o")]
 if args[:2] == ["account", "get-access-token"]:
@@ -39,6 +40,8 @@ sys.exit(2)
 def write_shim(folder: Path) -> Path:
     """Write the ``az`` stand-in into `folder` (put it first on PATH); returns the folder."""
     folder.mkdir(parents=True, exist_ok=True)
-    text = _SHIM.format(python=sys.executable, subscription=SUBSCRIPTION, tenant=TENANT)
-    atomic.write_text(folder / "az", text, mode=0o755)
+    atomic.write_text(folder / "az_stand_in.py", _SHIM.format(subscription=SUBSCRIPTION, tenant=TENANT))
+    # A shell wrapper, not a #! line naming Python: the interpreter's path may hold spaces.
+    launcher = f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$(dirname "$0")/az_stand_in.py" "$@"\n'
+    atomic.write_text(folder / "az", launcher, mode=0o755)
     return folder
