@@ -422,3 +422,37 @@ def test_the_repository_pipeline_deploys_to_dev_test_and_prod_on_the_local_works
     leaks = [str(path) for path in work.rglob("*") if path.is_file() and token.encode() in path.read_bytes()]
     assert token not in result.stdout + result.stderr, "the workspace token was printed"
     assert not leaks, leaks
+
+
+def test_universal_packages_publish_the_next_patch_version_per_run_and_download_a_given_one(tmp_path) -> None:
+    pipeline = """
+    steps:
+    - checkout: none
+    - bash: |
+        mkdir -p "$(Build.ArtifactStagingDirectory)/pkg" && echo "build $(Build.BuildId)" > "$(Build.ArtifactStagingDirectory)/pkg/a.txt"
+    - task: UniversalPackages@0
+      inputs:
+        command: publish
+        publishDirectory: $(Build.ArtifactStagingDirectory)/pkg
+        vstsFeedPublish: project/feed
+        vstsFeedPackagePublish: databricks-ci-cd
+        versionOption: patch
+        publishedPackageVar: published
+    - bash: |
+        echo "published: $(published)"
+    - task: UniversalPackages@0
+      inputs:
+        command: download
+        vstsFeed: project/feed
+        vstsFeedPackage: databricks-ci-cd
+        vstsPackageVersion: 0.0.1
+        downloadDirectory: $(Agent.TempDirectory)/first
+    - bash: |
+        cat "$(Agent.TempDirectory)/first/a.txt"
+    """
+    first = run(tmp_path, pipeline)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "published: 0.0.1" in lines_of(first) and "build 1" in lines_of(first)
+    second = run(tmp_path, pipeline)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "published: 0.0.2" in lines_of(second) and "build 1" in lines_of(second)  # 0.0.1 is still build 1

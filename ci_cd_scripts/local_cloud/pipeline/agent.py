@@ -72,6 +72,7 @@ class JobRun:
     steps: list[StepResult] = field(default_factory=list)
     base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     azure_cli_env: dict[str, str] = field(default_factory=dict)
+    feeds: Path = Path("feeds")  # UniversalPackages@0: the local feeds, kept between runs
 
     # ---- output --------------------------------------------------------------------------------------------
 

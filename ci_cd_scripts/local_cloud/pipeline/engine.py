@@ -335,6 +335,7 @@ class Engine:
         deadline = started + (job.timeout_minutes * 60 if job.timeout_minutes else 360 * 60)
         run = JobRun(job, variables, self.masker, dirs, self.artifacts, self.cache, self.options.log, deadline)
         run.azure_cli_env = dict(self.options.azure_cli_env)
+        run.feeds = self.options.workdir / "feeds"
         outcome.run = run
         total = len(job.steps)
         for index, step in enumerate(job.steps, 1):

@@ -115,7 +115,9 @@ def _start_workspace(
     if request.workspace != "local":
         if not request.workspace.startswith(("https://", "http://")):
             raise UsageError(f"--workspace {request.workspace!r}: use local or the workspace URL")
-        return {"DATABRICKS_HOST": request.workspace}, {}
+        # The CD steps map $(databricks-token) into DATABRICKS_TOKEN: from the environment, as a secret variable.
+        token = os.environ.get("DATABRICKS_TOKEN")
+        return {"DATABRICKS_HOST": request.workspace}, ({"databricks-token": token} if token else {})
     from local_cloud.workspace.server import LocalWorkspace
     from local_cloud.workspace.state import SEED_CLUSTERS
 

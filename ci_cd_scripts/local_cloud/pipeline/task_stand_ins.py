@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -300,4 +301,83 @@ def checkout(step: Step, run: Any) -> Outcome:
         shutil.copy2(path, destination, follow_symlinks=False)
         copied += 1
     run.say(f"  checked out {copied} files of {source} (as git sees them, .gitignore honoured) into {target}")
+    return _OK
+
+
+# ---- UniversalPackages@0 -------------------------------------------------------------------------------------
+
+_PACKAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_BUMPS = {"major": 0, "minor": 1, "patch": 2}
+
+
+def _versions(folder: Path) -> list[tuple[int, int, int]]:
+    found = []
+    for child in folder.iterdir() if folder.is_dir() else []:
+        parts = child.name.split(".")
+        if child.is_dir() and len(parts) == 3 and all(part.isdigit() for part in parts):
+            found.append((int(parts[0]), int(parts[1]), int(parts[2])))
+    return sorted(found)
+
+
+def universal_packages(step: Step, run: Any, limit: float) -> Outcome:
+    """A local feed under ``WORKDIR/feeds/<feed>/<package>/<version>/``, kept between runs: ``publish`` adds the
+    next version per ``versionOption`` (or ``versionPublish`` with ``custom``), ``download`` copies one (``*`` =
+    the newest) into ``downloadDirectory``."""
+    inputs = task_inputs(step, run)
+    command = pick(inputs, "command", default="download").lower()
+    if command == "publish":
+        feed = pick(inputs, "vstsFeedPublish", "feedPublish")
+        name = pick(inputs, "vstsFeedPackagePublish", "packageListPublish")
+    elif command == "download":
+        feed, name = (
+            pick(inputs, "vstsFeed", "feedListDownload"),
+            pick(inputs, "vstsFeedPackage", "packageListDownload"),
+        )
+    else:
+        raise TaskFailure(f"UniversalPackages@0 command {command!r}: only publish and download run locally")
+    if not feed or not _PACKAGE_NAME.match(name or ""):
+        raise TaskFailure("UniversalPackages@0 needs a feed and a package name (lower case, digits, '-', '.', '_')")
+    folder = run.feeds / feed.replace("/", "_") / name
+    known = _versions(folder)
+    if command == "download":
+        wanted = pick(inputs, "vstsPackageVersion", "versionListDownload", default="*")
+        if wanted == "*":
+            if not known:
+                raise TaskFailure(f"feed {feed} has no version of {name} yet")
+            wanted = ".".join(map(str, known[-1]))
+        if not (folder / wanted).is_dir():
+            raise TaskFailure(
+                f"feed {feed} has no {name} {wanted} (has: {', '.join('.'.join(map(str, v)) for v in known) or 'none'})"
+            )
+        target = Path(
+            pick(inputs, "downloadDirectory", default=run.variables.value("System.DefaultWorkingDirectory") or ".")
+        )
+        copy_tree(folder / wanted, target)
+        run.say(f"  downloaded {name} {wanted} from the local feed {feed} into {target}")
+        return _OK
+    option = pick(inputs, "versionOption", "versionPublishSelector", default="patch").lower()
+    if option == "custom":
+        version = pick(inputs, "versionPublish")
+        if not re.fullmatch(r"\d+\.\d+\.\d+", version) or (folder / version).exists():
+            raise TaskFailure(f"UniversalPackages@0 versionPublish {version!r}: a new MAJOR.MINOR.PATCH is needed")
+    elif option in _BUMPS:
+        current = list(known[-1]) if known else [0, 0, 0]
+        index = _BUMPS[option]
+        current = current[:index] + [current[index] + 1] + [0] * (2 - index)
+        version = ".".join(map(str, current))
+    else:
+        raise TaskFailure(f"UniversalPackages@0 versionOption {option!r}: major, minor, patch or custom")
+    source = Path(
+        pick(inputs, "publishDirectory", default=run.variables.value("Build.ArtifactStagingDirectory") or ".")
+    )
+    if not source.is_dir():
+        raise TaskFailure(f"nothing to publish: {source} is not a folder")
+    staging = folder / f".{version}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    copy_tree(source, staging)
+    os.replace(staging, folder / version)
+    variable = pick(inputs, "publishedPackageVar")
+    if variable:
+        run.variables.set(variable, version, force=True)
+    run.say(f"  published {source} as {name} {version} to the local feed {feed} ({folder / version})")
     return _OK

@@ -141,8 +141,8 @@ TASKS: dict[str, Handler] = {
     "publishtestresults@2": stand_ins.publish_test_results,
     "publishpipelineartifact@1": stand_ins.publish_artifact,
     "downloadpipelineartifact@2": stand_ins.download_artifact,
+    "universalpackages@0": stand_ins.universal_packages,
 }
-SUPPORTED = ", ".join(sorted(name.split("@")[0] for name in TASKS))
 
 
 def supported_tasks() -> list[str]:
@@ -156,6 +156,7 @@ def supported_tasks() -> list[str]:
         "publishtestresults@2": "PublishTestResults@2",
         "publishpipelineartifact@1": "PublishPipelineArtifact@1",
         "downloadpipelineartifact@2": "DownloadPipelineArtifact@2",
+        "universalpackages@0": "UniversalPackages@0",
     }
     return [names[key] for key in TASKS]
 
