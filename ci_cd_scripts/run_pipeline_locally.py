@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where jobs run and state lives (default out/local-run)"
     )
+    parser.add_argument(
+        "--faults", default=None, metavar="SPEC", help="fault injection into the local workspace (local_workspace.py)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="random seed for probabilistic --faults")
     parser.add_argument("--keep-going", action="store_true", help="after a failed job, still run what does not need it")
     parser.add_argument("--list", action="store_true", help="print the expanded plan and run nothing")
     args = parser.parse_args(argv)
@@ -56,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir=args.workdir,
         keep_going=args.keep_going,
         list_only=args.list,
+        faults=args.faults,
+        seed=args.seed,
         log=lambda line: print(line, flush=True),
     )
     return session.run(request)

@@ -379,6 +379,32 @@ def test_the_repository_ci_stage_runs_green_and_a_broken_unit_test_stops_it_red_
     assert summary.rstrip().splitlines()[-2] == "Pipeline: Failed"
 
 
+def _run_the_repository_pipeline(repo: Path, venv: Path, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """All stages of the copy's pipelines/azure-pipelines.yml on main, with the agent virtualenv's Python."""
+    env = script_env(PIP_NO_INDEX="1", PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    return subprocess.run(
+        [str(venv / "bin" / "python"), str(repo / "ci_cd_scripts" / "run_pipeline_locally.py")]
+        + [str(repo / "pipelines" / "azure-pipelines.yml"), "--workdir", str(work), "--branch", "refs/heads/main"]
+        + ["--param", f"pythonVersion={sys.version_info[0]}.{sys.version_info[1]}", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+
+
+def _deployed(work: Path) -> dict[str, str]:
+    """What the run left in the local workspace: every file's tree, path and SHA-256."""
+    state = json.loads((work / "workspace" / "state.json").read_text())
+    return {
+        f"{tree}:{node['path']}": node["sha256"]
+        for tree, nodes in state["trees"].items()
+        for node in nodes
+        if node["type"] != "DIRECTORY"
+    }
+
+
 @pytest.mark.slow
 def test_the_repository_pipeline_deploys_to_dev_test_and_prod_on_the_local_workspace_without_leaking_secrets(
     tmp_path,
@@ -390,23 +416,8 @@ def test_the_repository_pipeline_deploys_to_dev_test_and_prod_on_the_local_works
     token = f"dapi-local-e2e-{uuid.uuid4().hex}"  # made here: the checkout copy holds this file's text
     secrets_file = tmp_path / "secrets.json"
     secrets_file.write_text(json.dumps({"databricks-token": token}))
-    env = script_env(PIP_NO_INDEX="1", PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}")
     work = tmp_path / "work"
-    result = subprocess.run(
-        [str(venv / "bin" / "python"), str(repo / "ci_cd_scripts" / "run_pipeline_locally.py")]
-        + [str(repo / "pipelines" / "azure-pipelines.yml"), "--workdir", str(work), "--branch", "refs/heads/main"]
-        + [
-            "--param",
-            f"pythonVersion={sys.version_info[0]}.{sys.version_info[1]}",
-            "--secrets-file",
-            str(secrets_file),
-        ],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
+    result = _run_the_repository_pipeline(repo, venv, work, "--secrets-file", str(secrets_file))
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr
     summary = result.stdout.split("\nSummary\n", 1)[1]
     for stage in ("ci", "deploy_dev", "deploy_test", "deploy_prod"):
@@ -456,3 +467,19 @@ def test_universal_packages_publish_the_next_patch_version_per_run_and_download_
     second = run(tmp_path, pipeline)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "published: 0.0.2" in lines_of(second) and "build 1" in lines_of(second)  # 0.0.1 is still build 1
+
+
+@pytest.mark.slow
+def test_with_faults_injected_into_the_workspace_the_pipeline_still_ends_green_with_the_same_content(tmp_path) -> None:
+    """10% 429, 5% 503, 2% connection resets on every API path: the steps' retries carry the run, and what lands in
+    dev, test and prod is byte for byte what a run without faults deploys."""
+    repo = _copy_of_the_checkout(tmp_path)
+    venv = agent_venv(tmp_path)
+    clean = _run_the_repository_pipeline(repo, venv, tmp_path / "clean")
+    assert clean.returncode == 0, clean.stdout[-6000:] + clean.stderr
+    faults = "path=*,fault=429,rate=0.1; path=*,fault=503,rate=0.05; path=*,fault=reset,rate=0.02"
+    faulted = _run_the_repository_pipeline(repo, venv, tmp_path / "faulted", "--faults", faults, "--seed", "7")
+    assert faulted.returncode == 0, faulted.stdout[-8000:] + faulted.stderr
+    deployed = _deployed(tmp_path / "clean")
+    assert any("/Shared/ci-cd/prod/notebooks/" in path for path in deployed), sorted(deployed)
+    assert _deployed(tmp_path / "faulted") == deployed

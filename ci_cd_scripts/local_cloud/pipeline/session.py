@@ -43,6 +43,8 @@ class Request:
     keep_going: bool = False
     list_only: bool = False
     time_scale: float = 0.05
+    faults: str | None = None  # local workspace fault spec (local_workspace.py --faults)
+    seed: int | None = None
     log: Callable[[str], None] = print
 
 
@@ -117,6 +119,8 @@ def _start_workspace(
             raise UsageError(f"--workspace {request.workspace!r}: use local or the workspace URL")
         # The CD steps map $(databricks-token) into DATABRICKS_TOKEN: from the environment, as a secret variable.
         token = os.environ.get("DATABRICKS_TOKEN")
+        if request.faults:
+            raise UsageError("--faults needs --workspace local")
         return {"DATABRICKS_HOST": request.workspace}, ({"databricks-token": token} if token else {})
     from local_cloud.workspace.server import LocalWorkspace
     from local_cloud.workspace.state import SEED_CLUSTERS
@@ -126,8 +130,20 @@ def _start_workspace(
     clusters = [dict(c) for c in SEED_CLUSTERS]
     known = {c["cluster_id"] for c in clusters}
     clusters += [c for c in target_clusters(config_file) if c["cluster_id"] not in known]
+    if request.faults:
+        from local_cloud.workspace.faults import parse_faults
+
+        try:
+            parse_faults(request.faults)
+        except ValueError as error:
+            raise UsageError(f"--faults: {error}", hint="e.g. --faults 'path=*,fault=429,rate=0.1'") from None
     workspace = LocalWorkspace(
-        token=token, state_dir=workdir / "workspace", time_scale=request.time_scale, clusters=clusters
+        token=token,
+        state_dir=workdir / "workspace",
+        time_scale=request.time_scale,
+        clusters=clusters,
+        faults=request.faults,
+        seed=request.seed,
     )
     try:
         workspace.start()
