@@ -1,55 +1,15 @@
-"""A Python re-implementation of how the Azure Pipelines agent reads logging commands from a line.
-
-Follows `Command.TryParse` and `CommandStringConvertor.Unescape` of the agent
-(https://github.com/microsoft/azure-pipelines-agent: ``src/Microsoft.VisualStudio.Services.Agent/Command.cs``,
-``src/Agent.Sdk/CommandStringConvertor.cs``; the format is documented on
-https://learn.microsoft.com/azure/devops/pipelines/scripts/logging-commands, and README "Azure DevOps logging
-(`cicdkit/ado.py`)" says how the scripts use it): ``##vso[`` is found anywhere in a line, the first
-``]`` after it ends the command info, properties follow the first space and split on ``;``, each entry on
-its first ``=``; values and data are unescaped ``%3B``, ``%0D``, ``%0A``, ``%5D``, then ``%AZP25``.
-"""
+"""The agent's logging-command parser, for the tests: the product's own (local_cloud/pipeline/decoder.py, which the
+local pipeline runner uses), so a test of a step and a local pipeline run read commands the same way."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import sys
 
+from helpers import SCRIPTS
 
-@dataclass
-class Command:
-    area: str
-    event: str
-    properties: dict[str, str] = field(default_factory=dict)
-    data: str = ""
+if str(SCRIPTS) not in sys.path:
+    sys.path.append(str(SCRIPTS))
 
+from local_cloud.pipeline.decoder import Command, parse_line, parse_output, unescape
 
-def unescape(text: str) -> str:
-    return text.replace("%3B", ";").replace("%0D", "\r").replace("%0A", "\n").replace("%5D", "]").replace("%AZP25", "%")
-
-
-def parse_line(line: str) -> Command | None:
-    """The command the agent would execute for this line, or None."""
-    start = line.lower().find("##vso[")
-    if start < 0:
-        return None
-    rest = line[start + len("##vso[") :]
-    end = rest.find("]")
-    if end < 0:
-        return None
-    info, data = rest[:end], rest[end + 1 :]
-    name, _, props = info.partition(" ")
-    parts = [part for part in name.split(".") if part]
-    if len(parts) != 2:
-        return None
-    properties = {}
-    for entry in props.split(";"):
-        if not entry:
-            continue
-        key, sep, value = entry.partition("=")
-        if sep and value:
-            properties[key.strip().lower()] = unescape(value)
-    return Command(parts[0].lower(), parts[1].lower(), properties, unescape(data))
-
-
-def parse_output(text: str) -> list[Command]:
-    """Every command in a block of output; lines split on LF as the agent reads a stream."""
-    return [command for line in text.split("\n") if (command := parse_line(line.rstrip("\r"))) is not None]
+__all__ = ["Command", "parse_line", "parse_output", "unescape"]

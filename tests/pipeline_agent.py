@@ -9,8 +9,8 @@ Shared by tests/test_ci_pipeline_steps.py and tests/test_cd_pipeline_steps.py:
   packages does not touch the test interpreter;
 * `Agent`: pipeline variables (plain and secret), the environment a step gets (plain variables exported
   upper-cased with ``.`` -> ``_``, secrets only through the step's ``env:``), ``##vso[task.setvariable]``
-  lines of a step's output applied to later steps, and step ``condition:`` expressions
-  (``and/or/not/eq/ne/coalesce/succeeded/succeededOrFailed/always/failed`` over ``variables['name']``) evaluated like the agent.
+  lines of a step's output applied to later steps, and step ``condition:`` expressions evaluated with the local
+  pipeline runner's expression language (local_cloud/pipeline/expressions.py).
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from pathlib import Path
 from agent_decoder import parse_output
 from helpers import script_env
 
+from local_cloud.pipeline.expressions import Context, truthy
+from local_cloud.pipeline.variables import Variables
+
 _PARAMETER = re.compile(r"\$\{\{\s*parameters\.(\w+)\s*\}\}")
 _MACRO = re.compile(r"\$\(([\w.\-]+)\)")
 
@@ -36,8 +39,10 @@ def expand_parameters(text: str, parameters: dict[str, str]) -> str:
 
 def expand_macros(text: str, variables: dict[str, str]) -> str:
     """``$(name)`` -> value for known variables (case-insensitive, like the agent); others stay literal."""
-    folded = {key.lower(): value for key, value in variables.items()}
-    return _MACRO.sub(lambda m: folded.get(m.group(1).lower(), m.group(0)), text)
+    known = Variables()
+    for name, value in variables.items():
+        known.set(name, value)
+    return known.expand(text)
 
 
 def agent_venv(tmp_path: Path) -> Path:
@@ -121,45 +126,15 @@ class Agent:
     # ---- conditions ---------------------------------------------------------------------------------------
 
     def condition(self, expression: str | None) -> bool:
-        """Evaluate a step condition (default ``succeeded()``)."""
-        tokens = re.findall(r"'(?:[^']|'')*'|[\w.]+|[()\[\],]", expression or "succeeded()")
-        value, rest = self._expression(tokens)
-        assert not rest, f"cannot read condition {expression!r}"
-        return bool(value)
+        """Evaluate a step condition (default ``succeeded()``) with the local runner's expression language."""
 
-    def _expression(self, tokens: list[str]):
-        head, rest = tokens[0], tokens[1:]
-        if head.startswith("'"):
-            return head[1:-1].replace("''", "'"), rest
-        if head == "variables":
-            assert rest[0] == "[" and rest[2] == "]", tokens
-            name = rest[1][1:-1]
-            return self.variables.get(name, self.secrets.get(name)), rest[3:]
-        assert rest and rest[0] == "(", f"unexpected {head!r}"
-        rest, args = rest[1:], []
-        while rest[0] != ")":
-            value, rest = self._expression(rest)
-            args.append(value)
-            if rest[0] == ",":
-                rest = rest[1:]
-        rest = rest[1:]
-        functions = {
-            "succeeded": lambda: not self.failed,
-            "always": lambda: True,
-            "succeededorfailed": lambda: True,  # no cancellation here: a step ran either way
-            "failed": lambda: self.failed,
-            "and": lambda *a: all(a),
-            "or": lambda *a: any(a),
-            "not": lambda a: not a,
-            "eq": lambda a, b: _equal(a, b),
-            "ne": lambda a, b: not _equal(a, b),
-            "coalesce": lambda *a: next((v for v in a if v not in (None, "")), None),
-        }
-        return functions[head.lower()](*args), rest
+        def status(name: str, args: list) -> bool:
+            assert not args, f"{name}() with arguments is not a step status"
+            if name == "failed":
+                return self.failed
+            if name == "succeeded":
+                return not self.failed
+            return True  # always(), succeededOrFailed(); canceled() never happens here
 
-
-def _equal(left, right) -> bool:
-    """eq(): the right value is cast to the left one's type (null <-> '' only), strings compare ignoring case."""
-    if left is None:
-        return right in (None, "")
-    return str(left).lower() == ("" if right is None else str(right)).lower()
+        context = Context({"variables": {**self.secrets, **self.variables}}, status)
+        return truthy(context.evaluate(expression or "succeeded()"))
