@@ -138,3 +138,30 @@ class Agent:
 
         context = Context({"variables": {**self.secrets, **self.variables}}, status)
         return truthy(context.evaluate(expression or "succeeded()"))
+
+
+_DIRECTIVE = re.compile(r"^\$\{\{\s*(if|elseif|else)\b(.*?)\}\}$", re.S)
+
+
+def chosen_items(items: list, parameters: dict[str, object]) -> list:
+    """A template's list with its ``${{ if }}`` / ``${{ elseif }}`` / ``${{ else }}`` items resolved for
+    `parameters`, the way the service compiles them (the expressions are the product's evaluator); other
+    items are kept as they are."""
+    context = Context({"parameters": parameters})
+    chosen: list = []
+    taken: bool | None = None  # None: not inside an if/elseif/else chain
+    for item in items:
+        key = next(iter(item)) if isinstance(item, dict) and len(item) == 1 else None
+        directive = _DIRECTIVE.match(key.strip()) if isinstance(key, str) else None
+        if directive is None:
+            chosen.append(item)
+            taken = None
+            continue
+        kind, condition = directive.group(1), directive.group(2).strip()
+        if kind == "if":
+            taken = False
+        assert taken is not None, f"{kind} without an if: {key}"
+        if not taken and (kind == "else" or truthy(context.evaluate(condition))):
+            chosen += chosen_items(item[key], parameters)
+            taken = True
+    return chosen

@@ -22,7 +22,7 @@ import pipeline_schema
 import pytest
 from deploy_fixtures import WRITE_METHODS
 from helpers import DATA, ROOT, run_script
-from pipeline_agent import Agent, agent_venv, expand_macros, expand_parameters
+from pipeline_agent import Agent, agent_venv, chosen_items, expand_macros, expand_parameters
 
 pytestmark = pytest.mark.slow
 TEMPLATES = ROOT / "pipelines" / "templates"
@@ -94,7 +94,7 @@ def cd_job(given: dict[str, str]) -> tuple[dict[str, str], list[dict]]:
         if isinstance(v, dict) and "name" in v
     }
     steps = []
-    for step in stage["jobs"][0]["strategy"]["runOnce"]["deploy"]["steps"]:
+    for step in chosen_items(stage["jobs"][0]["strategy"]["runOnce"]["deploy"]["steps"], parameters):
         if "template" in step:
             assert step["template"] == "cd-databricks-step.yml", step
             steps += _databricks_step({k: expand_parameters(v, parameters) for k, v in step["parameters"].items()})

@@ -70,9 +70,17 @@ def test_deployment_job_on_the_environment_with_the_artifact_of_this_run():
     assert job["environment"] == "${{ parameters.environment }}"
     steps = job["strategy"]["runOnce"]["deploy"]["steps"]
     assert steps[0] == {"download": "none"}
-    download = steps[1]
-    assert download["task"] == "DownloadPipelineArtifact@2"
-    assert download["inputs"]["buildType"] == "current"
+    # This run's artifact unless a feed version is asked for (then that version, or an error without a feed).
+    ((this_run_key, this_run),) = steps[1].items()
+    ((no_feed_key, no_feed),) = steps[2].items()
+    ((feed_key, feed),) = steps[3].items()
+    assert this_run_key == "${{ if eq(parameters.artifactVersion, '') }}"
+    assert this_run[0]["task"] == "DownloadPipelineArtifact@2" and this_run[0]["inputs"]["buildType"] == "current"
+    assert no_feed_key == "${{ elseif eq(parameters.artifactFeed, '') }}" and "exit 2" in no_feed[0]["bash"]
+    assert feed_key == "${{ else }}" and feed[0]["task"] == "UniversalPackages@0"
+    assert feed[0]["inputs"]["command"] == "download"
+    assert feed[0]["inputs"]["vstsPackageVersion"] == "${{ parameters.artifactVersion }}"
+    assert feed[0]["inputs"]["downloadDirectory"] == "$(artifactDir)"
     names = [step.get("name") for step in steps]
     assert "config" in names and "secrets" in names
     order = [

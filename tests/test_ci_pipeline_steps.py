@@ -23,7 +23,7 @@ import pipeline_schema
 import pytest
 from agent_decoder import parse_line
 from helpers import ROOT, SCRIPTS, script_env
-from pipeline_agent import Agent, agent_venv, expand_parameters
+from pipeline_agent import Agent, agent_venv, chosen_items, expand_parameters
 from repo_fixtures import ODD, make_repo
 from workspace_fixtures import make_wheel
 
@@ -36,10 +36,10 @@ CONFIG = '{"bundle": {"name": "odd"}, "targets": {"dev": {"default": true, "depl
 
 
 def bash_steps() -> list[dict]:
-    template = pipeline_schema.hoist(pipeline_schema.load_yaml(CI_STEPS.read_text(encoding="utf-8")))
+    template = pipeline_schema.load_yaml(CI_STEPS.read_text(encoding="utf-8"))
     defaults = {p["name"]: p.get("default", "") for p in template["parameters"]}
     steps = []
-    for step in template["steps"]:
+    for step in chosen_items(template["steps"], defaults):  # no artifactFeed by default: no feed steps
         if "bash" not in step:
             continue
         steps.append(

@@ -232,7 +232,17 @@ def test_ci_steps_contract():
     setup = _steps(PIPELINES / "templates" / "python-setup-steps.yml")
     ci = _steps(PIPELINES / "templates" / "ci-steps.yml")
     tasks = [step.get("task") for step in setup + ci if "task" in step]
-    assert tasks == ["UsePythonVersion@0", "Cache@2", "PublishTestResults@2", "PublishPipelineArtifact@1"]
+    # UniversalPackages@0 comes from the ${{ if }} block hoisted by _steps: only with an artifactFeed.
+    assert tasks == [
+        "UsePythonVersion@0",
+        "Cache@2",
+        "PublishTestResults@2",
+        "PublishPipelineArtifact@1",
+        "UniversalPackages@0",
+    ]
+    feed = next(step for step in ci if step.get("task") == "UniversalPackages@0")
+    assert feed["inputs"]["command"] == "publish" and feed["inputs"]["versionOption"] == "patch"
+    assert feed["inputs"]["publishDirectory"] == "$(Build.ArtifactStagingDirectory)/drop"
     publish = next(step for step in ci if step.get("task") == "PublishTestResults@2")
     assert publish["inputs"]["failTaskOnFailedTests"] == "true"
     assert publish["condition"] == "succeededOrFailed()"

@@ -527,3 +527,35 @@ def test_with_faults_injected_into_the_workspace_the_pipeline_still_ends_green_w
         return {k: v for k, v in files.items() if not k.endswith((".whl", "/.deploy-manifest.json"))}
 
     assert content(again) == content(deployed)
+
+
+@pytest.mark.slow
+def test_ci_publishes_the_artifact_to_a_feed_and_a_cd_stage_deploys_a_given_version_from_it(tmp_path) -> None:
+    """The versioned artifact feed: with artifactFeed, CI also publishes the artifact as the next patch version;
+    a CD stage run on its own (no CI in that run) deploys the version artifactVersion names, and a version the feed
+    does not hold fails the download step naming the versions it has."""
+    repo = _copy_of_the_checkout(tmp_path)
+    venv = agent_venv(tmp_path)
+    work = tmp_path / "work"
+    feed = ["--param", "artifactFeed=analytics/ci-cd"]
+
+    built = _run_the_repository_pipeline(repo, venv, work, "--stage", "ci", *feed)
+    assert built.returncode == 0, built.stdout[-6000:] + built.stderr
+    published = work / "feeds" / "analytics_ci-cd" / "databricks-ci-cd" / "0.0.1"
+    assert [path.name for path in published.glob("*.zip")] == ["artifact.zip"], list(published.glob("*"))
+    assert "Check the package name against the bundle name" in built.stdout
+
+    deployed = _run_the_repository_pipeline(
+        repo, venv, work, "--stage", "deploy_dev", *feed, "--param", "artifactVersion=0.0.1"
+    )
+    assert deployed.returncode == 0, deployed.stdout[-6000:] + deployed.stderr
+    summary = deployed.stdout.split("\nSummary\n", 1)[1]
+    assert re.search(r"Download databricks-ci-cd 0\.0\.1 from feed analytics/ci-cd +Succeeded", summary), summary
+    assert re.search(r"^deploy_dev +Succeeded", summary, re.MULTILINE), summary
+    assert "/Workspace/Shared/ci-cd/dev/notebooks/package1" in (work / "workspace" / "state.json").read_text()
+
+    missing = _run_the_repository_pipeline(
+        repo, venv, work, "--stage", "deploy_dev", *feed, "--param", "artifactVersion=0.0.9"
+    )
+    assert missing.returncode == 1
+    assert "has no databricks-ci-cd 0.0.9 (has: 0.0.1)" in missing.stdout
