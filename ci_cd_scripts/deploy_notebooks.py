@@ -5,7 +5,7 @@ Files starting with the Databricks header (`# Databricks notebook source`, `-- .
 a workspace file that keeps its name. Dot files/folders and __pycache__ are skipped.
 
 Incremental by default: a manifest (`WORKSPACE_DIR/.deploy-manifest.json`, a workspace file) records each
-object's content hash and the workspace's modified_at/object_id. A deploy lists the folders (one call each),
+object's content hash and what the workspace's modified_at/object_id may be. A deploy lists the folders (one call each),
 uploads only what is new, changed locally, or changed/removed in the workspace since (drift is overwritten),
 and writes the manifest last; a re-run with nothing changed makes no writes. --full re-uploads everything.
 --prune deletes objects the previous deployment created that no longer exist locally (never anything else).

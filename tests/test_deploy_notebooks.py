@@ -81,6 +81,7 @@ EXPECTED = {
 def test_first_deploy_uploads_everything_second_makes_zero_writes(deploy_workspace, deploy_env, source) -> None:
     first = deploy(deploy_env, source, TARGET)
     ok(first)
+    calls = api_requests(deploy_workspace)  # the deploy's, before this test's own reads
     w = sdk(deploy_workspace)
     for relative, (object_type, local) in EXPECTED.items():
         status = w.workspace.get_status(f"{TARGET}/{relative}")
@@ -89,8 +90,14 @@ def test_first_deploy_uploads_everything_second_makes_zero_writes(deploy_workspa
             assert exported(deploy_workspace, f"{TARGET}/{relative}") == (source / local).read_bytes(), relative
     assert "print(42)" in exported(deploy_workspace, f"{TARGET}/explore").decode()
     assert count(deploy_workspace, "POST", "/workspace/import") == len(EXPECTED) + 1  # + the manifest
+    # One mkdirs per deepest folder (it creates TARGET and etl), and no folder is read again after the writes.
+    mkdirs = [r for r in calls if r.path.endswith("/workspace/mkdirs")]
+    assert len(mkdirs) == 2 and all(r.status == 200 for r in mkdirs)  # etl/sub and reports
+    first_write = next(i for i, r in enumerate(calls) if r.method == "POST")
+    assert not [r for r in calls[first_write:] if r.method == "GET"]
     manifest = manifest_of(deploy_workspace, TARGET)
     assert sorted(manifest["objects"]) == sorted(EXPECTED)
+    assert all(entry.get("unlisted") is True for entry in manifest["objects"].values())
     assert "upload etl/load (no manifest)" in first.stdout
     assert "fresh deploy" in first.stdout
 
@@ -614,7 +621,7 @@ def test_a_deploy_failing_half_way_counts_exactly_the_writes_that_landed(
         r.query for r in api_requests(deploy_workspace) if r.path.endswith("/workspace/import") and r.status == 200
     ]
     folders = [r for r in api_requests(deploy_workspace) if r.path.endswith("/workspace/mkdirs") and r.status == 200]
-    assert len(imported) == 5 and len(folders) == 4  # WORKSPACE_DIR and its 3 folders
+    assert len(imported) == 5 and len(folders) == 3  # its 3 folders; their mkdirs created WORKSPACE_DIR too
     uploads = [line for line in result.stdout.splitlines() if line.startswith("  change: upload ")]
     created = [line for line in result.stdout.splitlines() if line.startswith("  change: create folder ")]
     assert (len(uploads), len(created)) == (5, 4)

@@ -234,8 +234,9 @@ def test_fresh_deploy_uploads_everything_and_creates_folders_parents_first() -> 
     assert [u.relative_path for u in result.uploads] == ["a/b/c/nb", "a/x", "top", "z/y"]
     assert {u.reason for u in result.uploads} == {"no manifest"}
     assert result.folders_to_create == ["", "a", "z", "a/b", "a/b/c"]
+    assert result.mkdirs == ["z", "a/b/c"]  # mkdirs creates the parents: one call per deepest new folder
     assert not result.deletes and not result.conflicts
-    assert result.writes == 9
+    assert result.writes == 6
 
 
 def test_existing_folders_are_not_created_again() -> None:
@@ -392,32 +393,83 @@ def test_folders_to_list_covers_local_and_previous_deployment() -> None:
 # --- next manifest ----------------------------------------------------------------------------------------
 
 
-def test_next_manifest_takes_fresh_listing_for_uploads_and_keeps_stale_entries() -> None:
+def test_next_manifest_records_uploads_unlisted_and_keeps_stale_entries() -> None:
     old = local_tree(local_object("a/nb"), local_object("same"), local_object("stale"))
     manifest, remote = deployed(old, folders={"a", "gone-folder"})
     local = local_tree(local_object("a/nb", sha="new"), local_object("same"), local_object("b/new"))
     result = ws.plan(local, manifest, remote)
-    after = {"a/nb": ws.RemoteObject("NOTEBOOK", 5000, 50), "b/new": ws.RemoteObject("NOTEBOOK", 5001, 51)}
-    new = ws.next_manifest(local, result, manifest, remote, after, uploaded_hashes={"b/new": "sent"})
-    assert new.objects["a/nb"] == ws.ManifestEntry("NOTEBOOK", "new", 5000, 50, "PYTHON")
-    assert new.objects["b/new"].sha256 == "sent"
+    new = ws.next_manifest(local, result, manifest, remote, uploaded_hashes={"b/new": "sent"})
+    # Uploads are not re-read: the manifest written after them dates them.
+    assert new.objects["a/nb"] == ws.ManifestEntry("NOTEBOOK", "new", language="PYTHON", unlisted=True)
+    assert new.objects["b/new"].sha256 == "sent" and new.objects["b/new"].unlisted
     assert new.objects["same"] == manifest.objects["same"]
     assert new.objects["stale"] == manifest.objects["stale"]
     assert new.folders == {"a", "b"}  # b created now; gone-folder no longer exists
 
 
-def test_next_manifest_refuses_an_upload_the_workspace_does_not_list() -> None:
+def test_unlisted_entries_drift_only_when_modified_after_the_manifest() -> None:
+    local = local_tree(local_object("edited"), local_object("same"), local_object("retyped"))
+    manifest, remote = deployed(local)
+    unlisted = {
+        path: dataclass_replace(e, modified_at=None, object_id=None, unlisted=True)
+        for path, e in manifest.objects.items()
+    }
+    manifest = ws.Manifest(unlisted, manifest.folders)
+    objects = dict(remote.objects)
+    objects["edited"] = dataclass_replace(objects["edited"], modified_at=5001)
+    objects["same"] = dataclass_replace(objects["same"], modified_at=5000, object_id=77)  # written before it
+    objects["retyped"] = ws.RemoteObject("FILE", modified_at=10)
+    tree = ws.RemoteTree(objects, remote.listed, True, manifest_modified_at=5000)
+    result = ws.plan(local, manifest, tree)
+    assert [(u.relative_path, u.reason) for u in result.uploads] == [
+        ("edited", "changed in workspace"),
+        ("retyped", "changed in workspace"),
+    ]
+    assert result.skipped == ["same"]
+    # Without the manifest's time (or the object's) only the type can show drift.
+    undated = ws.plan(local, manifest, dataclass_replace(tree, manifest_modified_at=None))
+    assert [u.relative_path for u in undated.uploads] == ["retyped"]
+
+
+def test_an_unlisted_entry_is_settled_only_when_the_manifest_is_rewritten() -> None:
     local = local_tree(local_object("nb"))
-    result = ws.plan(local, None, ws.RemoteTree())
+    manifest, remote = deployed(local)
+    entry = dataclass_replace(manifest.objects["nb"], modified_at=None, object_id=None, unlisted=True)
+    manifest = ws.Manifest({"nb": entry}, manifest.folders)
+    tree = dataclass_replace(remote, manifest_modified_at=2000)
+    result = ws.plan(local, manifest, tree)
+    assert result.empty
+    kept = ws.next_manifest(local, result, manifest, tree, settle=False)
+    assert kept.objects["nb"] == entry
+    settled = ws.next_manifest(local, result, manifest, tree)
+    assert settled.objects["nb"] == ws.ManifestEntry("NOTEBOOK", "h", 1000, 0, "PYTHON")
+
+
+def test_manifest_json_round_trips_unlisted_and_omits_it_when_false() -> None:
+    manifest = ws.Manifest(
+        {
+            "nb": ws.ManifestEntry("NOTEBOOK", "h", language="PYTHON", unlisted=True),
+            "f": ws.ManifestEntry("FILE", "g", modified_at=3, object_id=4),
+        }
+    )
+    text = ws.manifest_to_json(manifest, "/Shared/x")
+    assert '"unlisted": true' in text and text.count("unlisted") == 1
+    assert ws.manifest_from_json(text) == manifest
+
+
+def test_next_manifest_refuses_a_skipped_object_the_workspace_does_not_list() -> None:
+    local = local_tree(local_object("nb"))
+    manifest, remote = deployed(local)
+    result = ws.plan(local, manifest, remote)
     with pytest.raises(OperationFailed, match="does not list it"):
-        ws.next_manifest(local, result, None, ws.RemoteTree(), {})
+        ws.next_manifest(local, result, manifest, ws.RemoteTree(root_exists=True))
 
 
 def test_unchanged_deploy_produces_identical_manifest_text() -> None:
     local = local_tree(local_object("a/nb"), local_object("top"))
     manifest, remote = deployed(local)
     result = ws.plan(local, manifest, remote)
-    new = ws.next_manifest(local, result, manifest, remote, {})
+    new = ws.next_manifest(local, result, manifest, remote)
     assert ws.manifest_to_json(new, "/Shared/x") == ws.manifest_to_json(manifest, "/Shared/x")
 
 
@@ -533,14 +585,40 @@ def test_deploy_writes_folders_parents_first_and_the_manifest_last(tmp_path: Pat
     client = RecordingClient()
     result = ws.deploy(client, ws.scan(tmp_path), "/Shared/app", concurrency=1)
     writes = [call for call in client.workspace.calls if call[0] in ("import", "mkdirs", "delete")]
-    assert writes[:3] == [("mkdirs", "/Shared/app"), ("mkdirs", "/Shared/app/a"), ("mkdirs", "/Shared/app/a/b")]
+    assert writes[0] == ("mkdirs", "/Shared/app/a/b")  # one call creates the deployment folder, a and a/b
     assert writes[-1] == ("import", "/Shared/app/.deploy-manifest.json")
-    assert result.manifest_written and len(result.plan.uploads) == 2
+    assert result.manifest_written and len(result.plan.uploads) == 2 and len(writes) == 4
+    assert result.written.folders_created == {"", "a", "a/b"}
+    assert "list" not in [call[0] for call in client.workspace.calls[client.workspace.calls.index(writes[0]) :]]
 
     client.workspace.calls.clear()
     again = ws.deploy(client, ws.scan(tmp_path), "/Shared/app", concurrency=1)
     assert again.plan.empty and not again.manifest_written
     assert {call[0] for call in client.workspace.calls} == {"list", "export"}
+
+
+def test_an_edit_after_a_deploy_is_redeployed_and_the_manifest_rewritten(tmp_path: Path) -> None:
+    write(tmp_path, "a/nb.py", PY_HEADER + "x\n")
+    write(tmp_path, "a/other.py", PY_HEADER + "y\n")
+    client = RecordingClient()
+    ws.deploy(client, ws.scan(tmp_path), "/Shared/app", concurrency=2)
+    client.workspace.import_("/Shared/app/a/nb", b"edited", format="SOURCE", language="PYTHON", overwrite=True)
+    again = ws.deploy(client, ws.scan(tmp_path), "/Shared/app", concurrency=2)
+    assert [(u.relative_path, u.reason) for u in again.plan.uploads] == [("a/nb", "changed in workspace")]
+    assert again.manifest_written and client.workspace.objects["/Shared/app/a/nb"]["content"].endswith(b"x\n")
+    stored = ws.manifest_from_json(client.workspace.objects["/Shared/app/.deploy-manifest.json"]["content"])
+    assert stored.objects["a/nb"].unlisted and not stored.objects["a/other"].unlisted  # settled from the listing
+    assert ws.deploy(client, ws.scan(tmp_path), "/Shared/app").plan.empty
+
+
+def test_a_full_deploy_of_unchanged_content_rewrites_the_manifest(tmp_path: Path) -> None:
+    """The same text, written again: its modified_at must date the new uploads, or they would look edited."""
+    write(tmp_path, "nb.py", PY_HEADER + "x\n")
+    client = RecordingClient()
+    ws.deploy(client, ws.scan(tmp_path), "/Shared/app", full=True)
+    for _ in range(2):
+        assert ws.deploy(client, ws.scan(tmp_path), "/Shared/app", full=True).manifest_written
+    assert ws.deploy(client, ws.scan(tmp_path), "/Shared/app").plan.empty
 
 
 def test_failed_upload_leaves_the_previous_manifest(tmp_path: Path) -> None:

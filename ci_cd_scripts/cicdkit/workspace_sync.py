@@ -8,15 +8,18 @@ re-exported here, so a step needs only ``from cicdkit import workspace_sync``.
 
 The deployment manifest is a workspace FILE, `<WORKSPACE_DIR>/.deploy-manifest.json`, so the deploy state
 lives next to the deployment and survives a fresh CI runner. For every object the deployment owns it records
-the object type, the SHA-256 of the local source and the object's `modified_at`/`object_id` as the workspace
-reported them right after the upload. A deploy then:
+the object type and the SHA-256 of the local source, and either the object's `modified_at`/`object_id` as a
+listing showed them or, for an object the deploy that wrote the manifest uploaded, `unlisted`: the manifest,
+written after every upload returned, dates it (no folder is re-read after its uploads). A deploy then:
 
 * uploads an object when it is new, its local content changed, or it drifted in the workspace (missing,
-  other type, `modified_at` or `object_id` differ from the manifest: someone edited or re-created it);
+  other type, `modified_at` or `object_id` differ from the manifest, or an `unlisted` object's `modified_at` is
+  later than the manifest's own: someone edited or re-created it);
 * deletes (with ``--prune`` only) objects the previous manifest recorded that no longer exist locally, and
   only while they are still of the recorded type: nothing the deployment did not create is ever deleted;
-* writes the manifest last, so an interrupted deploy leaves the previous manifest, and the next run sees the
-  half-done uploads as drift and redoes them;
+* writes the manifest last (after any upload, even with the same text, since its `modified_at` dates them), so
+  an interrupted deploy leaves the previous manifest, and the next run sees the half-done uploads as drift and
+  redoes them;
 * records every write the workspace confirmed as it returns (`Written`), so a deploy that fails half-way can say
   exactly what it changed.
 
@@ -28,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import posixpath
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -159,13 +161,6 @@ class DeployResult:
     written: Written = field(default_factory=Written)
 
 
-@dataclass(frozen=True)
-class _Relisted:
-    """A folder's listing re-read after its uploads (not a write: the progress does not count it)."""
-
-    entries: list[dict[str, Any]] | None
-
-
 class _Dependencies:
     """Counts of unfinished tasks per key, for tasks of one pool that wait for earlier ones (`apply`).
 
@@ -268,11 +263,6 @@ def _upload(client: Any, workspace_dir: str, upload: Upload, written: Written) -
     return hashlib.sha256(content).hexdigest()
 
 
-def _mkdirs(client: Any, workspace_dir: str, folder: str, written: Written) -> None:
-    client.workspace.mkdirs(join(workspace_dir, folder))
-    written.add("folders_created", folder)
-
-
 def _planned_delete(client: Any, workspace_dir: str, delete: Delete, written: Written) -> None:
     _delete(client, join(workspace_dir, delete.relative_path))
     written.add("deletes", delete.relative_path)
@@ -290,12 +280,12 @@ def apply(
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: Progress | None = None,
     written: Written | None = None,
-) -> tuple[bool, int]:
-    """Carry out a plan: deletes, folders (parents first), uploads, emptied folders, then the manifest last.
+) -> bool:
+    """Carry out a plan: deletes, folders, uploads, emptied folders, then the manifest last.
 
-    Returns (manifest written?, list calls made re-reading uploaded folders). Every confirmed write is added to
-    `written` as it returns. Raises on the first failed call after the calls in flight settle; the manifest is
-    then not written, so the next deploy repairs the rest.
+    Returns whether the manifest was written. Every confirmed write is added to `written` as it returns. Raises on
+    the first failed call after the calls in flight settle; the manifest is then not written, so the next deploy
+    repairs the rest.
     """
     written = written if written is not None else Written(plan=planned)
     total = max(1, planned.writes)
@@ -307,59 +297,44 @@ def apply(
         if progress is not None:
             progress(done, total)
 
-    def run_writes(tasks: list[Callable[[], Any]]) -> list[Any]:
-        return run_all(tasks, workers=concurrency, on_done=tick)
-
-    run_writes([lambda d=d: _planned_delete(client, workspace_dir, d, written) for d in planned.deletes])
-    # Folders, uploads and the re-reads of the uploaded folders in ONE pool, each task waiting only for what it
-    # needs (a folder for its parent, an upload for its folder, a re-read for the uploads into that folder): no
-    # barrier between the phases, and when imports are throttled the other calls run meanwhile.
-    touched = sorted({parent_of(upload.relative_path) for upload in planned.uploads})
-    relist_now = not planned.folders_to_delete  # else re-read after the deletes below, as the listing shows them
+    run_all(
+        [lambda d=d: _planned_delete(client, workspace_dir, d, written) for d in planned.deletes],
+        workers=concurrency,
+        on_done=tick,
+    )
+    # Folders and uploads in ONE pool, an upload waiting only for the mkdirs call that creates its folder: no
+    # barrier between the phases. One mkdirs per deepest new folder (it creates the parents), all at once.
     stop = threading.Event()
-    after_deps = _Dependencies(stop)
-    created = sorted(planned.folders_to_create, key=depth)  # parents first: a task waits only for earlier ones
-    for folder in created:
-        after_deps.expect(("folder", folder))
-    for upload in planned.uploads:
-        after_deps.expect(("folder-done", parent_of(upload.relative_path)))
+    folder_done = _Dependencies(stop)
+    to_create = set(planned.folders_to_create)
+    made_by: dict[str, str] = {}  # folder to create -> the mkdirs call that creates it
+    for target in planned.mkdirs:
+        folder_done.expect(target)
+        for folder in [target, *ancestors(target), ""]:
+            if folder in to_create:
+                made_by.setdefault(folder, target)
+    creates: dict[str, list[str]] = {target: [] for target in planned.mkdirs}
+    for folder in planned.folders_to_create:
+        creates[made_by[folder]].append(folder)
 
-    def make_folder(folder: str) -> None:
-        if folder:  # the deployment's own folder ("") has no parent here
-            after_deps.wait(("folder", parent_of(folder)))
-        if stop.is_set():
-            return
-        with after_deps.doing(("folder", folder)):
-            _mkdirs(client, workspace_dir, folder, written)
+    def make_folder(target: str) -> None:
+        with folder_done.doing(target):
+            client.workspace.mkdirs(join(workspace_dir, target))
+            for folder in creates[target]:
+                written.add("folders_created", folder)
 
     def upload_one(upload: Upload) -> str:
-        after_deps.wait(("folder", parent_of(upload.relative_path)))
+        waits_for = made_by.get(parent_of(upload.relative_path))
+        if waits_for is not None:
+            folder_done.wait(waits_for)
         if stop.is_set():
             return ""
-        with after_deps.doing(("folder-done", parent_of(upload.relative_path))):
-            return _upload(client, workspace_dir, upload, written)
+        return _upload(client, workspace_dir, upload, written)
 
-    def relist(folder: str) -> _Relisted:
-        after_deps.wait(("folder-done", folder))
-        return _Relisted(None if stop.is_set() else list_folder(client, join(workspace_dir, folder)))
-
-    # Task order: the folders, then each folder's uploads followed by its re-read (a re-read starts as soon as
-    # its folder is done, while the other uploads go on).
-    by_folder: dict[str, list[Upload]] = {}
-    for upload in planned.uploads:
-        by_folder.setdefault(parent_of(upload.relative_path), []).append(upload)
-    tasks: list[Callable[[], Any]] = [lambda f=f: make_folder(f) for f in created]
-    for folder, uploads in by_folder.items():
-        tasks += [lambda u=u: upload_one(u) for u in uploads]
-        if relist_now:
-            tasks.append(lambda f=folder: relist(f))
-    results = run_all(
-        tasks, workers=concurrency, on_done=lambda r: None if isinstance(r, _Relisted) else tick(), stop=stop
-    )
-    relisted = {r_folder: r.entries for r_folder, r in zip(by_folder, (r for r in results if isinstance(r, _Relisted)))}
-    hashes = [r for r in results[len(created) :] if not isinstance(r, _Relisted)]
-    ordered = [upload for uploads in by_folder.values() for upload in uploads]
-    uploaded_hashes = {upload.relative_path: sent for upload, sent in zip(ordered, hashes)}
+    tasks: list[Callable[[], Any]] = [lambda t=t: make_folder(t) for t in planned.mkdirs]
+    tasks += [lambda u=u: upload_one(u) for u in planned.uploads]
+    results = run_all(tasks, workers=concurrency, on_done=tick, stop=stop)
+    uploaded_hashes = {u.relative_path: sent for u, sent in zip(planned.uploads, results[len(planned.mkdirs) :])}
     for folder in planned.folders_to_delete:  # deepest first, one at a time: a parent waits for its children
         try:
             _delete(client, join(workspace_dir, folder))
@@ -370,25 +345,15 @@ def apply(
             # Someone put something there since the listing: then it is no longer only ours. Leave it.
         tick()
 
-    # Re-read what was uploaded to record the modified_at/object_id the workspace gave it.
-    if relist_now:
-        listings = [relisted[folder] for folder in touched]
-    else:
-        listings = run_all(
-            [lambda f=f: list_folder(client, join(workspace_dir, f)) for f in touched], workers=concurrency
-        )
-    after: dict[str, RemoteObject] = {}
-    for folder, entries in zip(touched, listings):
-        for info in entries or []:
-            name = posixpath.basename(str(info.get("path", "")).rstrip("/"))
-            after[f"{folder}/{name}" if folder else name] = remote_object(info)
-    new_manifest = next_manifest(local, planned, manifest, before, after, uploaded_hashes=uploaded_hashes)
-    text = manifest_to_json(new_manifest, workspace_dir)
-    if text == stored_text:
-        return False, len(touched)
-    write_manifest(client, workspace_dir, text)
+    # An unchanged deployment keeps its manifest text (and writes nothing); after any upload the manifest is
+    # written even when its text is the same, since its modified_at dates the uploads (`ManifestEntry.unlisted`).
+    unchanged = next_manifest(local, planned, manifest, before, uploaded_hashes=uploaded_hashes, settle=False)
+    if not planned.uploads and manifest_to_json(unchanged, workspace_dir) == stored_text:
+        return False
+    new_manifest = next_manifest(local, planned, manifest, before, uploaded_hashes=uploaded_hashes)
+    write_manifest(client, workspace_dir, manifest_to_json(new_manifest, workspace_dir))
     written.manifest = True
-    return True, len(touched)
+    return True
 
 
 def deploy(
@@ -413,19 +378,29 @@ def deploy(
     # The manifest and the listings of the local folders are independent reads: one round for all of them, so
     # every later deploy saves a round trip per tree level. Parents come first (sorted paths), and a folder
     # whose parent was just listed as missing is missing too: a first deploy is not charged a 404 per folder.
+    # The listings that wait for a free worker wait for WORKSPACE_DIR's answer too (it comes back with the first
+    # round, so this costs a redeploy nothing), and a fresh deploy does not send a second round of them.
     prefetch = sorted(folders_to_list(local, None))
     missing: set[str] = set()
+    root_answered = threading.Event()
 
-    def prefetch_one(folder: str) -> list[dict[str, Any]] | None:
+    def prefetch_one(index: int, folder: str) -> list[dict[str, Any]] | None:
+        if folder and index + 1 >= concurrency:
+            root_answered.wait()  # set when the root listing task ends, whichever way: it runs in the first round
         if folder and any(parent in missing for parent in ["", *ancestors(folder)]):
             return None
-        entries = list_folder(client, join(workspace_dir, folder))
+        try:
+            entries = list_folder(client, join(workspace_dir, folder))
+        finally:
+            if not folder:
+                root_answered.set()
         if entries is None:
             missing.add(folder)
         return entries
 
     answers = run_all(
-        [lambda: read_manifest(client, workspace_dir)] + [lambda f=f: prefetch_one(f) for f in prefetch],
+        [lambda: read_manifest(client, workspace_dir)]
+        + [lambda i=i, f=f: prefetch_one(i, f) for i, f in enumerate(prefetch)],
         workers=concurrency,
     )
     manifest, stored_text, note = answers[0]
@@ -456,7 +431,7 @@ def deploy(
         )
     if dry_run:
         return result
-    result.manifest_written, relisted = apply(
+    result.manifest_written = apply(
         client,
         workspace_dir,
         local,
@@ -468,5 +443,4 @@ def deploy(
         progress=progress,
         written=written,
     )
-    result.list_calls += relisted
     return result

@@ -33,6 +33,10 @@ class ManifestEntry:
     modified_at: int | None = None
     object_id: int | None = None
     language: str | None = None
+    # Uploaded by the deploy that wrote this manifest and not listed since: modified_at/object_id are not known,
+    # and the object is unchanged while the workspace's modified_at is not later than the manifest's own (the
+    # manifest is written after every upload returned). Saves re-reading every uploaded folder after a deploy.
+    unlisted: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class RemoteTree:
     objects: dict[str, RemoteObject] = field(default_factory=dict)
     listed: frozenset[str] = frozenset()
     root_exists: bool = False
+    manifest_modified_at: int | None = None  # the stored manifest's modified_at, from WORKSPACE_DIR's listing
 
     def children(self, folder: str) -> list[str]:
         prefix = f"{folder}/" if folder else ""
@@ -102,12 +107,17 @@ class Plan:
     conflicts: list[str] = field(default_factory=list)  # objects in the way that are not ours to remove
 
     @property
+    def mkdirs(self) -> list[str]:
+        """The folders to pass to `workspace/mkdirs`: those to create that hold no other folder to create (mkdirs
+        creates the parents), parents' order kept."""
+        above = {parent for folder in self.folders_to_create if folder for parent in ["", *ancestors(folder)]}
+        return [folder for folder in self.folders_to_create if folder not in above]
+
+    @property
     def writes(self) -> int:
         """Number of write calls the plan needs, not counting the manifest."""
         replaced = sum(1 for upload in self.uploads if upload.replace)
-        return (
-            len(self.uploads) + replaced + len(self.deletes) + len(self.folders_to_create) + len(self.folders_to_delete)
-        )
+        return len(self.uploads) + replaced + len(self.deletes) + len(self.mkdirs) + len(self.folders_to_delete)
 
     @property
     def empty(self) -> bool:
@@ -136,6 +146,7 @@ def assemble_tree(listings: dict[str, list[dict[str, Any]] | None]) -> RemoteTre
         return RemoteTree()
     objects: dict[str, RemoteObject] = {}
     listed: set[str] = set()
+    manifest_modified_at = None
     for folder in sorted(listings, key=lambda path: (depth(path), path)):
         entries = listings[folder]
         if entries is None:
@@ -145,10 +156,12 @@ def assemble_tree(listings: dict[str, list[dict[str, Any]] | None]) -> RemoteTre
         listed.add(folder)
         for info in entries:
             name = posixpath.basename(str(info.get("path", "")).rstrip("/"))
-            if not name or (folder == "" and name == MANIFEST_NAME):
+            if folder == "" and name == MANIFEST_NAME:
+                manifest_modified_at = remote_object(info).modified_at
                 continue
-            objects[f"{folder}/{name}" if folder else name] = remote_object(info)
-    return RemoteTree(objects, frozenset(listed), root_exists=True)
+            if name:
+                objects[f"{folder}/{name}" if folder else name] = remote_object(info)
+    return RemoteTree(objects, frozenset(listed), root_exists=True, manifest_modified_at=manifest_modified_at)
 
 
 def _is_folder(found: RemoteObject | None) -> bool:
@@ -187,7 +200,7 @@ def manifest_to_json(manifest: Manifest, workspace_dir: str) -> str:
         "workspace_dir": workspace_dir,
         "folders": sorted(manifest.folders),
         "objects": {
-            path: {key: value for key, value in dataclasses.asdict(entry).items() if value is not None}
+            path: {key: value for key, value in dataclasses.asdict(entry).items() if value not in (None, False)}
             for path, entry in sorted(manifest.objects.items())
         },
     }
@@ -217,6 +230,7 @@ def manifest_from_json(text: str | bytes) -> Manifest:
                 modified_at=_optional_int(entry.get("modified_at")),
                 object_id=_optional_int(entry.get("object_id")),
                 language=entry.get("language"),
+                unlisted=entry.get("unlisted", False) is True,
             )
         except (KeyError, TypeError, ValueError):
             raise ManifestError(f"bad entry {path!r}") from None
@@ -250,9 +264,14 @@ def folders_to_list(local: LocalTree, manifest: Manifest | None) -> frozenset[st
     return frozenset(wanted)
 
 
-def _drifted(entry: ManifestEntry, remote: RemoteObject) -> bool:
+def _drifted(entry: ManifestEntry, remote: RemoteObject, manifest_modified_at: int | None) -> bool:
+    """Whether the workspace changed an object since the deploy that recorded it. A time the workspace does not
+    give (none is documented for every object type) cannot show drift; the type always can."""
     if remote.object_type != entry.object_type:
         return True
+    if entry.unlisted:
+        known = remote.modified_at is not None and manifest_modified_at is not None
+        return known and remote.modified_at > manifest_modified_at
     if entry.object_id is not None and remote.object_id is not None and remote.object_id != entry.object_id:
         return True
     return entry.modified_at is not None and remote.modified_at != entry.modified_at
@@ -318,7 +337,7 @@ def plan(
             reason = "changed locally"
         elif found is None:
             reason = "missing in workspace"
-        elif _drifted(entry, found):
+        elif _drifted(entry, found, remote.manifest_modified_at):
             reason = "changed in workspace"
         else:
             result.skipped.append(path)
@@ -363,29 +382,40 @@ def next_manifest(
     planned: Plan,
     manifest: Manifest | None,
     before: RemoteTree,
-    after: dict[str, RemoteObject],
     *,
     uploaded_hashes: dict[str, str] | None = None,
+    settle: bool = True,
 ) -> Manifest:
     """The manifest to store after applying ``planned``.
 
-    ``after`` holds the workspace's description of the uploaded objects (re-listed after the upload);
-    skipped objects keep their listing from ``before``. Stale objects kept without ``--prune`` stay recorded,
-    so a later ``--prune`` can still remove them. Raises OperationFailed if an uploaded object is not there.
+    Uploaded objects are recorded `unlisted` (the manifest, written after them, dates them). Skipped objects take
+    their entry from the listing ``before`` the deploy; with ``settle`` False an `unlisted` entry of the previous
+    manifest is kept as it is instead (the text of an unchanged deployment then stays identical). Stale objects
+    kept without ``--prune`` stay recorded, so a later ``--prune`` can still remove them. Raises OperationFailed
+    if a skipped object is not listed as what it is locally (the plan would have uploaded it).
     """
     previous = manifest.objects if manifest is not None else {}
     uploaded = {upload.relative_path for upload in planned.uploads}
     hashes = uploaded_hashes or {}
     objects: dict[str, ManifestEntry] = {}
     for path, item in local.objects.items():
-        found = after.get(path) if path in uploaded else before.objects.get(path)
+        if path in uploaded:
+            objects[path] = ManifestEntry(
+                item.object_type, hashes.get(path, item.sha256), language=item.language, unlisted=True
+            )
+            continue
+        found = before.objects.get(path)
         if found is None or found.object_type != item.object_type:
             raise OperationFailed(
-                f"{path!r} was uploaded but the workspace does not list it as a {item.object_type.lower()}"
+                f"{path!r} was not uploaded but the workspace does not list it as a {item.object_type.lower()}"
             )
+        kept = previous.get(path)
+        if not settle and kept is not None and kept.unlisted:
+            objects[path] = kept
+            continue
         objects[path] = ManifestEntry(
             object_type=item.object_type,
-            sha256=hashes.get(path, item.sha256),
+            sha256=item.sha256,
             modified_at=found.modified_at,
             object_id=found.object_id,
             language=item.language,
@@ -393,7 +423,7 @@ def next_manifest(
     for path in planned.stale:
         objects[path] = previous[path]
     created = set(planned.folders_to_create) - {""}
-    kept = set(manifest.folders) if manifest is not None else set()
-    kept -= set(planned.folders_to_delete)
-    kept = {folder for folder in kept if folder in local.folders or _is_folder(before.objects.get(folder))}
-    return Manifest(objects=objects, folders=frozenset(created | kept))
+    kept_folders = set(manifest.folders) if manifest is not None else set()
+    kept_folders -= set(planned.folders_to_delete)
+    kept_folders = {f for f in kept_folders if f in local.folders or _is_folder(before.objects.get(f))}
+    return Manifest(objects=objects, folders=frozenset(created | kept_folders))
