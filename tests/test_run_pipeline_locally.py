@@ -196,6 +196,45 @@ def test_timeout_in_minutes_ends_a_hanging_step_and_its_children(tmp_path) -> No
     assert "cleanup ran" in lines_of(result)
 
 
+def test_a_job_timeout_cancels_the_job_and_still_runs_its_always_and_canceled_steps(tmp_path) -> None:
+    """As Azure DevOps does: past timeoutInMinutes the job is canceled, default steps are skipped, and always() /
+    canceled() steps run, bounded by cancelTimeoutInMinutes."""
+    result = run(
+        tmp_path,
+        """
+        jobs:
+        - job: slow
+          timeoutInMinutes: 0.02
+          cancelTimeoutInMinutes: 0.02
+          steps:
+          - checkout: none
+          - bash: sleep 300
+            displayName: hangs
+          - bash: echo "must not run"
+            displayName: next
+          - bash: echo "cleanup ran with status $AGENT_JOBSTATUS"
+            condition: always()
+          - bash: echo "canceled step ran"
+            condition: canceled()
+          - bash: echo "not when canceled"
+            condition: succeededOrFailed()
+          - bash: sleep 300
+            displayName: cleanup that hangs
+            condition: always()
+          - bash: echo "after the cancel timeout"
+            condition: always()
+        """,
+    )
+    assert result.returncode == 1
+    out = lines_of(result)
+    assert "cleanup ran with status Canceled" in out and "canceled step ran" in out
+    assert "must not run" not in out and "not when canceled" not in out
+    assert "after the cancel timeout" not in out
+    assert "next — skipped: the job timed out" in result.stdout
+    assert "stopped by the job's cancel timeout (0.02 minute(s))" in result.stdout
+    assert "job slow: Canceled" in result.stdout
+
+
 def test_an_unsupported_construct_stops_before_the_first_step(tmp_path) -> None:
     result = run(
         tmp_path,

@@ -62,7 +62,8 @@ class JobRun:
     log: Callable[[str], None]
     deadline: float
     result: str = "Succeeded"
-    canceled: bool = False
+    canceled: bool = False  # the job ran past its timeout: only always()/canceled() steps run, by cancel_deadline
+    cancel_deadline: float = 0.0
     outputs: dict[str, str] = field(default_factory=dict)
     path_prefix: list[str] = field(default_factory=list)
     summaries: list[str] = field(default_factory=list)
@@ -270,11 +271,13 @@ class JobRun:
             self.result = "Failed"
         if not run:
             record.message = "condition is false" if why.startswith("condition ") and why.endswith(" is false") else why
+            if self.canceled and record.message == "condition is false":
+                record.message, why = "job timed out", f"the job timed out ({why})"
             self.say(f"── step {index}/{total}: {record.display_name} — skipped: {why}")
             return record
         self.say(f"── step {index}/{total}: {record.display_name}")
         started = time.monotonic()
-        limit = self.deadline - started
+        limit = (self.cancel_deadline if self.canceled else self.deadline) - started
         if step.timeout_minutes:
             limit = min(limit, step.timeout_minutes * 60)
         try:
@@ -285,11 +288,18 @@ class JobRun:
         record.seconds = time.monotonic() - started
         if code is None:
             result = "Failed"
-            minutes_ = step.timeout_minutes or self.job.timeout_minutes
-            record.message = f"timed out after {minutes_:g} minute(s)"
-            self.say(f"error: the step was stopped: it ran past its timeout ({record.message})")
-            if time.monotonic() >= self.deadline:
+            if self.canceled:
+                record.message = f"stopped by the job's cancel timeout ({self.job.cancel_timeout_minutes:g} minute(s))"
+                self.say(f"error: the step was {record.message}")
+            else:
+                minutes_ = step.timeout_minutes or self.job.timeout_minutes
+                record.message = f"timed out after {minutes_:g} minute(s)"
+                self.say(f"error: the step was stopped: it ran past its timeout ({record.message})")
+            if not self.canceled and time.monotonic() >= self.deadline:
+                # As Azure DevOps does: the job is canceled, and its always()/canceled() steps still run, for
+                # cancelTimeoutInMinutes at most (default 5).
                 self.canceled = True
+                self.cancel_deadline = time.monotonic() + self.job.cancel_timeout_minutes * 60
         elif code != 0:
             result = "Failed"
             record.message = f"exit code {code}"

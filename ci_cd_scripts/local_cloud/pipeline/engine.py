@@ -339,10 +339,13 @@ class Engine:
         outcome.run = run
         total = len(job.steps)
         for index, step in enumerate(job.steps, 1):
-            if run.canceled:
-                run.steps.append(StepResult(variables.expand(step.display_name), "Skipped", 0, "job timed out"))
+            if run.canceled and time.monotonic() >= run.cancel_deadline:
+                message = "job timed out; its cancel timeout passed"
+                name = variables.expand(step.display_name)
+                run.steps.append(StepResult(name, "Skipped", 0, message))
+                run.say(f"── step {index}/{total}: {name} — skipped: {message}")
                 continue
-            variables.set("Agent.JobStatus", run.result, force=True)
+            variables.set("Agent.JobStatus", "Canceled" if run.canceled else run.result, force=True)
             run.run_step(step, index, total)
         for action in run.post_job:
             action()

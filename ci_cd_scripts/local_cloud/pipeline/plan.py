@@ -69,6 +69,7 @@ class Job:
     variables: Any = None
     steps: list[Step] = field(default_factory=list)
     timeout_minutes: float = 60
+    cancel_timeout_minutes: float = 5  # what always()/canceled() steps get once the job timed out
     continue_on_error: bool = False
     environment: str = ""
 
@@ -229,6 +230,7 @@ def _job(item: Any, pwsh: bool) -> Job:
     job.condition = check_condition(item.get("condition"), item)
     job.variables = item.get("variables")
     job.timeout_minutes = minutes(item.get("timeoutInMinutes", 60), item, "timeoutInMinutes")
+    job.cancel_timeout_minutes = minutes(item.get("cancelTimeoutInMinutes", 5), item, "cancelTimeoutInMinutes")
     job.continue_on_error = boolean(item.get("continueOnError", False), item, "continueOnError")
     if kind == "job":
         job.steps = _steps(item.get("steps"), item, pwsh)
