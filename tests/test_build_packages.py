@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -169,6 +171,50 @@ def test_restamp_is_reproducible_and_refuses_a_second_local_part(sample_repo, tm
     assert_valid_wheel(one)
     with pytest.raises(Exception, match="not a valid PEP 440"):
         wheels.restamp(wheel, "+again", first)
+
+
+def entry_dates(wheel: Path) -> set[tuple[int, ...]]:
+    with zipfile.ZipFile(wheel) as archive:
+        return {info.date_time for info in archive.infolist()}
+
+
+def build_twice(package: Path, tmp_path: Path, env: dict[str, str]) -> tuple[Path, Path]:
+    built = []
+    for name in ("first", "second"):
+        out = tmp_path / name
+        result = run_script("build_packages.py", "--out-dir", out, "--version-suffix", ".dev7", package, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        built.append(next(out.glob("*.whl")))
+    return built[0], built[1]
+
+
+def test_a_wheel_is_reproducible_every_file_dated_by_the_last_commit(sample_repo, tmp_path):
+    """Same source, same wheel, byte for byte: its entries are dated by the package's last commit (without it
+    the backend dates the metadata it writes by the clock, so every build differs)."""
+    commit_env = {
+        **script_env(),
+        "GIT_AUTHOR_DATE": "2001-02-03T04:05:06Z",
+        "GIT_COMMITTER_DATE": "2001-02-03T04:05:06Z",
+    }
+    commit_env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t")
+    commit_env["GIT_COMMITTER_EMAIL"] = "t@example.com"
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "sample"]):
+        subprocess.run(["git", "-C", str(sample_repo), *command], check=True, env=commit_env)
+    first, second = build_twice(sample_repo / "package2", tmp_path, script_env(SOURCE_DATE_EPOCH=None))
+    assert first.read_bytes() == second.read_bytes()
+    assert entry_dates(first) == {(2001, 2, 3, 4, 5, 6)}
+
+
+def test_outside_git_the_newest_file_dates_the_wheel_and_a_given_epoch_wins(sample_repo, tmp_path):
+    package = sample_repo / "package1"
+    for path in package.rglob("*"):
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    os.utime(package / "pyproject.toml", (1_000_000_100, 1_000_000_100))  # the newest file
+    first, second = build_twice(package, tmp_path, script_env(SOURCE_DATE_EPOCH=None))
+    assert first.read_bytes() == second.read_bytes()
+    assert entry_dates(first) == {time.gmtime(1_000_000_100)[:6]}
+    given, _ = build_twice(package, tmp_path / "given", script_env(SOURCE_DATE_EPOCH="1234567890"))
+    assert entry_dates(given) == {time.gmtime(1234567890)[:6]}
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ symlinks checked, isolation chosen from the installed build requirements), one b
 package folder in a session of its own (`run_build`), the parallel builds (`build_all`, on `pool.run_all`),
 stamping and inspecting the wheels (`finish_wheels`), the checks of a built wheel (`stray_top_level`) and moving
 the wheels into the output folder together (`publish`). It prints nothing: ``build_packages.py`` reports.
+Builds are reproducible: `source_date_epoch` dates every file in a wheel by the package's last commit, so the same
+source gives a byte-identical wheel (https://reproducible-builds.org/specs/source-date-epoch/).
 What a wheel says about itself and the version stamping are `wheels.py`'s; README "Version stamping and build
 isolation (build_packages.py)" explains the choices. PyPA build: https://build.pypa.io/en/stable/
 """
@@ -42,6 +44,8 @@ STRAY_TOP_LEVEL = frozenset({"tests", "test", "notebooks", "docs", "examples"})
 _SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox", "node_modules"}
 # Never copied at the package root: output of earlier builds and local virtualenvs.
 _SKIP_AT_ROOT = {"build", "dist", ".venv", "venv", ".eggs"}
+# Zip files cannot hold times before 1980-01-01.
+_ZIP_EPOCH = 315532800
 
 
 @dataclass
@@ -181,9 +185,45 @@ def plan_builds(folders: list[Path], isolation: str) -> list[Build]:
     return builds
 
 
+def source_date_epoch(package_dir: Path) -> str | None:
+    """SOURCE_DATE_EPOCH for building `package_dir`: the caller's if set; else the time of the last git commit
+    that touched the folder; else the newest modification time of the files a build copies; None if it has none.
+    The wheel backends (setuptools/wheel, hatchling, flit, poetry-core) date the archive's entries by it."""
+    if os.environ.get("SOURCE_DATE_EPOCH", "").strip():
+        return os.environ["SOURCE_DATE_EPOCH"].strip()
+    try:
+        result = subprocess.run(
+            ["git", "log", "-1", "--format=%ct", "--", "."],
+            cwd=package_dir,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if result.returncode == 0 and result.stdout.strip().isdigit():
+            return str(max(_ZIP_EPOCH, int(result.stdout.strip())))
+    except (OSError, subprocess.TimeoutExpired):
+        pass  # no git, or not a checkout: the files' own times
+    ignore = _copy_ignore(package_dir)
+    newest = 0.0
+    for folder, dirnames, filenames in os.walk(package_dir):
+        skipped = ignore(folder, dirnames + filenames)
+        dirnames[:] = [d for d in dirnames if d not in skipped]
+        for filename in filenames:
+            if filename not in skipped:
+                try:
+                    newest = max(newest, os.stat(os.path.join(folder, filename)).st_mtime)
+                except OSError:
+                    continue  # the copy reports it
+    return str(max(_ZIP_EPOCH, int(newest))) if newest else None
+
+
 def run_build(build: Build, work_dir: Path, in_place: bool, timeout: float) -> Build:
     """Build one wheel into work_dir/<n>/wheel; fill in build.wheel or build.error."""
     started = time.perf_counter()
+    env = dict(os.environ)
+    epoch = source_date_epoch(build.package_dir)
+    if epoch is not None:
+        env["SOURCE_DATE_EPOCH"] = epoch
     source = build.package_dir
     if not in_place:
         source = work_dir / "src" / build.name
@@ -201,6 +241,7 @@ def run_build(build: Build, work_dir: Path, in_place: bool, timeout: float) -> B
     process = subprocess.Popen(
         command,
         cwd=source,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
