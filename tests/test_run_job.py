@@ -4,9 +4,13 @@ record read by evaluate_runs.py; failure and timeout (the run is cancelled)."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 from deploy_fixtures import KNOWN_TOKEN
-from helpers import assert_one_line_error
+from helpers import SCRIPTS, assert_one_line_error
 from jobs_fixtures import bundle, job, ok
 
 
@@ -50,6 +54,25 @@ def test_timeout_cancels_the_run(jobs_env, tmp_path):
     assert "cancelling run" in result.stdout and "FAIL job load: timed out" in result.stdout
     run_id = json.loads((tmp_path / "runs" / "load.json").read_text())["run"]["run_id"]
     assert jobs_env.workspace.run(run_id)["state"]["result_state"] == "CANCELED"
+
+
+def test_sigterm_cancels_the_run_before_the_step_exits(jobs_env, tmp_path):
+    deploy(jobs_env, "import time\ntime.sleep(60)\n")
+    command = [sys.executable, str(SCRIPTS / "run_job.py"), "load", "--timeout", "90"]
+    process = subprocess.Popen(
+        command, env=jobs_env.env, cwd=jobs_env.folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not jobs_env.workspace.api_requests("POST", "*/jobs/run-now") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, stdout + stderr
+    assert "interrupted: cancelling run" in stdout and stderr.strip().endswith("error: stopped (SIGTERM)")
+    assert len(jobs_env.workspace.api_requests("POST", "*/jobs/runs/cancel")) == 1
 
 
 def test_no_wait_returns_once_started_and_unknown_key_is_an_error(jobs_env):

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,7 +16,7 @@ import junitparser
 import pytest
 import xmlschema
 from databricks_fixtures import DBX_TOKEN, dbx_env
-from helpers import DATA, assert_one_line_error, run_script
+from helpers import DATA, SCRIPTS, assert_one_line_error, run_script
 
 FOLDER = "/Workspace/Shared/ci/tests"
 SCHEMA = xmlschema.XMLSchema(DATA / "junit" / "JUnit.xsd")
@@ -192,6 +195,31 @@ def test_a_run_cancelled_from_outside_is_an_error_not_a_timeout(workspace, tmp_p
     assert record["timed_out"] is False and record["run"]["state"]["result_state"] == "CANCELED"
     code, cases, _ = evaluate(out)
     assert "the run was cancelled" in cases["test_sleeps"].result[0].message
+
+
+def test_sigterm_cancels_the_runs_it_started_as_ctrl_c_does(workspace, tmp_path):
+    """A runner stopping the step (the local runner at a timeout, an agent on cancel) sends SIGTERM: the step
+    cancels its runs before it exits, instead of leaving them to run to their own timeout."""
+    put_notebooks(workspace, {f"{FOLDER}/test_sleeps": SLEEPING_NOTEBOOK})
+    out = tmp_path / "runs"
+    command = [sys.executable, str(SCRIPTS / "run_notebooks.py"), f"{FOLDER}/test_sleeps", "--out-dir", str(out)]
+    command += ["--cluster-id", cluster_id(workspace), "--poll-max", "1", "--timeout", "90"]
+    process = subprocess.Popen(
+        command, env=dbx_env(workspace), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while workspace.count("POST", "*/jobs/runs/submit") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, stdout + stderr
+    assert stderr.strip().splitlines()[-1] == "error: stopped (SIGTERM)"
+    assert workspace.count("POST", "*/jobs/runs/cancel") == 1
+    record = records(out)[f"{FOLDER}/test_sleeps"]
+    assert record["run"]["state"]["life_cycle_state"] in ("TERMINATING", "TERMINATED")
 
 
 @pytest.mark.parametrize(

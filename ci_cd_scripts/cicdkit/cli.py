@@ -14,17 +14,21 @@ A script looks like this::
         sys.exit(main())
 
 `entry` turns the `errors.CICDError` family into one line ``error: <message>`` on stderr and the class's
-exit code (2 bad input, 1 operation failed); argparse errors become `errors.UsageError` the same way.
+exit code (2 bad input, 1 operation failed); argparse errors become `errors.UsageError` the same way. SIGTERM (what
+a runner sends a step it stops) takes the path of Ctrl-C, so a step cancels what it started remotely either way.
 Secrets never come from argv: options that need one read it from the environment.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
+import signal
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import NoReturn, TextIO
 
 from . import ado
@@ -73,16 +77,41 @@ def entry(main: Main) -> Main:
 
     @functools.wraps(main)
     def wrapper(argv: Sequence[str] | None = None) -> int:
-        with ado.inert_output():
+        with ado.inert_output(), _sigterm_interrupts():
             try:
                 return main(argv)
             except CICDError as error:
                 return report(error)
+            except Terminated:
+                print("error: stopped (SIGTERM)", file=sys.stderr, flush=True)
+                return 128 + signal.SIGTERM
             except KeyboardInterrupt:
                 print("error: interrupted", file=sys.stderr, flush=True)
                 return 130
 
     return wrapper
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C is: whatever handles an interrupt (the worker pool's stop, the
+    cancelling of remote runs) handles it too."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While a script runs in the main thread, SIGTERM raises `Terminated` instead of ending the process at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 MAX_CONCURRENCY = 64

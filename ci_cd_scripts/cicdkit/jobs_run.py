@@ -10,6 +10,7 @@ succeed (else of its last task).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -25,7 +26,7 @@ CANCEL_GRACE_SECONDS = notebook_runs.CANCEL_GRACE_SECONDS
 @dataclasses.dataclass(frozen=True)
 class Event:
     """A line worth printing: ``started`` (run id), ``page`` (the run's URL), ``state`` (a change), ``task`` (a
-    task's state changed, with its error when it ended badly), ``timeout``."""
+    task's state changed, with its error when it ended badly), ``timeout``, ``interrupted`` (Ctrl-C or SIGTERM)."""
 
     kind: str
     text: str
@@ -105,6 +106,11 @@ def run_job(
     timed_out = False
     try:
         run = client.jobs.wait_for_run(run_id, timeout=timeout, on_poll=observe)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (`cli.Terminated`): the run must not go on without us
+        on_event(Event("interrupted", f"interrupted: cancelling run {run_id}"))
+        with contextlib.suppress(CICDError):
+            client.jobs.cancel_run(run_id)
+        raise
     except WaitTimedOut:
         timed_out = True
         on_event(Event("timeout", f"the --timeout of {timeout:g}s passed: cancelling run {run_id}"))
