@@ -13,6 +13,7 @@ import sys
 import textwrap
 import uuid
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -480,12 +481,22 @@ def _deployed(work: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.slow
-def test_the_repository_pipeline_deploys_to_dev_test_and_prod_on_the_local_workspace_without_leaking_secrets(
-    tmp_path,
-) -> None:
-    """CI and all three CD stages of pipelines/azure-pipelines.yml, unchanged, against one local workspace and the
-    local Key Vault (each stage's fetch_secrets.py reads databricks-token from "its" vault through the proxy)."""
+@dataclass
+class RepositoryRun:
+    """One run of the whole repository pipeline (CI and the three CD stages), shared by the tests that read it."""
+
+    repo: Path
+    venv: Path
+    work: Path
+    token: str
+    secrets_file: Path
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def repository_run(tmp_path_factory: pytest.TempPathFactory) -> RepositoryRun:
+    """The repository pipeline run once for the module (it takes about a minute and a half)."""
+    tmp_path = tmp_path_factory.mktemp("repository-run")
     repo = _copy_of_the_checkout(tmp_path)
     venv = agent_venv(tmp_path)
     token = f"dapi-local-e2e-{uuid.uuid4().hex}"  # made here: the checkout copy holds this file's text
@@ -493,6 +504,16 @@ def test_the_repository_pipeline_deploys_to_dev_test_and_prod_on_the_local_works
     secrets_file.write_text(json.dumps({"databricks-token": token}))
     work = tmp_path / "work"
     result = _run_the_repository_pipeline(repo, venv, work, "--secrets-file", str(secrets_file))
+    return RepositoryRun(repo, venv, work, token, secrets_file, result)
+
+
+@pytest.mark.slow
+def test_the_repository_pipeline_deploys_to_dev_test_and_prod_on_the_local_workspace_without_leaking_secrets(
+    repository_run: RepositoryRun,
+) -> None:
+    """CI and all three CD stages of pipelines/azure-pipelines.yml, unchanged, against one local workspace and the
+    local Key Vault (each stage's fetch_secrets.py reads databricks-token from "its" vault through the proxy)."""
+    result, work, token = repository_run.result, repository_run.work, repository_run.token
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr
     summary = result.stdout.split("\nSummary\n", 1)[1]
     for stage in ("ci", "deploy_dev", "deploy_test", "deploy_prod"):
@@ -545,17 +566,20 @@ def test_universal_packages_publish_the_next_patch_version_per_run_and_download_
 
 
 @pytest.mark.slow
-def test_with_faults_injected_into_the_workspace_the_pipeline_still_ends_green_with_the_same_content(tmp_path) -> None:
+def test_with_faults_injected_into_the_workspace_the_pipeline_still_ends_green_with_the_same_content(
+    repository_run: RepositoryRun, tmp_path: Path
+) -> None:
     """10% 429, 5% 503, 2% connection resets on every API path: the steps' retries carry the run, and what lands in
-    dev, test and prod is byte for byte what a run without faults deploys."""
-    repo = _copy_of_the_checkout(tmp_path)
-    venv = agent_venv(tmp_path)
-    clean = _run_the_repository_pipeline(repo, venv, tmp_path / "clean")
+    dev, test and prod is byte for byte what the run without faults (the module's) deploys."""
+    clean = repository_run.result
     assert clean.returncode == 0, clean.stdout[-6000:] + clean.stderr
     faults = "path=*,fault=429,rate=0.1; path=*,fault=503,rate=0.05; path=*,fault=reset,rate=0.02"
-    faulted = _run_the_repository_pipeline(repo, venv, tmp_path / "faulted", "--faults", faults, "--seed", "7")
+    secrets = ["--secrets-file", str(repository_run.secrets_file)]
+    faulted = _run_the_repository_pipeline(
+        repository_run.repo, repository_run.venv, tmp_path / "faulted", *secrets, "--faults", faults, "--seed", "7"
+    )
     assert faulted.returncode == 0, faulted.stdout[-8000:] + faulted.stderr
-    deployed, again = _deployed(tmp_path / "clean"), _deployed(tmp_path / "faulted")
+    deployed, again = _deployed(repository_run.work), _deployed(tmp_path / "faulted")
     assert any("/Shared/ci-cd/prod/notebooks/" in path for path in deployed), sorted(deployed)
     # Each run builds its own wheels: reproducible builds make them byte-identical too, and a first deploy's
     # manifest records no time of its own (every object is "unlisted"), so everything is compared byte for byte.
