@@ -439,10 +439,11 @@ def test_an_unlisted_entry_is_settled_only_when_the_manifest_is_rewritten() -> N
     tree = dataclass_replace(remote, manifest_modified_at=2000)
     result = ws.plan(local, manifest, tree)
     assert result.empty
-    kept = ws.next_manifest(local, result, manifest, tree, settle=False)
-    assert kept.objects["nb"] == entry
+    kept = ws.next_manifest(local, result, manifest, tree, to_write=False)
+    assert kept.objects["nb"] == entry and kept.generation == manifest.generation
     settled = ws.next_manifest(local, result, manifest, tree)
     assert settled.objects["nb"] == ws.ManifestEntry("NOTEBOOK", "h", 1000, 0, "PYTHON")
+    assert settled.generation == manifest.generation + 1
 
 
 def test_manifest_json_round_trips_unlisted_and_omits_it_when_false() -> None:
@@ -469,7 +470,7 @@ def test_unchanged_deploy_produces_identical_manifest_text() -> None:
     local = local_tree(local_object("a/nb"), local_object("top"))
     manifest, remote = deployed(local)
     result = ws.plan(local, manifest, remote)
-    new = ws.next_manifest(local, result, manifest, remote)
+    new = ws.next_manifest(local, result, manifest, remote, to_write=False)
     assert ws.manifest_to_json(new, "/Shared/x") == ws.manifest_to_json(manifest, "/Shared/x")
 
 
@@ -619,6 +620,18 @@ def test_a_full_deploy_of_unchanged_content_rewrites_the_manifest(tmp_path: Path
     for _ in range(2):
         assert ws.deploy(client, ws.scan(tmp_path), "/Shared/app", full=True).manifest_written
     assert ws.deploy(client, ws.scan(tmp_path), "/Shared/app").plan.empty
+    # Its text changes at every write (a workspace may keep the time of a file re-imported with the same bytes).
+    stored = ws.manifest_from_json(client.workspace.objects["/Shared/app/.deploy-manifest.json"]["content"])
+    assert stored.generation == 3
+
+
+def test_a_manifest_generation_must_be_a_non_negative_integer() -> None:
+    base = '{"version": 1, "objects": {}, "folders": [], "generation": %s}'
+    assert ws.manifest_from_json(base % "4").generation == 4
+    assert ws.manifest_from_json('{"version": 1, "objects": {}}').generation == 0  # written before generations
+    for bad in ('"4"', "-1", "true", "1.5"):
+        with pytest.raises(ws.ManifestError, match="generation"):
+            ws.manifest_from_json(base % bad)
 
 
 def test_failed_upload_leaves_the_previous_manifest(tmp_path: Path) -> None:

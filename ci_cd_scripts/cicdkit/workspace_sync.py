@@ -347,7 +347,7 @@ def apply(
 
     # An unchanged deployment keeps its manifest text (and writes nothing); after any upload the manifest is
     # written even when its text is the same, since its modified_at dates the uploads (`ManifestEntry.unlisted`).
-    unchanged = next_manifest(local, planned, manifest, before, uploaded_hashes=uploaded_hashes, settle=False)
+    unchanged = next_manifest(local, planned, manifest, before, uploaded_hashes=uploaded_hashes, to_write=False)
     if not planned.uploads and manifest_to_json(unchanged, workspace_dir) == stored_text:
         return False
     new_manifest = next_manifest(local, planned, manifest, before, uploaded_hashes=uploaded_hashes)

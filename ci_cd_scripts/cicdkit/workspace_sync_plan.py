@@ -45,6 +45,9 @@ class Manifest:
 
     objects: dict[str, ManifestEntry] = field(default_factory=dict)
     folders: frozenset[str] = frozenset()  # folders the deployments created (candidates for prune)
+    # +1 at every write: a manifest written after uploads always changes, so its modified_at moves past theirs
+    # even where the workspace would keep the time of a file re-imported with the same content.
+    generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,7 @@ def manifest_to_json(manifest: Manifest, workspace_dir: str) -> str:
         "tool": "databricks-ci-cd deploy_notebooks.py",
         "workspace_dir": workspace_dir,
         "folders": sorted(manifest.folders),
+        "generation": manifest.generation,
         "objects": {
             path: {key: value for key, value in dataclasses.asdict(entry).items() if value not in (None, False)}
             for path, entry in sorted(manifest.objects.items())
@@ -236,7 +240,10 @@ def manifest_from_json(text: str | bytes) -> Manifest:
             raise ManifestError(f"bad entry {path!r}") from None
     if not all(isinstance(folder, str) and _safe_relative(folder) for folder in folders_json):
         raise ManifestError("bad folder entry")
-    return Manifest(objects=objects, folders=frozenset(folders_json))
+    generation = document.get("generation", 0)
+    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+        raise ManifestError("'generation' must be a non-negative integer")
+    return Manifest(objects=objects, folders=frozenset(folders_json), generation=generation)
 
 
 def _safe_relative(path: object) -> bool:
@@ -384,15 +391,17 @@ def next_manifest(
     before: RemoteTree,
     *,
     uploaded_hashes: dict[str, str] | None = None,
-    settle: bool = True,
+    to_write: bool = True,
 ) -> Manifest:
-    """The manifest to store after applying ``planned``.
+    """The manifest to store after applying ``planned`` (``to_write``), or with ``to_write`` False the manifest as
+    it stands if this deploy writes none, to compare with the stored text.
 
     Uploaded objects are recorded `unlisted` (the manifest, written after them, dates them). Skipped objects take
-    their entry from the listing ``before`` the deploy; with ``settle`` False an `unlisted` entry of the previous
-    manifest is kept as it is instead (the text of an unchanged deployment then stays identical). Stale objects
-    kept without ``--prune`` stay recorded, so a later ``--prune`` can still remove them. Raises OperationFailed
-    if a skipped object is not listed as what it is locally (the plan would have uploaded it).
+    their entry from the listing ``before`` the deploy, except, when not ``to_write``, an `unlisted` entry of the
+    previous manifest, which is kept (an unchanged deployment's text stays identical). A manifest to write is the
+    next `generation`. Stale objects kept without ``--prune`` stay recorded, so a later ``--prune`` can still
+    remove them. Raises OperationFailed if a skipped object is not listed as what it is locally (the plan would
+    have uploaded it).
     """
     previous = manifest.objects if manifest is not None else {}
     uploaded = {upload.relative_path for upload in planned.uploads}
@@ -410,7 +419,7 @@ def next_manifest(
                 f"{path!r} was not uploaded but the workspace does not list it as a {item.object_type.lower()}"
             )
         kept = previous.get(path)
-        if not settle and kept is not None and kept.unlisted:
+        if not to_write and kept is not None and kept.unlisted:
             objects[path] = kept
             continue
         objects[path] = ManifestEntry(
@@ -426,4 +435,5 @@ def next_manifest(
     kept_folders = set(manifest.folders) if manifest is not None else set()
     kept_folders -= set(planned.folders_to_delete)
     kept_folders = {f for f in kept_folders if f in local.folders or _is_folder(before.objects.get(f))}
-    return Manifest(objects=objects, folders=frozenset(created | kept_folders))
+    generation = (manifest.generation if manifest is not None else 0) + (1 if to_write else 0)
+    return Manifest(objects=objects, folders=frozenset(created | kept_folders), generation=generation)
