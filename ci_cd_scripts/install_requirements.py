@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -201,6 +202,10 @@ def run_pip(command: list[str], timeout: float) -> tuple[int | None, list[str]]:
                 tail.append(line)
                 ado.relay(line)
             code = process.wait()
+        except BaseException:  # Ctrl-C or SIGTERM: pip (its own session) must not go on, nor be waited for
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            raise
         finally:
             deadline.cancel()
         return (None if expired.is_set() else code), list(tail)

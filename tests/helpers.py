@@ -59,3 +59,12 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int = 
     assert "Traceback" not in result.stderr, result.stderr
     assert contains in errors[0], f"{contains!r} not in {errors[0]!r}"
     return errors[0]
+
+
+def process_alive(pid: int) -> bool:
+    """True while pid runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ _SKIP_ANYWHERE = {".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_
 _SKIP_AT_ROOT = {"build", "dist", ".venv", "venv", ".eggs"}
 # Zip files cannot hold times before 1980-01-01.
 _ZIP_EPOCH = 315532800
+# How often a running build looks whether the step was interrupted.
+_STOP_POLL_SECONDS = 0.5
 
 
 @dataclass
@@ -217,8 +220,11 @@ def source_date_epoch(package_dir: Path) -> str | None:
     return str(max(_ZIP_EPOCH, int(newest))) if newest else None
 
 
-def run_build(build: Build, work_dir: Path, in_place: bool, timeout: float) -> Build:
-    """Build one wheel into work_dir/<n>/wheel; fill in build.wheel or build.error."""
+def run_build(
+    build: Build, work_dir: Path, in_place: bool, timeout: float, stop: threading.Event | None = None
+) -> Build:
+    """Build one wheel into work_dir/<n>/wheel; fill in build.wheel or build.error. The build's whole process group
+    is killed at `timeout`, or as soon as `stop` is set (the step was interrupted)."""
     started = time.perf_counter()
     env = dict(os.environ)
     epoch = source_date_epoch(build.package_dir)
@@ -250,13 +256,22 @@ def run_build(build: Build, work_dir: Path, in_place: bool, timeout: float) -> B
         errors="replace",
         start_new_session=True,
     )
-    try:
-        build.log, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        build.log, _ = process.communicate()
-        build.error = f"build did not finish within {timeout:g}s"
-    else:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:  # in slices, to see `stop`; a retried communicate loses no output
+            build.log, _ = process.communicate(timeout=max(0.0, min(_STOP_POLL_SECONDS, deadline - time.monotonic())))
+            break
+        except subprocess.TimeoutExpired:
+            stopped = stop is not None and stop.is_set()
+            if not stopped and time.monotonic() < deadline:
+                continue
+            os.killpg(process.pid, signal.SIGKILL)
+            build.log, _ = process.communicate()
+            build.error = (
+                "build stopped: the step was interrupted" if stopped else f"build did not finish within {timeout:g}s"
+            )
+            break
+    if build.error is None:
         built = sorted(out.glob("*.whl")) if out.is_dir() else []
         if process.returncode != 0:
             build.error = f"build exited with {process.returncode}"
@@ -270,13 +285,16 @@ def run_build(build: Build, work_dir: Path, in_place: bool, timeout: float) -> B
 
 def build_all(builds: list[Build], work: Path, *, in_place: bool, timeout: float, jobs: int) -> None:
     """Run every build, at most `jobs` at a time, each in ``work/<index>``. A failing build does not stop the
-    others: `run_build` records its error in the `Build` (every package's outcome is reported)."""
+    others: `run_build` records its error in the `Build` (every package's outcome is reported). Interrupted (Ctrl-C,
+    SIGTERM), the running builds are killed and nothing more starts."""
+    stop = threading.Event()
     pool.run_all(
         [
-            functools.partial(run_build, build, work / str(index), in_place, timeout)
+            functools.partial(run_build, build, work / str(index), in_place, timeout, stop)
             for index, build in enumerate(builds)
         ],
         workers=jobs,
+        stop=stop,
     )
 
 
