@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,3 +71,32 @@ def process_alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def write_hanging_setup(project: Path, pid_file: Path) -> Path:
+    """A package whose setup.py records its pid in `pid_file`, then never returns (a build that hangs)."""
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "setup.py").write_text(
+        "import os, threading\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "threading.Event().wait()  # never returns\n"
+    )
+    return project
+
+
+def stop_with_sigterm(
+    command: list[str], started: Callable[[], bool], *, env: dict[str, str], cwd: Path | None = None
+) -> tuple[int, str, str]:
+    """Run a step as a runner does, send it SIGTERM once `started()` holds (checked for 120 s), and return its exit
+    code, stdout and stderr; it must end within 60 s of the signal."""
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not started() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        assert started(), "the step never got to the point the test stops it at"
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    return process.returncode, stdout, stderr

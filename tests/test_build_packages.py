@@ -11,7 +11,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import SCRIPTS, assert_one_line_error, process_alive, run_script, script_env
+from helpers import (
+    SCRIPTS,
+    assert_one_line_error,
+    process_alive,
+    run_script,
+    script_env,
+    stop_with_sigterm,
+    write_hanging_setup,
+)
 from repo_fixtures import ODD
 from wheel.wheelfile import WheelFile
 
@@ -241,29 +249,16 @@ def test_a_build_past_its_deadline_fails_cleanly(sample_repo, tmp_path):
     assert not list((tmp_path / "out").glob("*.whl"))
 
 
-def test_sigterm_kills_the_running_builds_and_the_step_exits(sample_repo, tmp_path):
+def test_sigterm_kills_the_running_builds_and_the_step_exits(tmp_path):
     """Each build runs in a session of its own (so its deadline ends the backend's subprocesses too): a runner
     stopping the step must end them as well, not wait up to the build's --timeout."""
-    package = tmp_path / "hangs"
     pid_file = tmp_path / "build.pid"
-    package.mkdir()
-    (package / "setup.py").write_text(
-        "import os, threading\n"
-        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        "threading.Event().wait()  # never returns\n"
-    )
+    package = write_hanging_setup(tmp_path / "hangs", pid_file)
     command = [sys.executable, str(SCRIPTS / "build_packages.py"), "--out-dir", str(tmp_path / "out"), str(package)]
-    process = subprocess.Popen(command, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert pid_file.exists(), "the build never started"
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)  # without the fix: the build is waited for, up to 900 s
-    finally:
-        process.kill()
-    assert process.returncode == 128 + signal.SIGTERM, stderr
+    code, _, stderr = stop_with_sigterm(
+        command, lambda: bool(pid_file.exists() and pid_file.read_text()), env=script_env()
+    )
+    assert code == 128 + signal.SIGTERM, stderr
     assert stderr.strip().splitlines()[-1] == "error: stopped (SIGTERM)"
     assert not process_alive(int(pid_file.read_text()))
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

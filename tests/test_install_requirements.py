@@ -8,14 +8,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import signal
-import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import SCRIPTS, assert_one_line_error, process_alive, run_script, script_env
+from helpers import (
+    SCRIPTS,
+    assert_one_line_error,
+    process_alive,
+    run_script,
+    script_env,
+    stop_with_sigterm,
+    write_hanging_setup,
+)
 
 
 def make_wheel(folder: Path, name: str, version: str) -> Path:
@@ -175,14 +181,8 @@ def test_locate_failure_maps_a_bare_requirement_to_its_file(tmp_path):
 
 def test_pip_running_past_timeout_is_killed_with_what_it_started(tmp_path, wheelhouse):
     """A build that never ends (a setup.py blocking forever) must not hold the agent until the job timeout."""
-    project = tmp_path / "hangs"
     pid_file = tmp_path / "build.pid"
-    write(
-        project / "setup.py",
-        "import os, threading\n"
-        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        "threading.Event().wait()  # never returns\n",
-    )
+    project = write_hanging_setup(tmp_path / "hangs", pid_file)
     requirements = write(tmp_path / "requirements" / "dev.txt", f"{project}\n")
     result = run_script(
         "install_requirements.py",
@@ -204,28 +204,14 @@ def test_pip_running_past_timeout_is_killed_with_what_it_started(tmp_path, wheel
 def test_sigterm_stops_pip_and_what_it_started_at_once(tmp_path, wheelhouse):
     """pip runs in a session of its own (so a deadline can end its whole group); a runner stopping the step must
     end it too, not wait for it."""
-    project = tmp_path / "hangs"
     pid_file = tmp_path / "build.pid"
-    write(
-        project / "setup.py",
-        "import os, threading\n"
-        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        "threading.Event().wait()  # never returns\n",
-    )
+    project = write_hanging_setup(tmp_path / "hangs", pid_file)
     requirements = write(tmp_path / "requirements" / "dev.txt", f"{project}\n")
     command = [sys.executable, str(SCRIPTS / "install_requirements.py"), "--kind", "dev", str(requirements)]
     command += [*pip_args(wheelhouse, tmp_path / "target"), "--pip-arg=--no-build-isolation"]
-    process = subprocess.Popen(command, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert pid_file.exists(), "the build never started"
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)  # without the fix: pip is waited for, forever
-    finally:
-        process.kill()
-    assert process.returncode == 128 + signal.SIGTERM, stderr
+    started = lambda: bool(pid_file.exists() and pid_file.read_text())  # noqa: E731
+    code, _, stderr = stop_with_sigterm(command, started, env=script_env())  # before the fix: pip waited for forever
+    assert code == 128 + signal.SIGTERM, stderr
     assert stderr.strip().splitlines()[-1] == "error: stopped (SIGTERM)"
     assert not process_alive(int(pid_file.read_text()))
 

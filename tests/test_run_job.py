@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
-import time
 
 from deploy_fixtures import KNOWN_TOKEN
-from helpers import SCRIPTS, assert_one_line_error
+from helpers import SCRIPTS, assert_one_line_error, stop_with_sigterm
 from jobs_fixtures import bundle, job, ok
 
 
@@ -59,18 +57,9 @@ def test_timeout_cancels_the_run(jobs_env, tmp_path):
 def test_sigterm_cancels_the_run_before_the_step_exits(jobs_env, tmp_path):
     deploy(jobs_env, "import time\ntime.sleep(60)\n")
     command = [sys.executable, str(SCRIPTS / "run_job.py"), "load", "--timeout", "90"]
-    process = subprocess.Popen(
-        command, env=jobs_env.env, cwd=jobs_env.folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not jobs_env.workspace.api_requests("POST", "*/jobs/run-now") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 128 + signal.SIGTERM, stdout + stderr
+    started = lambda: bool(jobs_env.workspace.api_requests("POST", "*/jobs/run-now"))  # noqa: E731
+    code, stdout, stderr = stop_with_sigterm(command, started, env=jobs_env.env, cwd=jobs_env.folder)
+    assert code == 128 + signal.SIGTERM, stdout + stderr
     assert "interrupted: cancelling run" in stdout and stderr.strip().endswith("error: stopped (SIGTERM)")
     assert len(jobs_env.workspace.api_requests("POST", "*/jobs/runs/cancel")) == 1
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -16,7 +15,7 @@ import junitparser
 import pytest
 import xmlschema
 from databricks_fixtures import DBX_TOKEN, dbx_env
-from helpers import DATA, SCRIPTS, assert_one_line_error, run_script
+from helpers import DATA, SCRIPTS, assert_one_line_error, run_script, stop_with_sigterm
 
 FOLDER = "/Workspace/Shared/ci/tests"
 SCHEMA = xmlschema.XMLSchema(DATA / "junit" / "JUnit.xsd")
@@ -204,18 +203,9 @@ def test_sigterm_cancels_the_runs_it_started_as_ctrl_c_does(workspace, tmp_path)
     out = tmp_path / "runs"
     command = [sys.executable, str(SCRIPTS / "run_notebooks.py"), f"{FOLDER}/test_sleeps", "--out-dir", str(out)]
     command += ["--cluster-id", cluster_id(workspace), "--poll-max", "1", "--timeout", "90"]
-    process = subprocess.Popen(
-        command, env=dbx_env(workspace), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while workspace.count("POST", "*/jobs/runs/submit") == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 128 + signal.SIGTERM, stdout + stderr
+    submitted = lambda: workspace.count("POST", "*/jobs/runs/submit") > 0  # noqa: E731
+    code, stdout, stderr = stop_with_sigterm(command, submitted, env=dbx_env(workspace))
+    assert code == 128 + signal.SIGTERM, stdout + stderr
     assert stderr.strip().splitlines()[-1] == "error: stopped (SIGTERM)"
     assert workspace.count("POST", "*/jobs/runs/cancel") == 1
     record = records(out)[f"{FOLDER}/test_sleeps"]
