@@ -416,7 +416,10 @@ def _copy_of_the_checkout(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_the_repository_ci_stage_runs_green_and_a_broken_unit_test_stops_it_red_naming_the_test(tmp_path) -> None:
+    """With the default --workdir, as README's main command runs it: out/local-run inside the repository, a folder
+    its .gitignore ignores (the checkout there must not look ignored to the steps that run in it)."""
     repo = _copy_of_the_checkout(tmp_path)
+    assert "/out/" in (repo / ".gitignore").read_text().splitlines()
     venv = agent_venv(tmp_path)  # the pipeline's pip installs land here, not in the test interpreter
     env = script_env(PIP_NO_INDEX="1", PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}")
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -424,7 +427,7 @@ def test_the_repository_ci_stage_runs_green_and_a_broken_unit_test_stops_it_red_
     def ci() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(venv / "bin" / "python"), str(repo / "ci_cd_scripts" / "run_pipeline_locally.py")]
-            + [str(repo / "pipelines" / "azure-pipelines.yml"), "--stage", "ci", "--workdir", str(tmp_path / "work")]
+            + [str(repo / "pipelines" / "azure-pipelines.yml"), "--stage", "ci"]
             + ["--param", f"pythonVersion={version}", "--branch", "main"],
             cwd=repo,
             env=env,
@@ -438,7 +441,11 @@ def test_the_repository_ci_stage_runs_green_and_a_broken_unit_test_stops_it_red_
     summary = green.stdout.split("\nSummary\n", 1)[1]
     assert "Pipeline: Succeeded" in summary and "Unit tests (pytest per package, installed wheels)" in summary
     assert re.search(r"Tests: [1-9]\d* passed, 0 failed", summary)
-    drop = tmp_path / "work" / "run" / "artifacts" / "drop" / "artifact.zip"
+    assert (
+        "Validate config (every target, strict)" in summary
+        and "Validate config (every target, strict) —" not in summary
+    )
+    drop = repo / "out" / "local-run" / "run" / "artifacts" / "drop" / "artifact.zip"
     with zipfile.ZipFile(drop) as bundle:
         wheels = [name for name in bundle.namelist() if name.startswith("wheels/")]
     assert len(wheels) == 2 and all(".dev1-" in name for name in wheels), wheels  # Build.BuildId 1

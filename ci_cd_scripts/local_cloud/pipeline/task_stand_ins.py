@@ -10,6 +10,7 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -300,8 +301,22 @@ def checkout(step: Step, run: Any) -> Outcome:
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, destination, follow_symlinks=False)
         copied += 1
+    _make_repository(target)
     run.say(f"  checked out {copied} files of {source} (as git sees them, .gitignore honoured) into {target}")
     return _OK
+
+
+def _make_repository(folder: Path) -> None:
+    """Make the checkout a git repository of its own, as an agent's checkout (a clone) is. Without it, a tool that
+    looks for the enclosing repository (the bundle sync selection, `git log`) finds the user's, in which the default
+    work folder out/ is ignored: the checkout would look ignored to itself. Without git, an empty ``.git`` folder
+    still marks the boundary."""
+    try:
+        done = subprocess.run(["git", "init", "-q", str(folder)], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        done = False  # no git here: mark the boundary by hand
+    if not done:
+        (folder / ".git").mkdir(exist_ok=True)
 
 
 # ---- UniversalPackages@0 -------------------------------------------------------------------------------------
